@@ -1,0 +1,249 @@
+"""The ``bigramlm`` command line: a thin layer over the library.
+
+Bad input ends in one line, ``error: ...``, and exit code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import BigramLMError
+
+EXIT_USAGE = 2
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False))
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    return number
+
+
+# --- train --------------------------------------------------------------------
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    from .training import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a model on a corpus", description="Train a model and write a run directory.")
+    p.add_argument("--data", required=True, help="a named corpus (tinyshakespeare, bitext) or a file path")
+    p.add_argument("--model", default="bigram", help="model to train (default: bigram)")
+    p.add_argument("--method", default=d.method, choices=["sgd", "counts"], help="sgd: AdamW on batches; counts: closed-form bigram")
+    p.add_argument("--out", required=True, type=Path, help="run directory to write")
+    p.add_argument("--steps", type=_positive_int, default=d.steps, help=f"optimizer steps (default {d.steps})")
+    p.add_argument("--lr", type=float, default=d.learning_rate, help=f"learning rate (default {d.learning_rate})")
+    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help=f"windows per batch (default {d.batch_size})")
+    p.add_argument("--block-size", type=_positive_int, default=d.block_size, help=f"window length in tokens (default {d.block_size})")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"AdamW weight decay (default {d.weight_decay})")
+    p.add_argument("--alpha", type=float, default=d.alpha, help="additive smoothing for --method counts (default 1: add-one)")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--eval-every", type=_positive_int, default=d.eval_every, help="steps between full-split evaluations")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every, help="steps between resume checkpoints")
+    p.add_argument("--device", default=d.device, help="torch device: cpu, cuda, or auto")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the final result as one JSON object")
+    p.set_defaults(func=cmd_train)
+
+
+def _resolve_device(name: str) -> str:
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .datasets import load_data
+    from .training import TrainConfig, train
+
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise BigramLMError(f"--out {out} exists and is not a directory")
+    if not args.resume and (out / "config.json").exists() and not args.overwrite:
+        raise BigramLMError(f"{out} already holds a run; use --resume to continue it or --overwrite to replace it")
+    config = TrainConfig(
+        method=args.method,
+        steps=args.steps,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        block_size=args.block_size,
+        weight_decay=args.weight_decay,
+        alpha=args.alpha,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
+        device=_resolve_device(args.device),
+    )
+    config.validate()
+    data = None
+    if args.resume:
+        from .checkpoint import read_config
+        from .datasets import load_run_data
+
+        data = load_run_data(read_config(out))
+    else:
+        data = load_data(args.data)
+    log = (lambda m: print(m, file=sys.stderr)) if not args.json else None
+    result = train(
+        data,
+        out,
+        model_name=args.model,
+        config=config,
+        resume=args.resume,
+        progress=not (args.no_progress or args.json),
+        log=log,
+    )
+    summary = {"run_dir": str(out), "steps": result.steps, "seconds": round(result.seconds, 3), **result.val.to_dict()}
+    if args.json:
+        _print_json(summary)
+    else:
+        v = result.val
+        print(f"val loss {v.loss:.4f} nats | {v.bits_per_char:.4f} bits/char | perplexity {v.perplexity:.2f} | {v.tokens:,} tokens")
+        print(f"run written to {out} ({result.seconds:.1f} s)")
+    return 0
+
+
+# --- eval ---------------------------------------------------------------------
+
+
+def add_eval_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a run on a whole split", description="Mean next-token cross-entropy over a whole split.")
+    p.add_argument("run_dir", type=Path, help="run directory")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"], help="split to evaluate (default val)")
+    p.add_argument("--data", default=None, help="read the run's data from here instead of where it was trained")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .api import evaluate_run
+
+    result = evaluate_run(args.run_dir, split=args.split, data=args.data)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(f"{result.split}: loss {result.loss:.4f} nats | {result.bits_per_char:.4f} bits/char | perplexity {result.perplexity:.3f} | {result.tokens:,} tokens")
+    return 0
+
+
+# --- sample -------------------------------------------------------------------
+
+
+def add_sample_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="stream generated text", description="Generate text from a trained run.")
+    p.add_argument("run_dir", type=Path, help="run directory")
+    p.add_argument("--prompt", default="", help="text to continue (not repeated in the output)")
+    p.add_argument("--tokens", type=int, default=500, help="new tokens to generate (default 500)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 is greedy (default 1)")
+    p.add_argument("--top-k", type=int, default=None, help="sample only from the k likeliest tokens")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
+    p.add_argument("--seed", type=int, default=None, help="random seed for reproducible samples")
+    p.set_defaults(func=cmd_sample)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .checkpoint import load_run
+    from .sampling import check_new_tokens, generate_text
+
+    check_new_tokens(args.tokens)
+    run = load_run(args.run_dir)
+    out = sys.stdout
+    for chunk in generate_text(run.model, run.tokenizer, args.prompt, args.tokens, args.temperature, args.top_k, args.top_p, args.seed):
+        out.write(chunk)
+        out.flush()
+    out.write("\n")
+    return 0
+
+
+# --- data ---------------------------------------------------------------------
+
+
+def add_data_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="inspect data sources", description="Look at a corpus as the lecture does.")
+    data_sub = p.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
+    info = data_sub.add_parser("info", help="length, vocabulary, preview and context/target pairs")
+    info.add_argument("source", help="a named corpus or a file path")
+    info.add_argument("--block-size", type=_positive_int, default=8, help="window for the context -> target pairs (default 8)")
+    info.add_argument("--preview", type=int, default=500, help="characters of preview (default 500)")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(func=cmd_data_info)
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from .datasets import data_info
+
+    if args.block_size < 1:
+        raise BigramLMError("--block-size must be at least 1")
+    info = data_info(args.source, args.block_size, max(args.preview, 0))
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"source: {info['source']} ({info['kind']})")
+    print(f"length: {info['characters']:,} characters (train {info['train_characters']:,}, val {info['val_characters']:,})")
+    print(f"vocabulary ({info['vocab_size']}): {info['vocab']!r}")
+    print(f"vocab_size = {info['vocab_size']}")
+    print("preview:")
+    print(info["preview"])
+    print(f"\ncontext -> target pairs of the first window (block_size={info['block_size']}):")
+    for pair, text in zip(info["pairs"], info["pairs_text"]):
+        print(f"when input is {pair['context']} the target is: {pair['target']}    ({text['context']!r} -> {text['target']!r})")
+    return 0
+
+
+# --- entry point ----------------------------------------------------------------
+
+#: Subcommand registrars. Other modules' commands (assist, serve, ...) add themselves here.
+PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_train_parser,
+    add_eval_parser,
+    add_sample_parser,
+    add_data_parser,
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like BigramLMError
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="bigramlm", description="Character-level language models, from the bigram up, with a support-agent assistant.")
+    parser.add_argument("--version", action="version", version=f"bigramlm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    for add in PARSERS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except BigramLMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `bigramlm sample ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Loss-curve PNGs for runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def plot_loss_curve(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
+    """Raw and smoothed train loss per step, and the full-split val loss at eval steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .checkpoint import atomic_write
+
+    train = [(r["step"], r["loss"], r["ema_loss"]) for r in history if "loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in history if "val_loss" in r]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    if train:
+        steps, raw, ema = zip(*train)
+        ax.plot(steps, raw, color="tab:blue", alpha=0.25, linewidth=0.8, label="train (batch)")
+        ax.plot(steps, ema, color="tab:blue", linewidth=1.6, label="train (smoothed)")
+    if val:
+        steps, losses = zip(*val)
+        ax.plot(steps, losses, "o-", color="tab:orange", linewidth=1.6, label="val (full split)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

@@ -1,0 +1,194 @@
+"""Text generation for any model of the shared interface.
+
+Two paths:
+
+- a model whose next token depends on the last token only (it has
+  ``transition_logits()``, like the bigram) is sampled as a Markov chain from a
+  precomputed (V, V) table: O(1) per character, no network call per step;
+- any other model runs autoregressively, cropped to its block size; a model with an
+  incremental decoding cache (``supports_kv_cache``) gets one position per step.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import BigramLMError
+
+MAX_NEW_TOKENS = 10_000_000
+
+
+def check_new_tokens(n: int) -> None:
+    if n < 0:
+        raise BigramLMError(f"--tokens must not be negative (got {n})")
+    if n > MAX_NEW_TOKENS:
+        raise BigramLMError(f"--tokens {n} is absurd; at most {MAX_NEW_TOKENS:,} per call")
+
+
+def filter_logits(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """Next-token probabilities from logits (..., V) after temperature, top-k and top-p.
+
+    Temperature 0 means greedy: all mass on the arg-max.
+    """
+    if temperature < 0:
+        raise BigramLMError(f"temperature must be non-negative (got {temperature})")
+    if top_k is not None and top_k < 1:
+        raise BigramLMError(f"top-k must be at least 1 (got {top_k})")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise BigramLMError(f"top-p must be in (0, 1] (got {top_p})")
+    logits = logits.float()
+    if temperature == 0:
+        return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).float()
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if top_p is not None and top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (always the first token).
+        drop = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs
+
+
+class MarkovChainSampler:
+    """Exact sampling of a first-order Markov chain at about a million steps per second.
+
+    Each state keeps a pool of next tokens drawn i.i.d. from its row (vectorised
+    ``searchsorted`` over uniform draws). Walking the chain then costs one list lookup
+    per step: the k-th visit to a state uses that state's k-th independent draw, which
+    is exactly a draw from the row, independent of the past.
+    """
+
+    def __init__(self, probs: np.ndarray, seed: int | None = None):
+        self.cdf = np.cumsum(probs.astype(np.float64), axis=1)
+        self.cdf /= self.cdf[:, -1:]
+        self.vocab_size = probs.shape[0]
+        self.rng = np.random.default_rng(seed)
+        self.pools: list[list[int]] = [[] for _ in range(self.vocab_size)]
+        self.positions = [0] * self.vocab_size
+        self.pool_sizes = [64] * self.vocab_size
+
+    def _refill(self, state: int) -> list[int]:
+        size = self.pool_sizes[state]
+        self.pool_sizes[state] = min(size * 2, 1 << 16)  # frequent states get larger pools
+        draws = np.searchsorted(self.cdf[state], self.rng.random(size), side="right")
+        pool = np.minimum(draws, self.vocab_size - 1).tolist()
+        self.pools[state] = pool
+        self.positions[state] = 0
+        return pool
+
+    def walk(self, start: int, n: int, chunk: int = 8192) -> Iterator[list[int]]:
+        """Yield the next ``n`` states after ``start`` in chunks (for streaming)."""
+        pools, positions = self.pools, self.positions
+        state = start
+        done = 0
+        while done < n:
+            out: list[int] = []
+            append = out.append
+            for _ in range(min(chunk, n - done)):
+                pos = positions[state]
+                pool = pools[state]
+                if pos >= len(pool):
+                    pool = self._refill(state)
+                    pos = 0
+                positions[state] = pos + 1
+                state = pool[pos]
+                append(state)
+            done += len(out)
+            yield out
+
+
+def _start_ids(prompt_ids: Sequence[int] | np.ndarray, default_start: int) -> list[int]:
+    ids = [int(i) for i in np.asarray(prompt_ids).reshape(-1)]
+    return ids if ids else [default_start]
+
+
+@torch.no_grad()
+def generate_ids(
+    model: nn.Module,
+    prompt_ids: Sequence[int] | np.ndarray,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    default_start: int = 0,
+) -> Iterator[list[int]]:
+    """Yield new token ids in chunks, continuing ``prompt_ids`` (or ``default_start``)."""
+    check_new_tokens(max_new_tokens)
+    context = _start_ids(prompt_ids, default_start)
+    if max_new_tokens == 0:
+        return
+    if hasattr(model, "transition_logits"):
+        probs = filter_logits(model.transition_logits().detach().cpu(), temperature, top_k, top_p)
+        sampler = MarkovChainSampler(probs.numpy(), seed=seed)
+        yield from sampler.walk(context[-1], max_new_tokens)
+        return
+    yield from _autoregressive(model, context, max_new_tokens, temperature, top_k, top_p, seed)
+
+
+def _autoregressive(
+    model: nn.Module,
+    context: list[int],
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    seed: int | None,
+) -> Iterator[list[int]]:
+    """Generic path: re-run the model on the (cropped) context at every step."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device="cpu")
+    if seed is not None:
+        generator.manual_seed(seed)
+    else:
+        generator.seed()
+    block = model.get_block_size()
+    idx = torch.tensor([context], dtype=torch.long, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        for _ in range(max_new_tokens):
+            logits, _ = model(idx[:, -block:])
+            probs = filter_logits(logits[:, -1, :], temperature, top_k, top_p).cpu()
+            nxt = torch.multinomial(probs, 1, generator=generator)
+            idx = torch.cat([idx, nxt.to(device)], dim=1)
+            yield [int(nxt)]
+    finally:
+        model.train(was_training)
+
+
+def generate_text(
+    model: nn.Module,
+    tokenizer,
+    prompt: str = "",
+    max_new_tokens: int = 500,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+) -> Iterator[str]:
+    """Stream decoded text chunks that continue ``prompt`` (which is not repeated)."""
+    prompt_ids = tokenizer.encode(prompt) if prompt else []
+    start = default_start_id(tokenizer)
+    for chunk in generate_ids(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed, start):
+        yield tokenizer.decode(chunk)
+
+
+def default_start_id(tokenizer) -> int:
+    """Start an unprompted sample at a newline when the vocabulary has one (id 0 otherwise)."""
+    stoi = getattr(tokenizer, "stoi", None)
+    if stoi is not None and "\n" in stoi:
+        return stoi["\n"]
+    return 0

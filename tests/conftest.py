@@ -1,0 +1,50 @@
+"""Shared fixtures: small corpora made by the tests, and the real ones when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _data_dir() -> Path | None:
+    value = os.environ.get("BIGRAMLM_DATA_DIR")
+    if value and Path(value).is_dir():
+        return Path(value)
+    return SHARED if SHARED.is_dir() else None
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Never read or write the user's real cache from a test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+@pytest.fixture
+def shakespeare_path() -> Path:
+    root = _data_dir()
+    path = root / "tinyshakespeare" / "input.txt" if root else None
+    if path is None or not path.is_file():
+        pytest.skip("Tiny Shakespeare not available (set BIGRAMLM_DATA_DIR)")
+    return path
+
+
+@pytest.fixture
+def bitext_sample_path() -> Path:
+    root = _data_dir()
+    path = root / "bitext" / "bitext-sample.csv" if root else None
+    if path is None or not path.is_file():
+        pytest.skip("Bitext sample not available (set BIGRAMLM_DATA_DIR)")
+    return path
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path) -> Path:
+    """A small hand-made text corpus, long enough for batches of block 8."""
+    text = ("the cat sat on the mat. the dog sat on the log. " * 40) + "a bird sang.\n"
+    path = tmp_path / "tiny.txt"
+    path.write_text(text, encoding="utf-8")
+    return path

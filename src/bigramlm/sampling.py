@@ -192,3 +192,106 @@ def default_start_id(tokenizer) -> int:
     if stoi is not None and "\n" in stoi:
         return stoi["\n"]
     return 0
+
+
+class _StopScanner:
+    """Streams one candidate's text, holding back any tail that could still become a stop string."""
+
+    def __init__(self, stop: Sequence[str]):
+        self.stop = [s for s in stop if s]
+        self.hold = max((len(s) for s in self.stop), default=1) - 1
+        self.text = ""
+        self.emitted = 0
+        self.done = False
+
+    def feed(self, piece: str) -> str:
+        """Add generated text; return the part that is now safe to show."""
+        self.text += piece
+        hits = [i for i in (self.text.find(s, max(0, self.emitted - self.hold)) for s in self.stop) if i >= 0]
+        if hits:
+            self.text = self.text[: min(hits)]
+            self.done = True
+            safe_end = len(self.text)
+        else:
+            safe_end = max(self.emitted, len(self.text) - self.hold)
+        out = self.text[self.emitted : safe_end]
+        self.emitted = safe_end
+        return out
+
+    def flush(self) -> str:
+        out = self.text[self.emitted :]
+        self.emitted = len(self.text)
+        return out
+
+
+def _next_token_fn(model: nn.Module, context: list[int], n: int, temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator):
+    """Return ``step(last_ids) -> next_ids`` for ``n`` parallel rows that share ``context``."""
+    if hasattr(model, "transition_logits"):
+        table = filter_logits(model.transition_logits().detach().cpu(), temperature, top_k, top_p)
+
+        def markov_step(last: torch.Tensor) -> torch.Tensor:
+            return torch.multinomial(table[last], 1, generator=generator).squeeze(1)
+
+        return markov_step
+    device = next(model.parameters()).device
+    block = model.get_block_size()
+    idx = torch.tensor([context] * n, dtype=torch.long, device=device)
+    state = {"idx": idx}
+
+    def window_step(last: torch.Tensor) -> torch.Tensor:
+        # The naive way: re-run the cropped window for every new token.
+        logits, _ = model(state["idx"][:, -block:])
+        probs = filter_logits(logits[:, -1, :], temperature, top_k, top_p).cpu()
+        nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        state["idx"] = torch.cat([state["idx"], nxt.unsqueeze(1).to(device)], dim=1)
+        return nxt
+
+    return window_step
+
+
+@torch.no_grad()
+def generate_candidates(
+    model: nn.Module,
+    tokenizer,
+    prompt: str,
+    n: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    stop: Sequence[str] = (),
+) -> Iterator[tuple[int, str]]:
+    """Grow ``n`` continuations of ``prompt`` side by side, streaming ``(index, text)``.
+
+    Each candidate ends at its first stop string (which is not included) or after
+    ``max_new_tokens``; the pieces of one index concatenate to its final text.
+    """
+    check_new_tokens(max_new_tokens)
+    if n < 1:
+        raise BigramLMError(f"n must be at least 1 (got {n})")
+    context = _start_ids(tokenizer.encode(prompt, on_unknown="replace") if prompt else [], default_start_id(tokenizer))
+    generator = torch.Generator()
+    generator.manual_seed(seed) if seed is not None else generator.seed()
+    was_training = model.training
+    model.eval()
+    try:
+        step = _next_token_fn(model, context, n, temperature, top_k, top_p, generator)
+        last = torch.full((n,), context[-1], dtype=torch.long)
+        scanners = [_StopScanner(stop) for _ in range(n)]
+        for _ in range(max_new_tokens):
+            last = step(last)
+            for i, token in enumerate(last.tolist()):
+                if scanners[i].done:
+                    continue
+                piece = scanners[i].feed(tokenizer.decode([token]))
+                if piece:
+                    yield i, piece
+            if all(s.done for s in scanners):
+                break
+        for i, scanner in enumerate(scanners):
+            rest = scanner.flush()
+            if rest:
+                yield i, rest
+    finally:
+        model.train(was_training)

@@ -35,6 +35,7 @@ from .errors import BigramLMError
 from .evaluation import EvalResult, evaluate_ids
 from .models import build_model, model_config_dict
 from .tokenization import CharTokenizer, Tokenizer, load_tokenizer
+from .threads import configure_cpu_threads
 
 
 @dataclass
@@ -162,6 +163,7 @@ def train(
     torch.manual_seed(config.seed)  # model initialisation
     model_config = {**(model_config or {}), "vocab_size": tokenizer.vocab_size, "block_size": config.block_size}
     model = build_model(model_name, model_config).to(device)
+    configure_cpu_threads(model, device)  # tiny models: 1 thread is ~10x faster per step
     run_config = {
         "format_version": 1,
         "bigramlm_version": __version__,

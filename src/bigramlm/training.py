@@ -120,7 +120,14 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """On resume, forget metrics logged after the checkpoint step (they are redone)."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line and json.loads(line).get("step", 0) <= step]
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a kill mid-append leaves a partial last line
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(line)
     atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 

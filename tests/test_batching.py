@@ -1,0 +1,66 @@
+"""Splits and batches: y is x shifted by one, windows stay in bounds, seeds reproduce."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bigramlm.batching import check_block_size, get_batch, split_tokens
+from bigramlm.datasets import split_text
+from bigramlm.errors import BigramLMError
+
+
+def test_y_is_x_shifted_by_one() -> None:
+    data = torch.arange(1000) * 7  # every window is identifiable from its first value
+    g = torch.Generator().manual_seed(0)
+    x, y = get_batch(data, batch_size=64, block_size=8, generator=g)
+    assert x.shape == y.shape == (64, 8)
+    assert x.dtype == y.dtype == data.dtype
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    for row_x, row_y in zip(x, y):
+        start = int(row_x[0]) // 7
+        assert torch.equal(row_x, data[start : start + 8])
+        assert torch.equal(row_y, data[start + 1 : start + 9])
+
+
+def test_matches_notebook_loop_for_same_starts() -> None:
+    # Same random starts as the notebook's draw, so the one-gather batch must equal
+    # its Python loop of slices and torch.stack.
+    data = torch.randint(65, (5000,), generator=torch.Generator().manual_seed(1))
+    x, y = get_batch(data, 32, 8, torch.Generator().manual_seed(42))
+    ix = torch.randint(len(data) - 8, (32,), generator=torch.Generator().manual_seed(42))
+    assert torch.equal(x, torch.stack([data[i : i + 8] for i in ix]))
+    assert torch.equal(y, torch.stack([data[i + 1 : i + 9] for i in ix]))
+
+
+def test_reproducible_with_seed() -> None:
+    data = torch.arange(10_000)
+    a = get_batch(data, 16, 8, torch.Generator().manual_seed(1337))
+    b = get_batch(data, 16, 8, torch.Generator().manual_seed(1337))
+    c = get_batch(data, 16, 8, torch.Generator().manual_seed(1338))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+
+
+def test_shortest_possible_split_stays_in_bounds() -> None:
+    data = torch.arange(9)  # exactly one window of 8 plus its target
+    x, y = get_batch(data, 5, 8, torch.Generator().manual_seed(0))
+    assert torch.equal(x, torch.arange(8).expand(5, 8))
+    assert torch.equal(y, torch.arange(1, 9).expand(5, 8))
+
+
+def test_block_size_must_be_shorter_than_split() -> None:
+    check_block_size(torch.arange(9), 8)
+    with pytest.raises(BigramLMError, match="block_size 9 is not shorter"):
+        check_block_size(torch.arange(9), 9)
+    with pytest.raises(BigramLMError):
+        check_block_size(torch.arange(9), 0)
+
+
+def test_split_is_contiguous_ninety_percent() -> None:
+    ids = torch.arange(1000)
+    train, val = split_tokens(ids)
+    assert torch.equal(train, torch.arange(900)) and torch.equal(val, torch.arange(900, 1000))
+    text = "".join(chr(97 + i % 26) for i in range(1001))
+    tr, va = split_text(text)
+    assert tr + va == text and len(tr) == 900

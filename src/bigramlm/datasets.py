@@ -118,3 +118,7 @@ def data_info(source: str, block_size: int = 8, preview: int = 500) -> dict[str,
         "pairs": [{"context": x[: t + 1], "target": y[t]} for t in range(block_size)],
         "pairs_text": [{"context": tokenizer.decode(x[: t + 1]), "target": tokenizer.decode([y[t]])} for t in range(block_size)],
     }
+
+
+# Named corpora defined in other modules (the Bitext dataset) register themselves on import.
+from . import instructions as _instructions  # noqa: E402,F401

@@ -13,6 +13,7 @@ A run directory holds:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -131,12 +132,26 @@ class Run:
         return self.model.get_block_size()
 
 
-def check_tokenizer_matches(model_config: dict[str, Any], tokenizer: Tokenizer, run_dir: Path) -> None:
+def tokenizer_fingerprint(tokenizer: Tokenizer) -> str:
+    """sha256 of the tokenizer's canonical JSON: two vocabularies of the same size but
+    different characters must not pass for each other."""
+    canonical = json.dumps(tokenizer.to_dict(), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def check_tokenizer_matches(
+    model_config: dict[str, Any], tokenizer: Tokenizer, run_dir: Path, recorded_sha256: str | None = None
+) -> None:
     expected = model_config.get("vocab_size")
     if expected is not None and expected != tokenizer.vocab_size:
         raise BigramLMError(
             f"tokenizer in {run_dir} has {tokenizer.vocab_size} tokens but the checkpoint "
             f"expects {expected}; the tokenizer does not match this checkpoint"
+        )
+    if recorded_sha256 is not None and recorded_sha256 != tokenizer_fingerprint(tokenizer):
+        raise BigramLMError(
+            f"tokenizer in {run_dir} is not the one this checkpoint was trained with "
+            "(its fingerprint differs from config.json); restore the run's tokenizer.json"
         )
 
 
@@ -146,7 +161,8 @@ def load_run(run_dir: str | os.PathLike[str], device: str = "cpu") -> Run:
     config = read_config(run_dir)
     model_section = config["model"]
     tokenizer = load_tokenizer(run_dir / TOKENIZER)
-    check_tokenizer_matches(model_section.get("config", {}), tokenizer, run_dir)
+    recorded = (config.get("tokenizer") or {}).get("sha256")
+    check_tokenizer_matches(model_section.get("config", {}), tokenizer, run_dir, recorded)
     model = build_model(model_section["name"], model_section.get("config", {}))
     load_state_into(model, _load_tensors(run_dir / WEIGHTS), run_dir / WEIGHTS)
     model.to(device).eval()
@@ -156,6 +172,8 @@ def load_run(run_dir: str | os.PathLike[str], device: str = "cpu") -> Run:
 def save_run_files(run_dir: Path, config: dict[str, Any], model: nn.Module, tokenizer: Tokenizer) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # Record which tokenizer the weights belong to, so load_run can refuse another one.
+    config = {**config, "tokenizer": {**(config.get("tokenizer") or {}), "sha256": tokenizer_fingerprint(tokenizer)}}
     write_config(run_dir, config)
     save_tokenizer(tokenizer, run_dir / TOKENIZER)
     save_weights(run_dir, model)

@@ -1,0 +1,24 @@
+"""The bounds of the desk server, in a module light enough for the CLI to import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ServerLimits:
+    """Every bound the server enforces; each is named in the 422 that breaks it."""
+
+    max_message_chars: int = 2000
+    max_reply_chars: int = 8000
+    max_prompt_chars: int = 8000
+    max_n: int = 8
+    max_new_tokens: int = 1000
+    max_body_bytes: int = 64 * 1024
+    max_page: int = 200
+    max_chat_messages: int = 64
+    #: generations running at once; requests beyond get 503 + Retry-After, never a queue
+    max_concurrent: int = 4
+    #: seconds one generation may run
+    timeout_s: float = 30.0
+    retry_after_s: int = 1

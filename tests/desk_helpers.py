@@ -1,0 +1,104 @@
+"""Helpers for the desk tests: a tiny support run, free ports, a server in a thread."""
+
+from __future__ import annotations
+
+import csv
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+INTENTS = {
+    "cancel_order": ("ORDER", ["I want to cancel order {{Order Number}}", "please cancel my purchase",
+                               "how can I cancel the order I made", "cancel my last order now"],
+                     "I understand you want to cancel order {{Order Number}}. Visit {{Website URL}} and choose Cancel."),
+    "track_order": ("ORDER", ["where is my package", "track my order please", "my order has not arrived",
+                              "when will my order {{Order Number}} arrive"],
+                    "You can track order {{Order Number}} at {{Website URL}} under My Orders."),
+    "get_refund": ("REFUND", ["I want my money back", "how do I get a refund", "refund my payment please",
+                              "can I be refunded for this"],
+                   "I am sorry to hear that. Call {{Customer Support Phone Number}} and we will start your refund."),
+    "contact_human_agent": ("CONTACT", ["let me talk to a person", "I need a human agent", "can I speak with someone",
+                                        "put me through to an agent"],
+                            "Of course, I am connecting you with a human agent of {{Company Name}} now."),
+}
+
+
+def write_support_csv(path: Path, copies: int = 4) -> Path:
+    """A small instruction table: 4 intents x 16 rows, with placeholders in the replies."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["flags", "instruction", "category", "intent", "response"])
+        for intent, (category, messages, reply) in INTENTS.items():
+            for k in range(copies):
+                for message in messages:
+                    writer.writerow(["B", f"{message}{'!' * k}", category, intent, reply])
+    return path
+
+
+def train_support_run(workdir: Path) -> Path:
+    """A counts bigram trained on the small table; seconds on one core."""
+    from bigramlm.datasets import load_data
+    from bigramlm.training import TrainConfig, train
+
+    data_path = write_support_csv(workdir / "support.csv")
+    out = workdir / "support-run"
+    train(load_data(str(data_path)), out, config=TrainConfig(method="counts"), progress=False)
+    return out
+
+
+def train_text_run(workdir: Path) -> Path:
+    """A counts bigram on plain text (no assistant)."""
+    from bigramlm.datasets import load_data
+    from bigramlm.training import TrainConfig, train
+
+    text = workdir / "plain.txt"
+    text.write_text("the cat sat on the mat. the dog sat on the log.\n" * 50, encoding="utf-8")
+    out = workdir / "text-run"
+    train(load_data(str(text)), out, config=TrainConfig(method="counts"), progress=False)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(base: str, timeout: float = 60.0, proc: Any = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{base} did not become healthy in {timeout} s")
+
+
+class ThreadServer:
+    """uvicorn serving an app on a free loopback port, in a daemon thread."""
+
+    def __init__(self, app: Any):
+        import uvicorn
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, access_log=False, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "ThreadServer":
+        self.thread.start()
+        wait_healthy(self.base, timeout=30)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -213,6 +213,10 @@ PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_data_parser,
 ]
 
+from .cli_serve import add_serve_parser  # noqa: E402  (a light module: fastapi loads only when serving)
+
+PARSERS.append(add_serve_parser)
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like BigramLMError

@@ -25,7 +25,6 @@ Thread safety
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import uuid

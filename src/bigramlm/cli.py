@@ -54,6 +54,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the final result as one JSON object")
+    from .cli_support import add_instruction_args
+
+    add_instruction_args(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -95,7 +98,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         data = load_run_data(read_config(out))
     else:
-        data = load_data(args.data)
+        from .cli_support import check_instruction_flags, instruction_options
+
+        check_instruction_flags(args.data, args)
+        data = load_data(args.data, **instruction_options(args))
     log = (lambda m: print(m, file=sys.stderr)) if not args.json else None
     result = train(
         data,
@@ -125,10 +131,17 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="val", choices=["train", "val", "test"], help="split to evaluate (default val)")
     p.add_argument("--data", default=None, help="read the run's data from here instead of where it was trained")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    from .cli_support import add_support_eval_args
+
+    add_support_eval_args(p)
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if getattr(args, "task", "lm") == "support":
+        from .cli_support import cmd_eval_support
+
+        return cmd_eval_support(args)
     from .api import evaluate_run
 
     result = evaluate_run(args.run_dir, split=args.split, data=args.data)
@@ -180,6 +193,9 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--preview", type=int, default=500, help="characters of preview (default 500)")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_data_info)
+    from .cli_support import add_data_export_parser
+
+    add_data_export_parser(data_sub)
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
@@ -212,6 +228,11 @@ PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_sample_parser,
     add_data_parser,
 ]
+
+# The support assistant's commands (cli_support.py).
+from .cli_support import add_assist_parser, add_brand_parser, add_learn_parser  # noqa: E402
+
+PARSERS.extend([add_assist_parser, add_brand_parser, add_learn_parser])
 
 from .cli_serve import add_serve_parser  # noqa: E402  (a light module: fastapi loads only when serving)
 

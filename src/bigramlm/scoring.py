@@ -44,47 +44,42 @@ def continuation_logprobs(
     block = int(model.get_block_size())
     chunk = _chunk(block, hasattr(model, "transition_logits"))
     device = next(model.parameters()).device
-    windows: list[tuple[int, int, int, list[int]]] = []  # (seq, first target, n targets, inputs)
-    results = [np.zeros(len(c), dtype=np.float64) for c in continuations]
-    for s, (prefix, cont) in enumerate(zip(prefixes, continuations)):
-        seq = [int(t) for t in prefix] + [int(t) for t in cont]
-        start = max(len(prefix), 1)  # the first token of a sequence has no context
-        end = len(seq)
-        a = start
+    seqs = [np.concatenate([np.asarray(p, dtype=np.int64).reshape(-1), np.asarray(c, dtype=np.int64).reshape(-1)])
+            for p, c in zip(prefixes, continuations)]
+    windows: list[tuple[int, int, int, int]] = []  # (sequence, first target a, end e, input start lo)
+    for s, prefix in enumerate(prefixes):
+        a, end = max(len(prefix), 1), len(seqs[s])  # the first token of a sequence has no context
         while a < end:
             e = min(a + chunk, end)
-            lo = max(0, e - 1 - block)
-            windows.append((s, a, e - a, seq[lo : e - 1]))
+            # Inputs seq[lo:e-1] predict targets seq[lo+1:e]; we read those in [a, e).
+            windows.append((s, a, e, max(0, e - 1 - block)))
             a = e
+    results = [np.zeros(len(c), dtype=np.float64) for c in continuations]
     was_training = model.training
     model.eval()
     try:
         for b0 in range(0, len(windows), batch_windows):
             group = windows[b0 : b0 + batch_windows]
-            width = max(len(w[3]) for w in group)
+            width = max(e - 1 - lo for _, _, e, lo in group)
             # Right padding is harmless: causal models never look ahead, and padded
             # positions are never read.
-            x = torch.zeros((len(group), width), dtype=torch.long)
-            for r, w in enumerate(group):
-                x[r, : len(w[3])] = torch.tensor(w[3], dtype=torch.long)
-            logits, _ = model(x.to(device))
-            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-            for r, (s, a, n, inputs) in enumerate(group):
-                lo = (a + n - 1) - len(inputs)  # absolute position of inputs[0]
-                seq_cont_offset = len(prefixes[s])
-                positions = torch.arange(a - 1 - lo, a - 1 - lo + n)  # logits rows predicting targets a..a+n-1
-                targets = torch.tensor(
-                    [_target(prefixes[s], continuations[s], t) for t in range(a, a + n)], dtype=torch.long
-                )
-                values = logp[r, positions, targets].double().numpy()
-                results[s][a - seq_cont_offset : a - seq_cont_offset + n] = values
+            x = np.zeros((len(group), width), dtype=np.int64)
+            for r, (s, _, e, lo) in enumerate(group):
+                x[r, : e - 1 - lo] = seqs[s][lo : e - 1]
+            logits, _ = model(torch.from_numpy(x).to(device))
+            logp = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+            rows = np.concatenate([np.full(e - a, r) for r, (_, a, e, _) in enumerate(group)])
+            cols = np.concatenate([np.arange(a - 1 - lo, e - 1 - lo) for _, a, e, lo in group])
+            tgts = np.concatenate([seqs[s][a:e] for s, a, e, _ in group])
+            values = logp[rows, cols, tgts].astype(np.float64)
+            offset = 0
+            for s, a, e, _ in group:
+                base = len(prefixes[s])
+                results[s][a - base : e - base] = values[offset : offset + e - a]
+                offset += e - a
     finally:
         model.train(was_training)
     return results
-
-
-def _target(prefix: Sequence[int], cont: Sequence[int], position: int) -> int:
-    return int(prefix[position]) if position < len(prefix) else int(cont[position - len(prefix)])
 
 
 def continuation_logprob_sums(model: nn.Module, prefix: Sequence[int], continuations: Sequence[Sequence[int]]) -> np.ndarray:

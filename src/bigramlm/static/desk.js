@@ -186,7 +186,7 @@ function showResult(message, result) {
     msg.textContent = String(c.message ?? c.instruction ?? "");
     const reply = document.createElement("div");
     reply.className = "case-reply";
-    reply.textContent = String(c.reply ?? c.response ?? "");
+    renderWithPlaceholders(reply, String(c.reply ?? c.response ?? ""));
     li.append(meta, msg, reply);
     similar.appendChild(li);
   }

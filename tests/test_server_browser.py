@@ -1,0 +1,185 @@
+"""The desk page in a real browser: Playwright driving Debian's headless Chromium."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _support_data(tmp_path: Path) -> Path:
+    """The real Bitext sample when it is here (a truer screenshot), else the tests' small table."""
+    from desk_helpers import write_support_csv
+
+    root = os.environ.get("BIGRAMLM_DATA_DIR")
+    sample = Path(root) / "bitext" / "bitext-sample.csv" if root else None
+    if sample is not None and sample.is_file():
+        return sample
+    return write_support_csv(tmp_path / "support.csv")
+
+
+def test_agent_gets_streamed_suggestions_edits_one_and_accepts_it(browser, tmp_path):
+    from bigramlm.datasets import load_data
+    from bigramlm.server import create_app
+    from bigramlm.store import CaseStore
+    from bigramlm.training import TrainConfig, train
+    from desk_helpers import ThreadServer
+
+    run_dir = tmp_path / "support-bigram"
+    train(load_data(str(_support_data(tmp_path))), run_dir, config=TrainConfig(method="counts"), progress=False)
+    brand = tmp_path / "brand.toml"
+    brand.write_text('[brand]\nname = "Acme"\n\n[placeholders]\n"Company Name" = "Acme"\n'
+                     '"Website URL" = "https://acme.example"\n"Customer Support Phone Number" = "+1 555 0100"\n',
+                     encoding="utf-8")
+    with ThreadServer(create_app(run_dir, brand_path=brand)) as server:
+        # bypass_csp: Playwright's wait_for_function evaluates strings, which the page's CSP forbids.
+        page = browser.new_page(viewport={"width": 1200, "height": 800}, bypass_csp=True)
+        # Record whether token-by-token cards ever appeared, however briefly.
+        page.add_init_script("""
+            window.__streamedCards = 0;
+            new MutationObserver((records) => {
+              for (const r of records) for (const n of r.addedNodes)
+                if (n.classList && n.classList.contains('streaming')) window.__streamedCards++;
+            }).observe(document, {childList: true, subtree: true});
+        """)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.base + "/")
+        page.fill("#message", "Hello, I would like to cancel my order please, it has not shipped yet")
+        page.fill("#n", "3")
+        page.click("#suggest")
+        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        assert page.evaluate("window.__streamedCards") >= 1, "suggestions did not stream"
+        cards = page.locator("#suggestions li.suggestion")
+        assert cards.count() >= 1
+        assert page.locator("#intent").inner_text().strip() not in ("", "–")
+        assert "%" in page.locator("#confidence").inner_text()
+        assert page.locator("#similar li").count() >= 1
+
+        first = cards.first
+        original = first.locator(".text").inner_text()
+        first.locator(".edit").click()
+        editor = first.locator(".editor")
+        assert editor.is_visible() and editor.input_value() == page.evaluate(
+            "(id) => document.querySelector(`li[data-id='${id}'] .editor`).value", first.get_attribute("data-id"))
+        editor.press("End")
+        editor.type(" Thanks for your patience!")
+        assert "edited · distance" in first.locator(".edit-info").inner_text()
+        first.locator(".accept").click()
+        page.wait_for_function("document.querySelector('#suggestions li.accepted') !== null", timeout=10_000)
+        info = first.locator(".edit-info").inner_text()
+        assert "saved as case #" in info and "edited" in info and "edit distance" in info
+        page.wait_for_function("document.querySelector('#stats').textContent.includes('cases 1')", timeout=10_000)
+        shot = tmp_path / "desk.png"
+        page.screenshot(path=str(shot), full_page=False)
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("BIGRAMLM_UPDATE_SCREENSHOT"):
+            # The README's screenshot: the same image with a 64-colour palette, to stay small.
+            from PIL import Image
+
+            (REPO / "docs").mkdir(exist_ok=True)
+            Image.open(shot).convert("RGB").quantize(colors=64).save(REPO / "docs" / "desk.png", optimize=True)
+        assert not errors, errors
+
+        stats = httpx.get(server.base + "/api/stats").json()
+    assert stats["cases"] == 1 and stats["cases_since_last_learn"] == 1
+    assert stats["accepted"] == 1 and stats["accepted_edited"] == 1 and stats["acceptance_rate"] == 1.0
+    assert 0 < stats["mean_edit_distance"] < 1
+    with CaseStore.for_run(run_dir) as store:
+        (case,) = store.list_cases()
+    assert case["reply"].endswith(" Thanks for your patience!")
+    assert case["edited"] is True and case["edit_distance"] == pytest.approx(stats["mean_edit_distance"])
+    assert case["message"].startswith("Hello, I would like to cancel")
+    assert original.strip()  # the suggestion the agent started from was shown
+
+
+PAYLOAD_SCRIPT = "<script>window.__xss = 'script'; alert('script')</script>"
+PAYLOAD_IMG = "<img src=x onerror=\"window.__xss = 'img'; alert('img')\">"
+PAYLOAD = f"Dear customer {PAYLOAD_SCRIPT} and {PAYLOAD_IMG} bye"
+
+
+class HostileAssistant:
+    """An assistant whose model output is markup: the page must show it as text.
+
+    The real model emits ``<`` and ``>`` freely but not on cue, so this one replays a
+    fixed output through the same streaming protocol (``Assistant.suggest_stream``).
+    """
+
+    store = None
+
+    def suggest_stream(self, message: str, **options: Any) -> Iterator[dict[str, Any]]:
+        yield {"type": "understanding", "intent": PAYLOAD_IMG, "category": PAYLOAD_SCRIPT, "intent_probability": 0.5,
+               "similar_cases": [], "replaced_characters": 0}
+        for i in range(0, len(PAYLOAD), 7):
+            yield {"type": "token", "index": 0, "text": PAYLOAD[i:i + 7]}
+        suggestion = {"id": "hostile-1", "index": 0, "text": PAYLOAD, "filled_text": PAYLOAD + " {{Order Number}}", "score": -1.0,
+                      "unfilled_placeholders": ["Order Number"],
+                      "mangled_placeholders": [{"text": PAYLOAD_IMG, "position": 0, "reason": "unbalanced braces"}]}
+        yield {"type": "done", "result": {
+            "intent": PAYLOAD_IMG, "category": PAYLOAD_SCRIPT, "intent_probability": 0.5, "suggestions": [suggestion],
+            "similar_cases": [{"message": PAYLOAD_IMG, "reply": PAYLOAD_SCRIPT, "intent": PAYLOAD_IMG, "score": 0.9}],
+            "replaced_characters": 0}}
+
+
+def test_model_markup_is_shown_as_text_and_never_runs(browser, tmp_path):
+    from bigramlm.server import create_app
+    from desk_helpers import ThreadServer, train_text_run
+
+    run_dir = train_text_run(tmp_path)
+    dialogs: list[str] = []
+    with ThreadServer(create_app(run_dir, assistant=HostileAssistant())) as server:
+        # Without the page's CSP, so that only the textContent rule stands between the
+        # markup and execution (the CSP is a second line, tested by the API tests).
+        page = browser.new_page(bypass_csp=True)
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(server.base + "/")
+        page.fill("#message", "show me something nasty")
+        page.click("#suggest")
+        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        page.wait_for_timeout(300)  # give an onerror handler time to fire, were there one
+        assert page.evaluate("window.__xss") is None
+        assert dialogs == []
+        assert page.evaluate("document.querySelectorAll('img').length") == 0
+        assert page.evaluate("Array.from(document.scripts).map(s => s.src.split('/').pop())") == ["desk.js"]
+        # The markup is on screen, literally.
+        text = page.locator("#suggestions li.suggestion .text").inner_text()
+        assert PAYLOAD_SCRIPT in text and PAYLOAD_IMG in text
+        assert page.locator("mark.unfilled").inner_text() == "{{Order Number}}"
+        assert PAYLOAD_IMG in page.locator("#intent").inner_text()
+        assert PAYLOAD_SCRIPT in page.locator("#similar").inner_text()
+        assert page.locator("#token-row").is_hidden()
+        # Edit and accept it too: the stored reply is the text, byte for byte.
+        page.locator(".accept").click()
+        page.wait_for_function("document.querySelector('#suggestions li.accepted') !== null", timeout=10_000)
+        assert page.evaluate("window.__xss") is None and dialogs == []
+        stored = httpx.get(server.base + "/api/cases").json()["items"][-1]
+        assert stored["reply"] == PAYLOAD + " {{Order Number}}"
+
+    # Control: the same payload does run when parsed as HTML, so the test above means something.
+    control = browser.new_page()
+    control.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    control.set_content("<div id=target></div>")
+    control.evaluate("(html) => { document.getElementById('target').innerHTML = html; }", PAYLOAD)
+    control.wait_for_function("window.__xss === 'img'", timeout=5_000)
+    assert dialogs == ["img"]

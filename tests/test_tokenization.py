@@ -30,6 +30,9 @@ def test_round_trip_non_ascii_and_emoji() -> None:
     assert tok.decode(ids) == TEXT
     assert tok.decode(ids.tolist()) == TEXT
     assert tok.decode([]) == ""
+    assert tok.encode("").size == 0
+    ascii_only = "Hello, there!"  # the byte-table fast path must agree with the general one
+    assert tok.encode(ascii_only).tolist() == [tok.stoi[c] for c in ascii_only]
     emoji = "🚀🙂🚀"
     assert tok.decode(tok.encode(emoji)) == emoji
 

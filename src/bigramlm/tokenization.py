@@ -54,6 +54,11 @@ class CharTokenizer:
         # vocabulary. The extra last slot catches every code point beyond the table.
         self._table = np.full(int(points.max()) + 2, -1, dtype=np.int64)
         self._table[points] = np.arange(len(chars), dtype=np.int64)
+        # ASCII text (the common case) is looked up byte by byte: no UTF-32 copy and no
+        # clamp, since every byte indexes this 128-entry table.
+        self._ascii_table = np.full(128, -1, dtype=np.int64)
+        ascii_points = points[points < 128]
+        self._ascii_table[ascii_points] = self._table[ascii_points]
         self._itos = np.array(list(chars), dtype=object)
         self.replacement = replacement if replacement is not None else self._default_replacement()
 
@@ -74,6 +79,8 @@ class CharTokenizer:
         return len(self.chars)
 
     def _lookup(self, text: str) -> np.ndarray:
+        if text.isascii():  # O(1) in CPython: the string object records it
+            return self._ascii_table.take(np.frombuffer(text.encode("ascii"), dtype=np.uint8))
         points = _codepoints(text)
         return self._table[np.minimum(points, len(self._table) - 1)]
 
@@ -84,8 +91,9 @@ class CharTokenizer:
         and its position; ``"replace"`` maps it to ``self.replacement``.
         """
         ids = self._lookup(text)
-        unknown = ids < 0
-        if unknown.any():
+        # min() is one pass with no temporary mask; the mask is built only on failure.
+        if ids.size and ids.min() < 0:
+            unknown = ids < 0
             if on_unknown == "replace":
                 ids[unknown] = self.stoi[self.replacement]
             else:

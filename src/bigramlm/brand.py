@@ -117,7 +117,7 @@ def fill_placeholders(text: str, values: dict[str, str], known: set[str] | None 
 def _stray_braces(segment: str, offset: int, mangled: list[dict[str, Any]]) -> None:
     """Braces outside well-formed placeholders: a half-written or broken slot."""
     for m in _BRACES.finditer(segment):
-        lo, hi = max(0, m.start() - 12), min(len(segment), m.end() + 12)
+        lo, hi = max(0, m.start() - 12), min(len(segment), m.end() + 24)
         mangled.append({
             "text": segment[lo:hi],
             "position": offset + m.start(),

@@ -175,21 +175,82 @@ _END = object()
 
 
 class Desk:
-    """What the routes share: the run, the assistant (for instruction runs), the store, the slots."""
+    """What the routes share: the run, the assistant (for instruction runs), the store, the slots.
+
+    ``learn`` replaces the run's weights while the server runs. At most once a second a
+    generating request looks at the weights file; when it changed, a background thread
+    loads the run again and swaps the (assistant, run) pair in one assignment. Requests
+    already running keep the pair they started with.
+    """
+
+    RELOAD_CHECK_S = 1.0
 
     def __init__(self, run_dir: Path, brand_path: Path | None, limits: ServerLimits, assistant: Any = None, run: Any = None):
         self.run_dir = Path(run_dir)
+        self.brand_path = brand_path
         self.limits = limits
-        self.assistant = assistant
         self.assistant_error: str | None = None
-        if self.assistant is None:
-            self.assistant, self.assistant_error = _load_assistant(self.run_dir, brand_path)
-        self.run = run if run is not None else _run_of(self.assistant) or _load_plain_run(self.run_dir)
+        # Objects handed in by the caller are theirs to manage: no reloading those.
+        self.reloadable = assistant is None and run is None
+        self._stamp = self._weights_stamp()
+        if assistant is None:
+            assistant, self.assistant_error = _load_assistant(self.run_dir, brand_path)
+        if run is None:
+            run = _run_of(assistant) or _load_plain_run(self.run_dir)
+        _configure_threads(run)
+        self.loaded: tuple[Any, Any] = (assistant, run)
         # One store object per process: share the assistant's, whose index reads it.
-        self.store = getattr(self.assistant, "store", None) or CaseStore.for_run(self.run_dir)
+        self.store = getattr(assistant, "store", None) or CaseStore.for_run(self.run_dir)
         self.slots = GenerationSlots(limits.max_concurrent)
         self.model_id = self.run_dir.resolve().name or "bigramlm"
         self.started = time.time()
+        self.reloads = 0
+        self._last_check = time.monotonic()
+        self._reloading = threading.Lock()
+
+    @property
+    def assistant(self) -> Any:
+        return self.loaded[0]
+
+    @property
+    def run(self) -> Any:
+        return self.loaded[1]
+
+    def _weights_stamp(self) -> tuple[int, int, int] | None:
+        from .checkpoint import WEIGHTS
+
+        try:
+            st = (self.run_dir / WEIGHTS).stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def maybe_reload(self) -> None:
+        """Start a background reload if the weights file changed (checked at most once a second)."""
+        now = time.monotonic()
+        if not self.reloadable or now - self._last_check < self.RELOAD_CHECK_S:
+            return
+        self._last_check = now
+        stamp = self._weights_stamp()
+        if stamp is None or stamp == self._stamp or not self._reloading.acquire(blocking=False):
+            return
+        threading.Thread(target=self._reload, args=(stamp,), name="bigramlm-reload", daemon=True).start()
+
+    def _reload(self, stamp: tuple[int, int, int]) -> None:
+        try:
+            assistant, error = _load_assistant(self.run_dir, self.brand_path)
+            run = _run_of(assistant) or _load_plain_run(self.run_dir)
+            _configure_threads(run)
+            self.loaded = (assistant, run)  # one assignment: readers see old or new pair
+            self.assistant_error = error
+            self._stamp = stamp
+            self.reloads += 1
+            log.info("reloaded %s after its weights changed", self.model_id)
+        except Exception as exc:  # keep serving the old model; try again on a later change
+            self._stamp = stamp
+            log.warning("could not reload %s: %s", self.model_id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        finally:
+            self._reloading.release()
 
     # Both helpers below run `produce` in a worker thread; `produce(job)` must call
     # job.check() between tokens.
@@ -291,17 +352,23 @@ def _load_assistant(run_dir: Path, brand_path: Path | None) -> tuple[Any, str | 
         return None, str(exc)
 
 
+def _configure_threads(run: Any) -> None:
+    if hasattr(run, "model"):
+        from .threads import configure_cpu_threads
+
+        # Small models: one intra-op thread each, or the worker threads fight over
+        # OpenMP joins (measured: 2x slower suggestions with torch's default of 2).
+        configure_cpu_threads(run.model)
+
+
 def _run_of(assistant: Any) -> Any:
     return getattr(assistant, "run", None) if assistant is not None else None
 
 
 def _load_plain_run(run_dir: Path) -> Any:
     from .checkpoint import load_run
-    from .threads import configure_cpu_threads
 
-    run = load_run(run_dir)
-    configure_cpu_threads(run.model)
-    return run
+    return load_run(run_dir)
 
 
 # --- middleware -----------------------------------------------------------------------
@@ -567,6 +634,7 @@ def create_app(
             "assistant_error": desk.assistant_error,
             "generations_running": desk.slots.running,
             "max_concurrent": limits.max_concurrent,
+            "reloads": desk.reloads,
             "uptime_s": round(time.time() - desk.started, 1),
         }
 
@@ -578,9 +646,11 @@ def create_app(
     # --- assistant ----------------------------------------------------------------------
 
     def need_assistant() -> Any:
-        if desk.assistant is None:
+        desk.maybe_reload()
+        assistant = desk.assistant
+        if assistant is None:
             raise HTTPException(409, f"this run cannot suggest replies: {desk.assistant_error}")
-        return desk.assistant
+        return assistant
 
     def suggest_options(req: Any) -> dict[str, Any]:
         options: dict[str, Any] = {"n": req.n, "seed": req.seed}
@@ -692,22 +762,22 @@ def create_app(
     def models() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": desk.model_id, "object": "model", "created": int(desk.started), "owned_by": "bigramlm"}]}
 
-    def raw_candidates(prompt: str, n: int, max_tokens: int, temperature: float, top_p: float, seed: int | None,
+    def raw_candidates(run: Any, prompt: str, n: int, max_tokens: int, temperature: float, top_p: float, seed: int | None,
                        stop: list[str], job: Job) -> Iterator[tuple[int, str]]:
         from .sampling import generate_candidates
         from .tokenization import normalize_for_vocab
 
-        text, _ = normalize_for_vocab(prompt, desk.run.tokenizer)
-        for index, piece in generate_candidates(desk.run.model, desk.run.tokenizer, text, n, max_tokens,
+        text, _ = normalize_for_vocab(prompt, run.tokenizer)
+        for index, piece in generate_candidates(run.model, run.tokenizer, text, n, max_tokens,
                                                 temperature=temperature, top_k=None, top_p=top_p, seed=seed, stop=stop):
             job.check()
             yield index, piece
 
-    def count_tokens(text: str) -> int:
-        return int(len(desk.run.tokenizer.encode(text, on_unknown="replace"))) if text else 0
+    def count_tokens(run: Any, text: str) -> int:
+        return int(len(run.tokenizer.encode(text, on_unknown="replace"))) if text else 0
 
-    def finish_reason(text: str, max_tokens: int) -> str:
-        return "length" if count_tokens(text) >= max_tokens else "stop"
+    def finish_reason(run: Any, text: str, max_tokens: int) -> str:
+        return "length" if count_tokens(run, text) >= max_tokens else "stop"
 
     @app.post("/v1/completions", tags=["openai"])
     async def completions(req: CompletionRequest):  # type: ignore[valid-type]
@@ -719,10 +789,12 @@ def create_app(
             raise HTTPException(422, f"prompt: at most {limits.max_prompt_chars} characters in all (max_prompt_chars)")
         stop = _stops(req.stop)
         cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        desk.maybe_reload()
+        run = desk.run
 
         def produce(job: Job) -> Iterator[tuple[int, str]]:
             for p, prompt in enumerate(prompts):
-                for index, piece in raw_candidates(prompt, req.n, req.max_tokens, req.temperature, req.top_p, req.seed, stop, job):
+                for index, piece in raw_candidates(run, prompt, req.n, req.max_tokens, req.temperature, req.top_p, req.seed, stop, job):
                     yield p * req.n + index, piece
 
         def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -731,9 +803,10 @@ def create_app(
         total = len(prompts) * req.n
         if not req.stream:
             texts = await desk.run_blocking(lambda job: _collect(produce(job), total))
-            prompt_tokens = sum(count_tokens(p) for p in prompts)
-            choices = [{"text": t, "index": i, "logprobs": None, "finish_reason": finish_reason(t, req.max_tokens)} for i, t in enumerate(texts)]
-            completion_tokens = sum(count_tokens(t) for t in texts)
+            prompt_tokens = sum(count_tokens(run, p) for p in prompts)
+            choices = [{"text": t, "index": i, "logprobs": None, "finish_reason": finish_reason(run, t, req.max_tokens)}
+                       for i, t in enumerate(texts)]
+            completion_tokens = sum(count_tokens(run, t) for t in texts)
             return {**chunk(choices), "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                                 "total_tokens": prompt_tokens + completion_tokens}}
 
@@ -747,7 +820,7 @@ def create_app(
                         texts[index] += piece
                         yield _sse(chunk([{"text": piece, "index": index, "logprobs": None, "finish_reason": None}]))
                 for i, t in enumerate(texts):
-                    yield _sse(chunk([{"text": "", "index": i, "logprobs": None, "finish_reason": finish_reason(t, req.max_tokens)}]))
+                    yield _sse(chunk([{"text": "", "index": i, "logprobs": None, "finish_reason": finish_reason(run, t, req.max_tokens)}]))
             except GenerationTimeout:
                 yield _sse({"error": {"message": f"generation took longer than {limits.timeout_s:g} s", "type": "timeout", "code": 504}})
             yield _sse("[DONE]")
@@ -765,14 +838,15 @@ def create_app(
         def chunk(choices: list[dict[str, Any]], obj: str = "chat.completion.chunk") -> dict[str, Any]:
             return {"id": cid, "object": obj, "created": created, "model": desk.model_id, "choices": choices}
 
-        if desk.assistant is not None:
+        desk.maybe_reload()
+        assistant, run = desk.loaded
+        if assistant is not None:
             if not users or not users[-1].strip():
                 raise HTTPException(422, "messages: the last user message is the customer's message and must not be empty")
             message = users[-1]
             if len(message) > limits.max_message_chars:
                 raise HTTPException(422, f"messages: the user message is longer than max_message_chars={limits.max_message_chars}")
             options = {"n": req.n, "max_new_tokens": max_tokens, "temperature": req.temperature, "top_p": req.top_p, "seed": req.seed}
-            assistant = desk.assistant
 
             def produce(job: Job) -> Iterator[tuple[int, str]]:
                 # Token pieces while generating; the ranked, brand-filled replies come with "done".
@@ -788,7 +862,7 @@ def create_app(
                 raise HTTPException(422, f"messages: at most {limits.max_prompt_chars} characters in all (max_prompt_chars)")
 
             def produce(job: Job) -> Iterator[tuple[int, Any]]:
-                yield from raw_candidates(prompt_text, req.n, max_tokens, req.temperature, req.top_p, req.seed, stop, job)
+                yield from raw_candidates(run, prompt_text, req.n, max_tokens, req.temperature, req.top_p, req.seed, stop, job)
 
         def final_texts(pieces: list[str], result: dict[str, Any] | None) -> list[str]:
             if result is None:
@@ -796,7 +870,7 @@ def create_app(
             return [s.get("filled_text", s.get("text", "")) for s in result.get("suggestions", [])]
 
         if not req.stream:
-            def run(job: Job) -> tuple[list[str], dict[str, Any] | None]:
+            def collect(job: Job) -> tuple[list[str], dict[str, Any] | None]:
                 pieces, result = [""] * req.n, None
                 for index, piece in produce(job):
                     if index < 0:
@@ -805,11 +879,11 @@ def create_app(
                         pieces[index] += piece
                 return pieces, result
 
-            pieces, result = await desk.run_blocking(run)
+            pieces, result = await desk.run_blocking(collect)
             texts = final_texts(pieces, result)
-            prompt_tokens = count_tokens(prompt_text)
-            completion_tokens = sum(count_tokens(t) for t in texts)
-            reasons = [finish_reason(p, max_tokens) for p in pieces]
+            prompt_tokens = count_tokens(run, prompt_text)
+            completion_tokens = sum(count_tokens(run, t) for t in texts)
+            reasons = [finish_reason(run, p, max_tokens) for p in pieces]
             choices = [{"index": i, "message": {"role": "assistant", "content": t}, "logprobs": None,
                         "finish_reason": reasons[i] if i < len(reasons) else "stop"} for i, t in enumerate(texts)]
             body = chunk(choices, "chat.completion")
@@ -832,7 +906,7 @@ def create_app(
                         pieces[index] += piece
                         yield _sse(chunk([{"index": index, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}]))
                 for i, p in enumerate(pieces):
-                    yield _sse(chunk([{"index": i, "delta": {}, "logprobs": None, "finish_reason": finish_reason(p, max_tokens)}]))
+                    yield _sse(chunk([{"index": i, "delta": {}, "logprobs": None, "finish_reason": finish_reason(run, p, max_tokens)}]))
             except GenerationTimeout:
                 yield _sse({"error": {"message": f"generation took longer than {limits.timeout_s:g} s", "type": "timeout", "code": 504}})
             yield _sse("[DONE]")

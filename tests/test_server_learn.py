@@ -1,0 +1,49 @@
+"""The desk and ``learn`` share one store: accepted cases are learned, and the server picks up the new weights."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import torch
+from fastapi.testclient import TestClient
+
+from bigramlm.server import create_app
+from desk_helpers import train_support_run
+
+
+def test_accepted_cases_feed_learn_and_the_server_reloads(tmp_path):
+    run_dir = train_support_run(tmp_path)
+    with TestClient(create_app(run_dir)) as client:
+        desk = client.app.state.desk
+        message = "my parcel went to the neighbour's house, what now"
+        result = client.post("/api/suggest", json={"message": message, "n": 2, "seed": 1, "max_new_tokens": 40}).json()
+        chosen = result["suggestions"][0]
+        reply = "Sorry about that! I have asked the courier to collect it from your neighbour."
+        r = client.post("/api/cases", json={"message": message, "reply": reply, "intent": result["intent"],
+                                            "category": result["category"], "suggestion_id": chosen["id"], "edited": True})
+        assert r.status_code == 201
+        assert client.get("/api/stats").json()["cases_since_last_learn"] == 1
+
+        # The accepted case is retrieved for the next customer at once (same store, same index).
+        again = client.post("/api/suggest", json={"message": message, "n": 1, "max_new_tokens": 10}).json()
+        assert any(c["reply"] == reply and c["source"] == "store" for c in again["similar_cases"])
+
+        before = {k: v.clone() for k, v in desk.run.model.state_dict().items()}
+        # `bigramlm learn RUN_DIR` with no --cases: what the desk stored since the last learn.
+        proc = subprocess.run([sys.executable, "-m", "bigramlm", "learn", str(run_dir), "--steps", "20"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        stats = client.get("/api/stats").json()
+        assert stats["cases_since_last_learn"] == 0 and stats["cases"] == 1
+
+        desk._last_check = 0.0  # skip the once-a-second wait between looks at the weights file
+        assert client.post("/api/suggest", json={"message": "hi", "max_new_tokens": 5}).status_code == 200
+        deadline = time.monotonic() + 60
+        while client.get("/healthz").json()["reloads"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.get("/healthz").json()["reloads"] == 1
+        after = desk.run.model.state_dict()
+        assert any(not torch.equal(before[k], after[k]) for k in before), "the server still runs the old weights"
+        assert client.post("/api/suggest", json={"message": "hi", "max_new_tokens": 5}).status_code == 200

@@ -327,6 +327,17 @@ def test_other_interfaces_need_a_token(runs):
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and "BIGRAMLM_TOKEN" in proc.stderr
 
 
+def test_loopback_server_refuses_foreign_host_names(runs):
+    from bigramlm.server import LOOPBACK_NAMES
+
+    with TestClient(create_app(runs["text"], allowed_hosts=LOOPBACK_NAMES), base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/api/stats").status_code == 200
+        for host in ("localhost:8000", "[::1]:8000", "127.0.0.1"):
+            assert c.get("/api/stats", headers={"Host": host}).status_code == 200, host
+        for host in ("evil.example:8000", "evil.example", "127.0.0.1.evil.example"):
+            assert c.get("/api/stats", headers={"Host": host}).status_code == 421, host
+
+
 def test_no_cors_wildcard(client):
     r = client.options("/api/suggest", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST",
                                                  "Access-Control-Request-Headers": "content-type"})

@@ -420,12 +420,18 @@ class AccessLog:
 
 
 class RequestGuard:
-    """Bearer token, JSON content type and body size, checked before any route runs."""
+    """Host, bearer token, JSON content type and body size, checked before any route runs.
 
-    def __init__(self, app: Callable, token: str | None, max_body_bytes: int):
+    ``allowed_hosts``: on loopback the desk has no token, so a web page elsewhere could
+    try DNS rebinding (its own name resolving to 127.0.0.1) to read the API from the
+    agent's browser; such requests carry that foreign name in ``Host`` and are refused.
+    """
+
+    def __init__(self, app: Callable, token: str | None, max_body_bytes: int, allowed_hosts: Iterable[str] | None = None):
         self.app = app
         self.token = token.encode("utf-8") if token else None
         self.max_body_bytes = max_body_bytes
+        self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts is not None else None
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -433,6 +439,9 @@ class RequestGuard:
             return
         path: str = scope.get("path", "")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if self.allowed_hosts is not None and _host_name(headers.get("host", "")) not in self.allowed_hosts:
+            await _json_error(421, "this server answers only to its loopback address", path)(scope, receive, send)
+            return
         if self.token is not None and path not in _PUBLIC_PATHS and not path.startswith("/static/"):
             given = headers.get("authorization", "")
             scheme, _, value = given.partition(" ")
@@ -544,6 +553,17 @@ def _chat_content(content: str | list[dict[str, Any]] | None) -> str:
     return "".join(part.get("text", "") for part in content if part.get("type") == "text")
 
 
+def _host_name(host_header: str) -> str:
+    """``Host`` without its port: ``127.0.0.1:8000`` -> ``127.0.0.1``, ``[::1]:80`` -> ``::1``."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -563,12 +583,15 @@ def create_app(
     limits: ServerLimits | None = None,
     assistant: Any = None,
     run: Any = None,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> FastAPI:
     """Build the desk app for ``run_dir``.
 
     ``token`` turns on bearer authentication for everything but the page, its static
     files, ``/healthz`` and the schema. ``assistant``/``run`` let a caller pass objects
     it already loaded (tests, notebooks); by default both are loaded from ``run_dir``.
+    ``allowed_hosts``: the only ``Host`` names served (``serve`` sets the loopback names
+    when it binds loopback); None serves any.
     """
     limits = limits or ServerLimits()
     desk = Desk(Path(run_dir), Path(brand_path) if brand_path else None, limits, assistant=assistant, run=run)
@@ -914,7 +937,7 @@ def create_app(
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
     # Outermost first at request time: log, then security headers, then the guard.
-    app.add_middleware(_Wrap, inner=RequestGuard, token=token, max_body_bytes=limits.max_body_bytes)
+    app.add_middleware(_Wrap, inner=RequestGuard, token=token, max_body_bytes=limits.max_body_bytes, allowed_hosts=allowed_hosts)
     app.add_middleware(_Wrap, inner=SecurityHeaders)
     app.add_middleware(_Wrap, inner=AccessLog)
     return app
@@ -983,6 +1006,7 @@ def serve(run_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 
 
     check_exposure(host, token)
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits)
+    allowed = LOOPBACK_NAMES + ((host,) if host not in LOOPBACK_NAMES else ()) if _is_loopback(host) else None
+    app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits, allowed_hosts=allowed)
     # uvicorn's own access log would be a second line per request (with the query string).
     uvicorn.run(app, host=host, port=port, access_log=False, log_level=log_level, timeout_graceful_shutdown=5)

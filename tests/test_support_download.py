@@ -87,8 +87,8 @@ def hub_env(tmp_path, monkeypatch):
 
 
 def _cached_files() -> list[Path]:
-    root = cache_dir() / "bitext"
-    return sorted(p for p in root.rglob("*")) if root.exists() else []
+    root = cache_dir()
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
 def test_download_success_pinned_and_checked(hub_env, monkeypatch):
@@ -121,7 +121,7 @@ def test_download_missing_file_caches_nothing(hub_env):
         ensure_corpus(BITEXT)
     message = str(info.value)
     assert "\n" not in message and "failed" in message and BITEXT_FILE in message  # says where to put it
-    assert _cached_files() == []
+    assert _cached_files() == [] and not (cache_dir() / "bitext").exists()
 
 
 def test_offline_data_dir_copy_is_used(tmp_path, monkeypatch):

@@ -28,6 +28,7 @@ that has three or more.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -79,17 +80,29 @@ def fetch_from_hf_hub(corpus: Corpus, dest: Path, repo_id: str = BITEXT_REPO, re
     except ImportError:  # a declared dependency, but keep the message useful
         raise BigramLMError("huggingface_hub is not installed; cannot download the Bitext dataset") from None
     endpoint = os.environ.get("HF_ENDPOINT") or None
+    created_parent = not dest.parent.exists()
     dest.parent.mkdir(parents=True, exist_ok=True)
     hub_cache = Path(tempfile.mkdtemp(prefix=".hf-", dir=dest.parent))
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    ok = False
     try:
+        # The hub client logs every retry as a warning; our one-line error says it all.
+        hub_logger.setLevel(logging.ERROR)
         try:
             local = hf_hub_download(
                 repo_id, corpus.file_name, repo_type="dataset", revision=revision,
                 cache_dir=hub_cache, endpoint=endpoint,
             )
         except Exception as exc:  # network, HTTP and hub errors all end in one line
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise BigramLMError(f"download of {repo_id}/{corpus.file_name} failed: {first}") from None
+            first = (str(exc).strip().splitlines() or [""])[0]
+            where = endpoint or "https://huggingface.co"
+            raise BigramLMError(
+                f"download of {repo_id}/{corpus.file_name} (revision {revision[:12]}) from {where} failed: "
+                f"{type(exc).__name__}: {first}"
+            ) from None
+        finally:
+            hub_logger.setLevel(level)
         digest = sha256_of(Path(local))
         if digest != corpus.sha256:
             raise BigramLMError(
@@ -100,11 +113,17 @@ def fetch_from_hf_hub(corpus: Corpus, dest: Path, repo_id: str = BITEXT_REPO, re
         try:
             shutil.copyfile(local, tmp)
             os.replace(tmp, dest)
+            ok = True
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     finally:
         shutil.rmtree(hub_cache, ignore_errors=True)
+        if not ok and created_parent:
+            try:
+                dest.parent.rmdir()  # a failed download leaves nothing behind, not even a folder
+            except OSError:
+                pass
 
 
 BITEXT = register(

@@ -32,23 +32,27 @@ def _positive_int(value: str) -> int:
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
-    from .training import TrainConfig
+    from .cli_gpt import add_gpt_train_args
+    from .training import GPT_TRAIN_DEFAULTS, TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a model on a corpus", description="Train a model and write a run directory.")
     p.add_argument("--data", required=True, help="a named corpus (tinyshakespeare, bitext) or a file path")
-    p.add_argument("--model", default="bigram", help="model to train (default: bigram)")
+    p.add_argument("--model", default="bigram", help="model to train: bigram (default) or gpt")
     p.add_argument("--method", default=d.method, choices=["sgd", "counts"], help="sgd: AdamW on batches; counts: closed-form bigram")
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
-    p.add_argument("--steps", type=_positive_int, default=d.steps, help=f"optimizer steps (default {d.steps})")
-    p.add_argument("--lr", type=float, default=d.learning_rate, help=f"learning rate (default {d.learning_rate})")
-    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help=f"windows per batch (default {d.batch_size})")
-    p.add_argument("--block-size", type=_positive_int, default=d.block_size, help=f"window length in tokens (default {d.block_size})")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"AdamW weight decay (default {d.weight_decay})")
+    # Defaults of None are filled per model (cli_gpt.train_config_from_args): the
+    # notebook's for the bigram, the fast CPU recipe for the GPT (shown as gpt: ...).
+    g = GPT_TRAIN_DEFAULTS
+    p.add_argument("--steps", type=_positive_int, default=None, help=f"optimizer steps (default {d.steps}; gpt: {g['steps']}, or until --time-limit)")
+    p.add_argument("--lr", type=float, default=None, help=f"learning rate (default {d.learning_rate}; gpt: {g['learning_rate']})")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help=f"windows per batch (default {d.batch_size}; gpt: {g['batch_size']})")
+    p.add_argument("--block-size", type=_positive_int, default=None, help=f"window length in tokens (default {d.block_size}; gpt: the preset's)")
+    p.add_argument("--weight-decay", type=float, default=None, help=f"AdamW weight decay (default {d.weight_decay}; gpt: {g['weight_decay']}, matrices only)")
     p.add_argument("--alpha", type=float, default=d.alpha, help="additive smoothing for --method counts (default 1: add-one)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    p.add_argument("--eval-every", type=_positive_int, default=d.eval_every, help="steps between full-split evaluations")
-    p.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every, help="steps between resume checkpoints")
+    p.add_argument("--eval-every", type=_positive_int, default=None, help=f"steps between evaluations (default {d.eval_every}; gpt: {g['eval_every']})")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=None, help=f"steps between resume checkpoints (default {d.checkpoint_every}; gpt: {g['checkpoint_every']})")
     p.add_argument("--device", default=d.device, help="torch device: cpu, cuda, or auto")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
@@ -57,6 +61,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     from .cli_support import add_instruction_args
 
     add_instruction_args(p)
+    add_gpt_train_args(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -70,26 +75,17 @@ def _resolve_device(name: str) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .datasets import load_data
-    from .training import TrainConfig, train
+    from .training import train
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise BigramLMError(f"--out {out} exists and is not a directory")
     if not args.resume and (out / "config.json").exists() and not args.overwrite:
         raise BigramLMError(f"{out} already holds a run; use --resume to continue it or --overwrite to replace it")
-    config = TrainConfig(
-        method=args.method,
-        steps=args.steps,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        block_size=args.block_size,
-        weight_decay=args.weight_decay,
-        alpha=args.alpha,
-        seed=args.seed,
-        eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every,
-        device=_resolve_device(args.device),
-    )
+    from .cli_gpt import train_config_from_args
+
+    config, model_config = train_config_from_args(args)
+    config.device = _resolve_device(args.device)
     config.validate()
     data = None
     if args.resume:
@@ -107,6 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data,
         out,
         model_name=args.model,
+        model_config=model_config,
         config=config,
         resume=args.resume,
         progress=not (args.no_progress or args.json),

@@ -1,0 +1,220 @@
+"""A decoder-only transformer: the lecture's next step after the bigram.
+
+Token and learned position embeddings feed ``n_layer`` pre-LayerNorm blocks (causal
+multi-head self-attention, then a GELU MLP, each wrapped in a residual connection),
+a final LayerNorm, and an output head that shares its weights with the token
+embedding. It keeps the shared interface ``forward(idx, targets=None) -> (logits,
+loss)`` so training, evaluation, sampling and the assistant need nothing new.
+
+Generation can pass a ``KVCache``: every layer keeps the keys and values of the
+positions it has already seen, so each new token costs one position instead of a
+re-run over the whole window. Positions are absolute (learned embeddings), so once
+the cache holds ``block_size`` positions it cannot slide by one; ``sampling`` then
+rebuilds it from the most recent part of the context (see ``IncrementalDecoder``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import BigramLMError
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int
+    block_size: int = 64
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    #: Biases in the Linear and LayerNorm layers. Off by default: slightly fewer
+    #: parameters and no measurable loss on these small models.
+    bias: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) < 1:
+                raise BigramLMError(f"{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")
+        if self.n_embd % self.n_head:
+            raise BigramLMError(f"n-embd {self.n_embd} must be a multiple of n-head {self.n_head}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise BigramLMError(f"dropout must be in [0, 1) (got {self.dropout})")
+
+
+#: Named sizes. ``cpu`` is the default recipe of ``--model gpt`` on a small CPU (see
+#: ``training.GPT_CPU_DEFAULTS``); ``baby`` is the lecture's final model.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 32, "dropout": 0.0},
+    "cpu": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "dropout": 0.0},
+    "small": {"n_layer": 6, "n_head": 4, "n_embd": 256, "block_size": 128, "dropout": 0.1},
+    "baby": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2},
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise BigramLMError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return dict(PRESETS[name])
+
+
+class KVCache:
+    """Keys and values of the positions already processed, for every layer.
+
+    Buffers are allocated once at full block size; ``length`` says how much is filled.
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype):
+        head_dim = config.n_embd // config.n_head
+        shape = (batch_size, config.n_head, config.block_size, head_dim)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.capacity = config.block_size
+        self.length = 0
+
+    def reset(self) -> None:
+        self.length = 0
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        # One matmul for queries, keys and values: fewer, larger kernels run faster.
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        dropout = self.dropout if self.training else 0.0
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        else:
+            start = cache.length
+            cache.keys[layer][:, :, start : start + T] = k
+            cache.values[layer][:, :, start : start + T] = v
+            k = cache.keys[layer][:, :, : start + T]
+            v = cache.values[layer][:, :, : start + T]
+            if T == 1:  # one new query sees every cached position: no mask needed
+                y = F.scaled_dot_product_attention(q, k, v)
+            else:  # query i sits at position start + i and sees positions <= start + i
+                mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.resid_dropout(self.proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm: normalise the input of each sublayer, add its output to the stream."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cache, layer)
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    #: ``sampling`` looks for this to decode one position per new token.
+    supports_kv_cache = True
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
+        self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        # The output head is tied to the token embedding (see forward): it scores a token
+        # by the same vector that embeds it, which saves V x C parameters and helps
+        # small models learn faster. Using the one matrix (not a second Linear sharing
+        # it) also keeps the state dict free of aliases, which safetensors refuses.
+        self.apply(self._init_weights)
+        # GPT-2's scaling: each residual branch's output projection starts smaller by
+        # sqrt(2 * n_layer), so the residual stream's variance does not grow with depth.
+        for name, param in self.named_parameters():
+            if name.endswith("attn.proj.weight") or name.endswith("mlp.proj.weight"):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def get_block_size(self) -> int:
+        return self.config.block_size
+
+    def num_parameters(self, include_positions: bool = True) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        return n if include_positions else n - self.pos_emb.weight.numel()
+
+    def new_cache(self, batch_size: int) -> KVCache:
+        weight = self.tok_emb.weight
+        return KVCache(self.config, batch_size, weight.device, weight.dtype)
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T = idx.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.config.block_size:
+            raise BigramLMError(
+                f"sequence of {start + T} tokens is longer than the block size {self.config.block_size}; crop the context"
+            )
+        pos = torch.arange(start, start + T, device=idx.device)
+        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cache, layer)
+        if cache is not None:
+            cache.length = start + T
+        logits = F.linear(self.ln_f(x), self.tok_emb.weight)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.reshape(B * T, -1).float(), targets.reshape(B * T))
+        return logits, loss
+
+    def optimizer_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """AdamW groups: decay the matrices (linear weights, embeddings), not the
+        gains and biases, which only shift and scale and gain nothing from shrinking."""
+        decay, no_decay = [], []
+        for param in self.parameters():
+            if param.requires_grad:
+                (decay if param.dim() >= 2 else no_decay).append(param)
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _register() -> None:
+    from . import register_model
+
+    register_model("gpt", GPTConfig, GPT)
+
+
+_register()

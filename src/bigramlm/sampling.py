@@ -124,8 +124,11 @@ def generate_ids(
     top_p: float | None = None,
     seed: int | None = None,
     default_start: int = 0,
+    kv_cache: bool = True,
 ) -> Iterator[list[int]]:
-    """Yield new token ids in chunks, continuing ``prompt_ids`` (or ``default_start``)."""
+    """Yield new token ids in chunks, continuing ``prompt_ids`` (or ``default_start``).
+
+    ``kv_cache=False`` forces the naive re-run of the window (for comparisons)."""
     check_new_tokens(max_new_tokens)
     context = _start_ids(prompt_ids, default_start)
     if max_new_tokens == 0:
@@ -135,7 +138,41 @@ def generate_ids(
         sampler = MarkovChainSampler(probs.numpy(), seed=seed)
         yield from sampler.walk(context[-1], max_new_tokens)
         return
-    yield from _autoregressive(model, context, max_new_tokens, temperature, top_k, top_p, seed)
+    yield from _autoregressive(model, context, max_new_tokens, temperature, top_k, top_p, seed, kv_cache)
+
+
+class CachedDecoder:
+    """Next-token logits for ``n`` rows that share a context, one position per new token.
+
+    The model keeps every layer's keys and values (its ``new_cache``), so a step runs
+    the network on the new token only. Positions are absolute, so a full cache cannot
+    slide by one: it is rebuilt from the most recent ``block_size // 2`` tokens, which
+    costs one half-window pass every ``block_size // 2`` tokens. Until the window is
+    full this is exactly the naive computation.
+    """
+
+    def __init__(self, model: nn.Module, context: list[int], n: int):
+        self.model = model
+        self.block = model.get_block_size()
+        self.keep = max(1, self.block // 2)
+        device = next(model.parameters()).device
+        self.history = torch.tensor([context[-self.block :]] * n, dtype=torch.long, device=device)
+        self.cache = model.new_cache(n)
+        logits, _ = model(self.history, cache=self.cache)
+        #: Logits (n, V) of the token after the context.
+        self.logits = logits[:, -1, :]
+
+    def push(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Append one token per row (shape (n,)); return the logits of the next one."""
+        tokens = tokens.to(self.history.device).view(-1, 1)
+        self.history = torch.cat([self.history, tokens], dim=1)[:, -self.block :]
+        if self.cache.length >= self.block:
+            self.cache.reset()
+            logits, _ = self.model(self.history[:, -self.keep :], cache=self.cache)
+        else:
+            logits, _ = self.model(tokens, cache=self.cache)
+        self.logits = logits[:, -1, :]
+        return self.logits
 
 
 def _autoregressive(
@@ -146,8 +183,10 @@ def _autoregressive(
     top_k: int | None,
     top_p: float | None,
     seed: int | None,
+    kv_cache: bool = True,
 ) -> Iterator[list[int]]:
-    """Generic path: re-run the model on the (cropped) context at every step."""
+    """Generic path: one cached position per step when the model has a KV cache,
+    otherwise re-run the model on the (cropped) context at every step."""
     device = next(model.parameters()).device
     generator = torch.Generator(device="cpu")
     if seed is not None:
@@ -159,6 +198,16 @@ def _autoregressive(
     was_training = model.training
     model.eval()
     try:
+        if kv_cache and getattr(model, "supports_kv_cache", False):
+            decoder = CachedDecoder(model, context, 1)
+            logits = decoder.logits
+            for i in range(max_new_tokens):
+                probs = filter_logits(logits, temperature, top_k, top_p).cpu()
+                nxt = torch.multinomial(probs, 1, generator=generator)
+                yield [int(nxt)]
+                if i + 1 < max_new_tokens:  # the last token needs no successor
+                    logits = decoder.push(nxt.view(-1))
+            return
         for _ in range(max_new_tokens):
             logits, _ = model(idx[:, -block:])
             probs = filter_logits(logits[:, -1, :], temperature, top_k, top_p).cpu()
@@ -178,11 +227,12 @@ def generate_text(
     top_k: int | None = None,
     top_p: float | None = None,
     seed: int | None = None,
+    kv_cache: bool = True,
 ) -> Iterator[str]:
     """Stream decoded text chunks that continue ``prompt`` (which is not repeated)."""
     prompt_ids = tokenizer.encode(prompt) if prompt else []
     start = default_start_id(tokenizer)
-    for chunk in generate_ids(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed, start):
+    for chunk in generate_ids(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed, start, kv_cache):
         yield tokenizer.decode(chunk)
 
 
@@ -191,7 +241,7 @@ def default_start_id(tokenizer) -> int:
     stoi = getattr(tokenizer, "stoi", None)
     if stoi is not None and "\n" in stoi:
         return stoi["\n"]
-    return 0
+    return getattr(tokenizer, "newline_id", 0)  # BPE knows its newline token
 
 
 class _StopScanner:
@@ -224,7 +274,7 @@ class _StopScanner:
         return out
 
 
-def _next_token_fn(model: nn.Module, context: list[int], n: int, temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator):
+def _next_token_fn(model: nn.Module, context: list[int], n: int, temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator, kv_cache: bool = True):
     """Return ``step(last_ids) -> next_ids`` for ``n`` parallel rows that share ``context``."""
     if hasattr(model, "transition_logits"):
         table = filter_logits(model.transition_logits().detach().cpu(), temperature, top_k, top_p)
@@ -233,6 +283,18 @@ def _next_token_fn(model: nn.Module, context: list[int], n: int, temperature: fl
             return torch.multinomial(table[last], 1, generator=generator).squeeze(1)
 
         return markov_step
+    if kv_cache and getattr(model, "supports_kv_cache", False):
+        # All n rows advance in one batched call of one position each.
+        decoder = CachedDecoder(model, context, n)
+        started = [False]
+
+        def cached_step(last: torch.Tensor) -> torch.Tensor:
+            logits = decoder.push(last) if started[0] else decoder.logits
+            started[0] = True
+            probs = filter_logits(logits, temperature, top_k, top_p).cpu()
+            return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+        return cached_step
     device = next(model.parameters()).device
     block = model.get_block_size()
     idx = torch.tensor([context] * n, dtype=torch.long, device=device)
@@ -261,6 +323,7 @@ def generate_candidates(
     top_p: float | None = None,
     seed: int | None = None,
     stop: Sequence[str] = (),
+    kv_cache: bool = True,
 ) -> Iterator[tuple[int, str]]:
     """Grow ``n`` continuations of ``prompt`` side by side, streaming ``(index, text)``.
 
@@ -276,7 +339,7 @@ def generate_candidates(
     was_training = model.training
     model.eval()
     try:
-        step = _next_token_fn(model, context, n, temperature, top_k, top_p, generator)
+        step = _next_token_fn(model, context, n, temperature, top_k, top_p, generator, kv_cache)
         last = torch.full((n,), context[-1], dtype=torch.long)
         scanners = [_StopScanner(stop) for _ in range(n)]
         for _ in range(max_new_tokens):

@@ -258,3 +258,63 @@ def test_moved_data_is_checked(support_run, tmp_path):
     other = write_small_csv(tmp_path / "other.csv", [["B", "one more row", "ORDER", "track_order", "ok"]])
     with pytest.raises(BigramLMError, match="not the file this run was trained on"):
         Assistant.load(run, data=str(other), use_store=False)
+
+
+# --- any model of the shared interface ---------------------------------------------------------------
+
+
+from dataclasses import dataclass  # noqa: E402
+
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from bigramlm.checkpoint import save_weights, write_config  # noqa: E402
+from bigramlm.models import register_model  # noqa: E402
+
+
+@dataclass
+class WindowConfig:
+    vocab_size: int
+    block_size: int = 6
+
+
+class WindowLM(nn.Module):
+    """A windowed model with no Markov shortcut: logits use the two last tokens, and
+    it refuses inputs longer than its block, as a GPT does."""
+
+    def __init__(self, config: WindowConfig):
+        super().__init__()
+        self.config = config
+        self.cur = nn.Embedding(config.vocab_size, config.vocab_size)
+        self.prev = nn.Embedding(config.vocab_size + 1, config.vocab_size)
+
+    def get_block_size(self) -> int:
+        return self.config.block_size
+
+    def forward(self, idx, targets=None):
+        assert idx.size(1) <= self.config.block_size, "input longer than the block size"
+        prev = torch.cat([torch.full_like(idx[:, :1], self.config.vocab_size), idx[:, :-1]], dim=1)
+        logits = self.cur(idx) + self.prev(prev)
+        loss = None if targets is None else F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss
+
+
+def test_windowed_model_drops_in(fresh_run, tmp_path, capsys):
+    register_model("windowtest", WindowConfig, WindowLM)
+    config = read_config(fresh_run)
+    vocab = config["model"]["config"]["vocab_size"]
+    torch.manual_seed(0)
+    model = WindowLM(WindowConfig(vocab_size=vocab, block_size=6))
+    config["model"] = {"name": "windowtest", "config": {"vocab_size": vocab, "block_size": 6}}
+    config["training"]["block_size"] = 6
+    write_config(fresh_run, config)
+    save_weights(fresh_run, model)
+    result = Assistant.load(fresh_run).suggest("cancel my order please 🙏", n=2, max_new_tokens=25, seed=0)
+    _check_schema(result)
+    assert result["replaced_characters"] == 1
+    probs = Assistant.load(fresh_run, use_store=False).classify("track my package")
+    assert abs(sum(p["probability"] for p in probs) - 1.0) < 1e-6 and len(probs) == len(INTENTS)
+    cases = tmp_path / "cases.csv"
+    cases.write_text("instruction,response,intent,category\nhello there,general kenobi,track_order,ORDER\n", encoding="utf-8")
+    assert main(["learn", str(fresh_run), "--cases", str(cases), "--steps", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["block_size"] == 6

@@ -115,14 +115,21 @@ def fill_placeholders(text: str, values: dict[str, str], known: set[str] | None 
 
 
 def _stray_braces(segment: str, offset: int, mangled: list[dict[str, Any]]) -> None:
-    """Braces outside well-formed placeholders: a half-written or broken slot."""
-    for m in _BRACES.finditer(segment):
-        lo, hi = max(0, m.start() - 12), min(len(segment), m.end() + 24)
-        mangled.append({
-            "text": segment[lo:hi],
-            "position": offset + m.start(),
-            "reason": "unbalanced braces",
-        })
+    """Braces outside well-formed placeholders: a half-written or broken slot.
+
+    Brace runs close to each other belong to one broken slot and are reported once,
+    with a little of the text around them so the agent can find it.
+    """
+    runs = [(m.start(), m.end()) for m in _BRACES.finditer(segment)]
+    clusters: list[list[int]] = []
+    for start, end in runs:
+        if clusters and start - clusters[-1][1] <= 12:
+            clusters[-1][1] = end
+        else:
+            clusters.append([start, end])
+    for start, end in clusters:
+        lo, hi = max(0, start - 12), min(len(segment), end + 24)
+        mangled.append({"text": segment[lo:hi], "position": offset + start, "reason": "unbalanced braces"})
 
 
 def count_placeholders(texts: Iterable[str]) -> Counter:

@@ -44,6 +44,7 @@ from .distributed import Dist, setup as setup_distributed
 from .errors import BigramLMError
 from .evaluation import EvalResult, summarize, total_nats
 from .models import build_model, model_config_dict
+from .optim import LeanAdamW, wants_lean_optimizer
 from .threads import configure_cpu_threads
 from .tokenization import CharTokenizer, Tokenizer, load_tokenizer
 
@@ -211,6 +212,10 @@ def lr_factor(config: TrainConfig, step: int, progress: float) -> float:
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if wants_lean_optimizer(model, config.device):
+        # Same AdamW update, bit for bit, without torch.optim's 1.5-2 s import of the
+        # compiler (see bigramlm.optim): for the bigram that is most of a run.
+        return LeanAdamW(model.parameters(), lr=config.learning_rate, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
     groups_of = getattr(model, "optimizer_groups", None)
     params = groups_of(config.weight_decay) if groups_of is not None else model.parameters()
     # foreach (one multi-tensor kernel per update) is torch's CPU default and measured

@@ -361,3 +361,16 @@ def test_one_log_line_per_request_without_the_message(client, caplog):
     assert lines[2].startswith("GET /api/cases 200 ")
     assert lines[3].startswith("POST /api/suggest 422 ")
     assert not any("SECRET" in line or "4111" in line for line in lines)
+
+
+def test_streamed_chat_fills_placeholders_like_the_whole_reply():
+    from bigramlm.brand import BrandProfile
+    from bigramlm.server import PlaceholderStream
+
+    brand = BrandProfile(values={"Website URL": "https://acme.example", "Company Name": "Acme"})
+    reply = "Visit {{Website URL}} or call {{Customer Support Phone Number}}.\n{{Company Name}} thanks you {{broken\nbye { {{Company Name}}"
+    for size in (1, 2, 3, 7, len(reply)):
+        stream = PlaceholderStream(lambda t: brand.fill(t).text)
+        out = "".join(stream.feed(reply[i:i + size]) for i in range(0, len(reply), size)) + stream.flush()
+        assert out == brand.fill(reply).text, size
+    assert "https://acme.example" in out and "{{Customer Support Phone Number}}" in out

@@ -871,12 +871,23 @@ def create_app(
                 raise HTTPException(422, f"messages: the user message is longer than max_message_chars={limits.max_message_chars}")
             options = {"n": req.n, "max_new_tokens": max_tokens, "temperature": req.temperature, "top_p": req.top_p, "seed": req.seed}
 
-            def produce(job: Job) -> Iterator[tuple[int, str]]:
-                # Token pieces while generating; the ranked, brand-filled replies come with "done".
+            brand = getattr(assistant, "brand", None)
+            fill: Callable[[str], str] = (lambda text: brand.fill(text).text) if brand is not None else (lambda text: text)
+
+            def produce(job: Job) -> Iterator[tuple[int, Any]]:
+                # Token pieces, brand-filled as they stream; the ranked replies come with "done".
+                fillers = [PlaceholderStream(fill) for _ in range(req.n)]
                 for event in suggest_events(assistant, message, options, job):
                     if event.get("type") == "token":
-                        yield int(event["index"]), str(event["text"])
+                        index = int(event["index"])
+                        piece = fillers[index].feed(str(event["text"]))
+                        if piece:
+                            yield index, piece
                     elif event.get("type") == "done":
+                        for index, filler in enumerate(fillers):
+                            rest = filler.flush()
+                            if rest:
+                                yield index, rest
                         yield -1, event["result"]
             prompt_text = message
         else:
@@ -951,6 +962,40 @@ class _Wrap:
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         await self._mw(scope, receive, send)
+
+
+class PlaceholderStream:
+    """Brand-fills a reply while it streams.
+
+    Text from an unclosed ``{{`` on (or a trailing ``{``) is held back until the
+    placeholder closes or can no longer be one (a newline, or longer than any name), so
+    each released piece holds only whole placeholders and filling it piecewise gives
+    the same text as filling the whole reply.
+    """
+
+    MAX_PLACEHOLDER = 84  # "{{" + a name of at most 80 characters + "}}"
+
+    def __init__(self, fill: Callable[[str], str]):
+        self.fill = fill
+        self.pending = ""
+
+    def _safe_end(self, text: str) -> int:
+        start = text.rfind("{{")
+        if start >= 0:
+            tail = text[start:]
+            if "}}" not in tail and "\n" not in tail and len(tail) < self.MAX_PLACEHOLDER:
+                return start
+        return len(text) - 1 if text.endswith("{") else len(text)
+
+    def feed(self, piece: str) -> str:
+        self.pending += piece
+        cut = self._safe_end(self.pending)
+        out, self.pending = self.pending[:cut], self.pending[cut:]
+        return self.fill(out) if out else ""
+
+    def flush(self) -> str:
+        out, self.pending = self.pending, ""
+        return self.fill(out) if out else ""
 
 
 def _collect(items: Iterable[tuple[int, str]], n: int) -> list[str]:

@@ -89,6 +89,14 @@ def test_assist_json_schema(support_run, capsys, tmp_path):
     assert "intent:" in capsys.readouterr().out
 
 
+def test_assist_with_baseline(support_run, capsys):
+    run, _ = support_run
+    assert main(["assist", str(run), "i want to cancel order 9", "--json", "--n", "1", "--max-tokens", "20", "--baseline"]) == 0
+    baseline = json.loads(capsys.readouterr().out)["baseline"]
+    assert baseline["method"] == "tfidf-logreg" and baseline["intent"] == "cancel_order"
+    assert baseline["category"] == "ORDER" and 0.0 < baseline["probability"] <= 1.0
+
+
 def test_assist_errors(support_run, tmp_path, capsys):
     run, _ = support_run
     assert main(["assist", str(run), "   ", "--json"]) == 2

@@ -71,7 +71,8 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 class Assistant:
     """A loaded run plus its brand profile, retrieval index and case store."""
 
-    def __init__(self, run: Run, data: InstructionData, brand: BrandProfile | None = None, store: Any = None):
+    def __init__(self, run: Run, data: InstructionData, brand: BrandProfile | None = None, store: Any = None,
+                 baseline: bool = False):
         self.run = run
         self.model = run.model
         self.tokenizer = run.tokenizer
@@ -90,6 +91,15 @@ class Assistant:
         self.brand = brand
         self.index = CaseIndex([Case(r.instruction, r.response, r.intent, r.category, "train", r.index) for r in train_rows])
         self.store = store
+        self.baseline = None
+        if baseline:
+            # The classic comparison: TF-IDF + logistic regression, fitted on the train rows.
+            from .support_eval import IntentBaseline
+
+            labelled = [r for r in train_rows if r.intent]
+            if len({r.intent for r in labelled}) >= 2:
+                self.baseline = IntentBaseline([r.instruction for r in labelled], [r.intent for r in labelled])
+                self._category_of = {r.intent: r.category for r in labelled}
         self._store_seen = 0
         self._refresh_lock = threading.Lock()
         # Encoded label lines, once: the classifier's candidate continuations.
@@ -106,10 +116,13 @@ class Assistant:
         data: str | None = None,
         device: str = "cpu",
         use_store: bool = True,
+        baseline: bool = False,
     ) -> "Assistant":
         """Load a run directory (and an optional brand profile TOML) as an assistant.
 
-        ``data`` overrides where the run's dataset is read from (its sha256 must match).
+        ``data`` overrides where the run's dataset is read from (its sha256 must match);
+        ``baseline`` also fits the TF-IDF + logistic-regression intent classifier, whose
+        answer then appears as ``baseline`` in every result (seconds to fit).
         """
         run = load_run(run_dir, device=device)
         spec = require_instruction_run(run)
@@ -120,7 +133,7 @@ class Assistant:
             from .store import CaseStore
 
             store = CaseStore.for_run(run.path)
-        return cls(run, instruction_data, brand, store)
+        return cls(run, instruction_data, brand, store, baseline=baseline)
 
     def refresh_cases(self) -> int:
         """Index the store's cases added since the last refresh; returns how many."""
@@ -220,6 +233,10 @@ class Assistant:
             "similar_cases": self.similar_cases(text, k_similar),
             "replaced_characters": replaced,
         }
+        if self.baseline is not None:
+            b_intent, b_prob = self.baseline.top(text)
+            understanding["baseline"] = {"method": "tfidf-logreg", "intent": b_intent,
+                                         "category": self._category_of.get(b_intent), "probability": b_prob}
         yield {"type": "understanding", **understanding}
 
         prompt = self.prompt_for(text, top["intent"], top["category"])
@@ -262,6 +279,7 @@ class Assistant:
             "similar_cases": understanding["similar_cases"],
             "replaced_characters": replaced,
             "model": self.run.config["model"]["name"],
+            **({"baseline": understanding["baseline"]} if "baseline" in understanding else {}),
             "settings": {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature,
                          "top_k": top_k, "top_p": top_p, "seed": seed},
         }

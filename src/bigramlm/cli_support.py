@@ -81,6 +81,8 @@ def add_assist_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--similar", type=int, default=3, help="similar past cases to show (default 3)")
     p.add_argument("--brand", type=Path, default=None, help="brand profile TOML (see `bigramlm brand init`)")
     p.add_argument("--data", default=None, help="read the run's dataset from here instead of where it was trained")
+    p.add_argument("--baseline", action="store_true",
+                   help="also show the TF-IDF + logistic-regression intent (fitted on the run's train rows; takes seconds)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_assist)
 
@@ -88,7 +90,7 @@ def add_assist_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_assist(args: argparse.Namespace) -> int:
     from .assistant import Assistant
 
-    assistant = Assistant.load(args.run_dir, brand_path=args.brand, data=args.data)
+    assistant = Assistant.load(args.run_dir, brand_path=args.brand, data=args.data, baseline=args.baseline)
     result = assistant.suggest(
         args.message, n=args.n, max_new_tokens=args.max_tokens, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=args.seed, k_similar=args.similar,
@@ -98,6 +100,9 @@ def cmd_assist(args: argparse.Namespace) -> int:
         return 0
     prob = result["intent_probability"]
     print(f"intent: {result['intent']} ({result['category']}), p = {prob:.3f}" if prob is not None else "intent: unknown")
+    if "baseline" in result:
+        b = result["baseline"]
+        print(f"baseline (TF-IDF + logistic regression): {b['intent']} ({b['category']}), p = {b['probability']:.3f}")
     if result["replaced_characters"]:
         print(f"({result['replaced_characters']} character(s) outside the model's vocabulary were replaced)")
     for rank, s in enumerate(result["suggestions"], start=1):

@@ -127,6 +127,12 @@ class IntentBaseline:
     def predict(self, messages: list[str]) -> list[str]:
         return [str(p) for p in self.pipeline.predict(messages)] if messages else []
 
+    def top(self, message: str) -> tuple[str, float]:
+        """The likeliest intent of one message and its probability."""
+        probs = self.pipeline.predict_proba([message])[0]
+        best = int(probs.argmax())
+        return str(self.pipeline.classes_[best]), float(probs[best])
+
 
 def _accuracy(predicted: Sequence[Any], gold: Sequence[Any]) -> float | None:
     return sum(p == g for p, g in zip(predicted, gold)) / len(gold) if gold else None

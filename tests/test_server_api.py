@@ -338,6 +338,13 @@ def test_loopback_server_refuses_foreign_host_names(runs):
             assert c.get("/api/stats", headers={"Host": host}).status_code == 421, host
 
 
+def test_broken_brand_file_fails_at_start(runs, tmp_path):
+    bad = tmp_path / "brand.toml"
+    bad.write_text("[placeholders\n", encoding="utf-8")
+    with pytest.raises(BigramLMError, match="not valid TOML"):
+        create_app(runs["support"], brand_path=bad)
+
+
 def test_no_cors_wildcard(client):
     r = client.options("/api/suggest", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST",
                                                  "Access-Control-Request-Headers": "content-type"})

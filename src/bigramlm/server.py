@@ -342,13 +342,14 @@ def _load_assistant(run_dir: Path, brand_path: Path | None) -> tuple[Any, str | 
     """The support assistant for an instruction run; for any other run, None and why."""
     try:
         from .assistant import Assistant
+        from .brand import BrandProfile
     except ImportError as exc:
         return None, f"the support assistant is not available in this install ({exc})"
+    if brand_path is not None:
+        BrandProfile.load(brand_path)  # a broken --brand is an error at start, not "no assistant"
     try:
         return Assistant.load(run_dir, brand_path=brand_path), None
     except BigramLMError as exc:
-        if brand_path is not None and "brand" in str(exc).lower():
-            raise  # a broken --brand file is the user's mistake, not a plain run
         return None, str(exc)
 
 

@@ -211,6 +211,8 @@ def test_empty_rows(tmp_path, capsys):
     path = write_small_csv(tmp_path / "gaps.csv", [["B", "   ", "ORDER", "cancel_order", "reply"], ["", "", "", "", ""]])
     table = read_table(path)
     assert table.skipped == 2 and len(table.rows) == 48
+    assert main(["data", "export", str(path), "--out", str(tmp_path / "gaps.txt")]) == 0
+    assert "skipped 2 rows with an empty instruction or response" in capsys.readouterr().out
     empty = tmp_path / "allempty.csv"
     empty.write_text("instruction,response\n ,x\ny,\n,\n", encoding="utf-8")
     err = _one_line_error(capsys, ["data", "export", str(empty), "--out", str(tmp_path / "o.txt")])

@@ -202,12 +202,16 @@ def add_data_export_parser(data_sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_data_export(args: argparse.Namespace) -> int:
-    from .instructions import export_text, write_export
+    from .instructions import format_rows, read_table, write_export
+    from .sources import resolve_source
 
     columns = {k: v for k, v in instruction_options(args).items() if k != "labels"}
-    text = export_text(args.source, with_labels=args.with_labels, **columns)
+    path, _ = resolve_source(args.source)
+    table = read_table(path, **columns, require_labels=args.with_labels)
+    text = format_rows(table.rows, labels=args.with_labels)
     write_export(text, args.out)
-    print(f"wrote {args.out}: {len(text):,} characters, {len(set(text))} distinct")
+    skipped = f"; skipped {table.skipped} rows with an empty instruction or response" if table.skipped else ""
+    print(f"wrote {args.out}: {len(table.rows):,} rows, {len(text):,} characters, {len(set(text))} distinct{skipped}")
     return 0
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np

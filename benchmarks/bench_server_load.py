@@ -170,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=60.0, help="seconds per phase (default 60)")
     p.add_argument("--max-requests", type=int, default=200_000, help="hard cap on requests per phase")
     p.add_argument("--max-concurrent", type=int, default=4, help="the server's --max-concurrent (default 4, its default)")
-    p.add_argument("--gpt-max-concurrent", type=int, default=1,
-                   help="--max-concurrent for the GPT phase (default 1: measured on 2 busy cores, 2 at once pushed 400-token GPT replies past the 30 s timeout)")
+    p.add_argument("--gpt-max-concurrent", type=int, default=2,
+                   help="--max-concurrent for the GPT phase (default 2: one GPT generation per core here)")
     p.add_argument("--timeout", type=float, default=30.0, help="the server's --timeout and the clients' (default 30)")
     p.add_argument("--n", type=int, default=3, help="suggestions per request (default 3)")
     p.add_argument("--max-new-tokens", type=int, default=None,

@@ -381,3 +381,21 @@ def test_streamed_chat_fills_placeholders_like_the_whole_reply():
         out = "".join(stream.feed(reply[i:i + size]) for i in range(0, len(reply), size)) + stream.flush()
         assert out == brand.fill(reply).text, size
     assert "https://acme.example" in out and "{{Customer Support Phone Number}}" in out
+
+
+def test_suggest_is_the_same_object_as_assist_json(client, runs):
+    """One implementation: with the same seed, the API and `assist --json` agree (ids aside)."""
+    message = "how do I get a refund"
+    proc = subprocess.run([sys.executable, "-m", "bigramlm", "assist", str(runs["support"]), message, "--json",
+                           "--n", "2", "--seed", "21", "--max-tokens", "60"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    cli = json.loads(proc.stdout)
+    api = client.post("/api/suggest", json={"message": message, "n": 2, "seed": 21, "max_new_tokens": 60}).json()
+
+    def comparable(obj):
+        obj = {k: v for k, v in obj.items() if k != "request_id"}
+        obj["suggestions"] = [{k: v for k, v in s.items() if k != "id"} for s in obj["suggestions"]]
+        return obj
+
+    assert set(api) - {"request_id"} == set(cli)
+    assert comparable(api) == comparable(cli)

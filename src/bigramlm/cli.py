@@ -82,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise BigramLMError(f"--out {out} exists and is not a directory")
     if not args.resume and (out / "config.json").exists() and not args.overwrite:
         raise BigramLMError(f"{out} already holds a run; use --resume to continue it or --overwrite to replace it")
-    from .cli_gpt import train_config_from_args
+    from .cli_gpt import budget_start, train_config_from_args
 
     config, model_config = train_config_from_args(args)
     config.device = _resolve_device(args.device)
@@ -105,6 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model_name=args.model,
         model_config=model_config,
         config=config,
+        started_at=budget_start(),  # --time-limit counts from process start
         resume=args.resume,
         progress=not (args.no_progress or args.json),
         log=log,

@@ -45,7 +45,7 @@ def add_gpt_train_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--beta2", type=float, default=None, help="AdamW beta2 (gpt default 0.99, bigram 0.999)")
     o.add_argument("--eval-tokens", type=int, default=None, help="val tokens of periodic evals, 0 = whole split (the final eval always uses the whole split)")
     o.add_argument("--keep-best", action=argparse.BooleanOptionalAction, default=None, help="keep the best periodic-eval weights (gpt default on)")
-    o.add_argument("--amp", choices=["none", "bf16"], default=None, help="bf16 autocast (default none: measured slower on this CPU)")
+    o.add_argument("--amp", choices=["none", "bf16", "auto"], default=None, help="bf16 autocast; gpt default auto (bf16 on AMX CPUs and bf16 GPUs), bigram none")
     o.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model (default off)")
     o.add_argument("--threads", type=int, default=None, help="intra-op CPU threads (default: by model size)")
 
@@ -105,3 +105,10 @@ def train_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any
     except TypeError as exc:  # a flag the config does not know: a bug, but say it in one line
         raise BigramLMError(str(exc)) from None
     return config, model_config
+
+
+def budget_start() -> float:
+    """Where ``--time-limit`` counts from on the command line: the process's start."""
+    from .training import process_start_time
+
+    return process_start_time()

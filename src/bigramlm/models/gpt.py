@@ -97,7 +97,14 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
         dropout = self.dropout if self.training else 0.0
         if cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+                # Under bf16 autocast the matmuls gain ~3.5x from AMX, but the CPU
+                # flash-attention backward in bf16 was measured ~5x slower than in
+                # fp32 (benchmarks/gpt_cpu_tuning.py): attend in fp32.
+                with torch.autocast("cpu", enabled=False):
+                    y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=dropout, is_causal=True)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
         else:
             start = cache.length
             cache.keys[layer][:, :, start : start + T] = k
@@ -121,7 +128,9 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.proj(F.gelu(self.fc(x), approximate="tanh")))
+        # Exact (erf) GELU: on this CPU its forward and backward took a third of the
+        # time of the tanh approximation.
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
 
 
 class Block(nn.Module):

@@ -1,0 +1,148 @@
+"""The GPT: shapes, causality, the KV cache, presets, BPE and bits per character."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bigramlm.errors import BigramLMError
+from bigramlm.evaluation import summarize, total_nats
+from bigramlm.models import build_model, model_names
+from bigramlm.models.gpt import PRESETS, GPTConfig
+from bigramlm.sampling import generate_candidates, generate_ids
+from bigramlm.tokenization import CharTokenizer, tokenizer_from_dict
+
+V = 37
+
+
+def _tiny(**overrides) -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = {"vocab_size": V, "block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 32, **overrides}
+    return build_model("gpt", config).eval()
+
+
+def test_registered_and_shapes() -> None:
+    assert "gpt" in model_names()
+    model = _tiny()
+    idx = torch.randint(V, (3, 16))
+    logits, loss = model(idx)
+    assert logits.shape == (3, 16, V) and loss is None
+    logits, loss = model(idx, torch.randint(V, (3, 16)))
+    # Careful init: the first loss sits near ln V (near-uniform predictions).
+    assert abs(loss.item() - math.log(V)) < 0.3
+    assert model.get_block_size() == 16
+
+
+def test_head_is_tied_and_state_dict_has_no_alias() -> None:
+    model = _tiny()
+    keys = set(model.state_dict())
+    assert "tok_emb.weight" in keys and not any(k.startswith("head") for k in keys)
+    # Biases are off; every matrix decays, every LayerNorm gain does not.
+    decay, no_decay = model.optimizer_groups(0.1)
+    assert all(p.dim() == 2 for p in decay["params"]) and all(p.dim() == 1 for p in no_decay["params"])
+    assert no_decay["weight_decay"] == 0.0
+
+
+def test_causal_future_tokens_do_not_change_earlier_logits() -> None:
+    model = _tiny()
+    idx = torch.randint(V, (2, 16))
+    changed = idx.clone()
+    changed[:, 10:] = (changed[:, 10:] + 1) % V
+    a, _ = model(idx)
+    b, _ = model(changed)
+    assert torch.allclose(a[:, :10], b[:, :10], atol=1e-6)
+    assert not torch.allclose(a[:, 10:], b[:, 10:])
+
+
+def test_longer_than_block_is_an_error() -> None:
+    with pytest.raises(BigramLMError, match="block size"):
+        _tiny()(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_config_validation() -> None:
+    with pytest.raises(BigramLMError, match="multiple"):
+        GPTConfig(vocab_size=10, n_embd=30, n_head=4)
+    with pytest.raises(BigramLMError, match="dropout"):
+        GPTConfig(vocab_size=10, dropout=1.0)
+
+
+def test_presets() -> None:
+    assert PRESETS["baby"] == {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2}
+    for name, preset in PRESETS.items():
+        GPTConfig(vocab_size=65, **preset)  # every preset is a valid config
+
+
+def test_kv_cache_logits_match_full_forward() -> None:
+    model = _tiny()
+    idx = torch.randint(V, (2, 16))
+    full, _ = model(idx)
+    cache = model.new_cache(2)
+    prefix, _ = model(idx[:, :5], cache=cache)
+    steps = [model(idx[:, t : t + 1], cache=cache)[0] for t in range(5, 16)]
+    assert torch.allclose(torch.cat([prefix, *steps], dim=1), full, atol=1e-5)
+
+
+@pytest.mark.parametrize("temperature,seed", [(0.0, 0), (1.0, 123)])
+def test_generation_with_cache_equals_without(temperature: float, seed: int) -> None:
+    model = _tiny()
+    prompt = [1, 2, 3]
+    n = 16 - len(prompt)  # within the block both paths see exactly the same context
+    cached = [t for chunk in generate_ids(model, prompt, n, temperature=temperature, seed=seed) for t in chunk]
+    naive = [t for chunk in generate_ids(model, prompt, n, temperature=temperature, seed=seed, kv_cache=False) for t in chunk]
+    assert cached == naive and len(cached) == n
+
+
+def test_generation_past_the_block_crops() -> None:
+    model = _tiny()
+    out = [t for chunk in generate_ids(model, [1] * 40, 50, temperature=1.0, seed=1) for t in chunk]
+    assert len(out) == 50 and all(0 <= t < V for t in out)
+
+
+def test_batched_candidates_with_cache_equal_naive() -> None:
+    tokenizer = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz .\n")
+    torch.manual_seed(0)
+    model = build_model("gpt", {"vocab_size": tokenizer.vocab_size, "block_size": 32, "n_layer": 1, "n_head": 2, "n_embd": 16}).eval()
+    args = (model, tokenizer, "the cat", 3, 20)
+    cached = list(generate_candidates(*args, temperature=1.0, seed=4, stop=["."]))
+    naive = list(generate_candidates(*args, temperature=1.0, seed=4, stop=["."], kv_cache=False))
+    assert cached == naive
+    assert {i for i, _ in cached} <= {0, 1, 2}
+
+
+def test_bpe_round_trip_and_save_load() -> None:
+    from bigramlm.bpe import BPETokenizer
+
+    text = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 20
+    tokenizer = BPETokenizer.train(text, 300)
+    assert tokenizer.kind == "bpe" and tokenizer.vocab_size == 300
+    for sample in (text, "  leading spaces\r\n", "héllo wörld — 🎉 ünïcode\n\n", ""):
+        assert tokenizer.decode(tokenizer.encode(sample)) == sample
+    assert len(tokenizer.encode(text)) < len(text) / 2  # merges were learned
+    again = tokenizer_from_dict(tokenizer.to_dict())
+    assert again.encode(text).tolist() == tokenizer.encode(text).tolist()
+    with pytest.raises(BigramLMError, match="vocab-size"):
+        BPETokenizer.train(text, 100)
+
+
+def test_bits_per_char_arithmetic() -> None:
+    # 120 nats over 100 tokens that spell 250 characters.
+    result = summarize("val", 120.0, 100, characters=250)
+    assert result.loss == pytest.approx(1.2)
+    assert result.bits_per_char == pytest.approx(120.0 / 250 / math.log(2))
+    # A char tokenizer: bits/char is loss / ln 2.
+    assert summarize("val", 120.0, 100).bits_per_char == pytest.approx(1.2 / math.log(2))
+
+
+def test_total_nats_matches_hand_sum() -> None:
+    model = _tiny()
+    ids = torch.randint(V, (50,))
+    nats, tokens = total_nats(model, ids, block_size=16)
+    expected = 0.0
+    for start in range(0, 49, 16):  # consecutive windows; the last is shorter
+        x = ids[start : min(start + 16, 49)]
+        y = ids[start + 1 : start + 1 + len(x)]
+        logits, _ = model(x.unsqueeze(0))
+        expected += torch.nn.functional.cross_entropy(logits[0], y, reduction="sum").item()
+    assert tokens == 49 and nats == pytest.approx(expected, rel=1e-5)

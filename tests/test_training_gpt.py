@@ -1,0 +1,152 @@
+"""GPT training: the lr schedule, --time-limit, resume, BPE runs and config.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bigramlm.checkpoint import load_run
+from bigramlm.cli import main
+from bigramlm.datasets import load_data
+from bigramlm.training import TrainConfig, default_train_config, lr_factor, train
+
+TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16}
+
+
+def _config(**overrides) -> TrainConfig:
+    base = dict(steps=20, batch_size=4, block_size=16, eval_every=10, checkpoint_every=5, eval_tokens=64, log_every=1)
+    return default_train_config("gpt", **{**base, **overrides})
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_lr_schedule_warmup_then_cosine() -> None:
+    config = TrainConfig(learning_rate=1.0, warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1, steps=100)
+    assert lr_factor(config, 0, 0.0) == pytest.approx(0.1)  # first step: 1/10 of warmup
+    assert lr_factor(config, 4, 0.0) == pytest.approx(0.5)
+    assert lr_factor(config, 9, 0.0) == pytest.approx(1.0)
+    assert lr_factor(config, 50, 0.5) == pytest.approx(0.1 + 0.9 * 0.5)  # cosine midpoint
+    assert lr_factor(config, 99, 1.0) == pytest.approx(0.1)  # floor
+    assert lr_factor(config, 99, 2.0) == pytest.approx(0.1)  # clamped past the end
+    flat = TrainConfig()  # the notebook's: constant, no warmup
+    assert lr_factor(flat, 0, 0.0) == lr_factor(flat, 5000, 0.5) == 1.0
+
+
+def test_logged_lr_follows_the_schedule(tiny_corpus, tmp_path) -> None:
+    config = _config(warmup_steps=5)
+    train(load_data(str(tiny_corpus)), tmp_path / "run", "gpt", TINY, config, progress=False)
+    lrs = {r["step"]: r["lr"] for r in _metrics(tmp_path / "run") if "lr" in r}
+    for step, lr in lrs.items():
+        # the lr of step s (1-based) is set before it with progress (s-1)/steps
+        assert lr == pytest.approx(config.learning_rate * lr_factor(config, step - 1, (step - 1) / config.steps))
+    assert lrs[20] < lrs[6]
+
+
+def test_time_limit_is_obeyed_in_process(tiny_corpus, tmp_path) -> None:
+    config = _config(steps=10**9, time_limit=3.0, eval_every=50)
+    started = time.time()
+    result = train(load_data(str(tiny_corpus)), tmp_path / "run", "gpt", TINY, config, progress=False)
+    took = time.time() - started
+    assert result.steps > 5
+    assert took <= 3.0 + 1.5, f"a 3 s budget took {took:.2f} s"
+    last_lr = [r["lr"] for r in _metrics(tmp_path / "run") if "lr" in r][-1]
+    assert last_lr < 0.3 * config.learning_rate  # the cosine was sized to the budget and ran out
+
+
+@pytest.mark.slow
+def test_time_limit_counts_from_process_start(tiny_corpus, tmp_path) -> None:
+    limit = 15.0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    cmd = [sys.executable, "-m", "bigramlm", "train", "--data", str(tiny_corpus), "--model", "gpt", "--preset", "tiny",
+           "--block-size", "16", "--time-limit", str(limit), "--out", str(tmp_path / "run"), "--json"]
+    started = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    took = time.time() - started
+    assert proc.returncode == 0, proc.stderr
+    assert took <= limit + 3.0, f"--time-limit {limit} took {took:.1f} s"
+    assert json.loads(proc.stdout)["steps"] > 0
+
+
+def test_gpt_resume_equals_uninterrupted(tiny_corpus, tmp_path) -> None:
+    data = load_data(str(tiny_corpus))
+    model = {**TINY, "dropout": 0.1}  # dropout draws from the RNG that resume must restore
+    whole = tmp_path / "whole"
+    train(data, whole, "gpt", model, _config(), progress=False)
+
+    part = tmp_path / "part"
+
+    def interrupt(step: int, loss: float) -> None:
+        if step == 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(data, part, "gpt", model, _config(), progress=False, on_step=interrupt)
+    train(data, part, resume=True, progress=False)
+    assert _metrics(part) == _metrics(whole)
+    a, b = load_run(whole).model.state_dict(), load_run(part).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_keep_best_and_final_eval_on_whole_split(tiny_corpus, tmp_path) -> None:
+    result = train(load_data(str(tiny_corpus)), tmp_path / "run", "gpt", TINY, _config(), progress=False)
+    records = _metrics(tmp_path / "run")
+    subset_vals = [r["val_loss"] for r in records if "val_loss" in r]
+    final = [r for r in records if "final_val_loss" in r][-1]
+    assert final["final_val_loss"] == pytest.approx(result.val.loss)
+    assert result.val.tokens > 64  # the final eval covers the whole split, not the 64-token subset
+    assert len(subset_vals) == 2
+    saved = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert saved["loss"] == pytest.approx(result.val.loss)
+
+
+def test_cli_gpt_bpe_run_records_every_setting(tiny_corpus, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(tiny_corpus), "--model", "gpt", "--preset", "tiny", "--n-layer", "1", "--block-size", "16",
+            "--tokenizer", "bpe", "--vocab-size", "300", "--steps", "6", "--grad-accum", "2", "--warmup", "2",
+            "--out", str(out), "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["name"] == "gpt"
+    assert config["model"]["config"] == {"vocab_size": config["tokenizer"]["vocab_size"], "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 64, "dropout": 0.0, "bias": False}
+    training = config["training"]
+    assert training["tokenizer"] == "bpe" and training["vocab_size"] == 300 and 256 < config["tokenizer"]["vocab_size"] <= 300 and training["grad_accum"] == 2
+    assert training["warmup_steps"] == 2 and training["lr_schedule"] == "cosine" and training["amp"] in ("none", "bf16")
+    assert config["tokenizer"]["type"] == "bpe"
+    # Bits per character divide the summed nats by the characters of the val text,
+    # which BPE packs into fewer tokens than characters.
+    text = tiny_corpus.read_text()
+    val_text = text[int(0.9 * len(text)) :]
+    run = load_run(out)
+    first = run.tokenizer.decode(run.tokenizer.encode(val_text)[:1])
+    characters = len(val_text) - len(first)
+    assert summary["tokens"] < characters
+    assert summary["bits_per_char"] == pytest.approx(summary["loss"] * summary["tokens"] / characters / math.log(2), rel=1e-6)
+    # eval reads the BPE run back and agrees with training's final figure
+    assert main(["eval", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["loss"] == pytest.approx(summary["loss"], rel=1e-4)
+
+
+def test_cli_gpt_defaults_are_the_cpu_recipe(tmp_path) -> None:
+    from bigramlm.cli import build_parser
+    from bigramlm.cli_gpt import UNBOUNDED_STEPS, train_config_from_args
+
+    args = build_parser().parse_args(["train", "--data", "x", "--model", "gpt", "--time-limit", "36", "--out", str(tmp_path)])
+    config, model = train_config_from_args(args)
+    assert model == {"n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0}
+    assert config.block_size == 64 and config.lr_schedule == "cosine" and config.time_limit == 36
+    assert config.steps == UNBOUNDED_STEPS
+    bigram, _ = train_config_from_args(build_parser().parse_args(["train", "--data", "x", "--out", str(tmp_path)]))
+    assert bigram == TrainConfig()  # the notebook's defaults, untouched
+    with pytest.raises(Exception, match="only apply to --model gpt"):
+        train_config_from_args(build_parser().parse_args(["train", "--data", "x", "--n-layer", "2", "--out", str(tmp_path)]))

@@ -252,3 +252,26 @@ def test_real_process_exit_code_and_stderr(tmp_path) -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_run_dir_that_is_a_file_and_moved_data(runs, tmp_path, capsys) -> None:
+    code, _, err = run_cli(["eval", runs["corpus"]], capsys)  # a file, not a run directory
+    assert_one_line_error(code, err, "not a run directory")
+    other = tmp_path / "other.txt"
+    other.write_text("a different corpus entirely, of another length.\n" * 10, encoding="utf-8")
+    code, _, err = run_cli(["eval", runs["counts"], "--data", other], capsys)
+    assert_one_line_error(code, err, "was trained on")
+    # The same content under another name is accepted: the run records what it needs.
+    moved = tmp_path / "moved.txt"
+    moved.write_bytes(runs["corpus"].read_bytes())
+    code, out, _ = run_cli(["eval", runs["counts"], "--data", moved, "--json"], capsys)
+    assert code == 0 and json.loads(out)["tokens"] > 0
+
+
+def test_data_info_json(runs, capsys) -> None:
+    code, out, _ = run_cli(["data", "info", runs["corpus"], "--block-size", "4", "--json"], capsys)
+    assert code == 0
+    info = json.loads(out)
+    text = runs["corpus"].read_text(encoding="utf-8")
+    assert info["characters"] == len(text) and info["vocab"] == "".join(sorted(set(text)))
+    assert [p["target"] for p in info["pairs"]] == [info["vocab"].index(c) for c in text[1:5]]

@@ -237,6 +237,8 @@ def test_bad_arguments_are_one_line_usage_errors(runs, capsys) -> None:
     assert_one_line_error(code, err, "--tokens")
     code, _, err = run_cli(["sample", runs["counts"], "--temperature", "-1"], capsys)
     assert_one_line_error(code, err, "temperature")
+    code, _, err = run_cli(["sample", runs["counts"], "--prompt", "to \u00e9"], capsys)
+    assert_one_line_error(code, err, "'\u00e9'", "position 3")
     code, _, err = run_cli(["train", "--data", runs["corpus"], "--out", runs["sgd"]], capsys)
     assert_one_line_error(code, err, "already holds a run")
     code, _, err = run_cli(["train", "--data", runs["corpus"], "--out", runs["root"] / "x", "--steps", "0"], capsys)

@@ -109,3 +109,24 @@ def test_resume_without_checkpoint_is_an_error(tiny_corpus, tmp_path, capsys) ->
     assert main(["train", "--data", str(tiny_corpus), "--out", str(out), "--resume"]) != 0
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "resume" in err and err.count("\n") == 1
+
+
+def test_resume_refuses_a_swapped_tokenizer(tiny_corpus, tmp_path) -> None:
+    data = load_data(str(tiny_corpus))
+    config = TrainConfig(steps=40, learning_rate=0.02, eval_every=20, checkpoint_every=20)
+
+    def interrupt(step: int, loss: float) -> None:
+        if step == 25:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(data, run, config=config, progress=False, on_step=interrupt)
+    saved = json.loads((run / "tokenizer.json").read_text(encoding="utf-8"))
+    chars = saved["chars"]
+    swapped = sorted([*chars[:-1], "\u00e9"])  # same size, another vocabulary
+    (run / "tokenizer.json").write_text(json.dumps({**saved, "chars": swapped}), encoding="utf-8")
+    from bigramlm.errors import BigramLMError
+
+    with pytest.raises(BigramLMError, match="not the one this checkpoint was trained with"):
+        train(data, run, config=config, resume=True, progress=False)

@@ -428,7 +428,11 @@ def _train(
     main = dist.is_main
     log = log if (log is not None and main) else (lambda message: None)
     if resume:
+        from .checkpoint import check_tokenizer_matches
+
         tokenizer = load_tokenizer(out_dir / "tokenizer.json")
+        saved = read_config(out_dir)  # the weights must not be resumed under another vocabulary
+        check_tokenizer_matches(saved["model"].get("config", {}), tokenizer, out_dir, (saved.get("tokenizer") or {}).get("sha256"))
     elif dist.enabled:
         # Rank 0 builds the vocabulary (BPE training is not cheap); the others receive it.
         from .tokenization import tokenizer_from_dict

@@ -9,6 +9,6 @@ if [ -z "${BIGRAMLM_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
   export BIGRAMLM_DATA_DIR="$(cd ../shared/data && pwd)"
 fi
 OUT=${OUT:-runs/shakespeare-bigram}
-.venv/bin/bigramlm train --data tinyshakespeare --model bigram --method sgd --out "$OUT" "$@"
+.venv/bin/bigramlm train --data tinyshakespeare --model bigram --method sgd --out "$OUT" --overwrite "$@"
 echo
 .venv/bin/bigramlm sample "$OUT" --tokens 500 --seed 1337

@@ -1,0 +1,89 @@
+"""Generation speed of the GPT: KV cache (one position per new token) against the naive
+re-run of the whole cropped window, both measured here, same model, same seed.
+
+    python benchmarks/gpt_generation.py [--preset small] [--tokens 500] [--repeats 3] [--json]
+
+The model is the ``small`` preset (6 layers, 4 heads, 256 wide, block 128) at its
+initialisation: speed does not depend on what the weights say. Goal: >= 5x.
+Also reports 3 candidates grown side by side (what ``assist --n 3`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from bigramlm.models import build_model
+from bigramlm.models.gpt import preset
+from bigramlm.sampling import generate_candidates, generate_ids
+from bigramlm.threads import configure_cpu_threads
+from bigramlm.tokenization import CharTokenizer
+
+
+def tokens_per_second(model: torch.nn.Module, tokens: int, kv_cache: bool, repeats: int) -> tuple[float, list[int]]:
+    rates, out = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        out = [t for chunk in generate_ids(model, [0], tokens, temperature=1.0, seed=0, kv_cache=kv_cache) for t in chunk]
+        rates.append(tokens / (time.perf_counter() - started))
+    return statistics.median(rates), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="GPT generation: KV cache vs naive")
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--tokens", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    text = open(__file__, encoding="utf-8").read()  # any text: only the vocabulary size matters
+    tokenizer = CharTokenizer.from_text(text + "".join(chr(c) for c in range(32, 127)))
+    torch.manual_seed(0)
+    config = {**preset(args.preset), "vocab_size": 65}
+    model = build_model("gpt", config).eval()
+    threads = configure_cpu_threads(model)
+    cached_rate, cached = tokens_per_second(model, args.tokens, True, args.repeats)
+    naive_rate, naive = tokens_per_second(model, args.tokens, False, args.repeats)
+    block = config["block_size"]
+    # Up to the first time the window fills, both paths compute the same thing.
+    same_prefix = cached[: block - 1] == naive[: block - 1]
+
+    model_c = build_model("gpt", {**preset(args.preset), "vocab_size": tokenizer.vocab_size}).eval()
+    timings = {}
+    for kv in (True, False):
+        started = time.perf_counter()
+        list(generate_candidates(model_c, tokenizer, "Hello", 3, args.tokens, temperature=1.0, seed=0, kv_cache=kv))
+        timings[kv] = time.perf_counter() - started
+
+    result = {
+        "preset": args.preset,
+        "config": config,
+        "threads": threads,
+        "new_tokens": args.tokens,
+        "kv_cache_tokens_per_s": round(cached_rate, 1),
+        "naive_tokens_per_s": round(naive_rate, 1),
+        "speedup": round(cached_rate / naive_rate, 2),
+        "identical_until_window_full": same_prefix,
+        "candidates_n3_kv_s": round(timings[True], 3),
+        "candidates_n3_naive_s": round(timings[False], 3),
+        "candidates_speedup": round(timings[False] / timings[True], 2),
+        "goal": ">= 5x",
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.preset} preset, {args.tokens} new tokens, {threads} thread(s)")
+        print(f"KV cache : {cached_rate:8.1f} tokens/s")
+        print(f"naive    : {naive_rate:8.1f} tokens/s")
+        print(f"speedup  : {cached_rate / naive_rate:.2f}x (goal >= 5x); identical until the window is full: {same_prefix}")
+        print(f"3 candidates x {args.tokens} tokens: {timings[True]:.2f} s with the cache, {timings[False]:.2f} s without "
+              f"({timings[False] / timings[True]:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

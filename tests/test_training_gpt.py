@@ -38,6 +38,8 @@ def test_lr_schedule_warmup_then_cosine() -> None:
     assert lr_factor(config, 50, 0.5) == pytest.approx(0.1 + 0.9 * 0.5)  # cosine midpoint
     assert lr_factor(config, 99, 1.0) == pytest.approx(0.1)  # floor
     assert lr_factor(config, 99, 2.0) == pytest.approx(0.1)  # clamped past the end
+    linear = TrainConfig(learning_rate=1.0, warmup_steps=0, lr_schedule="linear", min_lr_ratio=0.0)
+    assert lr_factor(linear, 10, 0.25) == pytest.approx(0.75) and lr_factor(linear, 10, 1.0) == 0.0
     flat = TrainConfig()  # the notebook's: constant, no warmup
     assert lr_factor(flat, 0, 0.0) == lr_factor(flat, 5000, 0.5) == 1.0
 
@@ -60,7 +62,7 @@ def test_time_limit_is_obeyed_in_process(tiny_corpus, tmp_path) -> None:
     assert result.steps > 5
     assert took <= 3.0 + 1.5, f"a 3 s budget took {took:.2f} s"
     last_lr = [r["lr"] for r in _metrics(tmp_path / "run") if "lr" in r][-1]
-    assert last_lr < 0.3 * config.learning_rate  # the cosine was sized to the budget and ran out
+    assert last_lr < 0.3 * config.learning_rate  # the decay was sized to the budget and ran out
 
 
 @pytest.mark.slow
@@ -121,7 +123,7 @@ def test_cli_gpt_bpe_run_records_every_setting(tiny_corpus, tmp_path, capsys) ->
     assert config["model"]["config"] == {"vocab_size": config["tokenizer"]["vocab_size"], "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 64, "dropout": 0.0, "bias": False}
     training = config["training"]
     assert training["tokenizer"] == "bpe" and training["vocab_size"] == 300 and 256 < config["tokenizer"]["vocab_size"] <= 300 and training["grad_accum"] == 2
-    assert training["warmup_steps"] == 2 and training["lr_schedule"] == "cosine" and training["amp"] in ("none", "bf16")
+    assert training["warmup_steps"] == 2 and training["lr_schedule"] == "linear" and training["amp"] in ("none", "bf16")
     assert config["tokenizer"]["type"] == "bpe"
     # Bits per character divide the summed nats by the characters of the val text,
     # which BPE packs into fewer tokens than characters.
@@ -144,7 +146,7 @@ def test_cli_gpt_defaults_are_the_cpu_recipe(tmp_path) -> None:
     args = build_parser().parse_args(["train", "--data", "x", "--model", "gpt", "--time-limit", "36", "--out", str(tmp_path)])
     config, model = train_config_from_args(args)
     assert model == {"n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0}
-    assert config.block_size == 64 and config.lr_schedule == "cosine" and config.time_limit == 36
+    assert config.block_size == 64 and config.lr_schedule == "linear" and config.time_limit == 36
     assert config.steps == UNBOUNDED_STEPS
     bigram, _ = train_config_from_args(build_parser().parse_args(["train", "--data", "x", "--out", str(tmp_path)]))
     assert bigram == TrainConfig()  # the notebook's defaults, untouched

@@ -372,7 +372,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 #: Seconds kept at the end of a time-limited run for writing the weights, the
 #: metrics and the loss plot (matplotlib's import included), on top of the final eval.
-FINISH_SECONDS = 1.2
+FINISH_SECONDS = 1.5
 
 
 def train(

@@ -82,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise BigramLMError(f"--out {out} exists and is not a directory")
     if not args.resume and (out / "config.json").exists() and not args.overwrite:
         raise BigramLMError(f"{out} already holds a run; use --resume to continue it or --overwrite to replace it")
-    from .cli_gpt import budget_start, train_config_from_args
+    from .cli_gpt import budget_start, is_main_process, train_config_from_args
 
     config, model_config = train_config_from_args(args)
     config.device = _resolve_device(args.device)
@@ -110,6 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=not (args.no_progress or args.json),
         log=log,
     )
+    if not is_main_process():  # under torchrun only rank 0 reports
+        return 0
     summary = {"run_dir": str(out), "steps": result.steps, "seconds": round(result.seconds, 3), **result.val.to_dict()}
     if args.json:
         _print_json(summary)

@@ -112,3 +112,10 @@ def budget_start() -> float:
     from .training import process_start_time
 
     return process_start_time()
+
+
+def is_main_process() -> bool:
+    """False on the ranks other than 0 that torchrun starts."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0

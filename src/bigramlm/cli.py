@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from .cli_serve import add_serve_parser  # light: fastapi is imported only when serving
+from .cli_support import add_assist_parser, add_brand_parser, add_learn_parser
 from .errors import BigramLMError
 
 EXIT_USAGE = 2
@@ -221,22 +223,17 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 # --- entry point ----------------------------------------------------------------
 
-#: Subcommand registrars. Other modules' commands (assist, serve, ...) add themselves here.
+#: Subcommand registrars, in --help order; each module owns its commands' flags.
 PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_train_parser,
     add_eval_parser,
     add_sample_parser,
     add_data_parser,
+    add_assist_parser,
+    add_brand_parser,
+    add_learn_parser,
+    add_serve_parser,
 ]
-
-# The support assistant's commands (cli_support.py).
-from .cli_support import add_assist_parser, add_brand_parser, add_learn_parser  # noqa: E402
-
-PARSERS.extend([add_assist_parser, add_brand_parser, add_learn_parser])
-
-from .cli_serve import add_serve_parser  # noqa: E402  (a light module: fastapi loads only when serving)
-
-PARSERS.append(add_serve_parser)
 
 
 class _Parser(argparse.ArgumentParser):

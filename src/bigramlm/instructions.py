@@ -435,6 +435,12 @@ def load_instruction_data(
     return data
 
 
+def column_options(spec: dict[str, Any]) -> dict[str, str | None]:
+    """The ``*_col`` keyword arguments of ``read_table`` that a run's data spec recorded."""
+    columns = spec.get("columns") or {}
+    return {f"{role}_col": columns.get(role) for role in ("instruction", "response", "intent", "category")}
+
+
 def load_instruction_data_from_spec(spec: dict[str, Any], source: str | None = None) -> InstructionData:
     """Rebuild a run's exact rows and split from ``config.json``'s data section.
 
@@ -443,15 +449,11 @@ def load_instruction_data_from_spec(spec: dict[str, Any], source: str | None = N
     origin = source or spec.get("source") or spec.get("path")
     if not origin:
         raise BigramLMError("the run does not record its data; pass --data")
-    columns = spec.get("columns") or {}
     split = spec.get("split") or {}
     try:
         data = load_instruction_data(
             origin,
-            instruction_col=columns.get("instruction"),
-            response_col=columns.get("response"),
-            intent_col=columns.get("intent"),
-            category_col=columns.get("category"),
+            **column_options(spec),
             labels=bool((spec.get("format") or {}).get("labels", False)),
             seed=int(split.get("seed", SPLIT_SEED)),
             fractions=tuple(split.get("fractions", SPLIT_FRACTIONS)),

@@ -32,7 +32,14 @@ from .batching import get_batch
 from .checkpoint import load_run, save_weights
 from .errors import BigramLMError
 from .evaluation import total_nats
-from .instructions import INSTRUCTION_HEADER, format_block, label_lines, load_instruction_data_from_spec, read_table
+from .instructions import (
+    INSTRUCTION_HEADER,
+    column_options,
+    format_block,
+    label_lines,
+    load_instruction_data_from_spec,
+    read_table,
+)
 from .scoring import continuation_logprob_sums
 from .store import CaseStore
 from .tokenization import normalize_for_vocab
@@ -43,14 +50,7 @@ DEFAULT_STEPS = 200
 
 def read_cases_file(path: str | os.PathLike[str], spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Cases from a CSV/JSONL/Parquet file with the run's column names."""
-    columns = spec.get("columns") or {}
-    table = read_table(
-        path,
-        instruction_col=columns.get("instruction"),
-        response_col=columns.get("response"),
-        intent_col=columns.get("intent"),
-        category_col=columns.get("category"),
-    )
+    table = read_table(path, **column_options(spec))
     return [
         {"message": r.instruction, "reply": r.response, "intent": r.intent, "category": r.category}
         for r in table.rows

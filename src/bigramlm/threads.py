@@ -3,8 +3,9 @@
 A bigram step is a handful of kernels on a (32, 8, 65) tensor: microseconds of work.
 With torch's default of one intra-op thread per core, every kernel pays an OpenMP
 fork/join, and on a shared 2-core machine a busy sibling core turns each join into a
-wait for the scheduler. Measured here: 170 steps/s with 2 threads against 2,000
-steps/s with 1. Anything bigger wants every core: on a quiet 2-core machine the
+wait for the scheduler. Measured with the other core busy: 170 steps/s with 2
+threads against 2,000 steps/s with 1; on a quiet machine the two are even (~2,500),
+so one thread never loses. Anything bigger wants every core: on a quiet 2-core machine the
 0.8 M-parameter GPT recipe takes 1.6x the steps per second with 2 threads as with 1
 (326 vs 205 steps in 21 s), so the cut-off sits far below it, above any bigram table
 (V x V, about 12,500 parameters for the 112 characters of Bitext).

@@ -461,7 +461,7 @@ def _train(
     if config.threads is not None and device.type == "cpu":
         torch.set_num_threads(config.threads)
     else:
-        configure_cpu_threads(model, device)  # tiny models: 1 thread is ~10x faster per step
+        configure_cpu_threads(model, device)  # tiny models: 1 thread (see threads.py)
     if dist.enabled:
         torch.manual_seed(config.seed + 1 + dist.rank)  # different dropout masks per rank
     run_config = {

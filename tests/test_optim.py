@@ -53,9 +53,26 @@ def test_state_dict_round_trip_continues_identically() -> None:
     assert torch.equal(a.token_embedding_table.weight, b.token_embedding_table.weight)
 
 
-def test_only_tiny_single_group_cpu_models_get_it() -> None:
-    bigram = build_model("bigram", {"vocab_size": 65, "block_size": 8})
-    assert wants_lean_optimizer(bigram, "cpu")
-    assert not wants_lean_optimizer(bigram, "meta")
-    big = torch.nn.Linear(2000, 1000)  # 2M parameters
-    assert not wants_lean_optimizer(big, "cpu")
+def test_matches_torch_adamw_with_the_gpts_decay_groups() -> None:
+    """The GPT trains with LeanAdamW on CPU: its two groups (decay, no decay) and bf16 autocast."""
+    torch.manual_seed(0)
+    config = {"vocab_size": 11, "block_size": 8, "n_layer": 1, "n_head": 2, "n_embd": 16}
+    ours, ref = build_model("gpt", config), build_model("gpt", config)
+    ref.load_state_dict(ours.state_dict())
+    opt_ours = LeanAdamW(ours.optimizer_groups(0.1), lr=8e-3, betas=(0.9, 0.99))
+    opt_ref = torch.optim.AdamW(ref.optimizer_groups(0.1), lr=8e-3, betas=(0.9, 0.99))
+    assert opt_ours.param_groups[1]["weight_decay"] == 0.0
+    g = torch.Generator().manual_seed(3)
+    for _ in range(15):
+        x, y = torch.randint(11, (4, 8), generator=g), torch.randint(11, (4, 8), generator=g)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            _step(ours, opt_ours, x, y)
+            _step(ref, opt_ref, x, y)
+    for (name, a), b in zip(ours.named_parameters(), ref.parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_every_cpu_run_gets_it_and_accelerators_keep_torch_optim() -> None:
+    assert wants_lean_optimizer("cpu")
+    assert not wants_lean_optimizer("meta")
+    assert not wants_lean_optimizer("cuda")

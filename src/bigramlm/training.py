@@ -159,6 +159,37 @@ GPT_TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: Under ``--time-limit`` with no size given, the GPT is sized to the budget: a short
+#: budget on a small CPU buys few tokens, and a shallow model makes more of them (its
+#: steps are cheaper and it needs fewer tokens per parameter). Full-val losses of whole
+#: ``bigramlm train --time-limit T`` processes on 2 cores, measured in one session:
+#:
+#:   T      1 layer, batch 32   2 layers, batch 32   4 layers (cpu preset), batch 16
+#:   36 s   1.706, 1.729        1.809                1.975, 2.054
+#:   64 s   1.672               1.716                1.879
+#:   128 s  1.605               1.597                1.693
+#:
+#: (1 layer at 36 s: lr 1.5e-2 1.718, batch 48 1.710, width 192 1.746.) Each row is
+#: (budget below which it applies, model overrides, training overrides); budgets past
+#: the last row keep the ``cpu`` preset and ``GPT_TRAIN_DEFAULTS``.
+GPT_BUDGET_RECIPES: list[tuple[float, dict[str, Any], dict[str, Any]]] = [
+    (100.0, {"n_layer": 1}, {"batch_size": 32, "learning_rate": 1e-2}),
+    (600.0, {"n_layer": 2}, {"batch_size": 32, "learning_rate": 1e-2}),
+]
+
+
+def gpt_budget_recipe(time_limit: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model overrides, training overrides) of the GPT recipe for a wall-clock budget.
+
+    Both are empty without a time limit or past the table's last budget.
+    """
+    if time_limit is not None:
+        for below, model, training in GPT_BUDGET_RECIPES:
+            if time_limit < below:
+                return dict(model), dict(training)
+    return {}, {}
+
+
 def cpu_has_fast_bf16() -> bool:
     """True on CPUs with AMX-BF16 tiles (Sapphire Rapids and later), where bf16
     matmuls were measured ~3.5x faster than fp32. Without them bf16 is emulated and slower."""
@@ -238,18 +269,15 @@ def lr_factor(config: TrainConfig, step: int, progress: float) -> float:
     return warm * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * shape)
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    if wants_lean_optimizer(model, config.device):
-        # Same AdamW update, bit for bit, without torch.optim's 1.5-2 s import of the
-        # compiler (see bigramlm.optim): for the bigram that is most of a run.
-        return LeanAdamW(model.parameters(), lr=config.learning_rate, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer | LeanAdamW:
     groups_of = getattr(model, "optimizer_groups", None)
     params = groups_of(config.weight_decay) if groups_of is not None else model.parameters()
-    # foreach (one multi-tensor kernel per update) is torch's CPU default and measured
-    # faster than the per-parameter loop here; "fused" is CUDA-first.
-    return torch.optim.AdamW(
-        params, lr=config.learning_rate, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay
-    )
+    betas = (config.beta1, config.beta2)
+    if wants_lean_optimizer(config.device):
+        # The same AdamW update, bit for bit, without torch.optim's 1.4-2.3 s import of
+        # the compiler (see bigramlm.optim): most of a bigram run, 5% of the GPT's 36 s.
+        return LeanAdamW(params, lr=config.learning_rate, betas=betas, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.learning_rate, betas=betas, weight_decay=config.weight_decay)
 
 
 def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -370,9 +398,10 @@ def _truncate_metrics(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
-#: Seconds kept at the end of a time-limited run for writing the weights, the
-#: metrics and the loss plot (matplotlib's import included), on top of the final eval.
-FINISH_SECONDS = 1.5
+#: Seconds kept at the end of a time-limited run, on top of the final eval, for writing
+#: the weights, the metrics and the loss plot (measured 0.15-0.3 s; matplotlib is
+#: imported before training) and for the interpreter's exit, which the budget counts too.
+FINISH_SECONDS = 1.25
 
 
 def train(

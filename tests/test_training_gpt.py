@@ -143,11 +143,25 @@ def test_cli_gpt_defaults_are_the_cpu_recipe(tmp_path) -> None:
     from bigramlm.cli import build_parser
     from bigramlm.cli_gpt import UNBOUNDED_STEPS, train_config_from_args
 
-    args = build_parser().parse_args(["train", "--data", "x", "--model", "gpt", "--time-limit", "36", "--out", str(tmp_path)])
-    config, model = train_config_from_args(args)
-    assert model == {"n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0}
+    def parsed(*flags: str):
+        return train_config_from_args(build_parser().parse_args(["train", "--data", "x", "--model", "gpt", *flags, "--out", str(tmp_path)]))
+
+    # The documented command: a 1-layer GPT sized to the 36 s budget.
+    config, model = parsed("--time-limit", "36")
+    assert model == {"n_layer": 1, "n_head": 4, "n_embd": 128, "dropout": 0.0}
     assert config.block_size == 64 and config.lr_schedule == "linear" and config.time_limit == 36
+    assert (config.batch_size, config.learning_rate) == (32, 1e-2)
     assert config.steps == UNBOUNDED_STEPS
+    config, model = parsed("--time-limit", "128")
+    assert model["n_layer"] == 2 and config.batch_size == 32
+    # Past the table, without a time limit, or with a size or a flag given: those win.
+    for flags in (("--time-limit", "900"), ("--steps", "100"), ("--time-limit", "36", "--preset", "cpu")):
+        config, model = parsed(*flags)
+        assert model["n_layer"] == 4 and (config.batch_size, config.learning_rate) == (16, 8e-3), flags
+    config, model = parsed("--time-limit", "36", "--batch-size", "8", "--n-embd", "64")
+    assert model == {"n_layer": 4, "n_head": 4, "n_embd": 64, "dropout": 0.0} and config.batch_size == 8
+    config, model = parsed("--time-limit", "36", "--batch-size", "8")
+    assert model["n_layer"] == 1 and config.batch_size == 8 and config.learning_rate == 1e-2
     bigram, _ = train_config_from_args(build_parser().parse_args(["train", "--data", "x", "--out", str(tmp_path)]))
     assert bigram == TrainConfig()  # the notebook's defaults, untouched
     with pytest.raises(Exception, match="only apply to --model gpt"):

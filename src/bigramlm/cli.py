@@ -84,7 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise BigramLMError(f"--out {out} exists and is not a directory")
     if not args.resume and (out / "config.json").exists() and not args.overwrite:
         raise BigramLMError(f"{out} already holds a run; use --resume to continue it or --overwrite to replace it")
-    from .cli_gpt import budget_start, is_main_process, train_config_from_args
+    from .cli_gpt import budget_note, budget_start, is_main_process, train_config_from_args
 
     config, model_config = train_config_from_args(args)
     config.device = _resolve_device(args.device)
@@ -101,6 +101,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_instruction_flags(args.data, args)
         data = load_data(args.data, **instruction_options(args))
     log = (lambda m: print(m, file=sys.stderr)) if not args.json else None
+    note = budget_note(args, model_config, config)
+    if note and log is not None and is_main_process():
+        log(note)
     result = train(
         data,
         out,

@@ -24,7 +24,7 @@ def add_gpt_train_args(p: argparse.ArgumentParser) -> None:
     from .models.gpt import PRESETS
 
     g = p.add_argument_group("GPT model (--model gpt)")
-    g.add_argument("--preset", choices=sorted(PRESETS), default=None, help="named size (default for --model gpt: cpu)")
+    g.add_argument("--preset", choices=sorted(PRESETS), default=None, help="named size (default for --model gpt: cpu, or under --time-limit a size for the budget)")
     g.add_argument("--n-layer", type=int, default=None, help="transformer blocks")
     g.add_argument("--n-head", type=int, default=None, help="attention heads per block")
     g.add_argument("--n-embd", type=int, default=None, help="embedding width")
@@ -36,7 +36,7 @@ def add_gpt_train_args(p: argparse.ArgumentParser) -> None:
 
     o = p.add_argument_group("optimisation and speed")
     o.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
-                   help="train until this much wall time (process start and final eval included) is used; the lr schedule is sized to it")
+                   help="train until this much wall time (process start and final eval included) is used; the lr schedule, and the GPT's depth and batch unless given, are sized to it")
     o.add_argument("--grad-accum", type=int, default=None, help="micro-batches per optimizer step (default 1)")
     o.add_argument("--warmup", type=int, default=None, help="linear lr warmup steps (gpt default 50, bigram 0)")
     o.add_argument("--lr-schedule", choices=["constant", "cosine", "linear"], default=None, help="after warmup: gpt default linear (to --min-lr-ratio), bigram constant")
@@ -53,7 +53,7 @@ def add_gpt_train_args(p: argparse.ArgumentParser) -> None:
 def train_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """(TrainConfig, model config) from parsed ``train`` arguments."""
     from .models.gpt import preset as gpt_preset
-    from .training import default_train_config
+    from .training import default_train_config, gpt_budget_recipe
 
     model = args.model
     if model != "gpt":
@@ -62,8 +62,9 @@ def train_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any
             raise BigramLMError(f"{', '.join(given)} only apply to --model gpt")
     model_config: dict[str, Any] = {}
     block_size = args.block_size
+    budget_model, budget_training = gpt_budget_recipe(args.time_limit) if sized_by_budget(args) else ({}, {})
     if model == "gpt":
-        model_config = gpt_preset(args.preset or "cpu")
+        model_config = {**gpt_preset(args.preset or "cpu"), **budget_model}
         block_size = block_size or model_config.pop("block_size")
         model_config.pop("block_size", None)
         for name in ("n_layer", "n_head", "n_embd", "dropout"):
@@ -98,6 +99,9 @@ def train_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any
         "compile": args.compile,
         "threads": args.threads,
     }
+    for name, value in budget_training.items():  # the budget's recipe, where no flag says otherwise
+        if overrides.get(name) is None:
+            overrides[name] = value
     if args.vocab_size is not None and (args.tokenizer or "char") != "bpe":
         raise BigramLMError("--vocab-size applies to --tokenizer bpe only")
     try:
@@ -105,6 +109,25 @@ def train_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any
     except TypeError as exc:  # a flag the config does not know: a bug, but say it in one line
         raise BigramLMError(str(exc)) from None
     return config, model_config
+
+
+def sized_by_budget(args: argparse.Namespace) -> bool:
+    """A GPT run whose size follows ``--time-limit``: no preset or size flag was given."""
+    return (
+        args.model == "gpt"
+        and args.time_limit is not None
+        and all(getattr(args, name) is None for name in ("preset", "n_layer", "n_head", "n_embd"))
+    )
+
+
+def budget_note(args: argparse.Namespace, model_config: dict[str, Any], config: Any) -> str | None:
+    """One line saying which size ``--time-limit`` chose, when it chose one."""
+    if not sized_by_budget(args) or getattr(args, "resume", False):
+        return None
+    return (
+        f"--time-limit {args.time_limit:g}: {model_config['n_layer']}-layer GPT, batch {config.batch_size}, "
+        f"lr {config.learning_rate:g} (sized to the budget; --preset or --n-layer choose the size)"
+    )
 
 
 def budget_start() -> float:

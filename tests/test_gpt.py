@@ -84,6 +84,36 @@ def test_kv_cache_logits_match_full_forward() -> None:
     assert torch.allclose(torch.cat([prefix, *steps], dim=1), full, atol=1e-5)
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_one_position_decode_step_is_the_generic_forward_bit_for_bit(bias: bool) -> None:
+    """Eval-mode cached steps take a lean functional path; in train mode (dropout 0) the
+    same call runs the module-by-module forward. Both must give identical numbers."""
+    model = _tiny(bias=bias, dropout=0.0)
+    idx = torch.randint(V, (3, 16))
+
+    def cached_steps(training: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.train(training)
+        cache = model.new_cache(3)
+        with torch.no_grad():
+            model(idx[:, :4], cache=cache)
+            logits = torch.cat([model(idx[:, t : t + 1], cache=cache)[0] for t in range(4, 16)], dim=1)
+        return logits, cache.keys
+
+    lean, lean_keys = cached_steps(False)
+    generic, generic_keys = cached_steps(True)
+    assert lean.shape == (3, 12, V)
+    assert torch.equal(lean, generic)
+    assert all(torch.equal(a, b) for a, b in zip(lean_keys, generic_keys))
+
+
+def test_a_model_held_in_bf16_runs_and_generates() -> None:
+    model = _tiny().to(torch.bfloat16)
+    logits, _ = model(torch.randint(V, (2, 16)))
+    assert logits.dtype == torch.bfloat16
+    out = [t for chunk in generate_ids(model, [1, 2], 20, temperature=1.0, seed=0) for t in chunk]
+    assert len(out) == 20
+
+
 @pytest.mark.parametrize("temperature,seed", [(0.0, 0), (1.0, 123)])
 def test_generation_with_cache_equals_without(temperature: float, seed: int) -> None:
     model = _tiny()

@@ -568,7 +568,10 @@ def _train(
             # reserve at the end where it would overrun the budget.
             with contextlib.suppress(ImportError):
                 import matplotlib.figure  # noqa: F401
-        clock.set_reserve(_estimate_finish(model, val_ids, config, dist))
+        # What runs after the clock says stop: the last periodic eval (unless it is the
+        # full one), then the full eval.
+        finish_tokens = full_eval.tokens + (periodic_eval.tokens if periodic_eval is not full_eval else 0)
+        clock.set_reserve(_estimate_finish(model, val_ids, config, dist, finish_tokens))
         log(f"time limit {config.time_limit:g} s: training until {clock.end - clock.started + done_seconds:.1f} s, "
             f"{clock.reserve:.1f} s kept for the final evaluation")
 
@@ -625,7 +628,7 @@ def _train(
                 val = periodic_eval(model)
                 if config.time_limit:
                     rate = periodic_eval.tokens / max(time.time() - eval_started, 1e-6)
-                    clock.set_reserve(_finish_seconds(full_eval.tokens / dist.world_size, rate))
+                    clock.set_reserve(_finish_seconds(finish_tokens / dist.world_size, rate))
                 pending.append({"step": step, "val_loss": val.loss, "val_bits_per_char": val.bits_per_char})
                 if config.keep_best and val.loss < best:
                     best, best_result = val.loss, val
@@ -692,7 +695,7 @@ def _finish_seconds(tokens: float, eval_tokens_per_second: float) -> float:
     return 1.15 * tokens / eval_tokens_per_second + FINISH_SECONDS
 
 
-def _estimate_finish(model: nn.Module, val_ids: torch.Tensor, config: TrainConfig, dist: Dist) -> float:
+def _estimate_finish(model: nn.Module, val_ids: torch.Tensor, config: TrainConfig, dist: Dist, tokens: int) -> float:
     """Seconds the final evaluation and write-out will take, from timing a few windows.
 
     The first timed call also pays one-off warm-up costs, so this errs long; the
@@ -705,4 +708,4 @@ def _estimate_finish(model: nn.Module, val_ids: torch.Tensor, config: TrainConfi
         t0 = time.time()
         total_nats(model, sample, block_size=config.block_size)
     rate = (len(sample) - 1) / max(time.time() - t0, 1e-6)
-    return _finish_seconds((len(val_ids) - 1) / dist.world_size, rate)
+    return _finish_seconds(tokens / dist.world_size, rate)

@@ -135,11 +135,13 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-#: The fast CPU recipe of ``--model gpt`` (with the ``cpu`` model preset). Short runs
-#: here are limited by optimizer steps, not tokens: at equal wall time batch 16 beat 8,
-#: 24 and 32, and lr 8e-3 beat 2e-3..6e-3 (1e-2 and up diverged); at 600 steps a
-#: linear decay to 0 beat cosine to 0.1 (full val 1.969 vs 1.986). The step itself is
-#: tuned in benchmarks/gpt_cpu_tuning.py. Anything not listed keeps the notebook's.
+#: The CPU recipe of ``--model gpt`` with the ``cpu`` model preset (4 layers), which a
+#: run without ``--time-limit`` (or with 600 s and more) trains; shorter budgets resize it
+#: (``GPT_BUDGET_RECIPES``). For this model short runs are limited by optimizer steps,
+#: not tokens: at equal wall time batch 16 beat 8, 24 and 32, and lr 8e-3 beat
+#: 2e-3..6e-3 (1e-2 and up diverged); at 600 steps a linear decay to 0 beat cosine to
+#: 0.1 (full val 1.969 vs 1.986). The step itself is tuned in
+#: benchmarks/gpt_cpu_tuning.py. Anything not listed keeps the notebook's.
 GPT_TRAIN_DEFAULTS: dict[str, Any] = {
     "steps": 2000,
     "learning_rate": 8e-3,
@@ -168,6 +170,7 @@ GPT_TRAIN_DEFAULTS: dict[str, Any] = {
 #:   36 s   1.706, 1.729        1.809                1.975, 2.054
 #:   64 s   1.672               1.716                1.879
 #:   128 s  1.605               1.597                1.693
+#:   600 s                      1.513                1.510
 #:
 #: (1 layer at 36 s: lr 1.5e-2 1.718, batch 48 1.710, width 192 1.746.) Each row is
 #: (budget below which it applies, model overrides, training overrides); budgets past

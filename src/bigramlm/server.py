@@ -390,12 +390,8 @@ def _json_error(status: int, message: str, path: str, headers: dict[str, str] | 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class AccessLog:
-    """One log line per request when its response has finished: method, route, status, latency.
-
-    The path is logged without its query string, and bodies are never looked at, so a
-    customer's message cannot reach the log.
-    """
+class _HTTPMiddleware:
+    """Pure ASGI middleware that acts on HTTP requests and passes anything else (lifespan) through."""
 
     def __init__(self, app: Callable):
         self.app = app
@@ -404,6 +400,20 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
+        raise NotImplementedError
+
+
+class AccessLog(_HTTPMiddleware):
+    """One log line per request when its response has finished: method, route, status, latency.
+
+    The path is logged without its query string, and bodies are never looked at, so a
+    customer's message cannot reach the log.
+    """
+
+    async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
         start = time.perf_counter()
         status = {"code": 500}
 
@@ -420,7 +430,7 @@ class AccessLog:
             log.info("%s %s %d %.1fms", scope.get("method", "?"), path, status["code"], (time.perf_counter() - start) * 1000)
 
 
-class RequestGuard:
+class RequestGuard(_HTTPMiddleware):
     """Host, bearer token, JSON content type and body size, checked before any route runs.
 
     ``allowed_hosts``: on loopback the desk has no token, so a web page elsewhere could
@@ -429,15 +439,12 @@ class RequestGuard:
     """
 
     def __init__(self, app: Callable, token: str | None, max_body_bytes: int, allowed_hosts: Iterable[str] | None = None):
-        self.app = app
+        super().__init__(app)
         self.token = token.encode("utf-8") if token else None
         self.max_body_bytes = max_body_bytes
         self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts is not None else None
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
         path: str = scope.get("path", "")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if self.allowed_hosts is not None and _host_name(headers.get("host", "")) not in self.allowed_hosts:
@@ -484,7 +491,7 @@ class RequestGuard:
         await self.app(scope, receive, send)
 
 
-class SecurityHeaders:
+class SecurityHeaders(_HTTPMiddleware):
     """No framing, no sniffing, no referrer; a strict CSP on the desk page itself.
 
     The CSP is a second line behind inserting model text with ``textContent``: even if
@@ -494,13 +501,7 @@ class SecurityHeaders:
     CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
            "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
-    def __init__(self, app: Callable):
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
         path = scope.get("path", "")
 
         async def send_with_headers(message: dict) -> None:

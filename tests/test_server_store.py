@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -83,21 +83,15 @@ def test_stats_acceptance_and_edit_distance(tmp_path):
 
 def test_threads_write_concurrently(tmp_path):
     store = CaseStore.for_run(tmp_path)
-    errors: list[BaseException] = []
 
     def writer(k: int) -> None:
-        try:
-            for i in range(20):
-                store.add_case(f"t{k} m{i}", "r")
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for i in range(20):
+            store.add_case(f"t{k} m{i}", "r")
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and store.count() == 80
+    # The pool re-raises a writer's exception here, so a failure in any thread fails the test.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(writer, range(4)))
+    assert store.count() == 80
 
 
 def test_bad_store_paths(tmp_path):

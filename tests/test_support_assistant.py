@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -135,20 +135,10 @@ def test_stream_events_and_threads(support_run):
         assert grown[s["index"]].strip() == s["text"]
     assert assistant.suggest("track my package", n=2, max_new_tokens=60, seed=5)["suggestions"][0]["text"] == result["suggestions"][0]["text"]
 
-    results, errors = {}, []
-
-    def worker(k: int) -> None:
-        try:
-            results[k] = assistant.suggest("refund please", n=2, max_new_tokens=50, seed=k)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(results) == 4
+    # The pool re-raises a worker's exception here, so a failure in any thread fails the test.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(zip(range(4), pool.map(lambda k: assistant.suggest("refund please", n=2, max_new_tokens=50, seed=k), range(4))))
+    assert len(results) == 4
     solo = assistant.suggest("refund please", n=2, max_new_tokens=50, seed=2)
     assert [s["text"] for s in results[2]["suggestions"]] == [s["text"] for s in solo["suggestions"]]
 

@@ -232,7 +232,7 @@ class GPT(nn.Module):
         (module calls, attribute lookups, reshapes, dropout no-ops). This path calls the
         functional ops on (B, C) rows with the weights gathered once per cache: same
         kernels as ``forward``, so the same numbers (a test checks it bit for bit), in
-        0.86x the time (benchmarks/gpt_generation.py).
+        0.78-0.86x the time (benchmarks/gpt_generation.py).
         """
         if cache.weights is None:
             cache.weights = [

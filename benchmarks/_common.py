@@ -23,7 +23,8 @@ DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data"
 def shakespeare_path() -> Path:
     """Tiny Shakespeare through the project's own resolver (offline copy, cache, download)."""
     os.environ.setdefault("BIGRAMLM_DATA_DIR", str(DEFAULT_DATA_DIR))
-    from bigramlm.sources import REGISTRY, ensure_corpus
+    from bigramlm.data.registry import REGISTRY
+    from bigramlm.data.sources import ensure_corpus
 
     return ensure_corpus(REGISTRY["tinyshakespeare"])
 

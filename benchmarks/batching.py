@@ -14,7 +14,7 @@ import time
 import torch
 
 from _common import parser, report, shakespeare_path
-from bigramlm.batching import get_batch
+from bigramlm.data.batching import get_batch
 from bigramlm.tokenization import CharTokenizer
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from gpt_time_to_quality import run_ours  # same directory: whole processes, timed
 
-from bigramlm.training import gpt_budget_recipe
+from bigramlm.training.recipes import gpt_budget_recipe
 
 #: The sizes compared; the flags turn the budget sizing off, so each runs as named.
 CANDIDATES: dict[str, list[str]] = {

@@ -27,11 +27,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from bigramlm.batching import get_batch
+from bigramlm.data.batching import get_batch
 from bigramlm.models import build_model
 from bigramlm.models import gpt as gpt_module
-from bigramlm.models.gpt import preset
-from bigramlm.optim import LeanAdamW
+from bigramlm.models.presets import preset
+from bigramlm.training.optim import LeanAdamW
 
 T = 64
 

@@ -21,9 +21,9 @@ import time
 import torch
 
 from bigramlm.models import build_model
-from bigramlm.models.gpt import preset
-from bigramlm.sampling import generate_candidates, generate_ids
-from bigramlm.threads import configure_cpu_threads
+from bigramlm.models.presets import preset
+from bigramlm.generation import generate_candidates, generate_ids
+from bigramlm.training.threads import configure_cpu_threads
 from bigramlm.tokenization import CharTokenizer
 
 

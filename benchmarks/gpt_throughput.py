@@ -6,7 +6,7 @@ CPU's matmul peak, which this benchmark measures itself (fp32 and bf16 GEMM).
 Two training configurations run in the same process, alternating, so that a busy
 machine slows both alike:
   - ours: the ``--model gpt`` default recipe (cpu preset, batch 16 x 64, bf16 autocast
-    where the CPU has AMX, the thread policy of ``bigramlm.threads``);
+    where the CPU has AMX, the thread policy of ``bigramlm.training.threads``);
   - reference: the same model in plain fp32, batch 12 x 64, torch's default threads
     (nanoGPT's CPU recipe settings).
 Model FLOPs per token follow the usual count: 6 x (non-embedding parameters + head)
@@ -23,11 +23,13 @@ import time
 
 import torch
 
-from bigramlm.batching import get_batch
+from bigramlm.data.batching import get_batch
 from bigramlm.models import build_model
-from bigramlm.models.gpt import preset
-from bigramlm.threads import DEFAULT_THREADS, configure_cpu_threads
-from bigramlm.training import GPT_TRAIN_DEFAULTS, TrainConfig, cpu_has_fast_bf16, make_optimizer
+from bigramlm.models.presets import preset
+from bigramlm.training.threads import DEFAULT_THREADS, configure_cpu_threads
+from bigramlm.training import GPT_TRAIN_DEFAULTS, TrainConfig
+from bigramlm.training.amp import cpu_has_fast_bf16
+from bigramlm.training.optim import make_optimizer
 
 
 def matmul_peak(dtype: torch.dtype, threads: int, n: int = 2048, repeats: int = 5) -> float:

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 
 from _common import parser, report, shakespeare_path
 from bigramlm.models import build_model
-from bigramlm.sampling import generate_text
+from bigramlm.generation import generate_text
 from bigramlm.tokenization import CharTokenizer
-from bigramlm.training import fit_counts
+from bigramlm.training.counts import fit_counts
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ import time
 import torch
 
 from _common import parser, report, shakespeare_path
-from bigramlm.datasets import load_data
+from bigramlm.data import load_data
 from bigramlm.evaluation import evaluate_ids
 from bigramlm.models import build_model
 from bigramlm.tokenization import CharTokenizer
@@ -102,7 +102,7 @@ def main() -> None:
     ref_rate, our_rate = statistics.median(ref_rates), statistics.median(our_rates)
 
     # Evaluation, on a counts-fitted model (any model would do; this one is meaningful).
-    from bigramlm.training import fit_counts
+    from bigramlm.training.counts import fit_counts
 
     torch.set_num_threads(1)
     model = build_model("bigram", {"vocab_size": tok.vocab_size, "block_size": 8})

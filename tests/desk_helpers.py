@@ -41,7 +41,7 @@ def write_support_csv(path: Path, copies: int = 4) -> Path:
 
 def train_support_run(workdir: Path) -> Path:
     """A counts bigram trained on the small table; seconds on one core."""
-    from bigramlm.datasets import load_data
+    from bigramlm.data import load_data
     from bigramlm.training import TrainConfig, train
 
     data_path = write_support_csv(workdir / "support.csv")
@@ -52,7 +52,7 @@ def train_support_run(workdir: Path) -> Path:
 
 def train_text_run(workdir: Path) -> Path:
     """A counts bigram on plain text (no assistant)."""
-    from bigramlm.datasets import load_data
+    from bigramlm.data import load_data
     from bigramlm.training import TrainConfig, train
 
     text = workdir / "plain.txt"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bigramlm.batching import check_block_size, get_batch, split_tokens
-from bigramlm.datasets import split_text
+from bigramlm.data.batching import check_block_size, get_batch, split_tokens
+from bigramlm.data.text import split_text
 from bigramlm.errors import BigramLMError
 
 

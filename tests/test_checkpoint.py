@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from bigramlm.checkpoint import RESUME, load_run
 from bigramlm.cli import main
-from bigramlm.datasets import load_data
+from bigramlm.data import load_data
 from bigramlm.training import TrainConfig, train
 
 
@@ -49,7 +49,7 @@ def test_identical_logits_after_save_load(tiny_corpus, tmp_path) -> None:
     assert torch.equal(logits[0], table[x[0]])
     again, _ = load_run(result.run_dir).model(x)
     assert torch.equal(logits, again)
-    assert run.config["training"]["steps"] == 30
+    assert run.config.training.steps == 30
     assert run.tokenizer.chars == "".join(sorted(set(data.vocab_text)))
 
 

@@ -160,9 +160,9 @@ def test_bad_data_files(bad_files, tmp_path, capsys, which: str, fragments: list
 def test_block_size_not_shorter_than_a_split(bad_files, tmp_path, capsys) -> None:
     # 50 characters: the val split has 5, so a block of 5 cannot fit.
     code, _, err = run_cli(["train", "--data", bad_files["short"], "--out", tmp_path / "run", "--block-size", "5"], capsys)
-    assert_one_line_error(code, err, "block_size 5", "val split")
+    assert_one_line_error(code, err, "--block-size 5", "val split")
     code, _, err = run_cli(["data", "info", bad_files["short"], "--block-size", "100"], capsys)
-    assert_one_line_error(code, err, "block size")
+    assert_one_line_error(code, err, "--block-size 100")
 
 
 def _copy_run(src: Path, dst: Path) -> Path:

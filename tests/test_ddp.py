@@ -16,10 +16,12 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from bigramlm.batching import get_batch
-from bigramlm.datasets import load_data
+from bigramlm.data.batching import get_batch
+from bigramlm.data import load_data
 from bigramlm.models import build_model
-from bigramlm.training import default_train_config, lr_factor, make_optimizer, train
+from bigramlm.training import default_train_config, train
+from bigramlm.training.optim import make_optimizer
+from bigramlm.training.schedule import lr_factor
 
 STEPS = 4
 MODEL = {"n_layer": 1, "n_head": 2, "n_embd": 16}

@@ -9,11 +9,12 @@ from collections import Counter
 import pytest
 import torch
 
-from bigramlm.datasets import load_data
+from bigramlm.data import load_data
 from bigramlm.evaluation import evaluate_ids
 from bigramlm.models import build_model
 from bigramlm.tokenization import CharTokenizer
-from bigramlm.training import TrainConfig, fit_counts, train
+from bigramlm.training import TrainConfig, train
+from bigramlm.training.counts import fit_counts
 
 
 def test_counts_matches_hand_computed_cross_entropy(tmp_path) -> None:

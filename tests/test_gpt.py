@@ -10,8 +10,9 @@ import torch
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation import summarize, total_nats
 from bigramlm.models import build_model, model_names
-from bigramlm.models.gpt import PRESETS, GPTConfig
-from bigramlm.sampling import generate_candidates, generate_ids
+from bigramlm.models.gpt import GPTConfig
+from bigramlm.models.presets import PRESETS
+from bigramlm.generation import generate_candidates, generate_ids
 from bigramlm.tokenization import CharTokenizer, tokenizer_from_dict
 
 V = 37
@@ -142,7 +143,7 @@ def test_batched_candidates_with_cache_equal_naive() -> None:
 
 
 def test_bpe_round_trip_and_save_load() -> None:
-    from bigramlm.bpe import BPETokenizer
+    from bigramlm.tokenization.bpe import BPETokenizer
 
     text = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 20
     tokenizer = BPETokenizer.train(text, 300)
@@ -152,7 +153,7 @@ def test_bpe_round_trip_and_save_load() -> None:
     assert len(tokenizer.encode(text)) < len(text) / 2  # merges were learned
     again = tokenizer_from_dict(tokenizer.to_dict())
     assert again.encode(text).tolist() == tokenizer.encode(text).tolist()
-    with pytest.raises(BigramLMError, match="vocab-size"):
+    with pytest.raises(BigramLMError, match="vocab_size"):
         BPETokenizer.train(text, 100)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from bigramlm.models import build_model
-from bigramlm.optim import LeanAdamW, wants_lean_optimizer
+from bigramlm.training.optim import LeanAdamW, wants_lean_optimizer
 
 
 def _step(model, optimizer, x, y) -> None:

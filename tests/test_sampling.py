@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bigramlm.models import build_model
-from bigramlm.sampling import MarkovChainSampler, filter_logits, generate_ids, generate_text
+from bigramlm.generation import MarkovChainSampler, filter_logits, generate_ids, generate_text
 from bigramlm.tokenization import CharTokenizer
 
 

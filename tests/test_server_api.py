@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bigramlm.errors import BigramLMError
-from bigramlm.limits import ServerLimits
-from bigramlm.server import check_exposure, create_app
+from bigramlm.serve.limits import ServerLimits
+from bigramlm.serve.app import check_exposure, create_app
 from desk_helpers import train_support_run, train_text_run
 
 SUGGEST_KEYS = {"intent", "category", "intent_probability", "suggestions", "similar_cases", "replaced_characters"}
@@ -78,7 +78,7 @@ def test_healthz_docs_and_page(client):
 
 def test_page_script_never_parses_html():
     """Model text is inserted with textContent; no HTML sinks exist in the page's script."""
-    from bigramlm.server import STATIC_DIR
+    from bigramlm.serve.app import STATIC_DIR
 
     script = (STATIC_DIR / "desk.js").read_text(encoding="utf-8")
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
@@ -328,7 +328,7 @@ def test_other_interfaces_need_a_token(runs):
 
 
 def test_loopback_server_refuses_foreign_host_names(runs):
-    from bigramlm.server import LOOPBACK_NAMES
+    from bigramlm.serve.app import LOOPBACK_NAMES
 
     with TestClient(create_app(runs["text"], allowed_hosts=LOOPBACK_NAMES), base_url="http://127.0.0.1:8000") as c:
         assert c.get("/api/stats").status_code == 200
@@ -371,8 +371,8 @@ def test_one_log_line_per_request_without_the_message(client, caplog):
 
 
 def test_streamed_chat_fills_placeholders_like_the_whole_reply():
-    from bigramlm.brand import BrandProfile
-    from bigramlm.server import PlaceholderStream
+    from bigramlm.support.brand import BrandProfile
+    from bigramlm.serve.app import PlaceholderStream
 
     brand = BrandProfile(values={"Website URL": "https://acme.example", "Company Name": "Acme"})
     reply = "Visit {{Website URL}} or call {{Customer Support Phone Number}}.\n{{Company Name}} thanks you {{broken\nbye { {{Company Name}}"

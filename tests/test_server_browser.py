@@ -40,9 +40,9 @@ def _support_data(tmp_path: Path) -> Path:
 
 
 def test_agent_gets_streamed_suggestions_edits_one_and_accepts_it(browser, tmp_path):
-    from bigramlm.datasets import load_data
-    from bigramlm.server import create_app
-    from bigramlm.store import CaseStore
+    from bigramlm.data import load_data
+    from bigramlm.serve.app import create_app
+    from bigramlm.support.store import CaseStore
     from bigramlm.training import TrainConfig, train
     from desk_helpers import ThreadServer
 
@@ -143,7 +143,7 @@ class HostileAssistant:
 
 
 def test_model_markup_is_shown_as_text_and_never_runs(browser, tmp_path):
-    from bigramlm.server import create_app
+    from bigramlm.serve.app import create_app
     from desk_helpers import ThreadServer, train_text_run
 
     run_dir = train_text_run(tmp_path)

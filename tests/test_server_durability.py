@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from bigramlm.store import store_path
+from bigramlm.support.store import store_path
 from desk_helpers import free_port, train_support_run, wait_healthy
 
 

@@ -9,7 +9,7 @@ import time
 import torch
 from fastapi.testclient import TestClient
 
-from bigramlm.server import create_app
+from bigramlm.serve.app import create_app
 from desk_helpers import train_support_run
 
 

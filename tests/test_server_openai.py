@@ -6,7 +6,7 @@ import pytest
 
 openai = pytest.importorskip("openai")
 
-from bigramlm.server import create_app  # noqa: E402
+from bigramlm.serve.app import create_app  # noqa: E402
 from desk_helpers import ThreadServer, train_support_run, train_text_run  # noqa: E402
 
 

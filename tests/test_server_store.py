@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bigramlm.errors import BigramLMError
-from bigramlm.store import CaseStore, normalized_edit_distance, store_path
+from bigramlm.support.store import CaseStore, normalized_edit_distance, store_path
 
 
 def _levenshtein(a: str, b: str) -> int:

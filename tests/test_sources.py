@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from bigramlm.errors import BigramLMError
-from bigramlm.sources import REGISTRY, cache_dir, ensure_corpus, resolve_source
+from bigramlm.data.registry import REGISTRY, resolve_source
+from bigramlm.data.sources import cache_dir, ensure_corpus
 
 BODY = ("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200).encode("utf-8")
 SHA = hashlib.sha256(BODY).hexdigest()

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bigramlm.assistant import Assistant
+from bigramlm.support.assistant import Assistant
 from bigramlm.checkpoint import load_run, read_config
 from bigramlm.cli import main
 from bigramlm.errors import BigramLMError
-from bigramlm.store import CaseStore
+from bigramlm.support.store import CaseStore
 
 from test_support_data import INTENTS, write_small_csv
 
@@ -64,7 +64,7 @@ def _check_schema(result: dict) -> None:
 
 def test_run_records_instruction_format(support_run):
     run, _ = support_run
-    spec = read_config(run)["data"]
+    spec = read_config(run).data
     assert spec["kind"] == "instructions" and spec["format"]["labels"] is True
     assert sorted(tuple(p) for p in spec["label_set"]) == sorted(INTENTS.items())
     assert spec["split"]["rows"]["test"] >= 4
@@ -235,7 +235,7 @@ def test_train_with_custom_columns(tmp_path, capsys):
     argv = ["train", "--data", str(path), "--method", "counts", "--out", str(run), "--no-progress", "--json",
             "--instruction-col", "question", "--response-col", "answer", "--intent-col", "label"]
     assert main(argv) == 0
-    spec = read_config(run)["data"]
+    spec = read_config(run).data
     assert spec["columns"] == {"instruction": "question", "response": "answer", "intent": "label", "category": None}
     capsys.readouterr()
     assert main(["assist", str(run), "message about get refund", "--json", "--n", "1", "--max-tokens", "20"]) == 0
@@ -245,7 +245,7 @@ def test_train_with_custom_columns(tmp_path, capsys):
     plain = tmp_path / "plain"
     assert main(argv[:6] + [str(plain)] + argv[7:] + ["--no-labels"]) == 0
     capsys.readouterr()
-    assert read_config(plain)["data"]["format"]["labels"] is False
+    assert read_config(plain).data["format"]["labels"] is False
     assert main(["assist", str(plain), "message about get refund", "--json", "--n", "1", "--max-tokens", "20"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["intent_method"] == "nearest-cases" and result["intent"] == "get_refund"
@@ -266,8 +266,8 @@ from dataclasses import dataclass  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from bigramlm.checkpoint import save_weights, write_config  # noqa: E402
-from bigramlm.models import register_model  # noqa: E402
+from bigramlm.checkpoint import ModelSpec, save_weights, write_config  # noqa: E402
+from bigramlm.models import LanguageModel, register_model  # noqa: E402
 
 
 @dataclass
@@ -276,7 +276,7 @@ class WindowConfig:
     block_size: int = 6
 
 
-class WindowLM(nn.Module):
+class WindowLM(LanguageModel):
     """A windowed model with no Markov shortcut: logits use the two last tokens, and
     it refuses inputs longer than its block, as a GPT does."""
 
@@ -285,9 +285,6 @@ class WindowLM(nn.Module):
         self.config = config
         self.cur = nn.Embedding(config.vocab_size, config.vocab_size)
         self.prev = nn.Embedding(config.vocab_size + 1, config.vocab_size)
-
-    def get_block_size(self) -> int:
-        return self.config.block_size
 
     def forward(self, idx, targets=None):
         assert idx.size(1) <= self.config.block_size, "input longer than the block size"
@@ -300,11 +297,11 @@ class WindowLM(nn.Module):
 def test_windowed_model_drops_in(fresh_run, tmp_path, capsys):
     register_model("windowtest", WindowConfig, WindowLM)
     config = read_config(fresh_run)
-    vocab = config["model"]["config"]["vocab_size"]
+    vocab = config.model.config["vocab_size"]
     torch.manual_seed(0)
     model = WindowLM(WindowConfig(vocab_size=vocab, block_size=6))
-    config["model"] = {"name": "windowtest", "config": {"vocab_size": vocab, "block_size": 6}}
-    config["training"]["block_size"] = 6
+    config.model = ModelSpec("windowtest", {"vocab_size": vocab, "block_size": 6})
+    config.training.block_size = 6
     write_config(fresh_run, config)
     save_weights(fresh_run, model)
     result = Assistant.load(fresh_run).suggest("cancel my order please 🙏", n=2, max_new_tokens=25, seed=0)

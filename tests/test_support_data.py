@@ -15,20 +15,18 @@ import pytest
 import torch
 import torch.nn as nn
 
-from bigramlm.brand import BrandProfile, brand_template, count_placeholders, fill_placeholders
+from bigramlm.support.brand import BrandProfile, brand_template, count_placeholders, fill_placeholders
 from bigramlm.cli import main
-from bigramlm.datasets import load_data
+from bigramlm.data import load_data
 from bigramlm.errors import BigramLMError
-from bigramlm.instructions import (
-    Row,
-    export_text,
-    format_block,
-    load_instruction_data,
-    read_table,
-    stratified_split,
-)
-from bigramlm.scoring import continuation_logprobs
-from bigramlm.support_eval import lcs_length, load_paraphrases, rouge_l
+from bigramlm.data.formats import format_block
+from bigramlm.data.instructions import export_text, load_instruction_data
+from bigramlm.data.splits import stratified_split
+from bigramlm.data.table import Row, read_table
+from bigramlm.evaluation.scoring import continuation_logprobs
+from bigramlm.models import LanguageModel
+from bigramlm.support.metrics import lcs_length, rouge_l
+from bigramlm.support.paraphrases import load_paraphrases
 
 INTENTS = {
     "cancel_order": "ORDER",
@@ -301,7 +299,7 @@ def test_brand_init_lists_every_placeholder(small_csv, tmp_path, capsys):
 # --- scoring and metrics ------------------------------------------------------------------------------
 
 
-class _PairModel(nn.Module):
+class _PairModel(LanguageModel):
     """A windowed toy model: logits depend on the current and the previous token."""
 
     def __init__(self, vocab: int, block: int):

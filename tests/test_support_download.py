@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from bigramlm import sources
-from bigramlm.datasets import load_data
+from bigramlm._fs import sha256_of
+from bigramlm.data import load_data, registry
 from bigramlm.errors import BigramLMError
-from bigramlm.instructions import BITEXT, BITEXT_FILE, BITEXT_REPO, BITEXT_REVISION
-from bigramlm.sources import cache_dir, ensure_corpus
+from bigramlm.data.registry import BITEXT, BITEXT_FILE, BITEXT_REPO, BITEXT_REVISION
+from bigramlm.data.sources import cache_dir, ensure_corpus
 
 from test_support_data import write_small_csv
 
@@ -100,7 +100,7 @@ def test_download_success_pinned_and_checked(hub_env, monkeypatch):
     assert {method for method, _ in hub_env.requests} == {"HEAD", "GET"}
     assert all(BITEXT_REVISION in p for _, p in hub_env.requests)
     # through the registry name, as `--data bitext` does; the second time from the cache
-    monkeypatch.setitem(sources.REGISTRY, "bitext", corpus)
+    monkeypatch.setitem(registry.REGISTRY, "bitext", corpus)
     hub_env.requests.clear()
     data = load_data("bitext")
     assert data.kind == "instructions" and data.spec["source"] == "bitext"
@@ -127,7 +127,22 @@ def test_download_missing_file_caches_nothing(hub_env):
 def test_offline_data_dir_copy_is_used(tmp_path, monkeypatch):
     root = tmp_path / "data"
     (root / "bitext").mkdir(parents=True)
-    write_small_csv(root / "bitext" / BITEXT_FILE)
+    copy = write_small_csv(root / "bitext" / BITEXT_FILE)
     monkeypatch.setenv("BIGRAMLM_DATA_DIR", str(root))
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # would fail if it were used
-    assert ensure_corpus(BITEXT) == root / "bitext" / BITEXT_FILE
+    corpus = dataclasses.replace(BITEXT, sha256=sha256_of(copy))
+    assert ensure_corpus(corpus) == root / "bitext" / BITEXT_FILE
+
+
+def test_offline_copy_with_other_bytes_is_refused(tmp_path, monkeypatch):
+    """A local copy is verified like a download: junk appended is a checksum mismatch, not "offline?"."""
+    root = tmp_path / "data"
+    (root / "bitext").mkdir(parents=True)
+    copy = write_small_csv(root / "bitext" / BITEXT_FILE)
+    corpus = dataclasses.replace(BITEXT, sha256=sha256_of(copy))
+    with open(copy, "a", encoding="utf-8") as f:
+        f.write("junk\n")
+    monkeypatch.setenv("BIGRAMLM_DATA_DIR", str(root))
+    with pytest.raises(BigramLMError, match="checksum mismatch") as info:
+        ensure_corpus(corpus)
+    assert "offline?" not in str(info.value) and "\n" not in str(info.value)

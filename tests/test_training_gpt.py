@@ -15,8 +15,9 @@ import torch
 
 from bigramlm.checkpoint import load_run
 from bigramlm.cli import main
-from bigramlm.datasets import load_data
-from bigramlm.training import TrainConfig, default_train_config, lr_factor, train
+from bigramlm.data import load_data
+from bigramlm.training import TrainConfig, default_train_config, train
+from bigramlm.training.schedule import lr_factor
 
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16}
 
@@ -141,7 +142,7 @@ def test_cli_gpt_bpe_run_records_every_setting(tiny_corpus, tmp_path, capsys) ->
 
 def test_cli_gpt_defaults_are_the_cpu_recipe(tmp_path) -> None:
     from bigramlm.cli import build_parser
-    from bigramlm.cli_gpt import UNBOUNDED_STEPS, train_config_from_args
+    from bigramlm.cli.gpt import UNBOUNDED_STEPS, train_config_from_args
 
     def parsed(*flags: str):
         return train_config_from_args(build_parser().parse_args(["train", "--data", "x", "--model", "gpt", *flags, "--out", str(tmp_path)]))

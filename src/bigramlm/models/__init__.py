@@ -1,9 +1,8 @@
-"""Model registry. Every model shares makemore's small interface:
+"""Models: an explicit registry of every model behind the ``LanguageModel`` interface.
 
-``forward(idx, targets=None) -> (logits, loss)`` with logits of shape (B, T, V), and
-``get_block_size()``; so training, evaluation, sampling and the assistant work for any
-of them. A model is built from its name and a config dict, which is what
-``config.json`` stores.
+A model is built from its name and a config dict, which is what ``config.json``
+stores. A new model is a module with a config dataclass and a ``LanguageModel``
+subclass, plus one line in ``MODELS``.
 """
 
 from __future__ import annotations
@@ -11,47 +10,55 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import torch.nn as nn
+from bigramlm.errors import BigramLMError
+from bigramlm.models.base import LanguageModel
+from bigramlm.models.bigram import BigramConfig, BigramLanguageModel
+from bigramlm.models.gpt import GPT, GPTConfig
 
-from ..errors import BigramLMError
-from .bigram import BigramConfig, BigramLanguageModel
-
-MODELS: dict[str, tuple[type, type]] = {
+MODELS: dict[str, tuple[type, type[LanguageModel]]] = {
     "bigram": (BigramConfig, BigramLanguageModel),
+    "gpt": (GPTConfig, GPT),
 }
 
 
-def register_model(name: str, config_cls: type, model_cls: type) -> None:
+def register_model(name: str, config_cls: type, model_cls: type[LanguageModel]) -> None:
+    """Add a model at run time (notebooks, tests); the built-in ones are listed above."""
     MODELS[name] = (config_cls, model_cls)
 
 
-def _load_optional_models() -> None:
-    # The GPT lives in its own module; importing it registers it.
-    try:
-        from . import gpt  # noqa: F401
-    except ImportError:
-        pass
-
-
 def model_names() -> list[str]:
-    _load_optional_models()
     return sorted(MODELS)
 
 
-def build_model(name: str, config: dict[str, Any]) -> nn.Module:
-    _load_optional_models()
+def build_model(name: str, config: dict[str, Any]) -> LanguageModel:
     if name not in MODELS:
-        raise BigramLMError(f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})")
+        raise BigramLMError(f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})", param="model")
+    if not isinstance(config, dict):
+        raise BigramLMError(f"the {name} config must be a mapping of settings (got {type(config).__name__})")
     config_cls, model_cls = MODELS[name]
     fields = {f.name for f in dataclasses.fields(config_cls)}
     unknown = set(config) - fields
     if unknown:
         raise BigramLMError(f"unknown {name} config keys: {', '.join(sorted(unknown))}")
-    return model_cls(config_cls(**config))
+    try:
+        return model_cls(config_cls(**config))
+    except TypeError as exc:  # a required key is missing or a value has the wrong type
+        raise BigramLMError(f"bad {name} config: {exc}") from None
 
 
-def model_config_dict(model: nn.Module) -> dict[str, Any]:
+def model_config_dict(model: LanguageModel) -> dict[str, Any]:
     return dataclasses.asdict(model.config)
 
 
-__all__ = ["BigramConfig", "BigramLanguageModel", "build_model", "model_config_dict", "model_names", "register_model"]
+__all__ = [
+    "BigramConfig",
+    "BigramLanguageModel",
+    "GPT",
+    "GPTConfig",
+    "LanguageModel",
+    "MODELS",
+    "build_model",
+    "model_config_dict",
+    "model_names",
+    "register_model",
+]

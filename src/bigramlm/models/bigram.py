@@ -9,6 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+from bigramlm.models.base import LanguageModel
+
 
 @dataclass
 class BigramConfig:
@@ -18,16 +20,16 @@ class BigramConfig:
     block_size: int = 8
 
 
-class BigramLanguageModel(nn.Module):
+class BigramLanguageModel(LanguageModel):
     """Row ``i`` of the embedding table holds the logits of the token after token ``i``."""
+
+    #: The next token depends on the last one only: generation walks ``transition_logits``.
+    markov = True
 
     def __init__(self, config: BigramConfig):
         super().__init__()
         self.config = config
         self.token_embedding_table = nn.Embedding(config.vocab_size, config.vocab_size)
-
-    def get_block_size(self) -> int:
-        return self.config.block_size
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
@@ -41,11 +43,7 @@ class BigramLanguageModel(nn.Module):
         return logits, loss
 
     def transition_logits(self) -> torch.Tensor:
-        """The whole model as a (V, V) matrix: what samplers of a Markov chain need.
-
-        A model with this method depends on the last token only, so generation can
-        look up one row per step instead of re-running the network.
-        """
+        """The whole model as a (V, V) matrix: generation looks up one row per token."""
         return self.token_embedding_table.weight
 
     @torch.no_grad()

@@ -23,7 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import BigramLMError
+from bigramlm.errors import BigramLMError
+from bigramlm.models.base import LanguageModel
 
 
 @dataclass
@@ -41,27 +42,11 @@ class GPTConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) < 1:
-                raise BigramLMError(f"{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")
+                raise BigramLMError(f"{name} must be at least 1 (got {getattr(self, name)})", param=name)
         if self.n_embd % self.n_head:
-            raise BigramLMError(f"n-embd {self.n_embd} must be a multiple of n-head {self.n_head}")
+            raise BigramLMError(f"n_embd {self.n_embd} must be a multiple of n_head {self.n_head}", param=("n_embd", "n_head"))
         if not 0.0 <= self.dropout < 1.0:
-            raise BigramLMError(f"dropout must be in [0, 1) (got {self.dropout})")
-
-
-#: Named sizes. ``cpu`` is the default recipe of ``--model gpt`` on a small CPU (see
-#: ``training.GPT_CPU_DEFAULTS``); ``baby`` is the lecture's final model.
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 32, "dropout": 0.0},
-    "cpu": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "dropout": 0.0},
-    "small": {"n_layer": 6, "n_head": 4, "n_embd": 256, "block_size": 128, "dropout": 0.1},
-    "baby": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2},
-}
-
-
-def preset(name: str) -> dict[str, Any]:
-    if name not in PRESETS:
-        raise BigramLMError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
-    return dict(PRESETS[name])
+            raise BigramLMError(f"dropout must be in [0, 1) (got {self.dropout})", param="dropout")
 
 
 class KVCache:
@@ -151,8 +136,8 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class GPT(nn.Module):
-    #: ``sampling`` looks for this to decode one position per new token.
+class GPT(LanguageModel):
+    #: Generation decodes one position per new token from a ``KVCache``.
     supports_kv_cache = True
 
     def __init__(self, config: GPTConfig):
@@ -180,9 +165,6 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
-
-    def get_block_size(self) -> int:
-        return self.config.block_size
 
     def num_parameters(self, include_positions: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())
@@ -256,12 +238,3 @@ class GPT(nn.Module):
             x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, shape, ln2_w, ln2_b), fc_w, fc_b)), proj_w, proj_b)
         cache.length = end
         return F.linear(F.layer_norm(x, shape, self.ln_f.weight, self.ln_f.bias), self.tok_emb.weight).unsqueeze(1)
-
-
-def _register() -> None:
-    from . import register_model
-
-    register_model("gpt", GPTConfig, GPT)
-
-
-_register()

@@ -1,0 +1,63 @@
+"""Atomic file writes and checksums: the one implementation every module uses.
+
+A file is written to a temporary name in its own folder and renamed onto its path, so a
+reader, or a crash halfway, sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Every file we write gets the mode a plain ``open()`` would give it (0644 under the
+#: usual umask 022), not mkstemp's 0600: one rule for every file of a run.
+FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None], mode: int = FILE_MODE) -> None:
+    """Call ``write(tmp_path)``, then rename the temporary file onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, newline: str | None = None) -> None:
+    """Write UTF-8 text atomically and fsync it; ``newline=""`` keeps the bytes as given."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_write(path, write)
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,50 @@
+"""``bigramlm serve RUN_DIR``: the agent desk and its HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from bigramlm.errors import BigramLMError
+
+
+def add_serve_parser(sub: argparse._SubParsersAction) -> None:
+    from bigramlm.serve.limits import ServerLimits
+
+    d = ServerLimits()
+    p = sub.add_parser(
+        "serve",
+        help="serve the agent desk and the HTTP API",
+        description="Serve the agent desk page, the JSON API and OpenAI-compatible endpoints for a run.",
+    )
+    p.add_argument("run_dir", type=Path, help="run directory")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; others need --token)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--brand", type=Path, default=None, help="brand profile (TOML) that fills placeholders")
+    p.add_argument("--token", default=None, help="bearer token required on the API (default: $BIGRAMLM_TOKEN)")
+    p.add_argument("--max-concurrent", type=int, default=d.max_concurrent,
+                   help=f"generations at once; more get 503 + Retry-After (default {d.max_concurrent})")
+    p.add_argument("--timeout", type=float, default=d.timeout_s, help=f"seconds per generation (default {d.timeout_s:g})")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default info)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bigramlm.serve.limits import ServerLimits
+    from bigramlm.serve.app import check_exposure, serve
+
+    token = args.token or os.environ.get("BIGRAMLM_TOKEN") or None
+    check_exposure(args.host, token)
+    if not 0 <= args.port <= 65535:
+        raise BigramLMError(f"--port must be in 0..65535 (got {args.port})")
+    if args.max_concurrent < 1:
+        raise BigramLMError(f"--max-concurrent must be at least 1 (got {args.max_concurrent})")
+    if not args.timeout > 0:
+        raise BigramLMError(f"--timeout must be positive (got {args.timeout})")
+    if args.brand is not None and not args.brand.is_file():
+        raise BigramLMError(f"--brand {args.brand}: no such file")
+    limits = ServerLimits(max_concurrent=args.max_concurrent, timeout_s=args.timeout)
+    serve(args.run_dir, host=args.host, port=args.port, brand_path=str(args.brand) if args.brand else None,
+          token=token, limits=limits, log_level=args.log_level)
+    return 0

@@ -1,0 +1,139 @@
+"""Instruction datasets (Bitext and any CSV/JSONL/Parquet table) as a run's data.
+
+The rows are read by ``table``, split by ``splits`` and formatted by ``formats``; this
+module puts them together as an ``InstructionData`` and records in its ``spec`` how to
+rebuild exactly the same rows, split and text from the run's ``config.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from bigramlm._fs import atomic_write_text, sha256_of
+from bigramlm.data.formats import format_rows, format_spec
+from bigramlm.data.registry import resolve_source
+from bigramlm.data.splits import SPLIT_FRACTIONS, SPLIT_SEED, stratified_split
+from bigramlm.data.table import Row, column_options, read_table
+from bigramlm.data.text import TextData
+from bigramlm.errors import BigramLMError
+
+
+@dataclass
+class InstructionData(TextData):
+    """Train/val text of an instruction dataset, plus its rows and the held-out test part."""
+
+    test_text: str = ""
+    parts: dict[str, list[Row]] = field(default_factory=dict)
+    labels: bool = False
+
+    @property
+    def label_set(self) -> list[tuple[str, str | None]]:
+        """The (intent, category) pairs seen in training, sorted: the classifier's classes."""
+        return sorted({(r.intent, r.category) for r in self.parts.get("train", []) if r.intent}, key=lambda p: (p[0], p[1] or ""))
+
+
+def _resolve(source: str) -> tuple[Path, str]:
+    path, corpus = resolve_source(source)
+    return path, (corpus.name if corpus else str(source))
+
+
+def load_instruction_data(
+    source: str,
+    instruction_col: str | None = None,
+    response_col: str | None = None,
+    intent_col: str | None = None,
+    category_col: str | None = None,
+    labels: bool | None = None,
+    seed: int = SPLIT_SEED,
+    fractions: Sequence[float] = SPLIT_FRACTIONS,
+    **ignored: Any,
+) -> InstructionData:
+    """Load an instruction dataset (``bitext`` or a CSV/JSONL/Parquet path) as a run's data.
+
+    ``labels`` (default: whenever the data has an intent column) trains on the labelled
+    block so that the run can classify intent. Unknown keyword options are ignored so
+    that ``load_data`` can pass the CLI's instruction flags through unconditionally.
+    """
+    path, origin = _resolve(source)
+    table = read_table(path, instruction_col, response_col, intent_col, category_col)
+    has_intent = table.columns.get("intent") is not None
+    if labels is None:
+        labels = has_intent
+    if labels and not has_intent:
+        raise BigramLMError(f"{path} has no intent column, so a labelled run cannot be trained; name it with intent_col", param="intent_col")
+    parts = stratified_split(table.rows, fractions, seed)
+    if not parts["train"] or not parts["val"]:
+        raise BigramLMError(f"{path} has too few usable rows ({len(table.rows)}) to split into train, val and test")
+    texts = {name: format_rows(rows, labels) for name, rows in parts.items()}
+    spec: dict[str, Any] = {
+        "kind": "instructions",
+        "source": origin,
+        "path": str(path),
+        "sha256": sha256_of(path),
+        "columns": table.columns,
+        "format": format_spec(labels),
+        "split": {
+            "method": "rows, seeded shuffle stratified by intent, grouped by instruction text",
+            "fractions": list(fractions),
+            "seed": seed,
+            "rows": {name: len(rows) for name, rows in parts.items()},
+        },
+        "rows": len(table.rows),
+        "skipped_rows": table.skipped,
+        "characters": {name: len(text) for name, text in texts.items()},
+    }
+    data = InstructionData(
+        kind="instructions",
+        train_text=texts["train"],
+        val_text=texts["val"],
+        spec=spec,
+        test_text=texts["test"],
+        parts=parts,
+        labels=labels,
+    )
+    spec["label_set"] = [[i, c] for i, c in data.label_set]
+    return data
+
+
+def load_instruction_data_from_spec(spec: dict[str, Any], source: str | None = None) -> InstructionData:
+    """Rebuild a run's exact rows and split from ``config.json``'s data section.
+
+    ``source`` overrides where the file is read from; its sha256 must still match.
+    """
+    origin = source or spec.get("source") or spec.get("path")
+    if not origin:
+        raise BigramLMError("the run does not record its data; pass its source as data", param="data")
+    split = spec.get("split") or {}
+    try:
+        data = load_instruction_data(
+            origin,
+            **column_options(spec),
+            labels=bool((spec.get("format") or {}).get("labels", False)),
+            seed=int(split.get("seed", SPLIT_SEED)),
+            fractions=tuple(split.get("fractions", SPLIT_FRACTIONS)),
+        )
+    except BigramLMError as exc:
+        if source is None and spec.get("path") and origin != spec.get("path"):
+            raise BigramLMError(f"{exc} (the run was trained on {spec['path']}; pass that file as data)", param="data") from None
+        raise
+    recorded = spec.get("sha256")
+    if recorded and data.spec["sha256"] != recorded:
+        raise BigramLMError(
+            f"{origin} is not the file this run was trained on (sha256 {data.spec['sha256'][:12]}... != "
+            f"{recorded[:12]}...); pass the original file as data", param="data"
+        )
+    return data
+
+
+def export_text(source: str, with_labels: bool = False, **columns: Any) -> str:
+    """The whole dataset formatted as the notebook writes ``customer_support_data.txt``."""
+    path, _ = _resolve(source)
+    table = read_table(path, **columns, require_labels=with_labels)
+    return format_rows(table.rows, labels=with_labels)
+
+
+def write_export(text: str, out: Path) -> None:
+    """Write UTF-8 with no newline translation, so the bytes are the notebook's on Linux."""
+    atomic_write_text(out, text, newline="")

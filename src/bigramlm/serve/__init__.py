@@ -1,0 +1,1 @@
+"""The agent desk: a FastAPI app (page, JSON API, OpenAI-compatible routes) over the assistant."""

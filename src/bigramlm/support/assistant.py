@@ -1,0 +1,290 @@
+"""The support-agent assistant: understand a customer message, suggest replies, show similar cases.
+
+``Assistant.load(run_dir)`` needs nothing but an instruction run's folder: the run's
+``config.json`` records the data, its columns, the block format and the split, from
+which the training rows (the retrieval base) and the intent classes are rebuilt.
+
+Understanding
+    A labelled run scores every (intent, category) pair seen in training by the
+    language model's own log-likelihood of the labelled lines
+    ``### Intent: {intent}\\n### Category: {category}\\n\\n`` given
+    ``### Instruction:\\n{message}\\n\\n``, and normalises with a softmax: a generative
+    classifier, exact, one batched pass. A run trained without labels falls back to a
+    similarity-weighted vote of the nearest training cases.
+
+Unknown characters
+    The message is NFKC-normalised, then every character outside the vocabulary is
+    replaced by the tokenizer's replacement character; ``replaced_characters`` counts
+    them. Nothing a customer types can crash the assistant.
+
+Thread safety
+    Generation and scoring only read the model (always in eval mode) and allocate their
+    own tensors; the case index swaps its state atomically. One ``Assistant`` can serve
+    several threads at once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from typing import Any, Iterator
+
+import numpy as np
+
+from bigramlm.checkpoint import Run, load_run
+from bigramlm.data.formats import INSTRUCTION_HEADER, STOP_STRINGS, label_lines, prompt_text
+from bigramlm.data.instructions import InstructionData, load_instruction_data_from_spec
+from bigramlm.errors import BigramLMError
+from bigramlm.evaluation.scoring import continuation_logprob_sums, continuation_logprobs
+from bigramlm.generation import generate_candidates
+from bigramlm.support.brand import BrandProfile, count_placeholders
+from bigramlm.support.intent import IntentBaseline
+from bigramlm.support.retrieval import Case, CaseIndex
+from bigramlm.support.store import CaseStore
+from bigramlm.tokenization import normalize_for_vocab
+
+DEFAULTS = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_k": None, "top_p": 0.95, "k_similar": 3}
+MAX_N = 16
+
+
+def require_instruction_run(run: Run) -> dict[str, Any]:
+    spec = run.config.data
+    if spec.get("kind") != "instructions":
+        raise BigramLMError(
+            f"{run.path} was not trained on an instruction dataset; train one with --data bitext or --data FILE.csv"
+        )
+    return spec
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max()
+    e = np.exp(shifted)
+    return e / e.sum()
+
+
+class Assistant:
+    """A loaded run plus its brand profile, retrieval index and case store."""
+
+    def __init__(self, run: Run, data: InstructionData, brand: BrandProfile | None = None, store: Any = None,
+                 baseline: bool = False):
+        self.run = run
+        self.model = run.model
+        self.tokenizer = run.tokenizer
+        self.spec = require_instruction_run(run)
+        self.data = data
+        self.labels = bool((self.spec.get("format") or {}).get("labels"))
+        recorded = self.spec.get("label_set")
+        pairs = [tuple(p) for p in recorded] if recorded else data.label_set
+        self.label_set: list[tuple[str, str | None]] = [(str(i), c if c else None) for i, c in pairs]
+        train_rows = data.parts.get("train", [])
+        self.known_placeholders = set(count_placeholders([r.response for r in train_rows]))
+        self.known_placeholders |= set(count_placeholders([r.instruction for r in train_rows]))
+        if brand is None:
+            brand = BrandProfile()
+        brand.known = self.known_placeholders | set(brand.values)
+        self.brand = brand
+        self.index = CaseIndex([Case(r.instruction, r.response, r.intent, r.category, "train", r.index) for r in train_rows])
+        self.store = store
+        self.baseline = None
+        if baseline:
+            # The classic comparison: TF-IDF + logistic regression, fitted on the train rows.
+            labelled = [r for r in train_rows if r.intent]
+            if len({r.intent for r in labelled}) >= 2:
+                self.baseline = IntentBaseline([r.instruction for r in labelled], [r.intent for r in labelled])
+                self._category_of = {r.intent: r.category for r in labelled}
+        self._store_seen = 0
+        self._refresh_lock = threading.Lock()
+        # Encoded label lines, once: the classifier's candidate continuations.
+        self._label_ids = [self._encode(label_lines(i, c)) for i, c in self.label_set]
+        self.refresh_cases()
+
+    # --- loading -----------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        run_dir: str | os.PathLike[str],
+        brand_path: str | os.PathLike[str] | None = None,
+        data: str | None = None,
+        device: str = "cpu",
+        use_store: bool = True,
+        baseline: bool = False,
+    ) -> "Assistant":
+        """Load a run directory (and an optional brand profile TOML) as an assistant.
+
+        ``data`` overrides where the run's dataset is read from (its sha256 must match);
+        ``baseline`` also fits the TF-IDF + logistic-regression intent classifier, whose
+        answer then appears as ``baseline`` in every result (seconds to fit).
+        """
+        run = load_run(run_dir, device=device)
+        spec = require_instruction_run(run)
+        instruction_data = load_instruction_data_from_spec(spec, data)
+        brand = BrandProfile.load(brand_path) if brand_path else None
+        store = None
+        if use_store:
+            store = CaseStore.for_run(run.path)
+        return cls(run, instruction_data, brand, store, baseline=baseline)
+
+    def refresh_cases(self) -> int:
+        """Index the store's cases added since the last refresh; returns how many."""
+        if self.store is None:
+            return 0
+        with self._refresh_lock:
+            total = self.store.count()
+            if total <= self._store_seen:
+                return 0
+            new = self.store.list_cases(offset=self._store_seen, limit=total - self._store_seen)
+            self.index.add([Case(c["message"], c["reply"], c.get("intent"), c.get("category"), "store", c["id"]) for c in new])
+            self._store_seen += len(new)
+            return len(new)
+
+    # --- pieces ------------------------------------------------------------------------
+
+    def _encode(self, text: str) -> list[int]:
+        return [int(t) for t in self.tokenizer.encode(text, on_unknown="replace")]
+
+    def normalize(self, message: str) -> tuple[str, int]:
+        """The documented policy for unseen characters: NFKC, then replacement."""
+        text, replaced = normalize_for_vocab(message, self.tokenizer)
+        return text.strip(), replaced
+
+    def classify(self, message: str) -> list[dict[str, Any]]:
+        """Every intent with its probability, likeliest first (``message`` already normalised)."""
+        if self.labels and self.label_set:
+            prefix = self._encode(f"{INSTRUCTION_HEADER}{message}\n\n")
+            loglik = continuation_logprob_sums(self.model, prefix, self._label_ids)
+            probs = softmax(loglik)
+            ranked = sorted(zip(self.label_set, probs, loglik), key=lambda t: -t[1])
+            return [
+                {"intent": i, "category": c, "probability": float(p), "log_likelihood": float(ll), "method": "lm-labelled-likelihood"}
+                for (i, c), p, ll in ranked
+            ]
+        return self._vote(message)
+
+    def _vote(self, message: str, k: int = 15) -> list[dict[str, Any]]:
+        """Fallback for runs trained without labels: similarity-weighted nearest cases."""
+        weights: dict[tuple[str, str | None], float] = {}
+        for case, score in self.index.search(message, k):
+            if case.intent:
+                weights[(case.intent, case.category)] = weights.get((case.intent, case.category), 0.0) + max(score, 1e-9)
+        total = sum(weights.values())
+        if not total:
+            return []
+        ranked = sorted(weights.items(), key=lambda kv: -kv[1])
+        return [{"intent": i, "category": c, "probability": w / total, "method": "nearest-cases"} for (i, c), w in ranked]
+
+    def similar_cases(self, message: str, k: int = 3) -> list[dict[str, Any]]:
+        return [case.to_dict(score) for case, score in self.index.search(message, k)]
+
+    def score_texts(self, prompt: str, texts: list[str]) -> list[float]:
+        """Mean log-probability per character of each text as a continuation of ``prompt``."""
+        if not texts:
+            return []
+        prefix = self._encode(prompt)
+        values = continuation_logprobs(self.model, [prefix] * len(texts), [self._encode(t) for t in texts])
+        return [float(v.sum()) / max(len(t), 1) for v, t in zip(values, texts)]
+
+    def prompt_for(self, message: str, intent: str | None, category: str | None) -> str:
+        return prompt_text(message, intent, category, labels=self.labels)
+
+    # --- suggest -------------------------------------------------------------------------
+
+    def suggest_stream(
+        self,
+        message: str,
+        n: int = DEFAULTS["n"],
+        max_new_tokens: int = DEFAULTS["max_new_tokens"],
+        temperature: float = DEFAULTS["temperature"],
+        top_k: int | None = DEFAULTS["top_k"],
+        top_p: float | None = DEFAULTS["top_p"],
+        seed: int | None = None,
+        k_similar: int = DEFAULTS["k_similar"],
+    ) -> Iterator[dict[str, Any]]:
+        """Yield ``understanding``, then ``token`` events as replies grow, then ``done``.
+
+        ``done`` carries the same object that ``suggest`` returns (``assist --json``).
+        """
+        if not isinstance(message, str) or not message.strip():
+            raise BigramLMError("the customer message is empty")
+        if not 1 <= n <= MAX_N:
+            raise BigramLMError(f"n must be between 1 and {MAX_N} (got {n})")
+        if max_new_tokens < 1:
+            raise BigramLMError(f"max tokens must be at least 1 (got {max_new_tokens})")
+        self.refresh_cases()
+        text, replaced = self.normalize(message)
+        ranking = self.classify(text)
+        top = ranking[0] if ranking else {"intent": None, "category": None, "probability": None, "method": None}
+        understanding = {
+            "intent": top["intent"],
+            "category": top["category"],
+            "intent_probability": top["probability"],
+            "intent_method": top["method"],
+            "intents": [{k: r[k] for k in ("intent", "category", "probability")} for r in ranking[:5]],
+            "similar_cases": self.similar_cases(text, k_similar),
+            "replaced_characters": replaced,
+        }
+        if self.baseline is not None:
+            b_intent, b_prob = self.baseline.top(text)
+            understanding["baseline"] = {"method": "tfidf-logreg", "intent": b_intent,
+                                         "category": self._category_of.get(b_intent), "probability": b_prob}
+        yield {"type": "understanding", **understanding}
+
+        prompt = self.prompt_for(text, top["intent"], top["category"])
+        pieces: list[list[str]] = [[] for _ in range(n)]
+        for index, piece in generate_candidates(
+            self.model, self.tokenizer, prompt, n, max_new_tokens,
+            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, stop=STOP_STRINGS,
+        ):
+            pieces[index].append(piece)
+            yield {"type": "token", "index": index, "text": piece}
+
+        # Drop empty and duplicate candidates (first occurrence wins), then rank.
+        seen: set[str] = set()
+        kept: list[tuple[int, str]] = []
+        for index, parts in enumerate(pieces):
+            reply = "".join(parts).strip()
+            if reply and reply not in seen:
+                seen.add(reply)
+                kept.append((index, reply))
+        scores = self.score_texts(prompt, [reply for _, reply in kept])
+        suggestions = []
+        for (index, reply), score in sorted(zip(kept, scores), key=lambda t: -t[1]):
+            filled = self.brand.fill(reply)
+            suggestions.append({
+                "id": uuid.uuid4().hex,
+                "index": index,
+                "text": reply,
+                "filled_text": filled.text,
+                "score": score,
+                "unfilled_placeholders": filled.unfilled,
+                "mangled_placeholders": filled.mangled,
+            })
+        result = {
+            "intent": understanding["intent"],
+            "category": understanding["category"],
+            "intent_probability": understanding["intent_probability"],
+            "intent_method": understanding["intent_method"],
+            "intents": understanding["intents"],
+            "suggestions": suggestions,
+            "similar_cases": understanding["similar_cases"],
+            "replaced_characters": replaced,
+            "model": self.run.config.model.name,
+            **({"baseline": understanding["baseline"]} if "baseline" in understanding else {}),
+            "settings": {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature,
+                         "top_k": top_k, "top_p": top_p, "seed": seed},
+        }
+        yield {"type": "done", "result": result}
+
+    def suggest(self, message: str, **options: Any) -> dict[str, Any]:
+        """The ``assist --json`` object: understanding, ranked suggestions and similar cases."""
+        result: dict[str, Any] | None = None
+        for event in self.suggest_stream(message, **options):
+            if event["type"] == "done":
+                result = event["result"]
+        assert result is not None
+        return result
+
+
+
+__all__ = ["Assistant", "DEFAULTS", "require_instruction_run"]

@@ -1,0 +1,133 @@
+"""``bigramlm eval RUN_DIR --task support``: the assistant measured on held-out rows.
+
+On the rows of one split (the test rows by default, never seen in training nor indexed)
+it reports, in one run:
+
+- ``intent_accuracy`` / ``category_accuracy`` of the assistant's own classifier;
+- reply quality of the top-ranked suggestion against the reference response: corpus
+  ``chrf`` and ``bleu`` (sacrebleu, 0-100) and ``rouge_l`` (mean ROUGE-L F1, 0-1);
+- ``bits_per_char`` of the reference responses under the model, each conditioned on
+  its block's prompt (instruction, and the true labels in a labelled run);
+- ``baselines``: TF-IDF (character n-grams) + logistic regression intent accuracy, and a
+  retrieval reply (the response of the nearest training instruction) with the same
+  reply metrics;
+- ``paraphrase_intent_accuracy``: intent accuracy on messages written for this project
+  (``resources/paraphrases.jsonl``), with the baseline's accuracy on the same file.
+  The split's rows are near-copies of training rows, so this is the honest figure.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Callable, Sequence
+
+from bigramlm.data.formats import prompt_text
+from bigramlm.errors import BigramLMError
+from bigramlm.evaluation.scoring import continuation_logprobs
+from bigramlm.support.assistant import DEFAULTS, Assistant
+from bigramlm.support.intent import IntentBaseline
+from bigramlm.support.metrics import reply_metrics
+from bigramlm.support.paraphrases import load_paraphrases
+from bigramlm.tokenization import normalize_for_vocab
+
+
+def _accuracy(predicted: Sequence[Any], gold: Sequence[Any]) -> float | None:
+    return sum(p == g for p, g in zip(predicted, gold)) / len(gold) if gold else None
+
+
+def evaluate_support(
+    run_dir: str | os.PathLike[str],
+    data: str | None = None,
+    split: str = "test",
+    n: int = DEFAULTS["n"],
+    max_new_tokens: int = DEFAULTS["max_new_tokens"],
+    temperature: float = DEFAULTS["temperature"],
+    top_k: int | None = DEFAULTS["top_k"],
+    top_p: float | None = DEFAULTS["top_p"],
+    seed: int = 1337,
+    limit: int | None = None,
+    paraphrases: str | os.PathLike[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate the assistant of ``run_dir`` on one split; see the module docstring."""
+    log = log or (lambda message: None)
+    started = time.perf_counter()
+    assistant = Assistant.load(run_dir, data=data, use_store=False)
+    parts = assistant.data.parts
+    if split not in parts:
+        raise BigramLMError(f"split {split!r} does not exist (splits: {', '.join(parts)})")
+    rows = parts[split]
+    if limit is not None:
+        if limit < 1:
+            raise BigramLMError(f"--limit must be at least 1 (got {limit})")
+        rows = rows[:limit]
+    if not rows:
+        raise BigramLMError(f"the {split} split has no rows")
+    train_rows = parts["train"]
+
+    # The assistant itself: classify, generate, rank; the top suggestion is the reply.
+    predictions, replies = [], []
+    for i, row in enumerate(rows):
+        result = assistant.suggest(
+            row.instruction, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+            top_k=top_k, top_p=top_p, seed=seed + i, k_similar=0,
+        )
+        predictions.append((result["intent"], result["category"]))
+        replies.append(result["suggestions"][0]["text"] if result["suggestions"] else "")
+        if (i + 1) % 100 == 0:
+            log(f"{i + 1}/{len(rows)} rows")
+    references = [row.response for row in rows]
+    has_intent = all(row.intent for row in rows)
+    has_category = all(row.category for row in rows)
+
+    # Bits per character of the reference responses, teacher-forced after their prompt.
+    tok = assistant.tokenizer
+
+    def ids(text: str) -> list[int]:
+        return tok.encode(normalize_for_vocab(text, tok)[0], on_unknown="replace").tolist()
+
+    prefixes = [ids(prompt_text(r.instruction, r.intent, r.category, assistant.labels)) for r in rows]
+    conts = [ids(r.response) for r in rows]
+    logps = continuation_logprobs(assistant.model, prefixes, conts)
+    nats = -sum(float(v.sum()) for v in logps)
+    characters = sum(len(normalize_for_vocab(r.response, tok)[0]) for r in rows)
+
+    # Baselines, in the same run and on the same rows.
+    baseline = IntentBaseline([r.instruction for r in train_rows], [r.intent or "" for r in train_rows]) if has_intent else None
+    nearest = assistant.index.search_many([r.instruction for r in rows], k=1)
+    retrieval = reply_metrics([hits[0][0].reply for hits in nearest], references)
+
+    para = load_paraphrases(paraphrases)
+    para_pred = [assistant.classify(assistant.normalize(p["message"])[0]) for p in para]
+    para_intents = [r[0]["intent"] if r else None for r in para_pred]
+
+    metrics = reply_metrics(replies, references)
+    result: dict[str, Any] = {
+        "task": "support",
+        "run_dir": str(run_dir),
+        "model": assistant.run.config.model.name,
+        "split": split,
+        "n_test": len(rows),
+        "intent_method": "lm-labelled-likelihood" if assistant.labels else "nearest-cases",
+        "intent_accuracy": _accuracy([p[0] for p in predictions], [r.intent for r in rows]) if has_intent else None,
+        "category_accuracy": _accuracy([p[1] for p in predictions], [r.category for r in rows]) if has_category else None,
+        "chrf": metrics["chrf"],
+        "bleu": metrics["bleu"],
+        "rouge_l": metrics["rouge_l"],
+        "bits_per_char": nats / characters / math.log(2) if characters else None,
+        "paraphrase_intent_accuracy": _accuracy(para_intents, [p["intent"] for p in para]),
+        "n_paraphrases": len(para),
+        "baselines": {
+            "tfidf_logreg_intent_accuracy": _accuracy(baseline.predict([r.instruction for r in rows]), [r.intent for r in rows]) if baseline else None,
+            "tfidf_logreg_paraphrase_intent_accuracy": _accuracy(baseline.predict([p["message"] for p in para]), [p["intent"] for p in para]) if baseline else None,
+            "retrieval_chrf": retrieval["chrf"],
+            "retrieval_bleu": retrieval["bleu"],
+            "retrieval_rouge_l": retrieval["rouge_l"],
+        },
+        "settings": {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k,
+                     "top_p": top_p, "seed": seed, "limit": limit},
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return result

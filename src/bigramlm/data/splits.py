@@ -1,0 +1,65 @@
+"""The row split of an instruction table: seeded, stratified by intent, grouped by message.
+
+Rows are split, never characters: the Bitext CSV is sorted by intent, so a contiguous
+character split would put whole intents only in validation. Within each intent the
+distinct instructions are shuffled with a seeded generator and cut 80/10/10 into
+train/val/test; every copy of one instruction goes to the same part, so no test
+message is ever seen in training. Each part gets at least one instruction of an intent
+that has three or more.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from bigramlm.data.table import Row
+from bigramlm.errors import BigramLMError
+
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+SPLIT_SEED = 1337
+PARTS = ("train", "val", "test")
+
+
+def _part_sizes(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
+    """Sizes of train/val/test for ``n`` units; val and test get one each when n >= 3."""
+    n_val = int(round(n * fractions[1]))
+    n_test = int(round(n * fractions[2]))
+    if n >= 3:
+        n_val, n_test = max(1, n_val), max(1, n_test)
+    elif n == 2:
+        n_val, n_test = 0, 1
+    else:
+        n_val, n_test = 0, 0
+    return n - n_val - n_test, n_val, n_test
+
+
+def stratified_split(rows: Sequence[Row], fractions: Sequence[float] = SPLIT_FRACTIONS, seed: int = SPLIT_SEED) -> dict[str, list[Row]]:
+    """Seeded split of rows into train/val/test, stratified by intent, grouped by instruction.
+
+    The unit shuffled is a distinct instruction text (its stratum is the intent of its
+    first row), so duplicates of a message can never sit on both sides. Strata are
+    visited in sorted order and each draws a permutation from one seeded generator:
+    the split depends only on the rows, the fractions and the seed. Each part keeps
+    the rows' original order.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
+        raise BigramLMError(f"split fractions must be three non-negative numbers summing to 1 (got {list(fractions)})")
+    units: dict[str, list[int]] = {}
+    stratum_units: dict[str, list[str]] = {}
+    for pos, row in enumerate(rows):
+        if row.instruction not in units:
+            units[row.instruction] = []
+            stratum_units.setdefault(row.intent or "", []).append(row.instruction)
+        units[row.instruction].append(pos)
+    rng = np.random.default_rng(seed)
+    assignment = np.zeros(len(rows), dtype=np.int8)
+    for stratum in sorted(stratum_units):
+        members = stratum_units[stratum]
+        order = rng.permutation(len(members))
+        n_train, n_val, _ = _part_sizes(len(members), fractions)
+        for rank, unit_pos in enumerate(order):
+            part = 0 if rank < n_train else (1 if rank < n_train + n_val else 2)
+            assignment[units[members[unit_pos]]] = part
+    return {name: [r for r, a in zip(rows, assignment) if a == k] for k, name in enumerate(PARTS)}

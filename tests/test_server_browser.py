@@ -9,6 +9,18 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from bigramlm.support.results import (
+    AssistResult,
+    DoneEvent,
+    SimilarCase,
+    Suggestion,
+    SuggestEvent,
+    SuggestSettings,
+    TokenEvent,
+    Understanding,
+    UnderstandingEvent,
+)
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
@@ -128,18 +140,18 @@ class HostileAssistant:
 
     store = None
 
-    def suggest_stream(self, message: str, **options: Any) -> Iterator[dict[str, Any]]:
-        yield {"type": "understanding", "intent": PAYLOAD_IMG, "category": PAYLOAD_SCRIPT, "intent_probability": 0.5,
-               "similar_cases": [], "replaced_characters": 0}
+    def suggest_stream(self, message: str, **options: Any) -> Iterator[SuggestEvent]:
+        understanding = Understanding(
+            intent=PAYLOAD_IMG, category=PAYLOAD_SCRIPT, intent_probability=0.5, intent_method="hostile",
+            similar_cases=[SimilarCase(PAYLOAD_IMG, PAYLOAD_SCRIPT, PAYLOAD_IMG, None, "train", None, 0.9)],
+        )
+        yield UnderstandingEvent(understanding)
         for i in range(0, len(PAYLOAD), 7):
-            yield {"type": "token", "index": 0, "text": PAYLOAD[i:i + 7]}
-        suggestion = {"id": "hostile-1", "index": 0, "text": PAYLOAD, "filled_text": PAYLOAD + " {{Order Number}}", "score": -1.0,
-                      "unfilled_placeholders": ["Order Number"],
-                      "mangled_placeholders": [{"text": PAYLOAD_IMG, "position": 0, "reason": "unbalanced braces"}]}
-        yield {"type": "done", "result": {
-            "intent": PAYLOAD_IMG, "category": PAYLOAD_SCRIPT, "intent_probability": 0.5, "suggestions": [suggestion],
-            "similar_cases": [{"message": PAYLOAD_IMG, "reply": PAYLOAD_SCRIPT, "intent": PAYLOAD_IMG, "score": 0.9}],
-            "replaced_characters": 0}}
+            yield TokenEvent(0, PAYLOAD[i:i + 7])
+        suggestion = Suggestion("hostile-1", 0, PAYLOAD, PAYLOAD + " {{Order Number}}", -1.0, ["Order Number"],
+                                [{"text": PAYLOAD_IMG, "position": 0, "reason": "unbalanced braces"}])
+        settings = SuggestSettings(n=1, max_new_tokens=10, temperature=1.0, top_k=None, top_p=None, seed=None)
+        yield DoneEvent(AssistResult(understanding, [suggestion], "hostile", settings))
 
 
 def test_model_markup_is_shown_as_text_and_never_runs(browser, tmp_path):

@@ -113,7 +113,7 @@ def test_assist_errors(support_run, tmp_path, capsys):
 def test_unknown_characters_never_crash(support_run):
     run, _ = support_run
     assistant = Assistant.load(run, use_store=False)
-    result = assistant.suggest("cancel my order 😡🙏 — très vite, Ω≈ç√", n=2, max_new_tokens=30, seed=0)
+    result = assistant.suggest("cancel my order 😡🙏 — très vite, Ω≈ç√", n=2, max_new_tokens=30, seed=0).to_dict()
     _check_schema(result)
     assert result["replaced_characters"] >= 6
     # NFKC folds full-width letters onto ASCII: nothing to replace
@@ -124,7 +124,7 @@ def test_unknown_characters_never_crash(support_run):
 def test_stream_events_and_threads(support_run):
     run, _ = support_run
     assistant = Assistant.load(run, use_store=False)
-    events = list(assistant.suggest_stream("track my package", n=2, max_new_tokens=60, seed=5))
+    events = [e.to_dict() for e in assistant.suggest_stream("track my package", n=2, max_new_tokens=60, seed=5)]
     assert events[0]["type"] == "understanding" and events[-1]["type"] == "done"
     assert all(e["type"] == "token" for e in events[1:-1])
     grown = ["", ""]
@@ -133,13 +133,13 @@ def test_stream_events_and_threads(support_run):
     result = events[-1]["result"]
     for s in result["suggestions"]:
         assert grown[s["index"]].strip() == s["text"]
-    assert assistant.suggest("track my package", n=2, max_new_tokens=60, seed=5)["suggestions"][0]["text"] == result["suggestions"][0]["text"]
+    assert assistant.suggest("track my package", n=2, max_new_tokens=60, seed=5).to_dict()["suggestions"][0]["text"] == result["suggestions"][0]["text"]
 
     # The pool re-raises a worker's exception here, so a failure in any thread fails the test.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = dict(zip(range(4), pool.map(lambda k: assistant.suggest("refund please", n=2, max_new_tokens=50, seed=k), range(4))))
+        results = dict(zip(range(4), pool.map(lambda k: assistant.suggest("refund please", n=2, max_new_tokens=50, seed=k).to_dict(), range(4))))
     assert len(results) == 4
-    solo = assistant.suggest("refund please", n=2, max_new_tokens=50, seed=2)
+    solo = assistant.suggest("refund please", n=2, max_new_tokens=50, seed=2).to_dict()
     assert [s["text"] for s in results[2]["suggestions"]] == [s["text"] for s in solo["suggestions"]]
 
 
@@ -162,7 +162,7 @@ def test_learn_from_file_then_retrieved(fresh_run, tmp_path, capsys):
         stored = store.list_cases(0, 10)
         assert [c["message"] for c in stored] == ["my zorblax gadget arrived cracked", "pause the zorblax newsletter"]
         assert store.cases_since_last_learn() == []
-    result = Assistant.load(fresh_run).suggest("zorblax gadget cracked", n=1, max_new_tokens=20, seed=0)
+    result = Assistant.load(fresh_run).suggest("zorblax gadget cracked", n=1, max_new_tokens=20, seed=0).to_dict()
     top = result["similar_cases"][0]
     assert top["message"] == "my zorblax gadget arrived cracked" and top["source"] == "store"
     # nothing new since: a plain learn does nothing
@@ -179,11 +179,11 @@ def test_learn_from_store_since_last_learn(fresh_run, capsys):
     with CaseStore.for_run(fresh_run) as store:
         assert store.stats()["cases_since_last_learn"] == 0
     assistant = Assistant.load(fresh_run)
-    assert assistant.similar_cases("quuxel refund", 1)[0]["source"] == "store"
+    assert assistant.similar_cases("quuxel refund", 1)[0].source == "store"
     # a case accepted while the assistant is up is indexed on the next request
     with CaseStore.for_run(fresh_run) as store:
         store.add_case("blorptastic order question", "Here is the answer.", intent="track_order")
-    result = assistant.suggest("blorptastic order", n=1, max_new_tokens=10, seed=0)
+    result = assistant.suggest("blorptastic order", n=1, max_new_tokens=10, seed=0).to_dict()
     assert result["similar_cases"][0]["message"] == "blorptastic order question"
 
 
@@ -304,11 +304,11 @@ def test_windowed_model_drops_in(fresh_run, tmp_path, capsys):
     config.training.block_size = 6
     write_config(fresh_run, config)
     save_weights(fresh_run, model)
-    result = Assistant.load(fresh_run).suggest("cancel my order please 🙏", n=2, max_new_tokens=25, seed=0)
+    result = Assistant.load(fresh_run).suggest("cancel my order please 🙏", n=2, max_new_tokens=25, seed=0).to_dict()
     _check_schema(result)
     assert result["replaced_characters"] == 1
-    probs = Assistant.load(fresh_run, use_store=False).classify("track my package")
-    assert abs(sum(p["probability"] for p in probs) - 1.0) < 1e-6 and len(probs) == len(INTENTS)
+    probs, _ = Assistant.load(fresh_run, use_store=False).classify("track my package")
+    assert abs(sum(p.probability for p in probs) - 1.0) < 1e-6 and len(probs) == len(INTENTS)
     cases = tmp_path / "cases.csv"
     cases.write_text("instruction,response,intent,category\nhello there,general kenobi,track_order,ORDER\n", encoding="utf-8")
     assert main(["learn", str(fresh_run), "--cases", str(cases), "--steps", "3", "--json"]) == 0

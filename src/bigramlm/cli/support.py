@@ -94,7 +94,7 @@ def cmd_assist(args: argparse.Namespace) -> int:
     result = assistant.suggest(
         args.message, n=args.n, max_new_tokens=args.max_tokens, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=args.seed, k_similar=args.similar,
-    )
+    ).to_dict()
     if args.json:
         _print_json(result)
         return 0
@@ -247,7 +247,7 @@ def cmd_eval_support(args: argparse.Namespace) -> int:
     }
     log = (lambda m: print(m, file=sys.stderr)) if not args.json else None
     result = evaluate_support(args.run_dir, data=args.data, split=args.split, seed=args.seed, limit=args.limit,
-                              paraphrases=args.paraphrases, log=log, **options)
+                              paraphrases=args.paraphrases, log=log, **options).to_dict()
     if args.json:
         _print_json(result)
         return 0

@@ -31,6 +31,13 @@ class TextData:
         if not self.vocab_text:
             self.vocab_text = self.train_text + self.val_text
 
+    def write_run_files(self, run_dir: Path) -> None:
+        """Save into a new run what later commands need of this data besides ``spec``.
+
+        Plain text needs nothing: its spec rebuilds the split. Instruction data saves
+        its rows, so the assistant never has to re-read the dataset.
+        """
+
 
 def split_text(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
     """The lecture's contiguous split: first 90% of characters train, the rest validate."""

@@ -700,7 +700,7 @@ def create_app(
     def suggest_events(assistant: Any, message: str, options: dict[str, Any], job: Job) -> Iterator[dict[str, Any]]:
         for event in assistant.suggest_stream(message, **options):
             job.check()
-            yield event
+            yield event.to_dict()
 
     @app.post("/api/suggest", tags=["desk"])
     async def suggest(req: SuggestRequest) -> dict[str, Any]:  # type: ignore[valid-type]

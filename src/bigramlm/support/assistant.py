@@ -40,6 +40,19 @@ from bigramlm.evaluation.scoring import continuation_logprob_sums, continuation_
 from bigramlm.generation import generate_candidates
 from bigramlm.support.brand import BrandProfile, count_placeholders
 from bigramlm.support.intent import IntentBaseline
+from bigramlm.support.results import (
+    AssistResult,
+    BaselineIntent,
+    DoneEvent,
+    IntentScore,
+    SimilarCase,
+    Suggestion,
+    SuggestEvent,
+    SuggestSettings,
+    TokenEvent,
+    Understanding,
+    UnderstandingEvent,
+)
 from bigramlm.support.retrieval import Case, CaseIndex
 from bigramlm.support.store import CaseStore
 from bigramlm.tokenization import normalize_for_vocab
@@ -149,33 +162,47 @@ class Assistant:
         text, replaced = normalize_for_vocab(message, self.tokenizer)
         return text.strip(), replaced
 
-    def classify(self, message: str) -> list[dict[str, Any]]:
-        """Every intent with its probability, likeliest first (``message`` already normalised)."""
+    def classify(self, message: str) -> tuple[list[IntentScore], str | None]:
+        """Every intent with its probability, likeliest first, and the method (``message`` normalised)."""
         if self.labels and self.label_set:
             prefix = self._encode(f"{INSTRUCTION_HEADER}{message}\n\n")
-            loglik = continuation_logprob_sums(self.model, prefix, self._label_ids)
-            probs = softmax(loglik)
-            ranked = sorted(zip(self.label_set, probs, loglik), key=lambda t: -t[1])
-            return [
-                {"intent": i, "category": c, "probability": float(p), "log_likelihood": float(ll), "method": "lm-labelled-likelihood"}
-                for (i, c), p, ll in ranked
-            ]
-        return self._vote(message)
+            probs = softmax(continuation_logprob_sums(self.model, prefix, self._label_ids))
+            ranked = sorted(zip(self.label_set, probs), key=lambda t: -t[1])
+            return [IntentScore(i, c, float(p)) for (i, c), p in ranked], "lm-labelled-likelihood"
+        return self._vote(message), "nearest-cases"
 
-    def _vote(self, message: str, k: int = 15) -> list[dict[str, Any]]:
+    def _vote(self, message: str, k: int = 15) -> list[IntentScore]:
         """Fallback for runs trained without labels: similarity-weighted nearest cases."""
         weights: dict[tuple[str, str | None], float] = {}
         for case, score in self.index.search(message, k):
             if case.intent:
                 weights[(case.intent, case.category)] = weights.get((case.intent, case.category), 0.0) + max(score, 1e-9)
         total = sum(weights.values())
-        if not total:
-            return []
         ranked = sorted(weights.items(), key=lambda kv: -kv[1])
-        return [{"intent": i, "category": c, "probability": w / total, "method": "nearest-cases"} for (i, c), w in ranked]
+        return [IntentScore(i, c, w / total) for (i, c), w in ranked] if total else []
 
-    def similar_cases(self, message: str, k: int = 3) -> list[dict[str, Any]]:
-        return [case.to_dict(score) for case, score in self.index.search(message, k)]
+    def similar_cases(self, message: str, k: int = 3) -> list[SimilarCase]:
+        return [SimilarCase(**case.to_dict(score)) for case, score in self.index.search(message, k)]
+
+    def understand(self, message: str, k_similar: int = DEFAULTS["k_similar"]) -> Understanding:
+        """Normalise the message, rank the intents, find similar cases (and the baseline's answer)."""
+        text, replaced = self.normalize(message)
+        ranking, method = self.classify(text)
+        top = ranking[0] if ranking else None
+        baseline = None
+        if self.baseline is not None:
+            b_intent, b_prob = self.baseline.top(text)
+            baseline = BaselineIntent(b_intent, self._category_of.get(b_intent), b_prob)
+        return Understanding(
+            intent=top.intent if top else None,
+            category=top.category if top else None,
+            intent_probability=top.probability if top else None,
+            intent_method=method if top else None,
+            intents=ranking[:5],
+            similar_cases=self.similar_cases(text, k_similar),
+            replaced_characters=replaced,
+            baseline=baseline,
+        )
 
     def score_texts(self, prompt: str, texts: list[str]) -> list[float]:
         """Mean log-probability per character of each text as a continuation of ``prompt``."""
@@ -200,50 +227,34 @@ class Assistant:
         top_p: float | None = DEFAULTS["top_p"],
         seed: int | None = None,
         k_similar: int = DEFAULTS["k_similar"],
-    ) -> Iterator[dict[str, Any]]:
-        """Yield ``understanding``, then ``token`` events as replies grow, then ``done``.
+    ) -> Iterator[SuggestEvent]:
+        """Yield the understanding, then ``TokenEvent``s as replies grow, then ``DoneEvent``.
 
-        ``done`` carries the same object that ``suggest`` returns (``assist --json``).
+        ``DoneEvent.result`` is what ``suggest`` returns (``assist --json``).
         """
-        if not isinstance(message, str) or not message.strip():
-            raise BigramLMError("the customer message is empty")
-        if not 1 <= n <= MAX_N:
-            raise BigramLMError(f"n must be between 1 and {MAX_N} (got {n})")
-        if max_new_tokens < 1:
-            raise BigramLMError(f"max tokens must be at least 1 (got {max_new_tokens})")
+        settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
+        _check_request(message, settings)
         self.refresh_cases()
-        text, replaced = self.normalize(message)
-        ranking = self.classify(text)
-        top = ranking[0] if ranking else {"intent": None, "category": None, "probability": None, "method": None}
-        understanding = {
-            "intent": top["intent"],
-            "category": top["category"],
-            "intent_probability": top["probability"],
-            "intent_method": top["method"],
-            "intents": [{k: r[k] for k in ("intent", "category", "probability")} for r in ranking[:5]],
-            "similar_cases": self.similar_cases(text, k_similar),
-            "replaced_characters": replaced,
-        }
-        if self.baseline is not None:
-            b_intent, b_prob = self.baseline.top(text)
-            understanding["baseline"] = {"method": "tfidf-logreg", "intent": b_intent,
-                                         "category": self._category_of.get(b_intent), "probability": b_prob}
-        yield {"type": "understanding", **understanding}
-
-        prompt = self.prompt_for(text, top["intent"], top["category"])
+        understanding = self.understand(message, k_similar)
+        yield UnderstandingEvent(understanding)
+        text, _ = self.normalize(message)
+        prompt = self.prompt_for(text, understanding.intent, understanding.category)
         pieces: list[list[str]] = [[] for _ in range(n)]
         for index, piece in generate_candidates(
             self.model, self.tokenizer, prompt, n, max_new_tokens,
             temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, stop=STOP_STRINGS,
         ):
             pieces[index].append(piece)
-            yield {"type": "token", "index": index, "text": piece}
+            yield TokenEvent(index, piece)
+        suggestions = self.rank(prompt, ["".join(parts) for parts in pieces])
+        yield DoneEvent(AssistResult(understanding, suggestions, self.run.config.model.name, settings))
 
-        # Drop empty and duplicate candidates (first occurrence wins), then rank.
+    def rank(self, prompt: str, candidates: list[str]) -> list[Suggestion]:
+        """Drop empty and duplicate candidates (first occurrence wins), rank by score, fill the brand."""
         seen: set[str] = set()
         kept: list[tuple[int, str]] = []
-        for index, parts in enumerate(pieces):
-            reply = "".join(parts).strip()
+        for index, candidate in enumerate(candidates):
+            reply = candidate.strip()
             if reply and reply not in seen:
                 seen.add(reply)
                 kept.append((index, reply))
@@ -251,40 +262,24 @@ class Assistant:
         suggestions = []
         for (index, reply), score in sorted(zip(kept, scores), key=lambda t: -t[1]):
             filled = self.brand.fill(reply)
-            suggestions.append({
-                "id": uuid.uuid4().hex,
-                "index": index,
-                "text": reply,
-                "filled_text": filled.text,
-                "score": score,
-                "unfilled_placeholders": filled.unfilled,
-                "mangled_placeholders": filled.mangled,
-            })
-        result = {
-            "intent": understanding["intent"],
-            "category": understanding["category"],
-            "intent_probability": understanding["intent_probability"],
-            "intent_method": understanding["intent_method"],
-            "intents": understanding["intents"],
-            "suggestions": suggestions,
-            "similar_cases": understanding["similar_cases"],
-            "replaced_characters": replaced,
-            "model": self.run.config.model.name,
-            **({"baseline": understanding["baseline"]} if "baseline" in understanding else {}),
-            "settings": {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature,
-                         "top_k": top_k, "top_p": top_p, "seed": seed},
-        }
-        yield {"type": "done", "result": result}
+            suggestions.append(Suggestion(uuid.uuid4().hex, index, reply, filled.text, score, filled.unfilled, filled.mangled))
+        return suggestions
 
-    def suggest(self, message: str, **options: Any) -> dict[str, Any]:
-        """The ``assist --json`` object: understanding, ranked suggestions and similar cases."""
-        result: dict[str, Any] | None = None
+    def suggest(self, message: str, **options: Any) -> AssistResult:
+        """Understanding, ranked suggestions and similar cases (the ``assist --json`` object)."""
         for event in self.suggest_stream(message, **options):
-            if event["type"] == "done":
-                result = event["result"]
-        assert result is not None
-        return result
+            if isinstance(event, DoneEvent):
+                return event.result
+        raise RuntimeError("the suggestion stream ended without a result")
 
+
+def _check_request(message: str, settings: SuggestSettings) -> None:
+    if not isinstance(message, str) or not message.strip():
+        raise BigramLMError("the customer message is empty", param="message")
+    if not 1 <= settings.n <= MAX_N:
+        raise BigramLMError(f"n must be between 1 and {MAX_N} (got {settings.n})", param="n")
+    if settings.max_new_tokens < 1:
+        raise BigramLMError(f"max_new_tokens must be at least 1 (got {settings.max_new_tokens})", param="max_new_tokens")
 
 
 __all__ = ["Assistant", "DEFAULTS", "require_instruction_run"]

@@ -206,6 +206,8 @@ def _train(
         run_config.training = dataclasses.replace(config, steps=0)  # the closed form takes no step
         if main:
             save_run_files(out_dir, run_config, model, tokenizer)
+        data.write_run_files(out_dir)
+            data.write_run_files(out_dir)
             metrics_path.unlink(missing_ok=True)
             append_metrics(metrics_path, [{"step": 0, "val_loss": val.loss}])
             atomic_write_text(out_dir / "eval.json", json.dumps(val.to_dict(), indent=2))
@@ -236,6 +238,7 @@ def _train(
         log(f"resuming {out_dir} at step {step} of {config.steps}")
     elif main:
         save_run_files(out_dir, run_config, model, tokenizer)
+        data.write_run_files(out_dir)
         metrics_path.unlink(missing_ok=True)
         (out_dir / RESUME).unlink(missing_ok=True)
 

@@ -1,0 +1,144 @@
+"""What the assistant answers, as typed data: used by the CLI (``assist --json``), the desk
+and ``eval --task support`` alike. ``to_dict`` gives the JSON object they print or send."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class IntentScore:
+    intent: str
+    category: str | None
+    probability: float
+
+
+@dataclass
+class SimilarCase:
+    message: str
+    reply: str
+    intent: str | None
+    category: str | None
+    source: str
+    id: int | None
+    score: float
+
+
+@dataclass
+class BaselineIntent:
+    """The TF-IDF + logistic-regression answer, shown beside the model's for comparison."""
+
+    intent: str
+    category: str | None
+    probability: float
+    method: str = "tfidf-logreg"
+
+
+@dataclass
+class Understanding:
+    """What the customer wants: the likeliest intent, the ranking, and similar resolved cases."""
+
+    intent: str | None
+    category: str | None
+    intent_probability: float | None
+    intent_method: str | None
+    intents: list[IntentScore] = field(default_factory=list)
+    similar_cases: list[SimilarCase] = field(default_factory=list)
+    replaced_characters: int = 0
+    baseline: BaselineIntent | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.baseline is None:
+            out.pop("baseline")
+        return out
+
+
+@dataclass
+class Suggestion:
+    id: str
+    index: int
+    text: str
+    filled_text: str
+    #: Mean log-probability per character under the model: higher is likelier.
+    score: float
+    unfilled_placeholders: list[str] = field(default_factory=list)
+    mangled_placeholders: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SuggestSettings:
+    n: int
+    max_new_tokens: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    seed: int | None
+
+
+@dataclass
+class AssistResult:
+    """The ``assist --json`` object: understanding, ranked suggestions and similar cases."""
+
+    understanding: Understanding
+    suggestions: list[Suggestion]
+    model: str
+    settings: SuggestSettings
+
+    @property
+    def intent(self) -> str | None:
+        return self.understanding.intent
+
+    @property
+    def category(self) -> str | None:
+        return self.understanding.category
+
+    @property
+    def top_reply(self) -> str:
+        return self.suggestions[0].text if self.suggestions else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        u = self.understanding.to_dict()
+        out: dict[str, Any] = {k: u[k] for k in ("intent", "category", "intent_probability", "intent_method", "intents")}
+        out["suggestions"] = [asdict(s) for s in self.suggestions]
+        out["similar_cases"] = u["similar_cases"]
+        out["replaced_characters"] = u["replaced_characters"]
+        out["model"] = self.model
+        if "baseline" in u:
+            out["baseline"] = u["baseline"]
+        out["settings"] = asdict(self.settings)
+        return out
+
+
+@dataclass
+class TokenEvent:
+    """A piece of candidate ``index`` as it is generated."""
+
+    index: int
+    text: str
+    type: str = "token"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "index": self.index, "text": self.text}
+
+
+@dataclass
+class UnderstandingEvent:
+    understanding: Understanding
+    type: str = "understanding"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **self.understanding.to_dict()}
+
+
+@dataclass
+class DoneEvent:
+    result: AssistResult
+    type: str = "done"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "result": self.result.to_dict()}
+
+
+SuggestEvent = UnderstandingEvent | TokenEvent | DoneEvent

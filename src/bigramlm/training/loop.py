@@ -200,13 +200,12 @@ def _train(
 
     if config.method == "counts":
         if model_name != "bigram":
-            raise BigramLMError("--method counts fits the bigram only; use --method sgd for other models")
+            raise BigramLMError("method counts fits the bigram only; use method sgd for other models", param="method")
         model.load_log_probs(fit_counts(train_ids, tokenizer.vocab_size, config.alpha))
         val = full_eval(model)
         run_config.training = dataclasses.replace(config, steps=0)  # the closed form takes no step
         if main:
             save_run_files(out_dir, run_config, model, tokenizer)
-        data.write_run_files(out_dir)
             data.write_run_files(out_dir)
             metrics_path.unlink(missing_ok=True)
             append_metrics(metrics_path, [{"step": 0, "val_loss": val.loss}])

@@ -17,6 +17,19 @@ def _data_dir() -> Path | None:
     return SHARED if SHARED.is_dir() else None
 
 
+#: Set by .ci/run: there the browser tests must run, so a skipped one is a failure.
+REQUIRE_BROWSER = os.environ.get("BIGRAMLM_REQUIRE_BROWSER") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_BROWSER and report.skipped and item.get_closest_marker("browser") is not None:
+        report.outcome = "failed"
+        report.longrepr = f"browser test skipped where BIGRAMLM_REQUIRE_BROWSER=1: {report.longrepr}"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never read or write the user's real cache from a test."""

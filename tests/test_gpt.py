@@ -177,3 +177,32 @@ def test_total_nats_matches_hand_sum() -> None:
         logits, _ = model(x.unsqueeze(0))
         expected += torch.nn.functional.cross_entropy(logits[0], y, reduction="sum").item()
     assert tokens == 49 and nats == pytest.approx(expected, rel=1e-5)
+
+
+def _greedy(decoder, steps: int) -> list[list[int]]:
+    rows: list[list[int]] = [[] for _ in range(decoder.logits.size(0))]
+    for i in range(steps):
+        tokens = decoder.logits.argmax(-1)
+        for row, token in zip(rows, tokens.tolist()):
+            row.append(token)
+        if i + 1 < steps:
+            decoder.push(tokens)
+    return rows
+
+
+@pytest.mark.parametrize("steps", [5, 17])
+def test_rows_of_different_prompt_lengths_decode_as_they_would_alone(steps: int) -> None:
+    """Left padding is masked and positions count per row: while the cache has room
+    (7 + 17 tokens fill the block of 24), batching changes no row's tokens."""
+    from bigramlm.generation.decoding import CachedDecoder, WindowDecoder
+
+    torch.manual_seed(0)
+    model = build_model("gpt", {"vocab_size": 40, "block_size": 24, "n_layer": 2, "n_head": 2, "n_embd": 32}).eval()
+    contexts = [[3, 4, 5, 6, 7, 8, 9], [11, 12], [20, 21, 22, 23]]
+    with torch.no_grad():
+        together = _greedy(CachedDecoder(model, contexts), steps)
+        alone = [_greedy(CachedDecoder(model, [c]), steps)[0] for c in contexts]
+        naive = _greedy(WindowDecoder(model, contexts), steps)
+        past_the_block = _greedy(CachedDecoder(model, contexts), 60)
+    assert together == alone == naive
+    assert all(len(row) == 60 for row in past_the_block)  # the full cache is rebuilt, never overrun

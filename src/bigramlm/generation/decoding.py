@@ -19,40 +19,59 @@ from bigramlm.models.base import LanguageModel
 
 
 class MarkovDecoder:
-    def __init__(self, model: LanguageModel, context: list[int], n: int):
+    def __init__(self, model: LanguageModel, contexts: list[list[int]]):
         self.table = model.transition_logits().detach().float().cpu()
-        self.logits = self.table[torch.full((n,), context[-1], dtype=torch.long)]
+        self.logits = self.table[torch.tensor([c[-1] for c in contexts], dtype=torch.long)]
 
     def push(self, tokens: torch.Tensor) -> torch.Tensor:
         self.logits = self.table[tokens.cpu()]
         return self.logits
 
 
+def left_pad(contexts: list[list[int]], width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last ``width`` tokens of each context, left-padded with 0: (ids (B, W), pad (B,))."""
+    rows = [c[-width:] for c in contexts]
+    longest = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), longest, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, longest - len(r) :] = torch.tensor(r, dtype=torch.long)
+    pad = torch.tensor([longest - len(r) for r in rows], dtype=torch.long)
+    return ids.to(device), pad
+
+
 class CachedDecoder:
-    """Positions are absolute, so a full cache cannot slide by one: it is rebuilt from
+    """Rows may start from different contexts: they are left-padded to one length and
+    the cache masks the padding, so until the cache is full each row decodes as it
+    would alone.
+
+    Positions are absolute, so a full cache cannot slide by one: it is rebuilt from
     the most recent ``block_size // 2`` tokens, which costs one half-window pass every
     ``block_size // 2`` tokens. Until the window is full this is exactly the naive
     computation.
     """
 
-    def __init__(self, model: LanguageModel, context: list[int], n: int):
+    def __init__(self, model: LanguageModel, contexts: list[list[int]]):
         self.model = model
         self.block = model.get_block_size()
         self.keep = max(1, self.block // 2)
         device = next(model.parameters()).device
-        self.history = torch.tensor([context[-self.block :]] * n, dtype=torch.long, device=device)
-        self.cache = model.new_cache(n)
+        self.history, pad = left_pad(contexts, self.block, device)
+        #: Which columns of ``history`` are real tokens (padding is at the left).
+        self.real = torch.arange(self.history.size(1), device=device).unsqueeze(0) >= pad.to(device).unsqueeze(1)
+        self.cache = model.new_cache(len(contexts), pad)
         logits, _ = model(self.history, cache=self.cache)
-        #: Logits (n, V) of the token after the context.
+        #: Logits (n, V) of the token after each context.
         self.logits = logits[:, -1, :]
 
     def push(self, tokens: torch.Tensor) -> torch.Tensor:
         """Append one token per row (shape (n,)); return the logits of the next one."""
         tokens = tokens.to(self.history.device).view(-1, 1)
         self.history = torch.cat([self.history, tokens], dim=1)[:, -self.block :]
+        self.real = torch.cat([self.real, torch.ones_like(tokens, dtype=torch.bool)], dim=1)[:, -self.block :]
         if self.cache.length >= self.block:
-            self.cache.reset()
-            logits, _ = self.model(self.history[:, -self.keep :], cache=self.cache)
+            window, real = self.history[:, -self.keep :], self.real[:, -self.keep :]
+            self.cache = self.model.new_cache(window.size(0), (~real).sum(dim=1))
+            logits, _ = self.model(window, cache=self.cache)
         else:
             logits, _ = self.model(tokens, cache=self.cache)
         self.logits = logits[:, -1, :]
@@ -60,21 +79,26 @@ class CachedDecoder:
 
 
 class WindowDecoder:
-    """The naive way, kept for models without a cache and for comparisons."""
+    """The naive way, kept for models without a cache and for comparisons: every token
+    re-runs each row's cropped window."""
 
-    def __init__(self, model: LanguageModel, context: list[int], n: int):
+    def __init__(self, model: LanguageModel, contexts: list[list[int]]):
         self.model = model
         self.block = model.get_block_size()
-        device = next(model.parameters()).device
-        self.idx = torch.tensor([context] * n, dtype=torch.long, device=device)
+        self.device = next(model.parameters()).device
+        self.rows = [list(c) for c in contexts]
         self.logits = self._run()
 
     def _run(self) -> torch.Tensor:
-        logits, _ = self.model(self.idx[:, -self.block :])
-        return logits[:, -1, :]
+        windows = [r[-self.block :] for r in self.rows]
+        if len({len(w) for w in windows}) == 1:  # one batched call when the rows line up
+            logits, _ = self.model(torch.tensor(windows, dtype=torch.long, device=self.device))
+            return logits[:, -1, :]
+        return torch.cat([self.model(torch.tensor([w], device=self.device))[0][:, -1, :] for w in windows])
 
     def push(self, tokens: torch.Tensor) -> torch.Tensor:
-        self.idx = torch.cat([self.idx, tokens.view(-1, 1).to(self.idx.device)], dim=1)
+        for row, token in zip(self.rows, tokens.tolist()):
+            row.append(token)
         self.logits = self._run()
         return self.logits
 
@@ -82,10 +106,11 @@ class WindowDecoder:
 Decoder = MarkovDecoder | CachedDecoder | WindowDecoder
 
 
-def make_decoder(model: LanguageModel, context: list[int], n: int, kv_cache: bool = True) -> Decoder:
-    """The fastest decoder the model supports (``kv_cache=False`` forces the naive window)."""
+def make_decoder(model: LanguageModel, contexts: list[list[int]], kv_cache: bool = True) -> Decoder:
+    """The fastest decoder the model supports, one row per context (``kv_cache=False``
+    forces the naive window)."""
     if model.markov:
-        return MarkovDecoder(model, context, n)
+        return MarkovDecoder(model, contexts)
     if kv_cache and model.supports_kv_cache:
-        return CachedDecoder(model, context, n)
-    return WindowDecoder(model, context, n)
+        return CachedDecoder(model, contexts)
+    return WindowDecoder(model, contexts)

@@ -86,7 +86,7 @@ def generate_ids(
     was_training = model.training
     model.eval()
     try:
-        decoder = make_decoder(model, context, 1, kv_cache)
+        decoder = make_decoder(model, [context], kv_cache)
         for tokens in sample_tokens(decoder, max_new_tokens, temperature, top_k, top_p, generator):
             yield tokens.tolist()
     finally:
@@ -181,7 +181,7 @@ def generate_candidates(
     was_training = model.training
     model.eval()
     try:
-        decoder = make_decoder(model, context, n, kv_cache)
+        decoder = make_decoder(model, [context] * n, kv_cache)
         scanners = [StopScanner(stop) for _ in range(n)]
         for tokens in sample_tokens(decoder, max_new_tokens, temperature, top_k, top_p, generator):
             for i, token in enumerate(tokens.tolist()):

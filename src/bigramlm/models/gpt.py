@@ -53,20 +53,50 @@ class KVCache:
     """Keys and values of the positions already processed, for every layer.
 
     Buffers are allocated once at full block size; ``length`` says how much is filled.
+    Rows may hold prompts of different lengths, left-padded to one length: ``pad[b]``
+    is the number of padding positions at the start of row ``b``. Those are never
+    attended to, and each row's positions count from its own first real token, so a
+    row decodes exactly as it would alone.
     """
 
-    def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype):
+    def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype,
+                 pad: torch.Tensor | None = None):
         head_dim = config.n_embd // config.n_head
         shape = (batch_size, config.n_head, config.block_size, head_dim)
         self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.capacity = config.block_size
         self.length = 0
+        self.pad = None if pad is None or not bool(pad.any()) else pad.to(device=device, dtype=torch.long)
+        #: (B, capacity): which cached positions hold real tokens (None: all of them).
+        self.valid = None if self.pad is None else (
+            torch.arange(config.block_size, device=device).unsqueeze(0) >= self.pad.unsqueeze(1)
+        )
         #: Each layer's weights, gathered by the model's one-position decode step on first use.
         self.weights: list[tuple[torch.Tensor | None, ...]] | None = None
 
     def reset(self) -> None:
         self.length = 0
+
+    def positions(self, start: int, length: int, device: torch.device) -> torch.Tensor:
+        """Position ids of the next ``length`` tokens: (T,), or (B, T) with padded rows."""
+        pos = torch.arange(start, start + length, device=device)
+        return pos if self.pad is None else (pos.unsqueeze(0) - self.pad.unsqueeze(1)).clamp_min(0)
+
+    def attention_mask(self, start: int, length: int) -> torch.Tensor | None:
+        """(B, 1, T, start + T) mask of the keys each new query may see, or None when
+        causal order alone decides (no padding, one query)."""
+        end = start + length
+        if self.pad is None:
+            if length == 1:
+                return None
+            return torch.ones(length, end, dtype=torch.bool, device=self.keys[0].device).tril(diagonal=start)
+        causal = torch.ones(length, end, dtype=torch.bool, device=self.valid.device).tril(diagonal=start)
+        # A padding query sees itself only: it must attend to something (an all-masked
+        # row is NaN), and a NaN value would poison the real rows through 0 * NaN.
+        itself = torch.zeros(length, end, dtype=torch.bool, device=self.valid.device)
+        itself[torch.arange(length), torch.arange(start, end)] = True
+        return (causal.unsqueeze(0) & (self.valid[:, None, :end] | itself.unsqueeze(0))).unsqueeze(1)
 
 
 class CausalSelfAttention(nn.Module):
@@ -99,11 +129,8 @@ class CausalSelfAttention(nn.Module):
             cache.values[layer][:, :, start : start + T] = v
             k = cache.keys[layer][:, :, : start + T]
             v = cache.values[layer][:, :, : start + T]
-            if T == 1:  # one new query sees every cached position: no mask needed
-                y = F.scaled_dot_product_attention(q, k, v)
-            else:  # query i sits at position start + i and sees positions <= start + i
-                mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            # Query i sits at position start + i and sees the real positions <= start + i.
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=cache.attention_mask(start, T))
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.resid_dropout(self.proj(y))
 
@@ -170,9 +197,9 @@ class GPT(LanguageModel):
         n = sum(p.numel() for p in self.parameters())
         return n if include_positions else n - self.pos_emb.weight.numel()
 
-    def new_cache(self, batch_size: int) -> KVCache:
+    def new_cache(self, batch_size: int, pad: torch.Tensor | None = None) -> KVCache:
         weight = self.tok_emb.weight
-        return KVCache(self.config, batch_size, weight.device, weight.dtype)
+        return KVCache(self.config, batch_size, weight.device, weight.dtype, pad)
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None
@@ -185,7 +212,7 @@ class GPT(LanguageModel):
             )
         if cache is not None and T == 1 and not self.training:
             return self._decode_one(idx, cache), None
-        pos = torch.arange(start, start + T, device=idx.device)
+        pos = cache.positions(start, T, idx.device) if cache is not None else torch.arange(T, device=idx.device)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
         for layer, block in enumerate(self.blocks):
             x = block(x, cache, layer)
@@ -224,7 +251,10 @@ class GPT(LanguageModel):
             ]
         B, C, H = idx.size(0), self.config.n_embd, self.config.n_head
         pos, shape, end = cache.length, (C,), cache.length + 1
-        x = self.tok_emb.weight[idx[:, 0]] + self.pos_emb.weight[pos]
+        # Padded rows: each row's own position, and its padding keys masked out.
+        row_pos = pos if cache.pad is None else (pos - cache.pad).clamp_min(0)
+        mask = None if cache.valid is None else cache.valid.narrow(1, 0, end)[:, None, None, :]
+        x = self.tok_emb.weight[idx[:, 0]] + self.pos_emb.weight[row_pos]
         for keys, values, (ln1_w, ln1_b, qkv_w, qkv_b, attn_w, attn_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b) in zip(
             cache.keys, cache.values, cache.weights
         ):
@@ -233,7 +263,7 @@ class GPT(LanguageModel):
             # than the copies themselves.
             keys.select(2, pos).copy_(k)
             values.select(2, pos).copy_(v)
-            y = F.scaled_dot_product_attention(q.unsqueeze(2), keys.narrow(2, 0, end), values.narrow(2, 0, end))
+            y = F.scaled_dot_product_attention(q.unsqueeze(2), keys.narrow(2, 0, end), values.narrow(2, 0, end), attn_mask=mask)
             x = x + F.linear(y.view(B, C), attn_w, attn_b)
             x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, shape, ln2_w, ln2_b), fc_w, fc_b)), proj_w, proj_b)
         cache.length = end

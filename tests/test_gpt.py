@@ -206,3 +206,27 @@ def test_rows_of_different_prompt_lengths_decode_as_they_would_alone(steps: int)
         past_the_block = _greedy(CachedDecoder(model, contexts), 60)
     assert together == alone == naive
     assert all(len(row) == 60 for row in past_the_block)  # the full cache is rebuilt, never overrun
+
+
+def test_generate_batch_equals_one_prompt_at_a_time() -> None:
+    """Batched greedy decoding, with rows of different lengths that stop at different
+    times and leave the batch, gives each prompt the text it gets alone."""
+    from bigramlm.generation import generate_batch
+
+    text = "abcabcabd\nxyzzy\nabcxyz\n" * 20
+    tokenizer = CharTokenizer.from_text(text)
+    torch.manual_seed(1)
+    model = build_model("gpt", {"vocab_size": tokenizer.vocab_size, "block_size": 48, "n_layer": 2, "n_head": 2, "n_embd": 32})
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    ids = torch.tensor(tokenizer.encode(text))
+    for _ in range(30):  # a little training, so that some rows reach the stop string
+        _, loss = model(ids[:-1][:47].view(1, -1), ids[1:][:47].view(1, -1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    prompts = ["abc", "xyzzy\nab", "a", "zzz\nabcabc"]
+    together = generate_batch(model, tokenizer, prompts, 20, stop=["\n"], rows_per_batch=3)
+    alone = [generate_batch(model, tokenizer, [p], 20, stop=["\n"])[0] for p in prompts]
+    assert together == alone
+    assert all("\n" not in t for t in together)

@@ -1,6 +1,7 @@
 """Generation: one sampling path for one or many candidates, over the fastest decoder
 a model supports (Markov table, KV cache, or re-run window)."""
 
+from bigramlm.generation.batch import generate_batch
 from bigramlm.generation.decoding import CachedDecoder, make_decoder
 from bigramlm.generation.filters import MAX_NEW_TOKENS, check_new_tokens, check_sampling, filter_logits
 from bigramlm.generation.generate import StopScanner, generate_candidates, generate_ids, generate_text, sample_tokens
@@ -14,6 +15,7 @@ __all__ = [
     "check_new_tokens",
     "check_sampling",
     "filter_logits",
+    "generate_batch",
     "generate_candidates",
     "generate_ids",
     "generate_text",

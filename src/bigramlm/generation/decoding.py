@@ -27,6 +27,10 @@ class MarkovDecoder:
         self.logits = self.table[tokens.cpu()]
         return self.logits
 
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Go on with these rows only (finished ones leave the batch)."""
+        self.logits = self.logits[rows]
+
 
 def left_pad(contexts: list[list[int]], width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The last ``width`` tokens of each context, left-padded with 0: (ids (B, W), pad (B,))."""
@@ -77,6 +81,12 @@ class CachedDecoder:
         self.logits = logits[:, -1, :]
         return self.logits
 
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Go on with these rows only (finished ones leave the batch)."""
+        rows = rows.to(self.history.device)
+        self.history, self.real, self.logits = self.history[rows], self.real[rows], self.logits[rows]
+        self.cache.select_rows(rows)
+
 
 class WindowDecoder:
     """The naive way, kept for models without a cache and for comparisons: every token
@@ -101,6 +111,10 @@ class WindowDecoder:
             row.append(token)
         self.logits = self._run()
         return self.logits
+
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        self.rows = [self.rows[i] for i in rows.tolist()]
+        self.logits = self.logits[rows.to(self.logits.device)]
 
 
 Decoder = MarkovDecoder | CachedDecoder | WindowDecoder

@@ -78,6 +78,13 @@ class KVCache:
     def reset(self) -> None:
         self.length = 0
 
+    def select_rows(self, rows: torch.Tensor) -> None:
+        """Keep these rows of the batch only (rows that finished generating leave)."""
+        self.keys = [k.index_select(0, rows) for k in self.keys]
+        self.values = [v.index_select(0, rows) for v in self.values]
+        if self.pad is not None:
+            self.pad, self.valid = self.pad[rows], self.valid[rows]
+
     def positions(self, start: int, length: int, device: torch.device) -> torch.Tensor:
         """Position ids of the next ``length`` tokens: (T,), or (B, T) with padded rows."""
         pos = torch.arange(start, start + length, device=device)

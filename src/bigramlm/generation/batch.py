@@ -1,0 +1,124 @@
+"""Many prompts at once: one batched, KV-cached decode for a whole evaluation split.
+
+``generate_batch`` continues every prompt (they may differ in length: the cache masks
+the left padding) until a stop string or ``max_new_tokens``. Finished rows leave the
+batch, so a long reply never keeps the short ones' compute busy. Stop strings are
+looked for only after a token whose text could start one, so most steps decode
+nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from bigramlm.errors import BigramLMError
+from bigramlm.generation.decoding import make_decoder
+from bigramlm.generation.filters import check_new_tokens, check_sampling, filter_logits
+from bigramlm.models.base import LanguageModel
+from bigramlm.tokenization import Tokenizer
+
+
+@dataclass
+class _Row:
+    ids: list[int]
+    done: bool = False
+    text: str | None = None
+
+
+def _stop_flags(tokenizer: Tokenizer, stop: Sequence[str]) -> torch.Tensor:
+    """Per token id: could its text contain the first character of a stop string?"""
+    starts = {s[0] for s in stop if s}
+    flags = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
+    if starts:
+        for token in range(tokenizer.vocab_size):
+            piece = tokenizer.decode([token])
+            flags[token] = any(ch in piece for ch in starts)
+    return flags
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str | None:
+    hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return text[: min(hits)] if hits else None
+
+
+@torch.no_grad()
+def generate_batch(
+    model: LanguageModel,
+    tokenizer: Tokenizer,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    stop: Sequence[str] = (),
+    rows_per_batch: int = 64,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[str]:
+    """The continuation of each prompt (not including it), cut before the first stop string.
+
+    Temperature 0 is greedy. Rows are processed ``rows_per_batch`` at a time, longest
+    prompts together so that little padding is computed.
+    """
+    check_new_tokens(max_new_tokens)
+    check_sampling(temperature, top_k, top_p)
+    if rows_per_batch < 1:
+        raise BigramLMError(f"rows_per_batch must be at least 1 (got {rows_per_batch})", param="rows_per_batch")
+    encoded = [list(tokenizer.encode(p, on_unknown="replace")) or [tokenizer.start_id] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    generator = torch.Generator().manual_seed(seed if seed is not None else 0)
+    flags = _stop_flags(tokenizer, stop)
+    out: list[str] = [""] * len(prompts)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), rows_per_batch):
+            chunk = order[start : start + rows_per_batch]
+            texts = _decode_rows(model, tokenizer, [encoded[i] for i in chunk], max_new_tokens,
+                                 (temperature, top_k, top_p), generator, stop, flags)
+            for i, text in zip(chunk, texts):
+                out[i] = text
+            if on_progress is not None:
+                on_progress(min(start + rows_per_batch, len(order)))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _decode_rows(model: LanguageModel, tokenizer: Tokenizer, contexts: list[list[int]], max_new_tokens: int,
+                 sampling: tuple[float, int | None, float | None], generator: torch.Generator,
+                 stop: Sequence[str], flags: torch.Tensor) -> list[str]:
+    """Decode one batch of rows; finished rows are dropped from the decoder as they stop."""
+    budget = max_new_tokens
+    if not model.markov:  # a row may not outgrow the context it was trained on
+        budget = min(budget, max(1, model.get_block_size() - max(len(c) for c in contexts)))
+    rows = [_Row([]) for _ in contexts]
+    active = list(range(len(rows)))
+    decoder = make_decoder(model, contexts)
+    temperature, top_k, top_p = sampling
+    for step in range(budget):
+        if temperature == 0:
+            tokens = decoder.logits.argmax(dim=-1).cpu()
+        else:
+            probs = filter_logits(decoder.logits, temperature, top_k, top_p).cpu()
+            tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        still = []
+        for slot, (r, token) in enumerate(zip(active, tokens.tolist())):
+            row = rows[r]
+            row.ids.append(token)
+            if flags[token]:
+                row.text = _cut_at_stop(tokenizer.decode(row.ids), stop)
+                row.done = row.text is not None
+            if not row.done:
+                still.append(slot)
+        if not still or step + 1 == budget:
+            break
+        if len(still) < len(active):
+            keep = torch.tensor(still, dtype=torch.long)
+            decoder.keep_rows(keep)
+            tokens, active = tokens[keep], [active[s] for s in still]
+        decoder.push(tokens)
+    return [row.text if row.text is not None else tokenizer.decode(row.ids) for row in rows]

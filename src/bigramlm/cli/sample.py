@@ -23,10 +23,15 @@ def add_sample_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from bigramlm.checkpoint import load_run
-    from bigramlm.generation import check_new_tokens, generate_text
+    from bigramlm.generation.checks import check_new_tokens, check_sampling, check_seed
 
-    check_new_tokens(args.tokens)  # before loading: a bad --tokens fails at once
+    # Before loading anything: a bad flag fails at once, not after import torch.
+    check_new_tokens(args.tokens)
+    check_sampling(args.temperature, args.top_k, args.top_p)
+    check_seed(args.seed)
+    from bigramlm.checkpoint import load_run
+    from bigramlm.generation import generate_text
+
     run = load_run(args.run_dir)
     apply_threads(args.threads)
     chunks = generate_text(run.model, run.tokenizer, args.prompt, args.tokens, args.temperature, args.top_k, args.top_p, args.seed)

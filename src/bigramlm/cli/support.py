@@ -35,9 +35,18 @@ def _add_generation_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -
 
 
 def generation_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The generation flags that were given, as the assistant's keywords."""
+    """The generation flags that were given, as the assistant's keywords.
+
+    Checked here, before the assistant loads (torch and the run take seconds); the
+    library checks them again, with its own defaults filled in.
+    """
+    from bigramlm.generation.checks import check_sampling, check_seed
+
     given = {keyword: getattr(args, dest) for dest, keyword in GENERATION_OPTIONS.items()}
-    return {keyword: value for keyword, value in given.items() if value is not None}
+    options = {keyword: value for keyword, value in given.items() if value is not None}
+    check_sampling(options.get("temperature", 1.0), options.get("top_k"), options.get("top_p"))
+    check_seed(args.seed)
+    return options
 
 
 # --- assist ------------------------------------------------------------------------------
@@ -61,12 +70,13 @@ def add_assist_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_assist(args: argparse.Namespace) -> int:
+    options = generation_options(args)
+    require(args.similar >= 0, f"k_similar must not be negative (got {args.similar})", "k_similar")
     from bigramlm.support.assistant import Assistant
 
-    require(args.similar >= 0, f"k_similar must not be negative (got {args.similar})", "k_similar")
     assistant = Assistant.load(args.run_dir, brand_path=args.brand, data=args.data, baseline=args.baseline)
     apply_threads(args.threads)
-    result = assistant.suggest(args.message, **generation_options(args), seed=args.seed, k_similar=args.similar).to_dict()
+    result = assistant.suggest(args.message, **options, seed=args.seed, k_similar=args.similar).to_dict()
     if args.json:
         print_json(result)
     else:
@@ -161,9 +171,9 @@ def check_learn_flags(args: argparse.Namespace) -> None:
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
+    check_learn_flags(args)  # before importing learn, which imports torch
     from bigramlm.support.learning import learn
 
-    check_learn_flags(args)
     apply_threads(args.threads)
     steps = {} if args.steps is None else {"steps": args.steps}
     summary = learn(args.run_dir, cases_path=args.cases, learning_rate=args.lr, batch_size=args.batch_size,
@@ -194,11 +204,12 @@ def add_support_eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_eval_support(args: argparse.Namespace) -> int:
+    options = generation_options(args)
     from bigramlm.support.evaluation import evaluate_support
 
     apply_threads(args.threads)
     result = evaluate_support(args.run_dir, data=args.data, split=args.split, seed=args.seed, limit=args.limit,
-                              paraphrases=args.paraphrases, log=stderr_log(args), **generation_options(args)).to_dict()
+                              paraphrases=args.paraphrases, log=stderr_log(args), **options).to_dict()
     if args.json:
         print_json(result)
     else:

@@ -142,7 +142,7 @@ def test_cli_gpt_bpe_run_records_every_setting(tiny_corpus, tmp_path, capsys) ->
 
 def test_cli_gpt_defaults_are_the_cpu_recipe(tmp_path) -> None:
     from bigramlm.cli import build_parser
-    from bigramlm.cli.gpt import UNBOUNDED_STEPS, train_config_from_args
+    from bigramlm.cli.train import UNBOUNDED_STEPS, train_config_from_args
 
     def parsed(*flags: str):
         return train_config_from_args(build_parser().parse_args(["train", "--data", "x", "--model", "gpt", *flags, "--out", str(tmp_path)]))

@@ -12,6 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from bigramlm.errors import BigramLMError
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -21,6 +24,29 @@ def _umask() -> int:
 #: Every file we write gets the mode a plain ``open()`` would give it (0644 under the
 #: usual umask 022), not mkstemp's 0600: one rule for every file of a run.
 FILE_MODE = 0o666 & ~_umask()
+
+
+def check_writable(path: str | os.PathLike[str], param: str, directory: bool = False) -> None:
+    """Refuse, in one line naming ``param``, a path that cannot be written.
+
+    ``path`` is a file to write (or replace), or with ``directory`` a folder to create
+    or fill. Checked before any work starts, so that a long run does not end in a
+    traceback from ``mkdir`` or ``os.replace``: a path under a regular file, a file
+    where a folder should be (and the reverse), or a folder the user cannot write to.
+    """
+    path = Path(path)
+    if path.is_dir() and not directory:
+        raise BigramLMError(f"{param} {path} is a directory; give a file path", param=param)
+    if path.exists() and directory and not path.is_dir():
+        raise BigramLMError(f"{param} {path} exists and is not a directory", param=param)
+    folder = path if directory else path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BigramLMError(f"{param} {path}: {existing} is a file, not a directory", param=param)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BigramLMError(f"{param} {path}: {existing} is not writable", param=param)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None], mode: int = FILE_MODE) -> None:

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from bigramlm.cli.common import add_threads_flag, apply_threads
 from bigramlm.errors import BigramLMError
 
 
@@ -27,6 +28,7 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"generations at once; more get 503 + Retry-After (default {d.max_concurrent})")
     p.add_argument("--timeout", type=float, default=d.timeout_s, help=f"seconds per generation (default {d.timeout_s:g})")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default info)")
+    add_threads_flag(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -45,6 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.brand is not None and not args.brand.is_file():
         raise BigramLMError(f"--brand {args.brand}: no such file")
     limits = ServerLimits(max_concurrent=args.max_concurrent, timeout_s=args.timeout)
+    apply_threads(args.threads)
     serve(args.run_dir, host=args.host, port=args.port, brand_path=str(args.brand) if args.brand else None,
           token=token, limits=limits, log_level=args.log_level)
     return 0

@@ -1,74 +1,55 @@
-"""Command-line pieces of the support assistant: ``assist``, ``brand init``, ``learn``,
-``data export``, ``eval --task support`` and the instruction-column flags of ``train``.
+"""The support assistant's commands: ``assist``, ``brand init``, ``learn`` and the pieces
+of ``eval --task support``.
 
-``cli.py`` stays the one entry point: it appends ``add_assist_parser``,
-``add_brand_parser`` and ``add_learn_parser`` to its ``PARSERS`` list, and calls the
-small hooks below from its ``train``, ``eval`` and ``data`` parsers.
+Generation flags default to None and are passed on only when given, so the library's
+defaults (``support.assistant.DEFAULTS``, ``support.learning.DEFAULT_STEPS``) apply.
+``--help`` shows them from ``HELP_DEFAULTS``, a copy, because the modules that define
+them import torch (``tests/test_cli_imports.py`` checks the copy against them).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+import math
 from pathlib import Path
 from typing import Any
 
+from bigramlm.cli.common import add_json_flag, add_threads_flag, apply_threads, print_json, require, stderr_log
+from bigramlm.cli.data import add_column_args
 from bigramlm.errors import BigramLMError
 
+#: The library's defaults, for --help only (see the module docstring).
+HELP_DEFAULTS = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_p": 0.95, "learn_steps": 200}
 
-def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, ensure_ascii=False))
-
-
-# --- shared flags -----------------------------------------------------------------------
-
-
-def add_instruction_args(p: argparse.ArgumentParser) -> None:
-    """Column names of an instruction dataset (CSV/JSONL/Parquet)."""
-    g = p.add_argument_group("instruction datasets (.csv, .jsonl, .parquet, or --data bitext)")
-    g.add_argument("--instruction-col", default=None, help="column with the customer message (default: instruction)")
-    g.add_argument("--response-col", default=None, help="column with the reply (default: response)")
-    g.add_argument("--intent-col", default=None, help="column with the intent label (default: intent, when present)")
-    g.add_argument("--category-col", default=None, help="column with the category label (default: category, when present)")
-    g.add_argument("--no-labels", dest="labels", action="store_false", default=None,
-                   help="train on the notebook's plain blocks, without the intent/category lines")
+#: Generation flags -> the keyword the assistant takes.
+GENERATION_OPTIONS = {"n": "n", "max_tokens": "max_new_tokens", "temperature": "temperature", "top_k": "top_k", "top_p": "top_p"}
 
 
-def instruction_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword options ``load_data`` passes on to ``load_instruction_data``."""
-    options = {
-        "instruction_col": getattr(args, "instruction_col", None),
-        "response_col": getattr(args, "response_col", None),
-        "intent_col": getattr(args, "intent_col", None),
-        "category_col": getattr(args, "category_col", None),
-        "labels": getattr(args, "labels", None),
-    }
-    return {k: v for k, v in options.items() if v is not None}
+def _add_generation_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    d = HELP_DEFAULTS
+    p.add_argument("--n", type=int, default=None, help=f"candidate replies (default {d['n']})")
+    p.add_argument("--max-tokens", type=int, default=None, help=f"length limit of a reply in tokens (default {d['max_new_tokens']})")
+    p.add_argument("--temperature", type=float, default=None, help=f"sampling temperature (default {d['temperature']})")
+    p.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest tokens only")
+    p.add_argument("--top-p", type=float, default=None, help=f"nucleus mass (default {d['top_p']})")
 
 
-def check_instruction_flags(source: str, args: argparse.Namespace) -> None:
-    """Column flags only make sense for an instruction dataset; say so instead of ignoring them."""
-    from bigramlm.data.registry import is_instruction_source
+def generation_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The generation flags that were given, as the assistant's keywords.
 
-    given = instruction_options(args)
-    if given and not is_instruction_source(source):
-        flags = ", ".join("--" + k.replace("_", "-") if k != "labels" else "--no-labels" for k in given)
-        raise BigramLMError(f"{flags} apply to instruction datasets (.csv/.jsonl/.parquet or bitext), not {source}")
+    Checked here, before the assistant loads (torch and the run take seconds); the
+    library checks them again, with its own defaults filled in.
+    """
+    from bigramlm.generation.checks import check_sampling, check_seed
 
-
-def _add_generation_args(p: argparse.ArgumentParser) -> None:
-    from bigramlm.support.assistant import DEFAULTS
-
-    p.add_argument("--n", type=int, default=DEFAULTS["n"], help=f"candidate replies (default {DEFAULTS['n']})")
-    p.add_argument("--max-tokens", type=int, default=DEFAULTS["max_new_tokens"],
-                   help=f"length limit of a reply in tokens (default {DEFAULTS['max_new_tokens']})")
-    p.add_argument("--temperature", type=float, default=DEFAULTS["temperature"], help=f"sampling temperature (default {DEFAULTS['temperature']})")
-    p.add_argument("--top-k", type=int, default=DEFAULTS["top_k"], help="sample from the k likeliest tokens only")
-    p.add_argument("--top-p", type=float, default=DEFAULTS["top_p"], help=f"nucleus mass (default {DEFAULTS['top_p']})")
+    given = {keyword: getattr(args, dest) for dest, keyword in GENERATION_OPTIONS.items()}
+    options = {keyword: value for keyword, value in given.items() if value is not None}
+    check_sampling(options.get("temperature", 1.0), options.get("top_k"), options.get("top_p"))
+    check_seed(args.seed)
+    return options
 
 
-# --- assist -------------------------------------------------------------------------------
+# --- assist ------------------------------------------------------------------------------
 
 
 def add_assist_parser(sub: argparse._SubParsersAction) -> None:
@@ -83,21 +64,27 @@ def add_assist_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="read the run's dataset from here instead of where it was trained")
     p.add_argument("--baseline", action="store_true",
                    help="also show the TF-IDF + logistic-regression intent (fitted on the run's train rows; takes seconds)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_flag(p)
+    add_threads_flag(p)
     p.set_defaults(func=cmd_assist)
 
 
 def cmd_assist(args: argparse.Namespace) -> int:
+    options = generation_options(args)
+    require(args.similar >= 0, f"k_similar must not be negative (got {args.similar})", "k_similar")
     from bigramlm.support.assistant import Assistant
 
     assistant = Assistant.load(args.run_dir, brand_path=args.brand, data=args.data, baseline=args.baseline)
-    result = assistant.suggest(
-        args.message, n=args.n, max_new_tokens=args.max_tokens, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, seed=args.seed, k_similar=args.similar,
-    ).to_dict()
+    apply_threads(args.threads)
+    result = assistant.suggest(args.message, **options, seed=args.seed, k_similar=args.similar).to_dict()
     if args.json:
-        _print_json(result)
-        return 0
+        print_json(result)
+    else:
+        _print_assist(result)
+    return 0
+
+
+def _print_assist(result: dict[str, Any]) -> None:
     prob = result["intent_probability"]
     print(f"intent: {result['intent']} ({result['category']}), p = {prob:.3f}" if prob is not None else "intent: unknown")
     if "baseline" in result:
@@ -117,29 +104,29 @@ def cmd_assist(args: argparse.Namespace) -> int:
         for case in result["similar_cases"]:
             reply = " ".join(case["reply"].split())
             print(f"[{case['score']:.2f}] {case['intent']}: {case['message']}\n    -> {reply[:160]}{'...' if len(reply) > 160 else ''}")
-    return 0
 
 
-# --- brand init -------------------------------------------------------------------------------
+# --- brand init ------------------------------------------------------------------------------
 
 
 def add_brand_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("brand", help="brand profiles for the assistant", description="Brand profiles (TOML).")
-    brand_sub = p.add_subparsers(dest="brand_command", metavar="COMMAND", required=True)
+    brand_sub = p.add_subparsers(dest="brand_command", metavar="COMMAND")
     init = brand_sub.add_parser("init", help="write a template listing every placeholder in the data")
     init.add_argument("--data", required=True, help="instruction dataset: bitext or a .csv/.jsonl/.parquet file")
     init.add_argument("--out", required=True, type=Path, help="TOML file to write")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
-    add_instruction_args(init)
+    add_column_args(init)
     init.set_defaults(func=cmd_brand_init)
 
 
 def cmd_brand_init(args: argparse.Namespace) -> int:
-    from bigramlm.support.brand import brand_template, count_placeholders
-    from bigramlm._fs import atomic_write_text
-    from bigramlm.data.table import read_table
+    from bigramlm._fs import atomic_write_text, check_writable
     from bigramlm.data.registry import resolve_source
+    from bigramlm.data.table import read_table
+    from bigramlm.support.brand import brand_template, count_placeholders
 
+    check_writable(args.out, "out")
     if args.out.exists() and not args.force:
         raise BigramLMError(f"{args.out} exists; use --force to overwrite it")
     path, _ = resolve_source(args.data)
@@ -150,35 +137,49 @@ def cmd_brand_init(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- learn -------------------------------------------------------------------------------------
+# --- learn -----------------------------------------------------------------------------------
 
 
 def add_learn_parser(sub: argparse._SubParsersAction) -> None:
-    from bigramlm.support.learning import DEFAULT_STEPS
-
     p = sub.add_parser("learn", help="learn from resolved cases (store, index, fine-tune)",
                        description="Add resolved cases to the run's store and retrieval index, and continue training on them.")
     p.add_argument("run_dir", type=Path, help="an instruction run directory")
     p.add_argument("--cases", type=Path, default=None,
                    help="cases file with the dataset's columns; without it, the store's cases since the last learn")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"fine-tuning steps (default {DEFAULT_STEPS})")
+    p.add_argument("--steps", type=int, default=None, help=f"fine-tuning steps (default {HELP_DEFAULTS['learn_steps']})")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the run's)")
     p.add_argument("--batch-size", type=int, default=None, help="windows per batch (default: the run's)")
     p.add_argument("--replay", type=float, default=0.5, help="share of each batch drawn from the training text (default 0.5)")
     p.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
     p.add_argument("--data", default=None, help="read the run's dataset from here instead of where it was trained")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_flag(p)
+    add_threads_flag(p)
     p.set_defaults(func=cmd_learn)
 
 
+def check_learn_flags(args: argparse.Namespace) -> None:
+    """What ``learn`` itself does not check yet: a NaN rate or an empty batch would
+    otherwise end in a torch traceback after the cases were stored."""
+    from bigramlm.config import MAX_BATCH_TOKENS
+
+    lr, batch = args.lr, args.batch_size
+    require(lr is None or (math.isfinite(lr) and 0 < lr <= 1), f"learning_rate must be in (0, 1] (got {lr})", "learning_rate")
+    require(batch is None or 1 <= batch <= MAX_BATCH_TOKENS, f"batch_size must be in 1..{MAX_BATCH_TOKENS:,} (got {batch})", "batch_size")
+    require(args.steps is None or args.steps >= 0, f"steps must not be negative (got {args.steps})", "steps")
+    require(math.isfinite(args.replay) and 0 <= args.replay < 1, f"replay must be in [0, 1) (got {args.replay})", "replay")
+    require(0 <= args.seed < 2**63, f"seed must be in 0..{2**63 - 1} (got {args.seed})", "seed")
+
+
 def cmd_learn(args: argparse.Namespace) -> int:
+    check_learn_flags(args)  # before importing learn, which imports torch
     from bigramlm.support.learning import learn
 
-    log = (lambda m: print(m, file=sys.stderr)) if not args.json else None
-    summary = learn(args.run_dir, cases_path=args.cases, steps=args.steps, learning_rate=args.lr,
-                    batch_size=args.batch_size, replay=args.replay, seed=args.seed, data=args.data, log=log)
+    apply_threads(args.threads)
+    steps = {} if args.steps is None else {"steps": args.steps}
+    summary = learn(args.run_dir, cases_path=args.cases, learning_rate=args.lr, batch_size=args.batch_size,
+                    replay=args.replay, seed=args.seed, data=args.data, log=stderr_log(args), **steps)
     if args.json:
-        _print_json(summary)
+        print_json(summary)
     elif summary["steps"] or summary["cases"]:
         extra = ""
         if "case_loss_before" in summary:
@@ -189,68 +190,34 @@ def cmd_learn(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- data export --------------------------------------------------------------------------------
-
-
-def add_data_export_parser(data_sub: argparse._SubParsersAction) -> None:
-    p = data_sub.add_parser("export", help="write an instruction dataset as the notebook's formatted text")
-    p.add_argument("source", help="bitext or a .csv/.jsonl/.parquet file")
-    p.add_argument("--out", required=True, type=Path, help="text file to write (customer_support_data.txt)")
-    p.add_argument("--with-labels", action="store_true", help="add the intent/category lines to each block")
-    add_instruction_args(p)
-    p.set_defaults(func=cmd_data_export)
-
-
-def cmd_data_export(args: argparse.Namespace) -> int:
-    from bigramlm.data.formats import format_rows
-    from bigramlm.data.instructions import write_export
-    from bigramlm.data.table import read_table
-    from bigramlm.data.registry import resolve_source
-
-    columns = {k: v for k, v in instruction_options(args).items() if k != "labels"}
-    path, _ = resolve_source(args.source)
-    table = read_table(path, **columns, require_labels=args.with_labels)
-    text = format_rows(table.rows, labels=args.with_labels)
-    write_export(text, args.out)
-    skipped = f"; skipped {table.skipped} rows with an empty instruction or response" if table.skipped else ""
-    print(f"wrote {args.out}: {len(table.rows):,} rows, {len(text):,} characters, {len(set(text))} distinct{skipped}")
-    return 0
-
-
-# --- eval --task support ---------------------------------------------------------------------------
+# --- eval --task support --------------------------------------------------------------------
 
 
 def add_support_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default="lm", choices=["lm", "support"],
                    help="lm: exact loss over the split; support: the assistant's intent and reply metrics")
     g = p.add_argument_group("--task support")
-    g.add_argument("--n", type=int, default=None, help="candidate replies per message (default 3)")
-    g.add_argument("--max-tokens", type=int, default=None, help="length limit of a reply (default 400)")
-    g.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 0.8)")
-    g.add_argument("--top-k", type=int, default=None, help="top-k sampling")
-    g.add_argument("--top-p", type=float, default=None, help="nucleus mass (default 0.95)")
+    _add_generation_args(g)
     g.add_argument("--seed", type=int, default=1337, help="base seed; row i uses seed + i (default 1337)")
     g.add_argument("--limit", type=int, default=None, help="evaluate only the first N rows of the split")
     g.add_argument("--paraphrases", default=None, help="JSONL of hand-written messages (default: the packaged file)")
 
 
 def cmd_eval_support(args: argparse.Namespace) -> int:
-    from bigramlm.support.assistant import DEFAULTS
+    options = generation_options(args)
     from bigramlm.support.evaluation import evaluate_support
 
-    options = {
-        "n": args.n if args.n is not None else DEFAULTS["n"],
-        "max_new_tokens": args.max_tokens if args.max_tokens is not None else DEFAULTS["max_new_tokens"],
-        "temperature": args.temperature if args.temperature is not None else DEFAULTS["temperature"],
-        "top_k": args.top_k,
-        "top_p": args.top_p if args.top_p is not None else DEFAULTS["top_p"],
-    }
-    log = (lambda m: print(m, file=sys.stderr)) if not args.json else None
+    apply_threads(args.threads)
     result = evaluate_support(args.run_dir, data=args.data, split=args.split, seed=args.seed, limit=args.limit,
-                              paraphrases=args.paraphrases, log=log, **options).to_dict()
+                              paraphrases=args.paraphrases, log=stderr_log(args), **options).to_dict()
     if args.json:
-        _print_json(result)
-        return 0
+        print_json(result)
+    else:
+        _print_support_eval(result)
+    return 0
+
+
+def _print_support_eval(result: dict[str, Any]) -> None:
     b = result["baselines"]
 
     def pct(x: float | None) -> str:
@@ -263,4 +230,3 @@ def cmd_eval_support(args: argparse.Namespace) -> int:
     print(f"  chrF {result['chrf']:.2f}  BLEU {result['bleu']:.2f}  ROUGE-L {result['rouge_l']:.3f}   "
           f"(retrieval: chrF {b['retrieval_chrf']:.2f}  BLEU {b['retrieval_bleu']:.2f}  ROUGE-L {b['retrieval_rouge_l']:.3f})")
     print(f"  bits/char on responses {result['bits_per_char']:.4f}")
-    return 0

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from bigramlm._fs import atomic_write_text, sha256_of
+from bigramlm._fs import atomic_write_text, check_writable, sha256_of
 from bigramlm.data.formats import format_rows, format_spec
 from bigramlm.data.registry import resolve_source
 from bigramlm.data.splits import SPLIT_FRACTIONS, SPLIT_SEED, stratified_split
@@ -136,4 +136,5 @@ def export_text(source: str, with_labels: bool = False, **columns: Any) -> str:
 
 def write_export(text: str, out: Path) -> None:
     """Write UTF-8 with no newline translation, so the bytes are the notebook's on Linux."""
+    check_writable(out, "out")
     atomic_write_text(out, text, newline="")

@@ -16,21 +16,18 @@ import numpy as np
 import torch
 
 from bigramlm.errors import BigramLMError
+from bigramlm.generation.checks import check_seed
 from bigramlm.generation.decoding import Decoder, make_decoder
 from bigramlm.generation.filters import check_new_tokens, check_sampling, filter_logits
 from bigramlm.generation.markov import MarkovChainSampler
 from bigramlm.models.base import LanguageModel
 from bigramlm.tokenization import Tokenizer
 
-MAX_SEED = 2**63 - 1
-
-
 def _generator(seed: int | None) -> torch.Generator:
+    check_seed(seed)
     generator = torch.Generator()
     if seed is None:
         generator.seed()
-    elif not 0 <= seed <= MAX_SEED:
-        raise BigramLMError(f"seed must be in 0..{MAX_SEED} (got {seed})", param="seed")
     else:
         generator.manual_seed(seed)
     return generator

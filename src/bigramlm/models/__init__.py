@@ -1,64 +1,43 @@
-"""Models: an explicit registry of every model behind the ``LanguageModel`` interface.
+"""Models: every model behind the ``LanguageModel`` interface, and their registry.
 
-A model is built from its name and a config dict, which is what ``config.json``
-stores. A new model is a module with a config dataclass and a ``LanguageModel``
-subclass, plus one line in ``MODELS``.
+``registry`` builds a model from its name and config dict (what ``config.json``
+stores); ``bigram`` and ``gpt`` are the models, ``presets`` the GPT's named sizes.
+
+The names below load on first use, like ``import bigramlm``'s: ``models.presets`` is
+torch-free so that ``bigramlm train --help`` lists the presets without waiting for
+torch (1.7 s on quiet cores, 11-15 s on busy ones), and importing it runs this file.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from importlib import import_module
 from typing import Any
 
-from bigramlm.errors import BigramLMError
-from bigramlm.models.base import LanguageModel
-from bigramlm.models.bigram import BigramConfig, BigramLanguageModel
-from bigramlm.models.gpt import GPT, GPTConfig
-
-MODELS: dict[str, tuple[type, type[LanguageModel]]] = {
-    "bigram": (BigramConfig, BigramLanguageModel),
-    "gpt": (GPTConfig, GPT),
+#: Public name -> the module that defines it.
+_PUBLIC = {
+    "BigramConfig": "bigramlm.models.bigram",
+    "BigramLanguageModel": "bigramlm.models.bigram",
+    "GPT": "bigramlm.models.gpt",
+    "GPTConfig": "bigramlm.models.gpt",
+    "LanguageModel": "bigramlm.models.base",
+    "MODELS": "bigramlm.models.registry",
+    "build_model": "bigramlm.models.registry",
+    "model_config_dict": "bigramlm.models.registry",
+    "model_names": "bigramlm.models.registry",
+    "register_model": "bigramlm.models.registry",
 }
 
 
-def register_model(name: str, config_cls: type, model_cls: type[LanguageModel]) -> None:
-    """Add a model at run time (notebooks, tests); the built-in ones are listed above."""
-    MODELS[name] = (config_cls, model_cls)
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(import_module(_PUBLIC[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'bigramlm.models' has no attribute {name!r}")
 
 
-def model_names() -> list[str]:
-    return sorted(MODELS)
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
 
 
-def build_model(name: str, config: dict[str, Any]) -> LanguageModel:
-    if name not in MODELS:
-        raise BigramLMError(f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})", param="model")
-    if not isinstance(config, dict):
-        raise BigramLMError(f"the {name} config must be a mapping of settings (got {type(config).__name__})")
-    config_cls, model_cls = MODELS[name]
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = set(config) - fields
-    if unknown:
-        raise BigramLMError(f"unknown {name} config keys: {', '.join(sorted(unknown))}")
-    try:
-        return model_cls(config_cls(**config))
-    except TypeError as exc:  # a required key is missing or a value has the wrong type
-        raise BigramLMError(f"bad {name} config: {exc}") from None
-
-
-def model_config_dict(model: LanguageModel) -> dict[str, Any]:
-    return dataclasses.asdict(model.config)
-
-
-__all__ = [
-    "BigramConfig",
-    "BigramLanguageModel",
-    "GPT",
-    "GPTConfig",
-    "LanguageModel",
-    "MODELS",
-    "build_model",
-    "model_config_dict",
-    "model_names",
-    "register_model",
-]
+__all__ = sorted(_PUBLIC)

@@ -12,10 +12,13 @@ with a flag each, instead of being probed with ``hasattr``:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
 import torch.nn as nn
+
+from bigramlm.errors import BigramLMError
 
 
 class LanguageModel(nn.Module):
@@ -47,3 +50,27 @@ class LanguageModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's RAM, where the OS says (POSIX); None elsewhere."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_weights_fit(parameters: int, what: str, param: str | tuple[str, ...]) -> None:
+    """Refuse a config whose float32 weights alone exceed the machine's memory.
+
+    Such a model can only fail halfway through allocation with a multi-line torch
+    error (``train --n-embd 200000`` asked for 480 GB in one Linear); say so up front.
+    """
+    memory = physical_memory_bytes()
+    weight_bytes = 4 * parameters
+    if memory is not None and weight_bytes > memory:
+        raise BigramLMError(
+            f"{what} has {parameters:,} parameters, {weight_bytes / 2**30:,.0f} GiB of float32 weights: "
+            f"more than this machine's {memory / 2**30:,.0f} GiB of memory",
+            param=param,
+        )

@@ -9,7 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from bigramlm.models.base import LanguageModel
+from bigramlm.errors import BigramLMError
+from bigramlm.models.base import LanguageModel, check_weights_fit
 
 
 @dataclass
@@ -18,6 +19,14 @@ class BigramConfig:
     #: The bigram ignores context; block_size only sets the window length used for
     #: batches and evaluation.
     block_size: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BigramLMError(f"{name} must be an integer of at least 1 (got {value!r})", param=name)
+        # The table is V x V: a BPE vocabulary of 2**20 would need 4 TiB.
+        check_weights_fit(self.vocab_size**2, f"a bigram over vocab_size {self.vocab_size}", param="vocab_size")
 
 
 class BigramLanguageModel(LanguageModel):

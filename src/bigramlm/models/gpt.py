@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bigramlm.errors import BigramLMError
-from bigramlm.models.base import LanguageModel
+from bigramlm.models.base import LanguageModel, check_weights_fit
 
 
 @dataclass
@@ -41,12 +41,23 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if getattr(self, name) < 1:
-                raise BigramLMError(f"{name} must be at least 1 (got {getattr(self, name)})", param=name)
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BigramLMError(f"{name} must be an integer of at least 1 (got {value!r})", param=name)
         if self.n_embd % self.n_head:
             raise BigramLMError(f"n_embd {self.n_embd} must be a multiple of n_head {self.n_head}", param=("n_embd", "n_head"))
         if not 0.0 <= self.dropout < 1.0:
             raise BigramLMError(f"dropout must be in [0, 1) (got {self.dropout})", param="dropout")
+        check_weights_fit(
+            self.parameter_count(),
+            f"a GPT of n_layer {self.n_layer}, n_embd {self.n_embd} (vocabulary {self.vocab_size})",
+            param=("n_layer", "n_embd"),
+        )
+
+    def parameter_count(self) -> int:
+        """Weights of the model this config builds, without building it (biases aside)."""
+        per_block = 12 * self.n_embd * self.n_embd + 2 * self.n_embd  # attention 4 C^2, MLP 8 C^2, 2 LayerNorms
+        return self.n_layer * per_block + (self.vocab_size + self.block_size + 1) * self.n_embd
 
 
 class KVCache:

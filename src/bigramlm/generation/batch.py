@@ -15,8 +15,8 @@ from typing import Callable, Sequence
 import torch
 
 from bigramlm.errors import BigramLMError
-from bigramlm.generation.decoding import make_decoder
 from bigramlm.generation.checks import check_new_tokens, check_sampling
+from bigramlm.generation.decoding import make_decoder
 from bigramlm.generation.filters import filter_logits
 from bigramlm.models.base import LanguageModel
 from bigramlm.tokenization import Tokenizer

@@ -20,7 +20,7 @@ from bigramlm.cli import main
 from bigramlm.data import load_data
 from bigramlm.errors import BigramLMError
 from bigramlm.training import default_train_config, train
-from bigramlm.training.budget import EVAL_MARGIN, PLOT_SECONDS, WRITE_SECONDS
+from bigramlm.training.budget import EVAL_MARGIN, EXIT_CAP, EXIT_FRACTION, PLOT_SECONDS, WRITE_SECONDS
 from bigramlm.training.evaluator import SplitEvaluator
 
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16}
@@ -191,7 +191,7 @@ def test_time_limit_counts_from_process_start(tiny_corpus, tmp_path, clock, monk
     spent = summary["seconds"]
     assert spent == pytest.approx(clock() - started)  # measured from the process start
     assert spent <= LIMIT
-    exit_kept = min(0.35 * 4.0, 0.1 * LIMIT)
+    exit_kept = min(EXIT_FRACTION * 4.0, EXIT_CAP * LIMIT)
     assert summary["steps"] == _expected_steps(LIMIT - 4.0 - exit_kept) < _expected_steps(LIMIT)
 
 

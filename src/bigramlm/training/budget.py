@@ -9,16 +9,16 @@ with the reserve sized once from the speed of the periodic evaluations, and a fi
   an earlier, quieter measurement (the startup probe: 6.6k tokens/s with the other
   core busy, 26-46k on a quiet one);
 * a step or a periodic evaluation that starts just before the end runs past it;
-* the interpreter's exit after importing torch: 0.7 s at load 3 and 3.1 s at load
-  3.75 (0.15 s after ``gc.freeze()``, 0.04 s with ``os._exit``), where 1.25 s was
-  kept for it and all the writing.
+* the interpreter's exit after importing torch: 0.7 s at load 3, 3.1 s at load 3.75,
+  8.4 s when the load tripled during the run, where 1.25 s was kept for it and all
+  the writing. ``clock.skip_exit_collection`` cuts it to 0.15-0.56 s (loads 3-8).
 
 So ``TimeBudget`` times every step on the run's clock and scales the measured eval
 speed by how much slower the steps have become since it was measured (both are the
 same model's forward passes on the same cores); before each step it checks that the
 step, and the evaluation or checkpoint due after it, fit before the end; and it keeps
 for the exit a share of the process's start-up, which does the same kind of work in
-reverse (imports then teardown: exit took 0.32-0.33x the start-up at loads 3-3.75).
+reverse (imports, then teardown), scaled by the same slowdown.
 After training, ``affords_eval`` and ``affords_plot`` let the finish drop the full-split evaluation or the loss
 plot rather than overrun.
 """
@@ -39,8 +39,10 @@ WRITE_SECONDS = 0.5
 #: The loss plot alone (a Figure drawn and saved as PNG): 0.1-0.2 s quiet.
 PLOT_SECONDS = 0.3
 #: The interpreter's exit, as a share of the time before ``train`` was called
-#: (imports and data loading): measured 0.32-0.33 (see the module docstring).
-EXIT_FRACTION = 0.35
+#: (imports and data loading): 0.32-0.33 measured at loads 3-3.75, 0.07 once
+#: ``skip_exit_collection`` is in effect (which ``train`` arranges when the budget
+#: counts the process).
+EXIT_FRACTION = 0.1
 #: ... but never more than this share of the time limit (a slow data download in the
 #: start-up says nothing about the exit).
 EXIT_CAP = 0.1
@@ -120,8 +122,8 @@ class TimeBudget:
 
     def reserve(self) -> float:
         """Seconds after training: the final evaluations, the last checkpoint, the writes, the exit."""
-        writes = (self.checkpoint_seconds + WRITE_SECONDS + PLOT_SECONDS) * self.slowdown()
-        return self.eval_seconds(self.finish_tokens) + writes + self.exit_seconds
+        after = self.checkpoint_seconds + WRITE_SECONDS + PLOT_SECONDS + self.exit_seconds
+        return self.eval_seconds(self.finish_tokens) + after * self.slowdown()
 
     def update_reserve(self) -> None:
         self.clock.set_reserve(self.reserve())
@@ -144,10 +146,10 @@ class TimeBudget:
         return now >= self.clock.end or now + self.next_step_seconds(eval_due, checkpoint_due) > self.clock.end
 
     def affords_eval(self, tokens: int) -> bool:
-        """Whether evaluating ``tokens`` (at the expected speed, no margin), then writing
-        the run, still leaves the exit its time before the deadline."""
-        need = self.eval_seconds(tokens, margin=1.0) + WRITE_SECONDS * self.slowdown()
-        return need + self.exit_seconds <= self.clock.left()
+        """Whether evaluating ``tokens`` (with the reserve's margin), then writing the
+        run, still leaves the exit its time before the deadline."""
+        need = self.eval_seconds(tokens) + (WRITE_SECONDS + self.exit_seconds) * self.slowdown()
+        return need <= self.clock.left()
 
     def affords_plot(self) -> bool:
-        return PLOT_SECONDS * self.slowdown() + self.exit_seconds <= self.clock.left()
+        return (PLOT_SECONDS + self.exit_seconds) * self.slowdown() <= self.clock.left()

@@ -8,6 +8,8 @@ exactly when it stops, without asserting wall time.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import math
 import os
 import time
@@ -34,6 +36,25 @@ def process_start_time() -> float:
         return time.time() - (uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         return _IMPORTED_AT
+
+
+_EXIT_COLLECTION_SKIPPED = False
+
+
+def skip_exit_collection() -> None:
+    """Make this process's exit cheap: at exit, freeze the objects the cyclic garbage
+    collector would otherwise walk once more before they are all freed anyway.
+
+    For a budget that counts the process (``--time-limit``): after importing torch the
+    interpreter's exit took 0.7-1.6 s at loads 3-8 on the shared 2-core machine, and
+    8.4 s once, under a load that tripled during the run; with this, 0.15-0.56 s. Only
+    objects in unreachable cycles miss their finalizers, which Python never promises
+    to run at exit. Idempotent.
+    """
+    global _EXIT_COLLECTION_SKIPPED
+    if not _EXIT_COLLECTION_SKIPPED:
+        atexit.register(gc.freeze)
+        _EXIT_COLLECTION_SKIPPED = True
 
 
 class TrainingClock:

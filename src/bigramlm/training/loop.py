@@ -35,6 +35,7 @@ from bigramlm.data.text import TextData
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.lm import EvalResult
 from bigramlm.training.budget import TimeBudget, exit_allowance
+from bigramlm.training.clock import skip_exit_collection
 from bigramlm.training.counts import fit_counts
 from bigramlm.training.distributed import setup as setup_distributed
 from bigramlm.training.evaluator import SplitEvaluator
@@ -101,6 +102,8 @@ def train(
         if config.method == "counts":
             return _fit_counts(setup, started_at)
         exit_seconds = exit_allowance(called_at - started_at, config.time_limit or 0.0)
+        if exit_seconds > 0:  # the budget counts this process's exit: make it cheap
+            skip_exit_collection()
         return _fit_sgd(setup, resume, started_at, exit_seconds, on_step, after_step, progress)
     finally:
         dist.close()

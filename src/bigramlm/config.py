@@ -60,7 +60,7 @@ class TrainConfig:
     vocab_size: int | None = None  # BPE vocabulary size
     amp: str = "none"  # "none", "bf16" (autocast), or "auto": bf16 where the hardware has fast bf16
     compile: bool = False  # torch.compile the training forward
-    threads: int | None = None  # intra-op CPU threads; None = by model size
+    threads: int | None = None  # intra-op CPU threads; None = the policy of training/threads.py (model size, idle cores)
 
     def validate(self) -> None:
         """Every value in range, every number finite; a one-line error naming the parameter."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from bigramlm.checkpoint.layout import RESUME
 from bigramlm.checkpoint.weights import atomic_save_tensors, load_state_into, load_tensors, unwrap
@@ -34,6 +34,24 @@ def save_resume(run_dir: Path, model: nn.Module, optimizer: Any, state: dict[str
         "optim_scalars": json.dumps(scalar_state),
     }
     atomic_save_tensors(Path(run_dir) / RESUME, tensors, metadata)
+
+
+def read_trainer_state(run_dir: Path) -> dict[str, Any]:
+    """The scalars of the resume checkpoint (its step first), without loading its tensors."""
+    path = Path(run_dir) / RESUME
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        return json.loads(metadata["trainer"])
+    except (OSError, KeyError, json.JSONDecodeError, SafetensorError) as exc:
+        raise BigramLMError(f"corrupt resume checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else 'bad metadata'}") from None
+
+
+def resume_weights(run_dir: Path) -> tuple[int, dict[str, torch.Tensor]]:
+    """The step of the resume checkpoint and the model weights it holds."""
+    step = int(read_trainer_state(run_dir)["step"])
+    tensors = load_tensors(Path(run_dir) / RESUME)
+    return step, {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
 
 
 def load_resume(run_dir: Path, model: nn.Module, optimizer: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

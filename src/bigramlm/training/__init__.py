@@ -1,5 +1,10 @@
 """Training: the config and recipes, the loop, the counts fit, the optimizer, the schedule,
-the clock, torch.distributed, CPU threads and loss plots.
+the clock and time budget, torch.distributed, devices, CPU threads and loss plots.
+
+A run (``loop.train``) is ``prepare`` (tokenizer, splits, model, evaluators), ``restore``
+(a fresh run directory or the resume checkpoint, into one ``state.TrainState``), the
+steps (``step``) with the hooks between them (``hooks``: metrics, evaluation, keep-best,
+checkpoints), and ``finish`` (best weights, final evaluation, eval.json, loss.png).
 
 ``TrainConfig`` and the recipes load without torch (``--help`` stays instant); the
 loop, which imports torch and the run directory, is loaded on first use of ``train``.

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from bigramlm.training.device import check_device
+
 
 @dataclass
 class Dist:
@@ -72,7 +74,12 @@ class Dist:
 
 
 def setup(device: str) -> tuple[Dist, str]:
-    """Join the process group torchrun describes, if any; returns it and this rank's device."""
+    """Join the process group torchrun describes, if any; returns it and this rank's device.
+
+    A device this machine lacks is a one-line error (``check_device``), here, before
+    anything is built on it.
+    """
+    check_device(device)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Dist(), device
@@ -81,8 +88,9 @@ def setup(device: str) -> tuple[Dist, str]:
     cuda = torch.device(device).type == "cuda"
     if cuda:
         # One GPU per process: rank r on node n uses that node's GPU local_rank.
-        torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
+        check_device(device)
+        torch.cuda.set_device(local_rank)
     owns = False
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo", rank=rank, world_size=world_size)

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
-from bigramlm._fs import atomic_write_text
+from bigramlm._fs import FILE_MODE, atomic_write_text
+
+#: The key of the record a finished run ends with (the final full-split evaluation).
+FINAL_KEY = "final_val_loss"
 
 
 def append_metrics(path: Path, records: list[dict[str, Any]]) -> None:
     if records:
         with open(path, "a", encoding="utf-8") as f:
+            # open() would create the file under the umask of the moment; every file of
+            # a run gets the one mode of the atomic writes (_fs.FILE_MODE).
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), FILE_MODE)
             f.writelines(json.dumps(r) + "\n" for r in records)
 
 
 def truncate_metrics(path: Path, step: int) -> None:
-    """On resume, forget metrics logged after the checkpoint step (they are redone)."""
+    """On resume, forget what is redone: records after the checkpoint step, and the
+    final record (a run resumed after writing it, or extended, writes its own)."""
     if not path.exists():
         return
     kept = []
@@ -25,7 +34,7 @@ def truncate_metrics(path: Path, step: int) -> None:
             record = json.loads(line)
         except json.JSONDecodeError:  # a kill mid-append leaves a partial last line
             continue
-        if record.get("step", 0) <= step:
+        if record.get("step", 0) <= step and FINAL_KEY not in record:
             kept.append(line)
     atomic_write_text(path, "".join(line + "\n" for line in kept))
 

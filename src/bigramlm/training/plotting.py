@@ -30,6 +30,7 @@ def plot_loss_curve(history: list[dict[str, Any]], path: Path, title: str = "") 
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if train or val:  # a run stopped before its first step has no curve to label
+        ax.legend()
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))

@@ -1,37 +1,101 @@
-"""CPU thread policy for training and evaluation.
+"""CPU thread policy for every command that runs a model: train, eval, sample, assist, serve, learn.
 
-A bigram step is a handful of kernels on a (32, 8, 65) tensor: microseconds of work.
-With torch's default of one intra-op thread per core, every kernel pays an OpenMP
-fork/join, and on a shared 2-core machine a busy sibling core turns each join into a
-wait for the scheduler. Measured with the other core busy: 170 steps/s with 2
-threads against 2,000 steps/s with 1; on a quiet machine the two are even (~2,500),
-so one thread never loses. Anything bigger wants every core: on a quiet 2-core machine the
-0.8 M-parameter GPT recipe takes 1.6x the steps per second with 2 threads as with 1
-(326 vs 205 steps in 21 s), so the cut-off sits far below it, above any bigram table
-(V x V, about 12,500 parameters for the 112 characters of Bitext).
+Torch starts with one intra-op thread per core, and every kernel then pays an OpenMP
+fork/join; when another process holds a core, each join waits for the scheduler.
+Measured on the shared 2-core machine:
+
+* tiny models: a bigram step is microseconds of work. With the other core busy, 170
+  steps/s with 2 threads against 2,000 with 1; on a quiet machine the two are even
+  (~2,500). One thread never loses below ``TINY_MODEL_PARAMETERS`` (far above any
+  bigram table: 112 characters of Bitext make 12,500 parameters).
+* the GPT on a quiet machine wants every core: the 0.8 M-parameter recipe took 1.6x
+  the steps per second with 2 threads as with 1 (326 vs 205 steps in 21 s).
+* the same GPT on a busy machine: a fixed 2 threads made a tiny run 6x slower (113 s
+  against 19 s on 1 thread), and sampling 300 tokens took 6-15 s against 0.08 s.
+
+So the count is decided by measuring, not fixed: tiny models get 1 thread, and others
+get the cores that are idle now (the 1-minute load average, read through an injectable
+``load``), at least 1 and at most torch's start-up count. A busy core costs far more
+(6x) than an idle one left unused (1.6x), so the idle share is rounded down unless it
+is within ``IDLE_SLACK`` of the next whole core.
 """
 
 from __future__ import annotations
 
+import math
+import os
+
 import torch
 import torch.nn as nn
+
+from bigramlm.errors import BigramLMError
 
 #: The thread count torch chose at start-up (one per core unless OMP_NUM_THREADS says).
 DEFAULT_THREADS = torch.get_num_threads()
 #: Below this many parameters a model's kernels are too small to gain from threads.
 TINY_MODEL_PARAMETERS = 100_000
+#: Load that still leaves a core counted as idle: the load average includes this
+#: process's own start-up and the usual background noise (0.05-0.3 here).
+IDLE_SLACK = 0.3
+
+
+def machine_load() -> float | None:
+    """Runnable processes averaged over the last minute, or None where the OS does not say."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def choose_threads(parameters: int, load: float | None = None, cores: int | None = None, ceiling: int | None = None) -> int:
+    """The policy: 1 thread for a tiny model, else the idle cores (see the module docstring).
+
+    ``load`` is the machine's load average (read now when None; unknown means a quiet
+    machine), ``cores`` the cores this process may use, ``ceiling`` the most threads
+    to use (torch's start-up count by default).
+    """
+    if parameters < TINY_MODEL_PARAMETERS:
+        return 1
+    ceiling = DEFAULT_THREADS if ceiling is None else ceiling
+    cores = usable_cores() if cores is None else cores
+    load = machine_load() if load is None else load
+    idle = cores - (load or 0.0)
+    return max(1, min(ceiling, math.floor(idle + IDLE_SLACK)))
+
+
+def configure_threads(
+    model: nn.Module | None,
+    threads: int | None = None,
+    device: str | torch.device = "cpu",
+    load: float | None = None,
+) -> int:
+    """Set torch's intra-op threads for running ``model``; returns the count in effect.
+
+    ``threads`` overrides the policy (``choose_threads``); None applies it. Every
+    command calls this once its model is loaded. Idempotent and set per call, not
+    restored, so a bigram then a GPT in one notebook each get their count. Other
+    devices than the CPU are left alone.
+    """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise BigramLMError(f"threads must be a whole number of at least 1 (got {threads!r})", param="threads")
+    if torch.device(device).type != "cpu":
+        return torch.get_num_threads()
+    if threads is None:
+        if model is None:
+            raise BigramLMError("configure_threads needs the model, or threads", param="threads")
+        threads = choose_threads(sum(p.numel() for p in model.parameters()), load=load)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def configure_cpu_threads(model: nn.Module, device: str | torch.device = "cpu") -> int:
-    """Use one intra-op thread for a tiny model on CPU, the start-up default otherwise.
-
-    Idempotent and set per call (not restored), so training a bigram and then a GPT in
-    one notebook gives each the right count. Returns the count now in effect.
-    """
-    if torch.device(device).type != "cpu":
-        return torch.get_num_threads()
-    parameters = sum(p.numel() for p in model.parameters())
-    wanted = 1 if parameters < TINY_MODEL_PARAMETERS else DEFAULT_THREADS
-    if torch.get_num_threads() != wanted:
-        torch.set_num_threads(wanted)
-    return wanted
+    """The policy for ``model`` (``configure_threads`` without an override); kept for callers of earlier versions."""
+    return configure_threads(model, None, device)

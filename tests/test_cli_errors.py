@@ -64,9 +64,6 @@ def paths(tmp_path_factory) -> dict[str, Path]:
 
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA, so --device cuda is valid")
-RESUME_XFAIL = pytest.mark.xfail(
-    reason="training (another branch) decides what --resume --steps 800 on a finished run does; "
-    "today it resumes 'at step 2 of 2', ignores --steps and exits 0", strict=False)
 
 
 def case(name: str, command: str, *marks: pytest.MarkDecorator) -> object:
@@ -109,8 +106,8 @@ CASES = [
     case("train-data-fifo", "train --data {fifo} --out {new}"),
     case("sample-threads-0", "sample {counts} --threads 0"),
     case("data-export-no-labels", "data export {csv} --out {new}.txt --no-labels"),
-    case("train-resume-finished-steps-800",
-         "train --data {corpus} --out {gpt_copy} --model gpt --preset tiny --resume --steps 800 --no-progress", RESUME_XFAIL),
+    case("train-resume-finished",
+         "train --data {corpus} --out {gpt_copy} --model gpt --preset tiny --resume --no-progress"),
 ]
 
 
@@ -127,6 +124,17 @@ def test_bad_input_is_one_error_line_and_exit_2(paths, tmp_path, command: str) -
     assert proc.stdout == "", (command, proc.stdout[:500])
     assert len(lines) == 1 and ERROR_LINE.match(lines[0]), (command, proc.stderr[-2000:])
     assert not (tmp_path / "new-run" / "model.safetensors").exists()
+
+
+def test_resume_with_more_steps_extends_a_finished_run(paths, tmp_path) -> None:
+    """A finished run is an error to resume as it is (above), but --steps above its own extends it."""
+    run = shutil.copytree(paths["gpt"], tmp_path / "gpt-copy")
+    done = json.loads((run / "config.json").read_text(encoding="utf-8"))["training"]["steps"]
+    proc = bigramlm("train", "--data", str(paths["corpus"]), "--out", str(run), "--resume", "--steps", str(done + 2),
+                    "--no-progress", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["steps"] == done + 2
+    assert json.loads((run / "config.json").read_text(encoding="utf-8"))["training"]["steps"] == done + 2
 
 
 def test_out_on_a_read_only_directory(paths, tmp_path) -> None:

@@ -45,7 +45,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=None, help=f"steps between evaluations (default {d.eval_every}; gpt: {g['eval_every']})")
     p.add_argument("--checkpoint-every", type=int, default=None, help=f"steps between resume checkpoints (default {d.checkpoint_every}; gpt: {g['checkpoint_every']})")
     p.add_argument("--device", default=d.device, help="torch device: cpu, cuda, cuda:N, mps, or auto")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out with its own settings; with --steps above its own, extend a finished step-sized run")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the final result as one JSON object")
@@ -209,7 +209,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(
         data, out, model_name=args.model, model_config=model_config, config=config,
         started_at=process_start_time(),  # --time-limit counts from process start
-        resume=args.resume, progress=not (args.no_progress or args.json), log=log,
+        resume=args.resume, steps=args.steps if args.resume else None,
+        progress=not (args.no_progress or args.json), log=log,
     )
     if not is_main_process():  # under torchrun only rank 0 reports
         return 0

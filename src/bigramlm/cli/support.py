@@ -167,16 +167,27 @@ def add_learn_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replay", type=float, default=0.5, help="share of each batch drawn from the training text (default 0.5)")
     p.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
     p.add_argument("--data", default=None, help="read the run's dataset from here instead of where it was trained")
+    p.add_argument("--undo", action="store_true",
+                   help="restore the weights from before the last learn and mark its cases not learned again")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_learn)
+    p.set_defaults(func=cmd_learn, flag_names={"cases_path": "--cases"})
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    from bigramlm.support.learning import learn
+    from bigramlm.support.learning import learn, undo_learn
 
+    if args.undo:
+        if args.cases is not None:
+            raise BigramLMError("--undo takes no --cases: it only puts back the weights from before the last learn")
+        undone = undo_learn(args.run_dir)
+        if args.json:
+            _print_json(undone.to_dict())
+        else:
+            print(f"restored the weights from before learn {undone.learn_id}; {undone.cases_unmarked} cases marked not learned")
+        return 0
     log = (lambda m: print(m, file=sys.stderr)) if not args.json else None
     summary = learn(args.run_dir, cases_path=args.cases, steps=args.steps, learning_rate=args.lr,
-                    batch_size=args.batch_size, replay=args.replay, seed=args.seed, data=args.data, log=log)
+                    batch_size=args.batch_size, replay=args.replay, seed=args.seed, data=args.data, log=log).to_dict()
     if args.json:
         _print_json(summary)
     elif summary["steps"] or summary["cases"]:

@@ -1,6 +1,7 @@
 """An instruction run keeps what the assistant needs of its dataset: assist, learn and the
 desk read the run directory and nothing else; eval reads the dataset for its test rows
-only; a run written before the files existed rebuilds them once."""
+only; a run written before the files existed rebuilds them once. The fitted retrieval
+index is kept beside them, and refitted whenever it is stale."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -18,6 +20,7 @@ from bigramlm.data.run_files import DATA_FILE, TRAIN_ROWS_FILE, InstructionRunFi
 from bigramlm.errors import BigramLMError
 from bigramlm.serve.app import create_app
 from bigramlm.support.assistant import Assistant
+from bigramlm.support.retrieval import INDEX_FILE, Case, CaseIndex
 
 from test_support_data import INTENTS, write_small_csv
 
@@ -137,3 +140,32 @@ def test_placeholders_are_counted_where_the_brand_reads_them():
 
     assert brand.count_placeholders is count_placeholders
     assert count_placeholders(["call {{ Phone }} or {{Phone}}", "{{bad"]) == {"Phone": 2}
+
+
+def test_fitted_index_is_kept_in_the_run_and_refitted_when_stale(trained, tmp_path):
+    run, _ = trained
+    copy = shutil.copytree(run, tmp_path / "run", ignore=shutil.ignore_patterns("cases.sqlite*", INDEX_FILE))
+    base = [Case(r.instruction, r.response, r.intent, r.category, "train", r.index)
+            for r in InstructionRunFiles.load(copy).train_rows]
+    fresh = CaseIndex(base)
+    queries = ["i want to cancel order 12", "where is my package", "zorblax", "refund pls!!"]
+    expected = [[(c.id, round(s, 6)) for c, s in fresh.search(q, 3)] for q in queries]
+
+    def results(index: CaseIndex) -> list:
+        return [[(c.id, round(s, 6)) for c, s in index.search(q, 3)] for q in queries]
+
+    cache = copy / INDEX_FILE
+    assert results(CaseIndex.cached(base, cache)) == expected and cache.is_file()
+    stamp = cache.stat().st_mtime_ns
+    cached = CaseIndex.cached(base, cache)
+    assert results(cached) == expected and cache.stat().st_mtime_ns == stamp  # read, not refitted
+    cached.add([Case("zorblax gadget cracked", "new one ships", source="store", id=1)])
+    assert cached.search("zorblax gadget", 1)[0][0].source == "store"  # later cases project into the same space
+    # other messages: a different key, so the cache is refitted, not reused
+    fewer = base[:-3]
+    assert [[c.id for c, _ in CaseIndex.cached(fewer, cache).search(q, 3)] for q in queries] == \
+        [[c.id for c, _ in CaseIndex(fewer).search(q, 3)] for q in queries]
+    cache.write_bytes(b"not a zip file at all")
+    assert results(CaseIndex.cached(base, cache)) == expected
+    with np.load(cache, allow_pickle=False) as npz:  # rewritten whole
+        assert npz["shape"].tolist()[0] == len(base)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -56,7 +57,7 @@ from bigramlm.support.results import (
     Understanding,
     UnderstandingEvent,
 )
-from bigramlm.support.retrieval import Case, CaseIndex
+from bigramlm.support.retrieval import INDEX_FILE, Case, CaseIndex
 from bigramlm.support.store import CaseStore
 from bigramlm.tokenization import normalize_for_vocab
 
@@ -97,7 +98,8 @@ class Assistant:
         brand.known = self.known_placeholders | set(brand.values)
         self.brand = brand
         train_rows = data.train_rows
-        self.index = CaseIndex([Case(r.instruction, r.response, r.intent, r.category, "train", r.index) for r in train_rows])
+        base = [Case(r.instruction, r.response, r.intent, r.category, "train", r.index) for r in train_rows]
+        self.index = CaseIndex.cached(base, Path(run.path) / INDEX_FILE)
         self.store = store
         self.baseline = None
         if baseline:

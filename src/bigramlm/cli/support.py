@@ -152,32 +152,29 @@ def add_learn_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replay", type=float, default=0.5, help="share of each batch drawn from the training text (default 0.5)")
     p.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
     p.add_argument("--data", default=None, help="read the run's dataset from here instead of where it was trained")
+    p.add_argument("--undo", action="store_true",
+                   help="restore the weights from before the last learn and mark its cases not learned again")
     add_json_flag(p)
     add_threads_flag(p)
-    p.set_defaults(func=cmd_learn)
-
-
-def check_learn_flags(args: argparse.Namespace) -> None:
-    """What ``learn`` itself does not check yet: a NaN rate or an empty batch would
-    otherwise end in a torch traceback after the cases were stored."""
-    from bigramlm.config import MAX_BATCH_TOKENS
-
-    lr, batch = args.lr, args.batch_size
-    require(lr is None or (math.isfinite(lr) and 0 < lr <= 1), f"learning_rate must be in (0, 1] (got {lr})", "learning_rate")
-    require(batch is None or 1 <= batch <= MAX_BATCH_TOKENS, f"batch_size must be in 1..{MAX_BATCH_TOKENS:,} (got {batch})", "batch_size")
-    require(args.steps is None or args.steps >= 0, f"steps must not be negative (got {args.steps})", "steps")
-    require(math.isfinite(args.replay) and 0 <= args.replay < 1, f"replay must be in [0, 1) (got {args.replay})", "replay")
-    require(0 <= args.seed < 2**63, f"seed must be in 0..{2**63 - 1} (got {args.seed})", "seed")
+    p.set_defaults(func=cmd_learn, flag_names={"cases_path": "--cases"})
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    check_learn_flags(args)  # before importing learn, which imports torch
-    from bigramlm.support.learning import learn
+    from bigramlm.support.learning import learn, undo_learn
 
+    if args.undo:
+        if args.cases is not None:
+            raise BigramLMError("--undo takes no --cases: it only puts back the weights from before the last learn")
+        undone = undo_learn(args.run_dir)
+        if args.json:
+            print_json(undone.to_dict())
+        else:
+            print(f"restored the weights from before learn {undone.learn_id}; {undone.cases_unmarked} cases marked not learned")
+        return 0
     apply_threads(args.threads)
     steps = {} if args.steps is None else {"steps": args.steps}
     summary = learn(args.run_dir, cases_path=args.cases, learning_rate=args.lr, batch_size=args.batch_size,
-                    replay=args.replay, seed=args.seed, data=args.data, log=stderr_log(args), **steps)
+                    replay=args.replay, seed=args.seed, data=args.data, log=stderr_log(args), **steps).to_dict()
     if args.json:
         print_json(summary)
     elif summary["steps"] or summary["cases"]:

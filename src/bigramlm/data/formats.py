@@ -11,10 +11,15 @@ the category as labelled lines between the instruction and the response::
 
 (``### Category`` is left out when the data has no category column). The format's
 name and both templates are written into the run's ``config.json`` (``data.format``).
+
+Responses carry ``{{Placeholder}}`` slots (``{{Order Number}}``); ``count_placeholders``
+finds them, for the brand template and the assistant's list of known names.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import Any, Iterable
 
 from bigramlm.data.table import Row
@@ -28,6 +33,12 @@ INSTRUCTION_HEADER = "### Instruction:\n"
 RESPONSE_HEADER = "### Response:\n"
 #: Where generation stops: the start of the next block (or any next header).
 STOP_STRINGS = ("\n\n### ", "### Instruction")
+#: A well-formed placeholder: two braces, a name without braces or newlines, two braces.
+PLACEHOLDER = re.compile(r"\{\{([^{}\n]{1,80})\}\}")
+#: A header marker at the start of a generated reply: a run of ``#`` ending in blanks, a
+#: line end or the text's end, or a whole header line (``### Intent: cancel_order``).
+#: ``#123`` is no marker: an order number may open a reply.
+_LEADING_MARKER = re.compile(r"\A#+(?:[ \t]*(?:Instruction|Response|Intent|Category)\b[^\n]*|[ \t]+|(?=\n)|\Z)")
 
 
 def label_lines(intent: str | None, category: str | None = None) -> str:
@@ -69,3 +80,25 @@ def format_spec(labels: bool) -> dict[str, Any]:
         "stop": list(STOP_STRINGS),
         "strip": "both fields str.strip(); rows with an empty instruction or response are skipped",
     }
+
+
+def count_placeholders(texts: Iterable[str]) -> Counter:
+    """How often each ``{{Name}}`` occurs in ``texts`` (names stripped)."""
+    counts: Counter = Counter()
+    for text in texts:
+        counts.update(m.group(1).strip() for m in PLACEHOLDER.finditer(text))
+    return counts
+
+
+def strip_leading_markers(reply: str) -> str:
+    """A generated reply without the header markers it starts with, stripped.
+
+    A bigram does not always stop cleanly: after ``### Response:\\n`` it may write a
+    header again, or a stray ``### `` before the reply proper (``### e st...``).
+    """
+    text = reply.strip()
+    while True:
+        rest = _LEADING_MARKER.sub("", text, count=1).strip()
+        if rest == text:
+            return text
+        text = rest

@@ -3,6 +3,12 @@
 The rows are read by ``table``, split by ``splits`` and formatted by ``formats``; this
 module puts them together as an ``InstructionData`` and records in its ``spec`` how to
 rebuild exactly the same rows, split and text from the run's ``config.json``.
+
+A new run also saves what later commands need of its rows (``run_files``), so that
+``assist``, ``serve`` and ``learn`` read the run directory and nothing else:
+``load_run_files`` gives those files back, and rebuilds them once from the dataset for
+a run written before they existed. Only ``eval`` on the val or test part reads the
+dataset again (``read_split_rows``), choosing the rows by their saved indices.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bigramlm._fs import atomic_write_text, check_writable, sha256_of
-from bigramlm.data.formats import format_rows, format_spec
+from bigramlm.data.formats import count_placeholders, format_rows, format_spec
 from bigramlm.data.registry import resolve_source
+from bigramlm.data.run_files import InstructionRunFiles, split_ids
 from bigramlm.data.splits import SPLIT_FRACTIONS, SPLIT_SEED, stratified_split
 from bigramlm.data.table import Row, column_options, read_table
 from bigramlm.data.text import TextData
@@ -32,6 +39,22 @@ class InstructionData(TextData):
     def label_set(self) -> list[tuple[str, str | None]]:
         """The (intent, category) pairs seen in training, sorted: the classifier's classes."""
         return sorted({(r.intent, r.category) for r in self.parts.get("train", []) if r.intent}, key=lambda p: (p[0], p[1] or ""))
+
+    def run_files(self) -> InstructionRunFiles:
+        """What a run keeps of this data: label set, known placeholders, train rows, split."""
+        train = self.parts.get("train", [])
+        known = count_placeholders([r.response for r in train]) + count_placeholders([r.instruction for r in train])
+        return InstructionRunFiles(
+            labels=self.labels,
+            label_set=self.label_set,
+            known_placeholders=sorted(known),
+            train_rows=list(train),
+            split_ids=split_ids(self.parts),
+            source_sha256=self.spec.get("sha256"),
+        )
+
+    def write_run_files(self, run_dir: Path) -> None:
+        self.run_files().save(run_dir)
 
 
 def _resolve(source: str) -> tuple[Path, str]:
@@ -97,34 +120,76 @@ def load_instruction_data(
     return data
 
 
-def load_instruction_data_from_spec(spec: dict[str, Any], source: str | None = None) -> InstructionData:
-    """Rebuild a run's exact rows and split from ``config.json``'s data section.
-
-    ``source`` overrides where the file is read from; its sha256 must still match.
-    """
+def run_source_path(spec: dict[str, Any], source: str | None = None) -> Path:
+    """The run's dataset file (or ``source`` instead), checked against the recorded sha256."""
     origin = source or spec.get("source") or spec.get("path")
     if not origin:
         raise BigramLMError("the run does not record its data; pass its source as data", param="data")
-    split = spec.get("split") or {}
     try:
-        data = load_instruction_data(
-            origin,
-            **column_options(spec),
-            labels=bool((spec.get("format") or {}).get("labels", False)),
-            seed=int(split.get("seed", SPLIT_SEED)),
-            fractions=tuple(split.get("fractions", SPLIT_FRACTIONS)),
-        )
+        path, _ = _resolve(origin)
     except BigramLMError as exc:
         if source is None and spec.get("path") and origin != spec.get("path"):
             raise BigramLMError(f"{exc} (the run was trained on {spec['path']}; pass that file as data)", param="data") from None
         raise
     recorded = spec.get("sha256")
-    if recorded and data.spec["sha256"] != recorded:
-        raise BigramLMError(
-            f"{origin} is not the file this run was trained on (sha256 {data.spec['sha256'][:12]}... != "
-            f"{recorded[:12]}...); pass the original file as data", param="data"
-        )
-    return data
+    if recorded:
+        actual = sha256_of(path)
+        if actual != recorded:
+            raise BigramLMError(
+                f"{origin} is not the file this run was trained on (sha256 {actual[:12]}... != "
+                f"{recorded[:12]}...); pass the original file as data", param="data"
+            )
+    return path
+
+
+def load_instruction_data_from_spec(spec: dict[str, Any], source: str | None = None) -> InstructionData:
+    """Rebuild a run's exact rows and split from ``config.json``'s data section.
+
+    ``source`` overrides where the file is read from; its sha256 must still match.
+    """
+    run_source_path(spec, source)  # fails fast, before parsing, on a missing or different file
+    split = spec.get("split") or {}
+    return load_instruction_data(
+        source or spec.get("source") or spec["path"],
+        **column_options(spec),
+        labels=bool((spec.get("format") or {}).get("labels", False)),
+        seed=int(split.get("seed", SPLIT_SEED)),
+        fractions=tuple(split.get("fractions", SPLIT_FRACTIONS)),
+    )
+
+
+def load_run_files(run_dir: str | Path, spec: dict[str, Any], source: str | None = None) -> InstructionRunFiles:
+    """The run's saved rows and labels; for a run written before they were saved, rebuilt
+    from the dataset once and saved into the run directory.
+
+    ``source`` says where the dataset is; when given it is checked against the run's
+    recorded sha256 even if the saved files make reading it unnecessary.
+    """
+    if source is not None:
+        run_source_path(spec, source)
+    saved = InstructionRunFiles.load(run_dir)
+    if saved is not None:
+        return saved
+    files = load_instruction_data_from_spec(spec, source).run_files()
+    try:
+        files.save(run_dir)
+    except OSError:
+        pass  # a read-only run directory still loads, from the dataset each time
+    return files
+
+
+def read_split_rows(spec: dict[str, Any], files: InstructionRunFiles, part: str, source: str | None = None) -> list[Row]:
+    """The rows of one part of the run's split: train from the run, val and test from the dataset.
+
+    The dataset is read (and checked against its sha256) but not split again: the rows
+    are the ones whose indices training saved.
+    """
+    if part == "train":
+        return list(files.train_rows)
+    if part not in files.split_ids:
+        raise BigramLMError(f"split {part!r} does not exist (splits: {', '.join(files.split_ids)})", param="split")
+    path = run_source_path(spec, source)
+    return files.select(read_table(path, **column_options(spec)).rows, part)
 
 
 def export_text(source: str, with_labels: bool = False, **columns: Any) -> str:

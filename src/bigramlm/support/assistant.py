@@ -1,8 +1,10 @@
 """The support-agent assistant: understand a customer message, suggest replies, show similar cases.
 
 ``Assistant.load(run_dir)`` needs nothing but an instruction run's folder: the run's
-``config.json`` records the data, its columns, the block format and the split, from
-which the training rows (the retrieval base) and the intent classes are rebuilt.
+``config.json`` records the block format, and the files training saved beside it
+(``bigramlm.data.run_files``) hold the train rows (the retrieval base), the intent
+classes and the known placeholder names. The dataset is not read; a run written before
+those files existed rebuilds them from its dataset once, and saves them.
 
 Understanding
     A labelled run scores every (intent, category) pair seen in training by the
@@ -28,17 +30,19 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from bigramlm.checkpoint import Run, load_run
-from bigramlm.data.formats import INSTRUCTION_HEADER, STOP_STRINGS, label_lines, prompt_text
-from bigramlm.data.instructions import InstructionData, load_instruction_data_from_spec
+from bigramlm.data.formats import INSTRUCTION_HEADER, STOP_STRINGS, label_lines, prompt_text, strip_leading_markers
+from bigramlm.data.instructions import load_run_files
+from bigramlm.data.run_files import InstructionRunFiles
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.scoring import continuation_logprob_sums, continuation_logprobs
 from bigramlm.generation import generate_candidates
-from bigramlm.support.brand import BrandProfile, count_placeholders
+from bigramlm.support.brand import BrandProfile
 from bigramlm.support.intent import IntentBaseline
 from bigramlm.support.results import (
     AssistResult,
@@ -53,7 +57,7 @@ from bigramlm.support.results import (
     Understanding,
     UnderstandingEvent,
 )
-from bigramlm.support.retrieval import Case, CaseIndex
+from bigramlm.support.retrieval import INDEX_FILE, Case, CaseIndex
 from bigramlm.support.store import CaseStore
 from bigramlm.tokenization import normalize_for_vocab
 
@@ -79,7 +83,7 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 class Assistant:
     """A loaded run plus its brand profile, retrieval index and case store."""
 
-    def __init__(self, run: Run, data: InstructionData, brand: BrandProfile | None = None, store: Any = None,
+    def __init__(self, run: Run, data: InstructionRunFiles, brand: BrandProfile | None = None, store: Any = None,
                  baseline: bool = False):
         self.run = run
         self.model = run.model
@@ -87,17 +91,15 @@ class Assistant:
         self.spec = require_instruction_run(run)
         self.data = data
         self.labels = bool((self.spec.get("format") or {}).get("labels"))
-        recorded = self.spec.get("label_set")
-        pairs = [tuple(p) for p in recorded] if recorded else data.label_set
-        self.label_set: list[tuple[str, str | None]] = [(str(i), c if c else None) for i, c in pairs]
-        train_rows = data.parts.get("train", [])
-        self.known_placeholders = set(count_placeholders([r.response for r in train_rows]))
-        self.known_placeholders |= set(count_placeholders([r.instruction for r in train_rows]))
+        self.label_set: list[tuple[str, str | None]] = [(str(i), c if c else None) for i, c in data.label_set]
+        self.known_placeholders = set(data.known_placeholders)
         if brand is None:
             brand = BrandProfile()
         brand.known = self.known_placeholders | set(brand.values)
         self.brand = brand
-        self.index = CaseIndex([Case(r.instruction, r.response, r.intent, r.category, "train", r.index) for r in train_rows])
+        train_rows = data.train_rows
+        base = [Case(r.instruction, r.response, r.intent, r.category, "train", r.index) for r in train_rows]
+        self.index = CaseIndex.cached(base, Path(run.path) / INDEX_FILE)
         self.store = store
         self.baseline = None
         if baseline:
@@ -126,18 +128,19 @@ class Assistant:
     ) -> "Assistant":
         """Load a run directory (and an optional brand profile TOML) as an assistant.
 
-        ``data`` overrides where the run's dataset is read from (its sha256 must match);
-        ``baseline`` also fits the TF-IDF + logistic-regression intent classifier, whose
-        answer then appears as ``baseline`` in every result (seconds to fit).
+        ``data`` says where the run's dataset is (its sha256 must match); it is read only
+        for a run written before the run kept its rows. ``baseline`` also fits the
+        TF-IDF + logistic-regression intent classifier, whose answer then appears as
+        ``baseline`` in every result (seconds to fit).
         """
         run = load_run(run_dir, device=device)
         spec = require_instruction_run(run)
-        instruction_data = load_instruction_data_from_spec(spec, data)
+        run_files = load_run_files(run.path, spec, data)
         brand = BrandProfile.load(brand_path) if brand_path else None
         store = None
         if use_store:
             store = CaseStore.for_run(run.path)
-        return cls(run, instruction_data, brand, store, baseline=baseline)
+        return cls(run, run_files, brand, store, baseline=baseline)
 
     def refresh_cases(self) -> int:
         """Index the store's cases added since the last refresh; returns how many."""
@@ -250,11 +253,12 @@ class Assistant:
         yield DoneEvent(AssistResult(understanding, suggestions, self.run.config.model.name, settings))
 
     def rank(self, prompt: str, candidates: list[str]) -> list[Suggestion]:
-        """Drop empty and duplicate candidates (first occurrence wins), rank by score, fill the brand."""
+        """Strip header markers a candidate starts with (``### e st...``), drop empty and
+        duplicate candidates (first occurrence wins), rank by score, fill the brand."""
         seen: set[str] = set()
         kept: list[tuple[int, str]] = []
         for index, candidate in enumerate(candidates):
-            reply = candidate.strip()
+            reply = strip_leading_markers(candidate)
             if reply and reply not in seen:
                 seen.add(reply)
                 kept.append((index, reply))

@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from bigramlm.data.formats import PLACEHOLDER, count_placeholders  # noqa: F401 (count_placeholders: re-exported)
 from bigramlm.errors import BigramLMError
 
-#: A well-formed placeholder: two braces, a name without braces or newlines, two braces.
-PLACEHOLDER = re.compile(r"\{\{([^{}\n]{1,80})\}\}")
 _BRACES = re.compile(r"\{+|\}+")
 
 
@@ -130,13 +129,6 @@ def _stray_braces(segment: str, offset: int, mangled: list[dict[str, Any]]) -> N
     for start, end in clusters:
         lo, hi = max(0, start - 12), min(len(segment), end + 24)
         mangled.append({"text": segment[lo:hi], "position": offset + start, "reason": "unbalanced braces"})
-
-
-def count_placeholders(texts: Iterable[str]) -> Counter:
-    counts: Counter = Counter()
-    for text in texts:
-        counts.update(m.group(1).strip() for m in PLACEHOLDER.finditer(text))
-    return counts
 
 
 def _toml_string(value: str) -> str:

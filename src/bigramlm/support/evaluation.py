@@ -1,7 +1,8 @@
 """``bigramlm eval RUN_DIR --task support``: the assistant measured on held-out rows.
 
 On the rows of one split (the test rows by default, never seen in training nor indexed)
-it reports, in one run:
+it reports, in one run (the val and test rows are the only thing read from the dataset,
+chosen by the row indices training saved):
 
 - ``intent_accuracy`` / ``category_accuracy`` of the assistant's own classifier;
 - reply quality of the top-ranked suggestion against the reference response: corpus
@@ -25,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 from bigramlm.data.formats import prompt_text
+from bigramlm.data.instructions import read_split_rows
 from bigramlm.data.table import Row
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.scoring import continuation_logprobs
@@ -103,7 +105,7 @@ def evaluate_support(
     log = log or (lambda message: None)
     started = time.perf_counter()
     assistant = Assistant.load(run_dir, data=data, use_store=False)
-    rows = _split_rows(assistant, split, limit)
+    rows = _split_rows(assistant, split, limit, data)
     options = {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k, "top_p": top_p}
     replies = _answer(assistant, rows, options, seed, log)
     references = [row.response for row in rows]
@@ -131,15 +133,11 @@ def evaluate_support(
     )
 
 
-def _split_rows(assistant: Assistant, split: str, limit: int | None) -> list[Row]:
-    parts = assistant.data.parts
-    if split not in parts:
-        raise BigramLMError(f"split {split!r} does not exist (splits: {', '.join(parts)})", param="split")
-    rows = parts[split]
-    if limit is not None:
-        if limit < 1:
-            raise BigramLMError(f"limit must be at least 1 (got {limit})", param="limit")
-        rows = rows[:limit]
+def _split_rows(assistant: Assistant, split: str, limit: int | None, data: str | None) -> list[Row]:
+    """The split's rows: the train rows from the run, val and test from the dataset (by saved index)."""
+    if limit is not None and limit < 1:
+        raise BigramLMError(f"limit must be at least 1 (got {limit})", param="limit")
+    rows = read_split_rows(assistant.spec, assistant.data, split, data)[:limit]
     if not rows:
         raise BigramLMError(f"the {split} split has no rows", param="split")
     return rows
@@ -174,7 +172,7 @@ def _bits_per_char(assistant: Assistant, rows: list[Row]) -> float | None:
 
 def _baselines(assistant: Assistant, rows: list[Row], para: list[dict[str, str]], references: list[str],
                has_intent: bool) -> SupportBaselines:
-    train_rows = assistant.data.parts["train"]
+    train_rows = assistant.data.train_rows
     baseline = IntentBaseline([r.instruction for r in train_rows], [r.intent or "" for r in train_rows]) if has_intent else None
     nearest = assistant.index.search_many([r.instruction for r in rows], k=1)
     retrieval = reply_metrics([hits[0][0].reply for hits in nearest], references)

@@ -1,18 +1,27 @@
 """``bigramlm learn``: fold resolved cases into a run's case store, index and weights.
 
 ``learn RUN_DIR --cases FILE`` reads cases with the run's own column names (the same
-columns as the dataset), stores them, and continues training the model from its
-checkpoint for ``--steps`` AdamW steps. ``learn RUN_DIR`` learns from the cases the
-store gathered (e.g. accepted on the desk) since the last learn.
+columns as the dataset) and continues training the model from its checkpoint for
+``steps`` AdamW steps. ``learn RUN_DIR`` learns from the cases the store gathered
+(e.g. accepted on the desk) that no learn has trained on yet.
 
 Fine-tuning on a few cases alone would make the model forget the rest of the data, so
 each batch mixes windows of the new cases with windows of the run's own training text
-(``replay``, half by default). The weights are replaced atomically at the end; the store
-marks the cases as learned only after that, so a crash never loses a case: the next
-``learn`` picks it up again.
+(``replay``, half by default), which the run keeps (``bigramlm.data.run_files``).
 
-Cases are formatted exactly as the run's training blocks. In a labelled run a case that
-comes without an intent gets the one the model predicts, so its block keeps the format.
+Phases, one function each: read the cases (nothing stored yet), format and encode them
+exactly as the run's training blocks (in a labelled run a case without an intent gets
+the one the model predicts), fine-tune in memory, then save and mark. Saving keeps the
+old weights (``weights_history``), writes the new ones, and only then, in one store
+transaction, adds a file's cases and marks every case trained on. So a learn that
+fails at any point before that leaves the store and the weights as they were, and the
+next learn sees the same cases again; it never stores a case twice.
+
+The loss is checked at every step: if it stops being finite, learn stops with one
+line and the run's weights stay as they were. ``undo_learn`` puts back the weights
+from before the last learn and marks its cases as not learned again: they stay in the
+store (and the retrieval index), and the next ``learn`` without ``--cases`` trains on
+them again, so the store always says truthfully which cases the weights include.
 """
 
 from __future__ import annotations
@@ -21,45 +30,83 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from bigramlm.checkpoint import load_run, save_weights
+from bigramlm.checkpoint import Run, load_run, read_config
+from bigramlm.checkpoint.weights import all_finite
+from bigramlm.config import MAX_BATCH_TOKENS, MAX_STEPS
 from bigramlm.data.batching import get_batch
 from bigramlm.data.formats import INSTRUCTION_HEADER, format_block, label_lines
-from bigramlm.data.instructions import load_instruction_data_from_spec
+from bigramlm.data.instructions import load_run_files
 from bigramlm.data.table import column_options, read_table
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.lm import total_nats
 from bigramlm.evaluation.scoring import continuation_logprob_sums
 from bigramlm.support.assistant import require_instruction_run, softmax
+from bigramlm.support.results import LearnResult, UndoResult
 from bigramlm.support.store import CaseStore
+from bigramlm.support.weights_history import WeightsChange, replace_weights, restore_weights
 from bigramlm.tokenization import normalize_for_vocab
 
 LEARN_LOG = "learn.jsonl"
 DEFAULT_STEPS = 200
 
 
-def read_cases_file(path: str | os.PathLike[str], spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """Cases from a CSV/JSONL/Parquet file with the run's column names."""
-    table = read_table(path, **column_options(spec))
-    return [
-        {"message": r.instruction, "reply": r.response, "intent": r.intent, "category": r.category}
-        for r in table.rows
-    ]
+@dataclass
+class LearnSettings:
+    steps: int
+    learning_rate: float
+    batch_size: int
+    replay: float
+    seed: int
 
 
-def _predict_labels(model, tokenizer, spec: dict[str, Any], message: str) -> tuple[str | None, str | None]:
-    pairs = [tuple(p) for p in spec.get("label_set") or []]
-    if not pairs:
-        return None, None
-    prefix = [int(t) for t in tokenizer.encode(f"{INSTRUCTION_HEADER}{message}\n\n", on_unknown="replace")]
-    conts = [[int(t) for t in tokenizer.encode(label_lines(i, c), on_unknown="replace")] for i, c in pairs]
-    best = int(np.argmax(softmax(continuation_logprob_sums(model, prefix, conts))))
-    return pairs[best][0], pairs[best][1]
+@dataclass
+class _Cases:
+    """Phase 1: the cases to train on. File cases are not in the store yet."""
+
+    cases: list[dict[str, Any]]
+    from_file: bool
+    store_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Encoded:
+    """Phase 2: the cases as the run's training text, encoded."""
+
+    ids: torch.Tensor
+    characters: int
+    replaced: int
+
+
+@dataclass
+class _Tuned:
+    """Phase 3: what fine-tuning did (the model itself is changed in memory)."""
+
+    block_size: int
+    loss_before: float
+    loss_after: float
+    last_batch_loss: float
+
+
+def check_learn_settings(settings: LearnSettings, block_size: int) -> None:
+    """One-line errors naming the parameter, before anything is read or written."""
+    s = settings
+    if isinstance(s.steps, bool) or not isinstance(s.steps, int) or not 0 <= s.steps <= MAX_STEPS:
+        raise BigramLMError(f"steps must be in 0..{MAX_STEPS:,} (got {s.steps})", param="steps")
+    # AdamW moves each weight by about lr per step: beyond 1 a run can only diverge.
+    if not isinstance(s.learning_rate, (int, float)) or not math.isfinite(s.learning_rate) or not 0 < s.learning_rate <= 1:
+        raise BigramLMError(f"learning_rate must be in (0, 1] (got {s.learning_rate})", param="learning_rate")
+    most = max(1, MAX_BATCH_TOKENS // max(block_size, 1))
+    if isinstance(s.batch_size, bool) or not isinstance(s.batch_size, int) or not 1 <= s.batch_size <= most:
+        raise BigramLMError(f"batch_size must be in 1..{most:,} (got {s.batch_size})", param="batch_size")
+    if not isinstance(s.replay, (int, float)) or not 0.0 <= s.replay < 1.0:  # NaN fails both comparisons
+        raise BigramLMError(f"replay must be in [0, 1) (got {s.replay})", param="replay")
 
 
 def learn(
@@ -72,97 +119,183 @@ def learn(
     seed: int = 1337,
     data: str | None = None,
     log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Add cases to the run's store and continue training on them; returns a summary."""
+) -> LearnResult:
+    """Continue training the run on new cases, then store and mark them; see the module docstring."""
     log = log or (lambda message: None)
-    if steps < 0:
-        raise BigramLMError(f"--steps must not be negative (got {steps})")
-    if not 0.0 <= replay < 1.0:
-        raise BigramLMError(f"--replay must be in [0, 1) (got {replay})")
     started = time.perf_counter()
     run = load_run(run_dir)
     spec = require_instruction_run(run)
-    labels = bool((spec.get("format") or {}).get("labels"))
     training = run.config.training
-    store = CaseStore.for_run(run.path)
+    settings = LearnSettings(steps, training.learning_rate if learning_rate is None else learning_rate,
+                             training.batch_size if batch_size is None else batch_size, replay, seed)
+    check_learn_settings(settings, training.block_size)
+    with CaseStore.for_run(run.path) as store:
+        found = _read_cases(store, cases_path, spec, log)
+        if not found.cases:
+            return LearnResult(str(run.path), 0, message="no new cases to learn from")
+        encoded = _encode_cases(run, spec, found.cases)
+        replay_ids = _replay_ids(run, spec, data, settings, log)
+        tuned = _fine_tune(run, encoded.ids, replay_ids, settings)
+        stored = _save_and_mark(run, store, found, settings.steps > 0)
+    result = LearnResult(
+        run_dir=str(run.path), cases=len(found.cases), steps=settings.steps, stored_cases=stored,
+        learning_rate=settings.learning_rate, batch_size=settings.batch_size, replay=settings.replay,
+        block_size=tuned.block_size, replaced_characters=encoded.replaced, case_characters=encoded.characters,
+        case_loss_before=tuned.loss_before, case_loss_after=tuned.loss_after, last_batch_loss=tuned.last_batch_loss,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    _append_log(run.path, {"event": "learn", **result.to_dict()})
+    return result
+
+
+# --- phase 1: read ----------------------------------------------------------------------
+
+
+def read_cases_file(path: str | os.PathLike[str], spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cases from a CSV/JSONL/Parquet file with the run's column names."""
+    table = read_table(path, **column_options(spec))
+    return [
+        {"message": r.instruction, "reply": r.response, "intent": r.intent, "category": r.category}
+        for r in table.rows
+    ]
+
+
+def _read_cases(store: CaseStore, cases_path: str | os.PathLike[str] | None, spec: dict[str, Any],
+                log: Callable[[str], None]) -> _Cases:
+    if cases_path is not None:
+        cases = read_cases_file(cases_path, spec)
+        log(f"read {len(cases)} cases from {cases_path}")
+        return _Cases(cases, from_file=True)
+    cases = store.cases_since_last_learn()
+    log(f"{len(cases)} cases in the store not learned yet")
+    return _Cases(cases, from_file=False, store_ids=[int(c["id"]) for c in cases])
+
+
+# --- phase 2: format and encode ------------------------------------------------------------
+
+
+def _predict_labels(run: Run, spec: dict[str, Any], message: str) -> tuple[str | None, str | None]:
+    pairs = [tuple(p) for p in spec.get("label_set") or []]
+    if not pairs:
+        return None, None
+    encode = run.tokenizer.encode
+    prefix = [int(t) for t in encode(f"{INSTRUCTION_HEADER}{message}\n\n", on_unknown="replace")]
+    conts = [[int(t) for t in encode(label_lines(i, c), on_unknown="replace")] for i, c in pairs]
+    best = int(np.argmax(softmax(continuation_logprob_sums(run.model, prefix, conts))))
+    return pairs[best][0], pairs[best][1]
+
+
+def _encode_cases(run: Run, spec: dict[str, Any], cases: list[dict[str, Any]]) -> _Encoded:
+    labels = bool((spec.get("format") or {}).get("labels"))
+    blocks = []
+    for case in cases:
+        intent, category = case.get("intent"), case.get("category")
+        if labels and not intent:
+            intent, category = _predict_labels(run, spec, case["message"])
+        blocks.append(format_block(case["message"].strip(), case["reply"].strip(), intent, category, labels))
+    text, replaced = normalize_for_vocab("".join(blocks), run.tokenizer)
+    return _Encoded(torch.from_numpy(run.tokenizer.encode(text, on_unknown="replace")), len(text), replaced)
+
+
+def _replay_ids(run: Run, spec: dict[str, Any], data: str | None, settings: LearnSettings,
+                log: Callable[[str], None]) -> torch.Tensor | None:
+    """The run's training text, encoded, for replay (None when replay is off or unavailable)."""
+    if settings.replay <= 0:
+        return None
     try:
-        if cases_path is not None:
-            new_cases = read_cases_file(cases_path, spec)
-            ids = store.add_cases([{**c, "source": "learn"} for c in new_cases])
-            cases = [{**c, "id": i} for c, i in zip(new_cases, ids)]
-            log(f"stored {len(cases)} cases from {cases_path}")
-        else:
-            cases = store.cases_since_last_learn()
-            log(f"{len(cases)} cases in the store since the last learn")
-        summary: dict[str, Any] = {"run_dir": str(run.path), "cases": len(cases), "steps": 0}
-        if not cases:
-            summary["message"] = "no new cases to learn from"
-            return summary
+        text = load_run_files(run.path, spec, data).train_text
+    except BigramLMError as exc:
+        log(f"no replay of the training data ({exc}); fine-tuning on the cases alone")
+        settings.replay = 0.0  # so that the result reports what was done
+        return None
+    return torch.from_numpy(run.tokenizer.encode(text, on_unknown="replace"))
 
-        blocks = []
-        for case in cases:
-            intent, category = case.get("intent"), case.get("category")
-            if labels and not intent:
-                intent, category = _predict_labels(run.model, run.tokenizer, spec, case["message"])
-            blocks.append(format_block(case["message"].strip(), case["reply"].strip(), intent, category, labels))
-        text, replaced = normalize_for_vocab("".join(blocks), run.tokenizer)
-        case_ids = torch.from_numpy(run.tokenizer.encode(text, on_unknown="replace"))
 
-        replay_ids = None
-        if replay > 0:
-            try:
-                replay_ids = torch.from_numpy(
-                    run.tokenizer.encode(load_instruction_data_from_spec(spec, data).train_text, on_unknown="replace")
-                )
-            except BigramLMError as exc:
-                log(f"no replay of the training data ({exc}); fine-tuning on the cases alone")
-                replay = 0.0
+# --- phase 3: fine-tune ------------------------------------------------------------------------
 
-        model = run.model
-        block = min(training.block_size, int(model.get_block_size()), len(case_ids) - 1)
-        if block < 1:
-            raise BigramLMError("the cases are too short to learn from (need at least 2 characters)")
-        batch = int(batch_size or training.batch_size)
-        lr = float(learning_rate if learning_rate is not None else training.learning_rate)
-        before, n_targets = total_nats(model, case_ids, block_size=block)
 
-        generator = torch.Generator().manual_seed(seed)
-        n_replay = int(round(batch * replay)) if replay_ids is not None else 0
-        n_case = batch - n_replay
-        # No weight decay: it would pull a counts-fitted table of log-probabilities towards zero.
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-        model.train()
-        last = math.nan
-        for _ in range(steps):
+def _optimizer(model: torch.nn.Module, learning_rate: float) -> torch.optim.Optimizer:
+    # No weight decay: it would pull a counts-fitted table of log-probabilities towards zero.
+    return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+
+
+def _diverged(what: str, step: int, settings: LearnSettings) -> BigramLMError:
+    return BigramLMError(
+        f"learning diverged: {what} at step {step} of {settings.steps}; the run's weights were "
+        f"kept as they were (try a smaller learning_rate than {settings.learning_rate:g})", param="learning_rate"
+    )
+
+
+def _fine_tune(run: Run, case_ids: torch.Tensor, replay_ids: torch.Tensor | None, settings: LearnSettings) -> _Tuned:
+    """Train the model in memory; stops at the first non-finite loss (nothing is written here)."""
+    model = run.model
+    block = min(run.config.training.block_size, int(model.get_block_size()), len(case_ids) - 1)
+    if block < 1:
+        raise BigramLMError("the cases are too short to learn from (need at least 2 characters)")
+    before, n_targets = total_nats(model, case_ids, block_size=block)
+    generator = torch.Generator().manual_seed(settings.seed)
+    n_replay = int(round(settings.batch_size * settings.replay)) if replay_ids is not None else 0
+    n_case = settings.batch_size - n_replay
+    optimizer = _optimizer(model, settings.learning_rate)
+    last = math.nan
+    model.train()
+    try:
+        for step in range(1, settings.steps + 1):
             xs, ys = get_batch(case_ids, n_case, block, generator)
             if n_replay:
                 xr, yr = get_batch(replay_ids, n_replay, block, generator)
                 xs, ys = torch.cat([xs, xr]), torch.cat([ys, yr])
             _, loss = model(xs, ys)
+            last = float(loss.item())
+            if not math.isfinite(last):
+                raise _diverged(f"the loss became {last}", step, settings)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            last = float(loss.item())
-        model.eval()
-        after, _ = total_nats(model, case_ids, block_size=block)
-        if steps:
-            save_weights(run.path, model)
-        store.mark_learned(max(int(c["id"]) for c in cases))
-        summary.update({
-            "steps": steps,
-            "learning_rate": lr,
-            "batch_size": batch,
-            "replay": replay,
-            "block_size": block,
-            "replaced_characters": replaced,
-            "case_characters": len(text),
-            "case_loss_before": before / n_targets,
-            "case_loss_after": after / n_targets,
-            "last_batch_loss": last,
-            "seconds": round(time.perf_counter() - started, 3),
-        })
-        with open(Path(run.path) / LEARN_LOG, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"time": time.time(), **summary}) + "\n")
-        return summary
     finally:
-        store.close()
+        model.eval()
+    if not all_finite(dict(model.state_dict())):
+        raise _diverged("the weights stopped being finite", settings.steps, settings)
+    after, _ = total_nats(model, case_ids, block_size=block)
+    return _Tuned(block, before / n_targets, after / n_targets, last)
+
+
+# --- phase 4: save and mark -----------------------------------------------------------------------
+
+
+def _save_and_mark(run: Run, store: CaseStore, found: _Cases, weights_changed: bool) -> int:
+    """Write the weights (keeping the old ones), then store and mark the cases in one transaction.
+
+    Returns how many file cases were new to the store.
+    """
+    change = replace_weights(run.path, run.model) if weights_changed else None
+    _, stored = store.record_learn(
+        found.cases if found.from_file else [], found.store_ids,
+        change.before if change else None, change.after if change else None,
+    )
+    return stored
+
+
+def _append_log(run_dir: Path, entry: dict[str, Any]) -> None:
+    with open(Path(run_dir) / LEARN_LOG, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"time": time.time(), **entry}) + "\n")
+
+
+# --- undo ---------------------------------------------------------------------------------------------
+
+
+def undo_learn(run_dir: str | os.PathLike[str]) -> UndoResult:
+    """Restore the weights from before the run's last learn, bit for bit, and mark the
+    cases it trained on as not learned again (they stay in the store)."""
+    run_dir = Path(run_dir)
+    read_config(run_dir)  # a run directory, or a one-line error; its weights need not load (they may be the bad ones)
+    with CaseStore.for_run(run_dir) as store:
+        last = store.last_weights_learn()
+        if last is None:
+            raise BigramLMError(f"{run_dir} has no learn to undo")
+        change = WeightsChange(last["weights_before"], last["weights_after"])
+        restore_weights(run_dir, change)
+        unmarked = store.undo_learn(last["id"])
+    result = UndoResult(str(run_dir), int(last["id"]), unmarked, change.before)
+    _append_log(run_dir, {"event": "undo", **result.to_dict()})
+    return result

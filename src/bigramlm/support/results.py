@@ -142,3 +142,43 @@ class DoneEvent:
 
 
 SuggestEvent = UnderstandingEvent | TokenEvent | DoneEvent
+
+
+@dataclass
+class LearnResult:
+    """What one ``learn`` did (``learn --json``); the training figures are None when it had no case."""
+
+    run_dir: str
+    cases: int
+    steps: int = 0
+    message: str | None = None
+    #: Cases of a ``--cases`` file added to the store (0 when they were stored already).
+    stored_cases: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    replay: float | None = None
+    block_size: int | None = None
+    replaced_characters: int | None = None
+    case_characters: int | None = None
+    #: Mean loss per token on the cases' own text before and after, nats.
+    case_loss_before: float | None = None
+    case_loss_after: float | None = None
+    last_batch_loss: float | None = None
+    seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class UndoResult:
+    """What ``learn --undo`` restored."""
+
+    run_dir: str
+    learn_id: int
+    #: Cases the undone learn had trained on, marked not learned again (they stay in the store).
+    cases_unmarked: int
+    weights_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -7,6 +7,18 @@ Durability: every write is its own transaction with ``synchronous=FULL``, and th
 methods return only after ``COMMIT``. A caller that got an id back can rely on the row
 surviving a crash of the process (and, with FULL, of the machine).
 
+Learning: each case records the ``learn`` that trained on it (``learn_id``; NULL: not
+learned yet), and ``learns`` keeps one row per learn with the sha256 of the weights
+before and after, so ``undo_learn`` can restore the weights and the marks together.
+``learn --cases FILE`` adds its cases only after the new weights are written, in the
+same transaction that marks them learned, and a file's case is stored once however
+often it is learned (a unique index on its content's sha256).
+
+Schema versions (``store_schema``): 1 had one ``last_learned_id`` mark; 2 adds
+``cases.learn_id``, ``cases.content_sha256`` and ``learns``. Opening a version-1 store
+migrates it in place (cases up to the old mark count as learned by learn 0, "before
+version 2"); ``last_learned_id`` is still kept, as the newest learned case.
+
 Thread safety: each thread gets its own connection (SQLite connections must not be
 shared across threads without care); WAL lets readers run beside the one writer, and
 ``busy_timeout`` makes a second writer (``learn`` in another process) wait instead of
@@ -26,41 +38,21 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from bigramlm.errors import BigramLMError
+from bigramlm.support.store_schema import (  # noqa: F401 (SCHEMA_VERSION, case_digest: re-exported)
+    CASE_COLUMNS,
+    INSERT_COLUMNS,
+    INSERT_MARKS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    case_digest,
+    case_row,
+    insert_learn,
+    migrate,
+    refresh_last_learned,
+)
 
 STORE_FILE = "cases.sqlite"
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS cases (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at    REAL    NOT NULL,
-    message       TEXT    NOT NULL,
-    reply         TEXT    NOT NULL,
-    intent        TEXT,
-    category      TEXT,
-    suggestion_id TEXT,
-    edited        INTEGER NOT NULL DEFAULT 0,
-    edit_distance REAL,
-    source        TEXT    NOT NULL DEFAULT 'desk'
-);
--- One row per suggestion shown to an agent, so that acceptance can be measured
--- against what was offered, and edit distance computed against the real original.
-CREATE TABLE IF NOT EXISTS suggestions (
-    id         TEXT PRIMARY KEY,
-    request_id TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    text       TEXT NOT NULL,
-    score      REAL
-);
-CREATE INDEX IF NOT EXISTS suggestions_request ON suggestions(request_id);
-"""
-
-_CASE_COLUMNS = "id, created_at, message, reply, intent, category, suggestion_id, edited, edit_distance, source"
 
 
 def store_path(run_dir: str | os.PathLike[str]) -> Path:
@@ -107,10 +99,10 @@ class CaseStore:
         self._all_lock = threading.Lock()
         conn = self._conn()
         try:
-            conn.executescript(_SCHEMA)
+            conn.executescript(SCHEMA)
             with self._write() as tx:
-                tx.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 tx.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('last_learned_id', '0')")
+                migrate(tx)
         except sqlite3.DatabaseError as exc:
             raise BigramLMError(f"case store {self.path} is not a usable SQLite database: {exc}") from None
 
@@ -176,32 +168,17 @@ class CaseStore:
                                     source=source)])[0]
 
     def add_cases(self, cases: Iterable[dict[str, Any]]) -> list[int]:
-        """Store many cases in one transaction (``learn --cases FILE``); all or none."""
+        """Store many cases in one transaction; all or none."""
         now = time.time()
-        rows = []
-        for case in cases:
-            message, reply = case.get("message"), case.get("reply")
-            if not isinstance(message, str) or not isinstance(reply, str):
-                raise BigramLMError("a case needs a message and a reply, both text")
-            suggestion_id = case.get("suggestion_id")
-            rows.append((
-                now, message, reply, case.get("intent"), case.get("category"),
-                None if suggestion_id is None else str(suggestion_id),
-                1 if case.get("edited") else 0, case.get("edit_distance"), case.get("source") or "desk",
-            ))
+        rows = [case_row(case, now) for case in cases]
         ids: list[int] = []
         with self._write() as conn:
             for row in rows:
-                cur = conn.execute(
-                    "INSERT INTO cases(created_at, message, reply, intent, category, suggestion_id, edited, edit_distance, source)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-                ids.append(int(cur.lastrowid))
+                ids.append(int(conn.execute(f"INSERT INTO cases({INSERT_COLUMNS}) VALUES ({INSERT_MARKS})", row).lastrowid))
         return ids
 
     def get_case(self, case_id: int) -> dict[str, Any] | None:
-        row = self._conn().execute(f"SELECT {_CASE_COLUMNS} FROM cases WHERE id = ?", (case_id,)).fetchone()
+        row = self._conn().execute(f"SELECT {CASE_COLUMNS} FROM cases WHERE id = ?", (case_id,)).fetchone()
         return self._case(row) if row else None
 
     def list_cases(self, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
@@ -209,7 +186,7 @@ class CaseStore:
         if offset < 0 or limit < 0:
             raise BigramLMError("offset and limit must not be negative")
         rows = self._conn().execute(
-            f"SELECT {_CASE_COLUMNS} FROM cases ORDER BY id LIMIT ? OFFSET ?", (limit, offset)
+            f"SELECT {CASE_COLUMNS} FROM cases ORDER BY id LIMIT ? OFFSET ?", (limit, offset)
         ).fetchall()
         return [self._case(r) for r in rows]
 
@@ -218,7 +195,7 @@ class CaseStore:
         last = 0
         while True:
             rows = self._conn().execute(
-                f"SELECT {_CASE_COLUMNS} FROM cases WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+                f"SELECT {CASE_COLUMNS} FROM cases WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
             ).fetchall()
             if not rows:
                 return
@@ -234,23 +211,59 @@ class CaseStore:
         return int(row[0]) if row else 0
 
     def cases_since_last_learn(self) -> list[dict[str, Any]]:
-        """The cases added after the last ``mark_learned``, oldest first."""
-        rows = self._conn().execute(
-            f"SELECT {_CASE_COLUMNS} FROM cases WHERE id > ? ORDER BY id", (self.last_learned_id(),)
-        ).fetchall()
+        """The cases no ``learn`` has trained on yet, oldest first."""
+        rows = self._conn().execute(f"SELECT {CASE_COLUMNS} FROM cases WHERE learn_id IS NULL ORDER BY id").fetchall()
         return [self._case(r) for r in rows]
 
     def mark_learned(self, up_to_id: int) -> None:
-        """Record that ``learn`` has used every case with id <= ``up_to_id``.
+        """Record that a ``learn`` (without weights to undo) used every case with id <= ``up_to_id``.
 
-        The mark never moves backwards, so a slow ``learn`` that finishes after a newer
-        one cannot make already-learned cases look new again.
+        Cases already learned keep their learn, so the mark never moves backwards.
         """
         with self._write() as conn:
-            conn.execute(
-                "UPDATE meta SET value = CAST(MAX(CAST(value AS INTEGER), ?) AS TEXT) WHERE key = 'last_learned_id'",
-                (int(up_to_id),),
-            )
+            learn_id = insert_learn(conn, 0, None, None)
+            cur = conn.execute("UPDATE cases SET learn_id = ? WHERE learn_id IS NULL AND id <= ?", (learn_id, int(up_to_id)))
+            conn.execute("UPDATE learns SET cases = ? WHERE id = ?", (cur.rowcount, learn_id))
+            refresh_last_learned(conn)
+
+    def record_learn(self, new_cases: Sequence[dict[str, Any]], learned_ids: Iterable[int],
+                     weights_before: str | None, weights_after: str | None) -> tuple[list[int], int]:
+        """After a ``learn`` wrote its weights: store its file's cases and mark every case it
+        trained on, in one transaction. Returns the ids of ``new_cases`` and how many of
+        them were new to the store.
+
+        A file case already stored (same message, reply and labels) is not stored again;
+        a case an earlier learn trained on keeps that learn (its weights include it).
+        """
+        rows = [case_row(dict(case, source="learn"), time.time()) for case in new_cases]
+        stored = 0
+        with self._write() as conn:
+            ids = []
+            for row in rows:
+                stored += conn.execute(f"INSERT OR IGNORE INTO cases({INSERT_COLUMNS}) VALUES ({INSERT_MARKS})", row).rowcount
+                ids.append(int(conn.execute("SELECT id FROM cases WHERE source = 'learn' AND content_sha256 = ?",
+                                            (row[-1],)).fetchone()[0]))
+            trained = sorted(set(ids) | {int(i) for i in learned_ids})
+            learn_id = insert_learn(conn, len(trained), weights_before, weights_after)
+            conn.executemany("UPDATE cases SET learn_id = ? WHERE id = ? AND learn_id IS NULL", [(learn_id, i) for i in trained])
+            refresh_last_learned(conn)
+        return ids, stored
+
+    def last_weights_learn(self) -> dict[str, Any] | None:
+        """The latest learn that changed the weights and was not undone, or None."""
+        row = self._conn().execute(
+            "SELECT id, created_at, cases, weights_before, weights_after FROM learns"
+            " WHERE undone_at IS NULL AND weights_after IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return dict(row) if row else None
+
+    def undo_learn(self, learn_id: int) -> int:
+        """Mark the cases of one learn as not learned, and that learn as undone; returns how many cases."""
+        with self._write() as conn:
+            cur = conn.execute("UPDATE cases SET learn_id = NULL WHERE learn_id = ?", (int(learn_id),))
+            conn.execute("UPDATE learns SET undone_at = ? WHERE id = ?", (time.time(), int(learn_id)))
+            refresh_last_learned(conn)
+            return cur.rowcount
 
     # --- feedback -------------------------------------------------------------------
 
@@ -289,7 +302,7 @@ class CaseStore:
             "SELECT COUNT(*), COALESCE(SUM(edited), 0), AVG(edit_distance) FROM cases WHERE suggestion_id IS NOT NULL"
         ).fetchone()
         last = self.last_learned_id()
-        since = int(conn.execute("SELECT COUNT(*) FROM cases WHERE id > ?", (last,)).fetchone()[0])
+        since = int(conn.execute("SELECT COUNT(*) FROM cases WHERE learn_id IS NULL").fetchone()[0])
         return {
             "cases": total,
             "cases_since_last_learn": since,

@@ -143,7 +143,10 @@ def test_errors_name_the_flag_end_to_end(tmp_path, capsys) -> None:
     corpus.write_text("abc abd abe\n" * 50, encoding="utf-8")
     assert main_exit(["train", "--data", str(corpus), "--out", str(tmp_path / "r"), "--lr", "2", "--warmup", "5"]) == 2
     assert capsys.readouterr().err == "error: --lr must be in (0, 1] (got 2.0)\n"
-    assert main_exit(["learn", str(tmp_path / "r"), "--lr", "nan"]) == 2
+    from desk_helpers import train_support_run
+
+    support = train_support_run(tmp_path)
+    assert main_exit(["learn", str(support), "--lr", "nan"]) == 2
     assert capsys.readouterr().err == "error: --lr must be in (0, 1] (got nan)\n"
 
 

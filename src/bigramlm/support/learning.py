@@ -107,6 +107,8 @@ def check_learn_settings(settings: LearnSettings, block_size: int) -> None:
         raise BigramLMError(f"batch_size must be in 1..{most:,} (got {s.batch_size})", param="batch_size")
     if not isinstance(s.replay, (int, float)) or not 0.0 <= s.replay < 1.0:  # NaN fails both comparisons
         raise BigramLMError(f"replay must be in [0, 1) (got {s.replay})", param="replay")
+    if isinstance(s.seed, bool) or not isinstance(s.seed, int) or not 0 <= s.seed < 2**63:
+        raise BigramLMError(f"seed must be in 0..{2**63 - 1} (got {s.seed})", param="seed")
 
 
 def learn(

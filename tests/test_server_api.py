@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from bigramlm.errors import BigramLMError
 from bigramlm.serve.limits import ServerLimits
-from bigramlm.serve.app import check_exposure, create_app
+from bigramlm.serve.app import create_app
+from bigramlm.serve.network import check_exposure
 from desk_helpers import train_support_run, train_text_run
 
 SUGGEST_KEYS = {"intent", "category", "intent_probability", "suggestions", "similar_cases", "replaced_characters"}
@@ -328,7 +329,7 @@ def test_other_interfaces_need_a_token(runs):
 
 
 def test_loopback_server_refuses_foreign_host_names(runs):
-    from bigramlm.serve.app import LOOPBACK_NAMES
+    from bigramlm.serve.network import LOOPBACK_NAMES
 
     with TestClient(create_app(runs["text"], allowed_hosts=LOOPBACK_NAMES), base_url="http://127.0.0.1:8000") as c:
         assert c.get("/api/stats").status_code == 200
@@ -372,7 +373,7 @@ def test_one_log_line_per_request_without_the_message(client, caplog):
 
 def test_streamed_chat_fills_placeholders_like_the_whole_reply():
     from bigramlm.support.brand import BrandProfile
-    from bigramlm.serve.app import PlaceholderStream
+    from bigramlm.serve.sse import PlaceholderStream
 
     brand = BrandProfile(values={"Website URL": "https://acme.example", "Company Name": "Acme"})
     reply = "Visit {{Website URL}} or call {{Customer Support Phone Number}}.\n{{Company Name}} thanks you {{broken\nbye { {{Company Name}}"

@@ -77,6 +77,20 @@ def test_healthz_docs_and_page(client):
     assert client.get("/api/config").json()["limits"]["max_n"] == 8
 
 
+def test_schema_and_validation_use_this_apps_bounds(runs):
+    limits = ServerLimits(max_n=3, max_message_chars=50, max_page=7)
+    with TestClient(create_app(runs["text"], limits=limits)) as c:
+        schema = c.get("/openapi.json").json()
+        suggest_schema = schema["components"]["schemas"]["SuggestRequest"]["properties"]
+        assert suggest_schema["n"]["maximum"] == 3 and suggest_schema["message"]["maxLength"] == 50
+        params = {p["name"]: p for p in schema["paths"]["/api/cases"]["get"]["parameters"]}
+        assert params["limit"]["schema"]["maximum"] == 7
+        r = c.post("/api/suggest", json={"message": "hi", "n": 4})
+        assert r.status_code == 422 and r.json()["detail"].startswith("n:") and "le=3" in r.json()["detail"]
+        assert c.get("/api/cases", params={"limit": 8}).status_code == 422
+        assert c.get("/api/cases", params={"limit": 7}).status_code == 200
+
+
 def test_page_script_never_parses_html():
     """Model text is inserted with textContent; no HTML sinks exist in the page's script."""
     from bigramlm.serve.app import STATIC_DIR

@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from bigramlm.errors import BigramLMError
 from bigramlm.serve.limits import ServerLimits
-from bigramlm.serve.app import check_exposure, create_app
+from bigramlm.serve.app import create_app
+from bigramlm.serve.network import check_exposure
 from desk_helpers import train_support_run, train_text_run
 
 SUGGEST_KEYS = {"intent", "category", "intent_probability", "suggestions", "similar_cases", "replaced_characters"}
@@ -74,6 +75,20 @@ def test_healthz_docs_and_page(client):
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/static/desk.js").status_code == 200
     assert client.get("/api/config").json()["limits"]["max_n"] == 8
+
+
+def test_schema_and_validation_use_this_apps_bounds(runs):
+    limits = ServerLimits(max_n=3, max_message_chars=50, max_page=7)
+    with TestClient(create_app(runs["text"], limits=limits)) as c:
+        schema = c.get("/openapi.json").json()
+        suggest_schema = schema["components"]["schemas"]["SuggestRequest"]["properties"]
+        assert suggest_schema["n"]["maximum"] == 3 and suggest_schema["message"]["maxLength"] == 50
+        params = {p["name"]: p for p in schema["paths"]["/api/cases"]["get"]["parameters"]}
+        assert params["limit"]["schema"]["maximum"] == 7
+        r = c.post("/api/suggest", json={"message": "hi", "n": 4})
+        assert r.status_code == 422 and r.json()["detail"].startswith("n:") and "le=3" in r.json()["detail"]
+        assert c.get("/api/cases", params={"limit": 8}).status_code == 422
+        assert c.get("/api/cases", params={"limit": 7}).status_code == 200
 
 
 def test_page_script_never_parses_html():
@@ -328,7 +343,7 @@ def test_other_interfaces_need_a_token(runs):
 
 
 def test_loopback_server_refuses_foreign_host_names(runs):
-    from bigramlm.serve.app import LOOPBACK_NAMES
+    from bigramlm.serve.network import LOOPBACK_NAMES
 
     with TestClient(create_app(runs["text"], allowed_hosts=LOOPBACK_NAMES), base_url="http://127.0.0.1:8000") as c:
         assert c.get("/api/stats").status_code == 200
@@ -372,7 +387,7 @@ def test_one_log_line_per_request_without_the_message(client, caplog):
 
 def test_streamed_chat_fills_placeholders_like_the_whole_reply():
     from bigramlm.support.brand import BrandProfile
-    from bigramlm.serve.app import PlaceholderStream
+    from bigramlm.serve.sse import PlaceholderStream
 
     brand = BrandProfile(values={"Website URL": "https://acme.example", "Company Name": "Acme"})
     reply = "Visit {{Website URL}} or call {{Customer Support Phone Number}}.\n{{Company Name}} thanks you {{broken\nbye { {{Company Name}}"

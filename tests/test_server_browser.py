@@ -195,3 +195,50 @@ def test_model_markup_is_shown_as_text_and_never_runs(browser, tmp_path):
     control.evaluate("(html) => { document.getElementById('target').innerHTML = html; }", PAYLOAD)
     control.wait_for_function("window.__xss === 'img'", timeout=5_000)
     assert dialogs == ["img"]
+
+
+def test_desk_page_sends_a_non_ascii_token(browser, tmp_path):
+    """A token outside ASCII works from the page: it sends the token's UTF-8 bytes."""
+    from bigramlm.serve.app import create_app
+    from desk_helpers import ThreadServer, train_support_run
+
+    token = "pässwörd-秘密-🔑"
+    with ThreadServer(create_app(train_support_run(tmp_path), token=token)) as server:
+        page = browser.new_page(bypass_csp=True)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.base + "/")
+        page.wait_for_selector("#token-row:not([hidden])", timeout=10_000)  # the stats call got 401
+        page.fill("#token", token)
+        page.fill("#message", "please cancel my purchase")
+        page.fill("#n", "2")
+        page.click("#suggest")
+        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
+        page.locator("#suggestions li.suggestion .accept").first.click()
+        page.wait_for_function("document.querySelector('#suggestions li.accepted') !== null", timeout=10_000)
+        assert not errors, errors
+        stats = httpx.get(server.base + "/api/stats", headers={"Authorization": b"Bearer " + token.encode("utf-8")}).json()
+    assert stats["cases"] == 1 and stats["accepted"] == 1
+
+
+def test_docs_render_without_the_internet(browser, tmp_path):
+    """This machine's Chromium has no route to a CDN: /docs must render from the server alone."""
+    from bigramlm.serve.app import create_app
+    from desk_helpers import ThreadServer, train_text_run
+
+    with ThreadServer(create_app(train_text_run(tmp_path))) as server:
+        page = browser.new_page()
+        outside: list[str] = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server.base) else None)
+        page.goto(server.base + "/docs")
+        try:
+            import fastapi_offline  # noqa: F401
+        except ImportError:
+            assert page.locator("a[href='/openapi.json']").count() == 1
+            assert "/v1/chat/completions" in page.locator("body").inner_text()
+        else:
+            # Swagger UI drew an operation block for each route, from the local schema.
+            page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+            assert "/v1/chat/completions" in page.locator(".swagger-ui").inner_text()
+        assert outside == []

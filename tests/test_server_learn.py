@@ -38,8 +38,7 @@ def test_accepted_cases_feed_learn_and_the_server_reloads(tmp_path):
         stats = client.get("/api/stats").json()
         assert stats["cases_since_last_learn"] == 0 and stats["cases"] == 1
 
-        desk._last_check = 0.0  # skip the once-a-second wait between looks at the weights file
-        assert client.post("/api/suggest", json={"message": "hi", "max_new_tokens": 5}).status_code == 200
+        # No request needed: the desk's watcher notices the new weights file by itself.
         deadline = time.monotonic() + 60
         while client.get("/healthz").json()["reloads"] < 1 and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 openai = pytest.importorskip("openai")
@@ -82,3 +83,84 @@ def test_openai_errors(servers):
     with pytest.raises(openai.UnprocessableEntityError) as info:
         client.completions.create(model="text-run", prompt="x", max_tokens=5000)
     assert "max_tokens" in str(info.value)
+
+
+def test_stop_may_be_a_string_of_any_length(servers):
+    client = client_for(servers["text"])
+    # A stop string longer than 4 characters (4 is the limit on the *list* of stops).
+    # Greedy decoding of this run repeats " the the the ...".
+    greedy = client.completions.create(model="text-run", prompt="the", max_tokens=12, temperature=0)
+    assert greedy.choices[0].text == " the the the"
+    c = client.completions.create(model="text-run", prompt="the", max_tokens=200, stop="e the", temperature=0)
+    assert c.choices[0].text == " th" and c.choices[0].finish_reason == "stop"
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.completions.create(model="text-run", prompt="the", max_tokens=5, stop=["a", "b", "c", "d", "e"])
+
+
+def test_unknown_model_is_openais_404(servers):
+    client = client_for(servers["text"])
+    with pytest.raises(openai.NotFoundError) as info:
+        client.completions.create(model="gpt-4o", prompt="the", max_tokens=3)
+    assert info.value.status_code == 404
+    error = info.value.body
+    assert error["type"] == "invalid_request_error" and error["param"] == "model" and error["code"] == "model_not_found"
+    assert "gpt-4o" in error["message"]
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
+    # The exact body, as OpenAI sends it.
+    r = httpx.post(f"{servers['text'].base}/v1/chat/completions",
+                   json={"model": "nope", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 404 and set(r.json()) == {"error"}
+    assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+    # The run's own id and no model at all are both this run.
+    assert client.completions.create(model="text-run", prompt="the", max_tokens=3).model == "text-run"
+    r = httpx.post(f"{servers['text'].base}/v1/completions", json={"prompt": "the", "max_tokens": 3})
+    assert r.status_code == 200 and r.json()["model"] == "text-run"
+
+
+@pytest.mark.parametrize("kind", ["completions", "chat"])
+def test_stream_options_include_usage(servers, kind):
+    client = client_for(servers["text"])
+    common = {"model": "text-run", "max_tokens": 12, "n": 2, "seed": 3, "stream": True, "stream_options": {"include_usage": True}}
+    if kind == "completions":
+        chunks = list(client.completions.create(prompt="the cat", **common))
+        whole = client.completions.create(model="text-run", prompt="the cat", max_tokens=12, n=2, seed=3)
+    else:
+        messages = [{"role": "user", "content": "the cat"}]
+        chunks = list(client.chat.completions.create(messages=messages, **common))
+        whole = client.chat.completions.create(model="text-run", messages=messages, max_tokens=12, n=2, seed=3)
+    *body, last = chunks
+    assert last.choices == [] and last.usage is not None
+    assert all(chunk.usage is None and chunk.choices for chunk in body)
+    assert last.usage.completion_tokens == 24 and last.usage.prompt_tokens == whole.usage.prompt_tokens
+    assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens
+    # Without the option: no usage chunk.
+    plain = list(client.completions.create(model="text-run", prompt="the cat", max_tokens=5, stream=True))
+    assert all(chunk.choices for chunk in plain)
+
+
+def test_n_choices_even_when_greedy_replies_are_the_same(servers):
+    chat = client_for(servers["support"], "tok-123").chat.completions.create(
+        model="support-run", messages=[{"role": "user", "content": "where is my package"}],
+        n=3, temperature=0, max_tokens=60,
+    )
+    assert [c.index for c in chat.choices] == [0, 1, 2]
+    texts = {c.message.content for c in chat.choices}
+    assert len(texts) == 1 and texts.pop()  # greedy: three identical, non-empty replies
+    completion = client_for(servers["text"]).completions.create(model="text-run", prompt="the", max_tokens=8, n=3, temperature=0)
+    assert len(completion.choices) == 3 and len({c.text for c in completion.choices}) == 1
+
+
+@pytest.mark.parametrize("text", [5, None, ["a"], {"x": 1}])
+def test_content_part_text_must_be_a_string(servers, text):
+    for server, headers in ((servers["support"], {"Authorization": "Bearer tok-123"}), (servers["text"], {})):
+        r = httpx.post(f"{server.base}/v1/chat/completions", headers=headers,
+                       json={"messages": [{"role": "user", "content": [{"type": "text", "text": text}]}], "max_tokens": 3})
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["type"] == "invalid_request_error" and error["param"].startswith("messages.0.content")
+    # Well-formed parts are read (text parts joined; others ignored).
+    r = httpx.post(f"{servers['text'].base}/v1/chat/completions",
+                   json={"messages": [{"role": "user", "content": [{"type": "text", "text": "the "}, {"type": "image_url", "image_url": {"url": "x"}},
+                                                                   {"type": "text", "text": "cat"}]}], "max_tokens": 3})
+    assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == len("the cat\n")

@@ -69,17 +69,20 @@ def add_threads_flag(p: argparse.ArgumentParser, default_help: str = "the librar
                    help=f"intra-op CPU threads (default: {default_help})")
 
 
-def apply_threads(threads: int | None) -> None:
-    """``--threads N``: set torch's intra-op threads right before the work starts.
+def apply_threads(threads: int | None, model: Any = None) -> None:
+    """``--threads N``, or without it the library's policy for ``model`` (1 thread for a
+    tiny model, else the cores the machine's load leaves idle: ``training.threads``).
 
-    None leaves the library's own policy alone. The one place a command applies the
-    flag, so that switching to ``bigramlm.training.threads``' policy is one edit.
+    Called once the model is loaded, the one place a command sets its threads.
     """
-    if threads is None:
-        return
-    import torch  # here, not at the top: --help must not wait for torch
+    if model is not None:
+        from bigramlm.training.threads import configure_threads
 
-    torch.set_num_threads(threads)
+        configure_threads(model, threads)
+    elif threads is not None:
+        import torch  # here, not at the top: --help must not wait for torch
+
+        torch.set_num_threads(threads)
 
 
 def require(condition: bool, message: str, param: str) -> None:

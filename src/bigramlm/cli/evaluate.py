@@ -28,7 +28,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from bigramlm.checkpoint import load_run
 
     run = load_run(args.run_dir)
-    apply_threads(args.threads)
+    apply_threads(args.threads, run.model)
     result = evaluate_run(run, split=args.split, data=args.data)
     if args.json:
         print_json(result.to_dict())

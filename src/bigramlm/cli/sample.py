@@ -33,7 +33,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from bigramlm.generation import generate_text
 
     run = load_run(args.run_dir)
-    apply_threads(args.threads)
+    apply_threads(args.threads, run.model)
     chunks = generate_text(run.model, run.tokenizer, args.prompt, args.tokens, args.temperature, args.top_k, args.top_p, args.seed)
     out = sys.stdout
     for chunk in chunks:

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from bigramlm.cli.common import add_threads_flag, apply_threads
+from bigramlm.cli.common import add_threads_flag
 from bigramlm.errors import BigramLMError
 
 
@@ -23,7 +23,8 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; others need --token)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--brand", type=Path, default=None, help="brand profile (TOML) that fills placeholders")
-    p.add_argument("--token", default=None, help="bearer token required on the API (default: $BIGRAMLM_TOKEN)")
+    p.add_argument("--token", default=None,
+                   help="bearer token required on the API (default: $BIGRAMLM_TOKEN); a non-ASCII token is sent as its UTF-8 bytes")
     p.add_argument("--max-concurrent", type=int, default=d.max_concurrent,
                    help=f"generations at once; more get 503 + Retry-After (default {d.max_concurrent})")
     p.add_argument("--timeout", type=float, default=d.timeout_s, help=f"seconds per generation (default {d.timeout_s:g})")
@@ -34,7 +35,7 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bigramlm.serve.limits import ServerLimits
-    from bigramlm.serve.app import check_exposure, serve
+    from bigramlm.serve.network import check_exposure
 
     token = args.token or os.environ.get("BIGRAMLM_TOKEN") or None
     check_exposure(args.host, token)
@@ -46,8 +47,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise BigramLMError(f"--timeout must be positive (got {args.timeout})")
     if args.brand is not None and not args.brand.is_file():
         raise BigramLMError(f"--brand {args.brand}: no such file")
-    limits = ServerLimits(max_concurrent=args.max_concurrent, timeout_s=args.timeout)
-    apply_threads(args.threads)
+    limits = ServerLimits(max_concurrent=args.max_concurrent, timeout_s=args.timeout, threads=args.threads)
+    from bigramlm.serve.server import serve  # heavy (FastAPI, uvicorn, torch): only once the arguments are good
+
     serve(args.run_dir, host=args.host, port=args.port, brand_path=str(args.brand) if args.brand else None,
           token=token, limits=limits, log_level=args.log_level)
     return 0

@@ -75,7 +75,7 @@ def cmd_assist(args: argparse.Namespace) -> int:
     from bigramlm.support.assistant import Assistant
 
     assistant = Assistant.load(args.run_dir, brand_path=args.brand, data=args.data, baseline=args.baseline)
-    apply_threads(args.threads)
+    apply_threads(args.threads, assistant.model)
     result = assistant.suggest(args.message, **options, seed=args.seed, k_similar=args.similar).to_dict()
     if args.json:
         print_json(result)
@@ -171,10 +171,10 @@ def cmd_learn(args: argparse.Namespace) -> int:
         else:
             print(f"restored the weights from before learn {undone.learn_id}; {undone.cases_unmarked} cases marked not learned")
         return 0
-    apply_threads(args.threads)
     steps = {} if args.steps is None else {"steps": args.steps}
     summary = learn(args.run_dir, cases_path=args.cases, learning_rate=args.lr, batch_size=args.batch_size,
-                    replay=args.replay, seed=args.seed, data=args.data, log=stderr_log(args), **steps).to_dict()
+                    replay=args.replay, seed=args.seed, data=args.data, log=stderr_log(args), threads=args.threads,
+                    **steps).to_dict()
     if args.json:
         print_json(summary)
     elif summary["steps"] or summary["cases"]:
@@ -204,9 +204,8 @@ def cmd_eval_support(args: argparse.Namespace) -> int:
     options = generation_options(args)
     from bigramlm.support.evaluation import evaluate_support
 
-    apply_threads(args.threads)
     result = evaluate_support(args.run_dir, data=args.data, split=args.split, seed=args.seed, limit=args.limit,
-                              paraphrases=args.paraphrases, log=stderr_log(args), **options).to_dict()
+                              paraphrases=args.paraphrases, log=stderr_log(args), threads=args.threads, **options).to_dict()
     if args.json:
         print_json(result)
     else:

@@ -22,3 +22,12 @@ class ServerLimits:
     #: seconds one generation may run
     timeout_s: float = 30.0
     retry_after_s: int = 1
+    #: seconds a client may take to send a request's headers; then the connection is closed
+    header_timeout_s: float = 10.0
+    #: seconds a client may take to send a whole request body; then 408 and the connection is closed
+    body_timeout_s: float = 10.0
+    #: seconds an idle keep-alive connection is held open between requests
+    keep_alive_s: float = 5.0
+    #: torch intra-op threads for generation; None: bigramlm.training.threads' policy
+    #: (1 for tiny models, else the cores the machine's load leaves idle)
+    threads: int | None = None

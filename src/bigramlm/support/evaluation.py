@@ -35,6 +35,7 @@ from bigramlm.support.intent import IntentBaseline
 from bigramlm.support.metrics import reply_metrics
 from bigramlm.support.paraphrases import load_paraphrases
 from bigramlm.tokenization import normalize_for_vocab
+from bigramlm.training.threads import configure_threads
 
 
 @dataclass
@@ -100,11 +101,13 @@ def evaluate_support(
     limit: int | None = None,
     paraphrases: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> SupportEvalResult:
     """Evaluate the assistant of ``run_dir`` on one split; see the module docstring."""
     log = log or (lambda message: None)
     started = time.perf_counter()
     assistant = Assistant.load(run_dir, data=data, use_store=False)
+    configure_threads(assistant.model, threads)  # None: the policy (1 thread for a tiny model, else the idle cores)
     rows = _split_rows(assistant, split, limit, data)
     options = {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k, "top_p": top_p}
     replies = _answer(assistant, rows, options, seed, log)

@@ -52,6 +52,7 @@ from bigramlm.support.results import LearnResult, UndoResult
 from bigramlm.support.store import CaseStore
 from bigramlm.support.weights_history import WeightsChange, replace_weights, restore_weights
 from bigramlm.tokenization import normalize_for_vocab
+from bigramlm.training.threads import configure_threads
 
 LEARN_LOG = "learn.jsonl"
 DEFAULT_STEPS = 200
@@ -121,12 +122,14 @@ def learn(
     seed: int = 1337,
     data: str | None = None,
     log: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> LearnResult:
     """Continue training the run on new cases, then store and mark them; see the module docstring."""
     log = log or (lambda message: None)
     started = time.perf_counter()
     run = load_run(run_dir)
     spec = require_instruction_run(run)
+    configure_threads(run.model, threads)  # None: the policy (1 thread for a tiny model, else the idle cores)
     training = run.config.training
     settings = LearnSettings(steps, training.learning_rate if learning_rate is None else learning_rate,
                              training.batch_size if batch_size is None else batch_size, replay, seed)

@@ -12,9 +12,16 @@ let controller = null; // aborts an in-flight stream when a new request starts
 
 function token() { return sessionStorage.getItem("bigramlm-token") || ""; }
 
+// Header values are bytes on the wire, and fetch() takes them as ISO-8859-1 strings (it
+// refuses other characters). The server compares the token's UTF-8 bytes, so a token is
+// sent as one character per UTF-8 byte: "ä" (C3 A4) goes as "\u00c3\u00a4".
+function utf8Bytes(text) {
+  return Array.from(new TextEncoder().encode(text), (b) => String.fromCharCode(b)).join("");
+}
+
 function headers(extra) {
   const h = Object.assign({}, extra || {});
-  if (token()) h["Authorization"] = "Bearer " + token();
+  if (token()) h["Authorization"] = "Bearer " + utf8Bytes(token());
   return h;
 }
 

@@ -1,0 +1,56 @@
+"""Resolved cases and the desk's figures: ``POST /api/cases``, ``GET /api/cases``, ``GET /api/stats``."""
+
+# No ``from __future__ import annotations``: the request models are made per app inside
+# ``router(schemas)``, and FastAPI must see those classes, not names it cannot resolve.
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from bigramlm.serve.deps import DeskDep
+from bigramlm.serve.desk import Desk
+from bigramlm.serve.schemas import CasePage, CaseSaved, Schemas
+from bigramlm.support.store import normalized_edit_distance
+
+
+def router(schemas: Schemas) -> APIRouter:
+    CaseRequest, CasePageQuery = schemas.CaseRequest, schemas.CasePageQuery
+    api = APIRouter(tags=["desk"])
+
+    @api.post("/api/cases", status_code=201)
+    def add_case(req: CaseRequest, desk: DeskDep) -> CaseSaved:  # type: ignore[valid-type]
+        """Store a resolved case. The answer comes only after the row is committed."""
+        return save_case(desk, req)
+
+    @api.get("/api/cases")
+    def list_cases(page: Annotated[CasePageQuery, Query()], desk: DeskDep) -> CasePage:  # type: ignore[valid-type]
+        """Page through the stored cases, oldest first."""
+        return case_page(desk, page.offset, page.limit)  # type: ignore[attr-defined]
+
+    @api.get("/api/stats")
+    def stats(desk: DeskDep) -> dict[str, Any]:
+        """Acceptance rate, mean normalised edit distance, and cases stored since the last ``learn``."""
+        return desk.store.stats()
+
+    return api
+
+
+def save_case(desk: Desk, req: Any) -> CaseSaved:
+    edited, distance = req.edited, None
+    if req.suggestion_id is not None:
+        shown = desk.store.get_suggestion(req.suggestion_id)
+        if shown is None:
+            raise HTTPException(404, f"no suggestion with id {req.suggestion_id!r} was shown")
+        # Measured here from what was really shown, not taken from the client.
+        distance = normalized_edit_distance(shown["text"], req.reply)
+        edited = edited or distance > 0
+    case_id = desk.store.add_case(req.message, req.reply, intent=req.intent, category=req.category,
+                                  suggestion_id=req.suggestion_id, edited=edited, edit_distance=distance, source="desk")
+    return CaseSaved(id=case_id, edited=edited, edit_distance=distance)
+
+
+def case_page(desk: Desk, offset: int, limit: int) -> CasePage:
+    total = desk.store.count()
+    items = desk.store.list_cases(offset=offset, limit=limit)
+    nxt = offset + len(items)
+    return CasePage(total=total, offset=offset, limit=limit, items=items, next_offset=nxt if nxt < total else None)

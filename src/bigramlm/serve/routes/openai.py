@@ -1,0 +1,148 @@
+"""OpenAI-compatible routes: ``GET /v1/models``, ``POST /v1/completions``, ``POST /v1/chat/completions``.
+
+Completions continue the raw prompt with the run's model. Chat on an instruction run asks
+the assistant (the last user message is the customer's); on any other run it continues
+the messages' text. ``model`` may be left out or name this run; any other gets OpenAI's
+404 ``model_not_found``.
+"""
+
+# No ``from __future__ import annotations``: the request models are made per app inside
+# ``router(schemas)``, and FastAPI must see those classes, not names it cannot resolve.
+
+from typing import Any, Callable, Iterator
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import StreamingResponse
+
+from bigramlm.serve.completions import (
+    ChatReplies,
+    Envelope,
+    Sampling,
+    chat_body,
+    chat_stream,
+    completion_body,
+    completion_stream,
+    raw_candidates,
+)
+from bigramlm.serve.deps import DeskDep, LimitsDep
+from bigramlm.serve.desk import Desk
+from bigramlm.serve.errors import ModelNotFound
+from bigramlm.serve.limits import ServerLimits
+from bigramlm.serve.schemas import ModelCard, ModelList, Schemas, message_text
+from bigramlm.serve.slots import Job
+from bigramlm.serve.sse import MEDIA_TYPE, STREAM_HEADERS, collect
+from bigramlm.support.results import DoneEvent, TokenEvent
+
+DEFAULT_CHAT_TOKENS = 256
+
+
+def router(schemas: Schemas) -> APIRouter:
+    CompletionRequest, ChatRequest = schemas.CompletionRequest, schemas.ChatRequest
+    api = APIRouter(tags=["openai"])
+
+    @api.get("/v1/models")
+    def models(desk: DeskDep) -> ModelList:
+        return ModelList(data=[ModelCard(id=desk.model_id, created=int(desk.started))])
+
+    @api.post("/v1/completions")
+    async def completions(req: CompletionRequest, desk: DeskDep, limits: LimitsDep) -> Any:  # type: ignore[valid-type]
+        """Continue a prompt with the run's model, as OpenAI's legacy completions endpoint."""
+        return await complete(req, desk, limits)
+
+    @api.post("/v1/chat/completions")
+    async def chat_completions(req: ChatRequest, desk: DeskDep, limits: LimitsDep) -> Any:  # type: ignore[valid-type]
+        """Chat with the assistant (instruction runs: the last user message is the customer's) or the raw model."""
+        return await chat(req, desk, limits)
+
+    return api
+
+
+def check_model(desk: Desk, model: str | None) -> None:
+    if model is not None and model != desk.model_id:
+        raise ModelNotFound(model)
+
+
+def sampling(req: Any, max_tokens: int) -> Sampling:
+    return Sampling(n=req.n, max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, seed=req.seed,
+                    stops=[s for s in req.stop or [] if s])
+
+
+def include_usage(req: Any) -> bool:
+    return bool(req.stream and req.stream_options is not None and req.stream_options.include_usage)
+
+
+def streaming(body: Any) -> StreamingResponse:
+    return StreamingResponse(body, media_type=MEDIA_TYPE, headers=STREAM_HEADERS)
+
+
+async def complete(req: Any, desk: Desk, limits: ServerLimits) -> Any:
+    check_model(desk, req.model)
+    prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
+    if not prompts or len(prompts) * req.n > limits.max_n:
+        raise HTTPException(422, f"prompt: give 1 to {limits.max_n // req.n} prompts for n={req.n} (max_n={limits.max_n})")
+    if sum(len(p) for p in prompts) > limits.max_prompt_chars:
+        raise HTTPException(422, f"prompt: at most {limits.max_prompt_chars} characters in all (max_prompt_chars)")
+    s, run = sampling(req, req.max_tokens), desk.run
+    env = Envelope("cmpl", "text_completion", desk.model_id, include_usage(req))
+
+    def produce(job: Job) -> Iterator[tuple[int, str]]:
+        for p, prompt in enumerate(prompts):
+            for index, piece in raw_candidates(run, prompt, s, job):
+                yield p * s.n + index, piece
+
+    total = len(prompts) * s.n
+    if not req.stream:
+        texts = await desk.slots.run(lambda job: collect(produce(job), total))
+        return completion_body(env, texts, run, prompts, s.max_tokens)
+    items = desk.slots.stream(produce)
+    return streaming(completion_stream(items, env, total, run, prompts, s.max_tokens, limits.timeout_s))
+
+
+async def chat(req: Any, desk: Desk, limits: ServerLimits) -> Any:
+    check_model(desk, req.model)
+    s = sampling(req, req.max_completion_tokens or req.max_tokens or DEFAULT_CHAT_TOKENS)
+    assistant, run = desk.loaded  # one read: this request keeps this pair through a reload
+    if assistant is not None:
+        prompt = customer_message(req, limits)
+        produce, fill = assistant_pieces(assistant, prompt, s), brand_fill(assistant)
+    else:
+        prompt = "\n".join(message_text(m.content) for m in req.messages) + "\n"
+        if len(prompt) > limits.max_prompt_chars:
+            raise HTTPException(422, f"messages: at most {limits.max_prompt_chars} characters in all (max_prompt_chars)")
+        produce, fill = (lambda job: raw_candidates(run, prompt, s, job)), None
+    env = Envelope("chatcmpl", "chat.completion.chunk", desk.model_id, include_usage(req))
+    replies = ChatReplies(s.n, fill)
+    if not req.stream:
+        await desk.slots.run(lambda job: replies.consume(produce(job)))
+        return chat_body(env, replies, run, prompt, s.max_tokens)
+    items = desk.slots.stream(produce)
+    return streaming(chat_stream(items, env, replies, run, prompt, s.max_tokens, limits.timeout_s))
+
+
+def customer_message(req: Any, limits: ServerLimits) -> str:
+    users = [message_text(m.content) for m in req.messages if m.role == "user"]
+    if not users or not users[-1].strip():
+        raise HTTPException(422, "messages: the last user message is the customer's message and must not be empty")
+    if len(users[-1]) > limits.max_message_chars:
+        raise HTTPException(422, f"messages: the user message is longer than max_message_chars={limits.max_message_chars}")
+    return users[-1]
+
+
+def assistant_pieces(assistant: Any, message: str, s: Sampling) -> Callable[[Job], Iterator[tuple[int, Any]]]:
+    """Raw token pieces ``(index, text)`` of the assistant's replies, then ``(-1, AssistResult)``."""
+    options = {"n": s.n, "max_new_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed}
+
+    def produce(job: Job) -> Iterator[tuple[int, Any]]:
+        for event in assistant.suggest_stream(message, **options):
+            job.check()
+            if isinstance(event, TokenEvent):
+                yield event.index, event.text
+            elif isinstance(event, DoneEvent):
+                yield -1, event.result
+
+    return produce
+
+
+def brand_fill(assistant: Any) -> Callable[[str], str] | None:
+    brand = getattr(assistant, "brand", None)
+    return (lambda text: brand.fill(text).text) if brand is not None else None

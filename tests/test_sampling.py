@@ -57,3 +57,21 @@ def test_text_streams_in_chunks() -> None:
     chunks = list(generate_text(model, tok, "", 20_000, seed=0))
     assert len(chunks) > 1  # streamed, not one string at the end
     assert sum(len(c) for c in chunks) == 20_000
+
+
+def test_stop_strings_end_a_sample_everywhere(tmp_path, capsys) -> None:
+    """generate_text, bl.sample and `bigramlm sample --stop` stop before the stop text."""
+    import bigramlm as bl
+    from bigramlm.cli import main
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("ab\ncd\n" * 200, encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(corpus), "--method", "counts", "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    full = bl.sample(str(run), "a", 200, seed=1)
+    assert "\n" in full
+    cut = bl.sample(str(run), "a", 200, seed=1, stop=["\n"])
+    assert cut == full[: full.index("\n")]
+    assert main(["sample", str(run), "--prompt", "a", "--tokens", "200", "--seed", "1", "--stop", "\\n"]) == 0
+    assert capsys.readouterr().out == cut + "\n"

@@ -46,3 +46,27 @@ def test_accepted_cases_feed_learn_and_the_server_reloads(tmp_path):
         after = desk.run.model.state_dict()
         assert any(not torch.equal(before[k], after[k]) for k in before), "the server still runs the old weights"
         assert client.post("/api/suggest", json={"message": "hi", "max_new_tokens": 5}).status_code == 200
+
+
+def test_a_learn_with_a_non_finite_rate_changes_nothing_and_the_desk_keeps_answering(tmp_path):
+    """`learn --lr nan` (and inf) is refused before anything is written: the old weights
+    stay byte for byte, the case is not stored, and the running desk answers 200 on every route."""
+    from bigramlm.checkpoint import WEIGHTS
+
+    run_dir = train_support_run(tmp_path)
+    cases = tmp_path / "cases.csv"
+    cases.write_text("instruction,response,intent,category\nwhere is it,It ships today.,track_order,ORDER\n", encoding="utf-8")
+    weights = (run_dir / WEIGHTS).read_bytes()
+    with TestClient(create_app(run_dir)) as client:
+        for lr in ("nan", "inf"):
+            proc = subprocess.run([sys.executable, "-m", "bigramlm", "learn", str(run_dir), "--cases", str(cases), "--lr", lr],
+                                  capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 2 and proc.stderr.startswith("error: --lr ") and proc.stderr.count("\n") == 1
+        assert (run_dir / WEIGHTS).read_bytes() == weights
+        assert client.get("/api/stats").json()["cases"] == 0
+        time.sleep(1.5)  # past the watcher's one-second look at the weights file: nothing to reload
+        assert client.get("/healthz").json()["reloads"] == 0
+        assert client.post("/api/suggest", json={"message": "where is my order", "max_new_tokens": 10}).status_code == 200
+        assert client.post("/v1/completions", json={"prompt": "### Instruction:\n", "max_tokens": 5}).status_code == 200
+        chat = {"messages": [{"role": "user", "content": "where is my order"}], "max_tokens": 5}
+        assert client.post("/v1/chat/completions", json=chat).status_code == 200

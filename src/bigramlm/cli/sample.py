@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import sys
 from pathlib import Path
 
@@ -18,6 +19,8 @@ def add_sample_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=None, help="sample only from the k likeliest tokens")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
     p.add_argument("--seed", type=int, default=None, help="random seed for reproducible samples")
+    p.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                   help="end the sample before this text (repeatable; backslash escapes such as \\n are understood)")
     add_threads_flag(p)
     p.set_defaults(func=cmd_sample, flag_names={"max_new_tokens": "--tokens"})
 
@@ -34,7 +37,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     run = load_run(args.run_dir)
     apply_threads(args.threads, run.model)
-    chunks = generate_text(run.model, run.tokenizer, args.prompt, args.tokens, args.temperature, args.top_k, args.top_p, args.seed)
+    stop = [codecs.decode(s, "unicode_escape") for s in args.stop]
+    chunks = generate_text(run.model, run.tokenizer, args.prompt, args.tokens, args.temperature, args.top_k, args.top_p,
+                           args.seed, stop=stop)
     out = sys.stdout
     for chunk in chunks:
         out.write(chunk)

@@ -64,3 +64,35 @@ def test_split_is_contiguous_ninety_percent() -> None:
     text = "".join(chr(97 + i % 26) for i in range(1001))
     tr, va = split_text(text)
     assert tr + va == text and len(tr) == 900
+
+
+def test_row_batches_start_where_rows_start() -> None:
+    from bigramlm.data.batching import get_row_batch, row_starts_that_fit
+
+    data = torch.arange(100)
+    starts = torch.tensor([0, 7, 30, 55, 90, 97])
+    fit = row_starts_that_fit(starts, len(data), block_size=8)
+    assert fit.tolist() == [0, 7, 30, 55, 90]  # 97 + 8 + 1 tokens would run past the end
+    x, y = get_row_batch(data, fit, batch_size=64, block_size=8, generator=torch.Generator().manual_seed(0))
+    assert set(x[:, 0].tolist()) <= set(fit.tolist())
+    assert torch.equal(y, x + 1)
+
+
+def test_training_with_row_batches_sees_whole_rows(tmp_path) -> None:
+    """batching="rows" encodes each row on its own (the same ids as the whole text) and
+    starts every window at a row; plain text has no rows to start at."""
+    from bigramlm.data import load_data
+    from bigramlm.errors import BigramLMError
+    from bigramlm.training import TrainConfig, train
+    from desk_helpers import write_support_csv
+
+    data = load_data(str(write_support_csv(tmp_path / "s.csv")))
+    seen: list[torch.Tensor] = []
+    config = TrainConfig(steps=3, batching="rows", block_size=16, batch_size=4, eval_every=3, checkpoint_every=3)
+    train(data, tmp_path / "run", config=config, progress=False, after_step=lambda step, model: None,
+          on_step=lambda step, loss: seen.append(loss))
+    assert len(seen) == 3
+    text = tmp_path / "plain.txt"
+    text.write_text("no rows here. " * 50, encoding="utf-8")
+    with pytest.raises(BigramLMError, match="batching"):
+        train(load_data(str(text)), tmp_path / "run2", config=config, progress=False)

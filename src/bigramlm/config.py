@@ -61,6 +61,7 @@ class TrainConfig:
     amp: str = "none"  # "none", "bf16" (autocast), or "auto": bf16 where the hardware has fast bf16
     compile: bool = False  # torch.compile the training forward
     threads: int | None = None  # intra-op CPU threads; None = the policy of training/threads.py (model size, idle cores)
+    batching: str = "windows"  # "windows" anywhere in the text, or "rows": windows start where a row starts
 
     def validate(self) -> None:
         """Every value in range, every number finite; a one-line error naming the parameter."""
@@ -103,6 +104,7 @@ def _check_choices(config: TrainConfig) -> None:
         "lr_schedule": ("constant", "cosine", "linear"),
         "tokenizer": ("char", "bpe"),
         "amp": ("none", "bf16", "auto"),
+        "batching": ("windows", "rows"),
     }
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:

@@ -84,6 +84,8 @@ def _add_speed_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--keep-best", action=argparse.BooleanOptionalAction, default=None, help="keep the best periodic-eval weights (gpt default on)")
     o.add_argument("--amp", choices=["none", "bf16", "auto"], default=None, help="bf16 autocast; gpt default auto (bf16 on AMX CPUs and bf16 GPUs), bigram none")
     o.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model (default off)")
+    o.add_argument("--batching", choices=["windows", "rows"], default=None,
+                   help="windows: anywhere in the text (default); rows: every window starts where an instruction row starts")
     add_threads_flag(o, "by model size")
 
 
@@ -134,7 +136,7 @@ def _training_overrides(args: argparse.Namespace, block_size: int | None) -> dic
         steps = UNBOUNDED_STEPS  # the clock ends the run
     same_name = ("method", "batch_size", "weight_decay", "alpha", "seed", "eval_every", "checkpoint_every",
                  "tokenizer", "vocab_size", "time_limit", "grad_accum", "lr_schedule", "min_lr_ratio",
-                 "grad_clip", "beta2", "eval_tokens", "keep_best", "amp", "compile", "threads")
+                 "grad_clip", "beta2", "eval_tokens", "keep_best", "amp", "compile", "threads", "batching")
     return {
         **{name: getattr(args, name) for name in same_name},
         "steps": steps,

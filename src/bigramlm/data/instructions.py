@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bigramlm._fs import atomic_write_text, check_writable, sha256_of
-from bigramlm.data.formats import count_placeholders, format_rows, format_spec
+from bigramlm.data.formats import count_placeholders, format_block, format_rows, format_spec
 from bigramlm.data.registry import resolve_source
 from bigramlm.data.run_files import InstructionRunFiles, split_ids
 from bigramlm.data.splits import SPLIT_FRACTIONS, SPLIT_SEED, stratified_split
@@ -89,6 +89,7 @@ def load_instruction_data(
     parts = stratified_split(table.rows, fractions, seed)
     if not parts["train"] or not parts["val"]:
         raise BigramLMError(f"{path} has too few usable rows ({len(table.rows)}) to split into train, val and test")
+    train_units = [format_block(r.instruction, r.response, r.intent, r.category, labels) for r in parts["train"]]
     texts = {name: format_rows(rows, labels) for name, rows in parts.items()}
     spec: dict[str, Any] = {
         "kind": "instructions",
@@ -115,6 +116,7 @@ def load_instruction_data(
         test_text=texts["test"],
         parts=parts,
         labels=labels,
+        train_units=train_units,
     )
     spec["label_set"] = [[i, c] for i, c in data.label_set]
     return data

@@ -26,6 +26,9 @@ class TextData:
     spec: dict[str, Any] = field(default_factory=dict)
     #: Text the character vocabulary is built from (train + val: all the run sees).
     vocab_text: str = ""
+    #: The train text as the units it is made of (an instruction table's formatted rows),
+    #: whose concatenation is ``train_text``; None for plain text.
+    train_units: list[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.vocab_text:

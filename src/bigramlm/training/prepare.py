@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 from bigramlm.checkpoint import METRICS, ModelSpec, RunConfig, TokenizerSpec, read_config
 from bigramlm.checkpoint.run import check_tokenizer_matches
 from bigramlm.config import TrainConfig
-from bigramlm.data.batching import check_block_size
+from bigramlm.data.batching import check_block_size, row_starts_that_fit
 from bigramlm.data.text import TextData
+from bigramlm.errors import BigramLMError
 from bigramlm.models import build_model, model_config_dict
 from bigramlm.tokenization import Tokenizer, build_tokenizer, load_tokenizer, tokenizer_from_dict
 from bigramlm.training.amp import resolve_amp
@@ -41,6 +43,8 @@ class TrainSetup:
     device: torch.device
     tokenizer: Tokenizer
     train_ids: torch.Tensor
+    #: With ``batching="rows"``: the token offsets where a window may start (row starts).
+    train_row_starts: torch.Tensor | None
     val_ids: torch.Tensor
     model: nn.Module  # the bare model: what is saved and evaluated
     run_config: RunConfig
@@ -75,7 +79,7 @@ def prepare(
     tokenizer = _tokenizer(data, out_dir, config, resume, dist)
     device = torch.device(device_name)
     config.amp = resolve_amp(config.amp, device)  # config.json records what ran
-    train_ids, val_ids, val_characters = _encode_splits(data, tokenizer, config, device)
+    train_ids, train_row_starts, val_ids, val_characters = _encode_splits(data, tokenizer, config, device)
     model = _build_model(model_name, model_config, tokenizer, config, dist, device)
     run_config = RunConfig(
         model=ModelSpec(model_name, model_config_dict(model)),
@@ -87,7 +91,7 @@ def prepare(
     full_eval, periodic_eval = _evaluators(tokenizer, val_ids, val_characters, config, dist)
     return TrainSetup(
         data=data, out_dir=out_dir, model_name=model_name, config=config, dist=dist, device=device,
-        tokenizer=tokenizer, train_ids=train_ids, val_ids=val_ids, model=model, run_config=run_config,
+        tokenizer=tokenizer, train_ids=train_ids, train_row_starts=train_row_starts, val_ids=val_ids, model=model, run_config=run_config,
         full_eval=full_eval, periodic_eval=periodic_eval, log=log if dist.is_main else _silent, now=now,
     )
 
@@ -116,13 +120,31 @@ def _characters(tokenizer: Tokenizer, text: str, ids: torch.Tensor) -> int:
 
 def _encode_splits(
     data: TextData, tokenizer: Tokenizer, config: TrainConfig, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    train_ids = torch.from_numpy(tokenizer.encode(data.train_text))
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, int]:
+    train_ids, row_starts = _encode_train(data, tokenizer, config)
     val_ids = torch.from_numpy(tokenizer.encode(data.val_text))
     check_block_size(train_ids, config.block_size, "train split")
     check_block_size(val_ids, config.block_size, "val split")
     val_characters = _characters(tokenizer, data.val_text, val_ids)
-    return train_ids.to(device), val_ids.to(device), val_characters
+    if row_starts is not None:
+        row_starts = row_starts_that_fit(row_starts, len(train_ids), config.block_size)
+        if len(row_starts) == 0:
+            raise BigramLMError(f"block_size {config.block_size} is longer than the train split's rows allow", param="block_size")
+    return train_ids.to(device), row_starts, val_ids.to(device), val_characters
+
+
+def _encode_train(data: TextData, tokenizer: Tokenizer, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The train split's ids, and with row batching the offset where each row starts."""
+    if config.batching != "rows":
+        return torch.from_numpy(tokenizer.encode(data.train_text)), None
+    if not data.train_units:
+        raise BigramLMError("batching rows needs data made of rows (an instruction table), not plain text", param="batching")
+    # Each row is encoded on its own: both tokenizers encode line by line, and a row ends
+    # with a newline, so the concatenation is exactly the encoding of the whole text.
+    pieces = [tokenizer.encode(unit) for unit in data.train_units]
+    lengths = torch.tensor([len(p) for p in pieces], dtype=torch.long)
+    starts = torch.cumsum(lengths, 0) - lengths
+    return torch.from_numpy(np.concatenate(pieces)), starts
 
 
 def _build_model(

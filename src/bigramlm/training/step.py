@@ -12,7 +12,7 @@ import contextlib
 
 import torch
 
-from bigramlm.data.batching import get_batch
+from bigramlm.data.batching import get_batch, get_row_batch
 from bigramlm.training.amp import autocast
 from bigramlm.training.prepare import TrainSetup
 from bigramlm.training.schedule import lr_factor
@@ -28,7 +28,10 @@ def take_step(setup: TrainSetup, state: TrainState) -> float:
     setup.optimizer.zero_grad(set_to_none=True)
     raw = 0.0
     for micro in range(accum):
-        x, y = get_batch(setup.train_ids, config.batch_size, config.block_size, state.generator)
+        if setup.train_row_starts is None:
+            x, y = get_batch(setup.train_ids, config.batch_size, config.block_size, state.generator)
+        else:
+            x, y = get_row_batch(setup.train_ids, setup.train_row_starts, config.batch_size, config.block_size, state.generator)
         # Under DDP only the last micro-batch all-reduces the accumulated gradients.
         sync = model.no_sync() if setup.dist.enabled and micro < accum - 1 else contextlib.nullcontext()
         with sync:

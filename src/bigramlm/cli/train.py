@@ -32,8 +32,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     d = TrainConfig()
     p = sub.add_parser("train", help="train a model on a corpus", description="Train a model and write a run directory.")
     p.add_argument("--data", required=True, help="a named corpus (tinyshakespeare, bitext) or a file path")
-    p.add_argument("--model", default="bigram", help="model to train: bigram (default) or gpt")
-    p.add_argument("--method", default=d.method, choices=["sgd", "counts"], help="sgd: AdamW on batches; counts: closed-form bigram")
+    p.add_argument("--model", default=None, help="model to train: bigram (default) or gpt (the default of --recipe support)")
+    p.add_argument("--recipe", choices=["support"], default=None,
+                   help="support: the assistant's model from scratch within --time-limit (default 1200 s): the "
+                        "understanding, then the GPT (or --model bigram) on the labelled rows; see the README")
+    p.add_argument("--method", default=None, choices=["sgd", "counts"],
+                   help="sgd: AdamW on batches (default); counts: closed-form bigram (the default of --recipe support --model bigram)")
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
     p.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default {d.steps}; gpt: {g['steps']}, or until --time-limit)")
     p.add_argument("--lr", type=float, default=None, help=f"learning rate (default {d.learning_rate}; gpt: {g['learning_rate']})")
@@ -197,6 +201,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_writable(out, "out_dir", directory=True)
     if not args.resume and (out / "config.json").exists() and not args.overwrite:
         raise BigramLMError(f"{out} already holds a run; use --resume to continue it or --overwrite to replace it")
+    args.model = args.model or ("gpt" if args.recipe else "bigram")
+    if args.recipe is not None:
+        return _train_support(args)
     config, model_config = train_config_from_args(args)
     config.device = resolve_device(args.device)
     config.validate()
@@ -214,6 +221,35 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume, steps=args.steps if args.resume else None,
         progress=not (args.no_progress or args.json), log=log,
     )
+    return _report(args, result)
+
+
+def _train_support(args: argparse.Namespace) -> int:
+    """``--recipe support``: the recipe's settings, where no flag says otherwise."""
+    if args.resume:
+        raise BigramLMError("--recipe support trains a new run; resume one with --resume alone")
+    if args.model not in ("gpt", "bigram"):
+        raise BigramLMError(f"--recipe support trains --model gpt or bigram (got {args.model})")
+    overrides = {k: v for k, v in _training_overrides(args, args.block_size).items() if v is not None}
+    overrides.pop("time_limit", None)
+    if args.time_limit is None:
+        overrides.pop("steps", None)
+    overrides["device"] = resolve_device(args.device)
+    model_overrides = {n: getattr(args, n) for n in ("n_layer", "n_head", "n_embd", "dropout") if getattr(args, n) is not None}
+    from bigramlm.data import load_data
+    from bigramlm.support.recipe import train_support
+    from bigramlm.training.clock import process_start_time
+
+    check_column_flags(args.data, args)
+    data = load_data(args.data, **{**column_options(args), "labels": True})
+    result = train_support(data, args.out, model_name=args.model, time_limit=args.time_limit, overrides=overrides,
+                           model_overrides=model_overrides, started_at=process_start_time(),
+                           progress=not (args.no_progress or args.json), log=stderr_log(args))
+    return _report(args, result)
+
+
+def _report(args: argparse.Namespace, result: Any) -> int:
+    out = args.out
     if not is_main_process():  # under torchrun only rank 0 reports
         return 0
     if args.json:

@@ -84,3 +84,59 @@ def default_train_config(model_name: str, **overrides: Any) -> TrainConfig:
         raise BigramLMError(f"unknown training setting: {exc}") from None
 
 
+
+
+#: ``bigramlm train --recipe support``: the support model, trained from scratch on these 2
+#: cores within ``time_limit`` (20 minutes by default, understanding included). Measured on
+#: the Bitext sample (notes in ``bigramlm.support.recipe``):
+#:
+#: - byte-level BPE of 2,048 tokens: 4.64 characters a token (512: 2.65, 1,024: 4.13,
+#:   4,096: 4.78, 8,192: 4.81), so a labelled row is 182 tokens on average, 300 at the
+#:   90th percentile; beyond 2,048 the rows hardly shorten while the output layer grows;
+#: - the block holds the whole row (message, labels and reply) for 99% of rows: the
+#:   recipe measures the 99th percentile on the train rows and rounds it up to 32 (384
+#:   on the sample), so the reply is never written after the message has scrolled away;
+#: - windows start where a row starts (``batching="rows"``), so every window the model
+#:   learns from holds the message its reply answers;
+#: - the labelled format: the intent and category lines sit between the message and the
+#:   reply, and generation is conditioned on the intent the assistant understood.
+SUPPORT_TRAIN_DEFAULTS: dict[str, Any] = {
+    "time_limit": 1200.0,
+    "steps": 1_000_000_000,  # the clock ends the run
+    "tokenizer": "bpe",
+    "vocab_size": 2048,
+    "batching": "rows",
+    "batch_size": 16,
+    "learning_rate": 2e-3,
+    "weight_decay": 0.1,
+    "beta2": 0.99,
+    "grad_clip": 1.0,
+    "warmup_steps": 100,
+    "lr_schedule": "linear",
+    "min_lr_ratio": 0.0,
+    "eval_every": 100,
+    "checkpoint_every": 100,
+    "eval_tokens": 16384,
+    "keep_best": True,
+    "amp": "auto",
+}
+SUPPORT_MODEL: dict[str, Any] = {"n_layer": 4, "n_head": 4, "n_embd": 256, "dropout": 0.0}
+#: Shorter budgets train a smaller model (its steps are cheaper): (budget below which
+#: it applies, model overrides, training overrides).
+SUPPORT_BUDGET_RECIPES: list[tuple[float, dict[str, Any], dict[str, Any]]] = [
+    (400.0, {"n_layer": 2, "n_head": 4, "n_embd": 128}, {"learning_rate": 3e-3}),
+]
+#: The share of rows whose whole labelled block must fit in the context.
+SUPPORT_ROW_COVERAGE = 0.99
+
+
+def support_recipe(time_limit: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model config, training overrides) of the support recipe for a budget in seconds."""
+    budget = SUPPORT_TRAIN_DEFAULTS["time_limit"] if time_limit is None else time_limit
+    model, training = dict(SUPPORT_MODEL), {**SUPPORT_TRAIN_DEFAULTS, "time_limit": budget}
+    for below, model_overrides, training_overrides in SUPPORT_BUDGET_RECIPES:
+        if budget < below:
+            model.update(model_overrides)
+            training.update(training_overrides)
+            break
+    return model, training

@@ -86,7 +86,12 @@ def cmd_assist(args: argparse.Namespace) -> int:
 
 def _print_assist(result: dict[str, Any]) -> None:
     prob = result["intent_probability"]
-    print(f"intent: {result['intent']} ({result['category']}), p = {prob:.3f}" if prob is not None else "intent: unknown")
+    if prob is None:
+        print("intent: unknown")
+    elif result.get("intent_unsure"):
+        print(f"intent: UNSURE - best guess {result['intent']} ({result['category']}), p = {prob:.3f}; check before replying")
+    else:
+        print(f"intent: {result['intent']} ({result['category']}), p = {prob:.3f}")
     if "baseline" in result:
         b = result["baseline"]
         print(f"baseline (TF-IDF + logistic regression): {b['intent']} ({b['category']}), p = {b['probability']:.3f}")

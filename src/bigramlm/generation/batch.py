@@ -58,10 +58,12 @@ def generate_batch(
     stop: Sequence[str] = (),
     rows_per_batch: int = 64,
     on_progress: Callable[[int], None] | None = None,
+    greedy: Sequence[bool] | None = None,
 ) -> list[str]:
     """The continuation of each prompt (not including it), cut before the first stop string.
 
-    Temperature 0 is greedy. Rows are processed ``rows_per_batch`` at a time, longest
+    Temperature 0 is greedy; ``greedy[i]`` makes prompt ``i`` greedy while the others
+    sample (the best guess and its alternatives in one batched decode). Rows are processed ``rows_per_batch`` at a time, longest
     prompts together so that little padding is computed.
     """
     check_new_tokens(max_new_tokens)
@@ -78,8 +80,9 @@ def generate_batch(
     try:
         for start in range(0, len(order), rows_per_batch):
             chunk = order[start : start + rows_per_batch]
+            greedy_rows = torch.tensor([bool(greedy[i]) if greedy is not None else False for i in chunk])
             texts = _decode_rows(model, tokenizer, [encoded[i] for i in chunk], max_new_tokens,
-                                 (temperature, top_k, top_p), generator, stop, flags)
+                                 (temperature, top_k, top_p), generator, stop, flags, greedy_rows)
             for i, text in zip(chunk, texts):
                 out[i] = text
             if on_progress is not None:
@@ -91,7 +94,7 @@ def generate_batch(
 
 def _decode_rows(model: LanguageModel, tokenizer: Tokenizer, contexts: list[list[int]], max_new_tokens: int,
                  sampling: tuple[float, int | None, float | None], generator: torch.Generator,
-                 stop: Sequence[str], flags: torch.Tensor) -> list[str]:
+                 stop: Sequence[str], flags: torch.Tensor, greedy_rows: torch.Tensor) -> list[str]:
     """Decode one batch of rows; finished rows are dropped from the decoder as they stop."""
     budget = max_new_tokens
     if not model.markov:  # a row may not outgrow the context it was trained on
@@ -106,6 +109,8 @@ def _decode_rows(model: LanguageModel, tokenizer: Tokenizer, contexts: list[list
         else:
             probs = filter_logits(decoder.logits, temperature, top_k, top_p).cpu()
             tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            if bool(greedy_rows.any()):
+                tokens = torch.where(greedy_rows, decoder.logits.argmax(dim=-1).cpu(), tokens)
         still = []
         for slot, (r, token) in enumerate(zip(active, tokens.tolist())):
             row = rows[r]
@@ -120,6 +125,6 @@ def _decode_rows(model: LanguageModel, tokenizer: Tokenizer, contexts: list[list
         if len(still) < len(active):
             keep = torch.tensor(still, dtype=torch.long)
             decoder.keep_rows(keep)
-            tokens, active = tokens[keep], [active[s] for s in still]
+            tokens, active, greedy_rows = tokens[keep], [active[s] for s in still], greedy_rows[keep]
         decoder.push(tokens)
     return [row.text if row.text is not None else tokenizer.decode(row.ids) for row in rows]

@@ -45,11 +45,18 @@ def sample_tokens(
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
+    greedy_rows: int = 0,
 ) -> Iterator[torch.Tensor]:
-    """Yield the next token of every row, (n,), ``max_new_tokens`` times."""
+    """Yield the next token of every row, (n,), ``max_new_tokens`` times.
+
+    The first ``greedy_rows`` rows take the likeliest token instead of a sample: one
+    decode then gives the model's single best guess beside its alternatives.
+    """
     for i in range(max_new_tokens):
         probs = filter_logits(decoder.logits, temperature, top_k, top_p).cpu()
         tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        if greedy_rows:
+            tokens[:greedy_rows] = decoder.logits[:greedy_rows].argmax(dim=-1).cpu()
         yield tokens
         if i + 1 < max_new_tokens:  # the last token needs no successor
             decoder.push(tokens)
@@ -163,6 +170,7 @@ def generate_candidates(
     seed: int | None = None,
     stop: Sequence[str] = (),
     kv_cache: bool = True,
+    greedy_rows: int = 0,
 ) -> Iterator[tuple[int, str]]:
     """Grow ``n`` continuations of ``prompt`` side by side, streaming ``(index, text)``.
 
@@ -180,7 +188,7 @@ def generate_candidates(
     try:
         decoder = make_decoder(model, [context] * n, kv_cache)
         scanners = [StopScanner(stop) for _ in range(n)]
-        for tokens in sample_tokens(decoder, max_new_tokens, temperature, top_k, top_p, generator):
+        for tokens in sample_tokens(decoder, max_new_tokens, temperature, top_k, top_p, generator, greedy_rows):
             for i, token in enumerate(tokens.tolist()):
                 if not scanners[i].done:
                     piece = scanners[i].feed(tokenizer.decode([token]))

@@ -59,10 +59,12 @@ from bigramlm.support.results import (
 )
 from bigramlm.support.retrieval import INDEX_FILE, Case, CaseIndex
 from bigramlm.support.store import CaseStore
+from bigramlm.support.understanding import UNSURE_BELOW, Understander
 from bigramlm.tokenization import normalize_for_vocab
 
 DEFAULTS = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_k": None, "top_p": 0.95, "k_similar": 3}
 MAX_N = 16
+UNDERSTANDER_METHOD = "sentence-embedding-logreg-calibrated"
 
 
 def require_instruction_run(run: Run) -> dict[str, Any]:
@@ -110,8 +112,12 @@ class Assistant:
                 self._category_of = {r.intent: r.category for r in labelled}
         self._store_seen = 0
         self._refresh_lock = threading.Lock()
-        # Encoded label lines, once: the classifier's candidate continuations.
+        # Encoded label lines, once: the language model's candidate continuations.
         self._label_ids = [self._encode(label_lines(i, c)) for i, c in self.label_set]
+        loaded = Understander.load(Path(run.path))
+        #: The calibrated sentence-embedding classifier of ``--recipe support`` runs (None
+        #: for other runs, which classify with the language model alone).
+        self.understander: Understander | None = loaded[0] if loaded else None
         self.refresh_cases()
 
     # --- loading -----------------------------------------------------------------------
@@ -166,13 +172,28 @@ class Assistant:
         return text.strip(), replaced
 
     def classify(self, message: str) -> tuple[list[IntentScore], str | None]:
-        """Every intent with its probability, likeliest first, and the method (``message`` normalised)."""
+        """Every intent with its probability, likeliest first, and the method (``message`` normalised).
+
+        A run with an understander answers with its calibrated probabilities; others
+        with the language model's own label likelihood (``model_classify``).
+        """
+        if self.understander is not None:
+            prediction = self.understander.predict([message])[0]
+            classes = self.understander.classes
+            ranked = sorted(zip(classes, prediction.probabilities), key=lambda t: -t[1])
+            scores = [IntentScore(i, self.understander.categories.get(i), float(p)) for i, p in ranked]
+            return scores, UNDERSTANDER_METHOD
         if self.labels and self.label_set:
-            prefix = self._encode(f"{INSTRUCTION_HEADER}{message}\n\n")
-            probs = softmax(continuation_logprob_sums(self.model, prefix, self._label_ids))
-            ranked = sorted(zip(self.label_set, probs), key=lambda t: -t[1])
-            return [IntentScore(i, c, float(p)) for (i, c), p in ranked], "lm-labelled-likelihood"
+            return self.model_classify(message), "lm-labelled-likelihood"
         return self._vote(message), "nearest-cases"
+
+    def model_classify(self, message: str) -> list[IntentScore]:
+        """The language model alone: its log-likelihood of each intent's labelled lines
+        after the message, normalised over the intents (a generative classifier)."""
+        prefix = self._encode(f"{INSTRUCTION_HEADER}{message}\n\n")
+        probs = softmax(continuation_logprob_sums(self.model, prefix, self._label_ids))
+        ranked = sorted(zip(self.label_set, probs), key=lambda t: -t[1])
+        return [IntentScore(i, c, float(p)) for (i, c), p in ranked]
 
     def _vote(self, message: str, k: int = 15) -> list[IntentScore]:
         """Fallback for runs trained without labels: similarity-weighted nearest cases."""
@@ -200,6 +221,7 @@ class Assistant:
             intent=top.intent if top else None,
             category=top.category if top else None,
             intent_probability=top.probability if top else None,
+            intent_unsure=top is None or (self.understander is not None and top.probability < UNSURE_BELOW),
             intent_method=method if top else None,
             intents=ranking[:5],
             similar_cases=self.similar_cases(text, k_similar),

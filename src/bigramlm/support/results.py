@@ -43,6 +43,9 @@ class Understanding:
     category: str | None
     intent_probability: float | None
     intent_method: str | None
+    #: The calibrated probability is below ``understanding.UNSURE_BELOW``: the intent is a
+    #: best guess, and the desk and the CLI say so.
+    intent_unsure: bool = False
     intents: list[IntentScore] = field(default_factory=list)
     similar_cases: list[SimilarCase] = field(default_factory=list)
     replaced_characters: int = 0
@@ -100,7 +103,8 @@ class AssistResult:
 
     def to_dict(self) -> dict[str, Any]:
         u = self.understanding.to_dict()
-        out: dict[str, Any] = {k: u[k] for k in ("intent", "category", "intent_probability", "intent_method", "intents")}
+        out: dict[str, Any] = {k: u[k] for k in ("intent", "category", "intent_probability", "intent_method",
+                                                 "intent_unsure", "intents")}
         out["suggestions"] = [asdict(s) for s in self.suggestions]
         out["similar_cases"] = u["similar_cases"]
         out["replaced_characters"] = u["replaced_characters"]

@@ -126,10 +126,9 @@ def test_corrupt_run_files_are_one_line_errors(trained, tmp_path):
 def test_rank_strips_leading_header_markers(trained):
     run, _ = trained
     assistant = Assistant.load(run, use_store=False)
-    prompt = assistant.prompt_for("cancel my order", "cancel_order", "ORDER")
     candidates = ["### e st your order", "e st your order", "### Intent: cancel_order\n### Response:\nI can help",
                   "###", "  ## \n", "#123 is cancelled"]
-    ranked = assistant.rank(prompt, candidates)
+    ranked = assistant.rank(candidates)
     assert sorted((s.index, s.text) for s in ranked) == [(0, "e st your order"), (2, "I can help"), (5, "#123 is cancelled")]
     assert all(not s.text.startswith("###") for s in ranked)
     assert strip_leading_markers("##Response:\nok") == "ok" and strip_leading_markers("Hello # there") == "Hello # there"

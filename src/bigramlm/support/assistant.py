@@ -36,12 +36,12 @@ from typing import Any, Iterator
 import numpy as np
 
 from bigramlm.checkpoint import Run, load_run
-from bigramlm.data.formats import INSTRUCTION_HEADER, STOP_STRINGS, label_lines, prompt_text, strip_leading_markers
+from bigramlm.data.formats import INSTRUCTION_HEADER, STOP_STRINGS, label_lines, prompt_text
 from bigramlm.data.instructions import load_run_files
 from bigramlm.data.run_files import InstructionRunFiles
 from bigramlm.errors import BigramLMError
-from bigramlm.evaluation.scoring import continuation_logprob_sums, continuation_logprobs
-from bigramlm.generation import generate_candidates
+from bigramlm.evaluation.scoring import continuation_logprob_sums
+from bigramlm.generation import generate_batch, generate_candidates
 from bigramlm.support.brand import BrandProfile
 from bigramlm.support.intent import IntentBaseline
 from bigramlm.support.results import (
@@ -59,6 +59,7 @@ from bigramlm.support.results import (
 )
 from bigramlm.support.retrieval import INDEX_FILE, Case, CaseIndex
 from bigramlm.support.store import CaseStore
+from bigramlm.support.suggestions import EVIDENCE_CASES, rank_candidates
 from bigramlm.support.understanding import UNSURE_BELOW, Understander
 from bigramlm.tokenization import normalize_for_vocab
 
@@ -172,20 +173,25 @@ class Assistant:
         return text.strip(), replaced
 
     def classify(self, message: str) -> tuple[list[IntentScore], str | None]:
-        """Every intent with its probability, likeliest first, and the method (``message`` normalised).
+        """Every intent with its probability, likeliest first, and the method (``message`` normalised)."""
+        return self.classify_many([message])[0]
+
+    def classify_many(self, messages: list[str]) -> list[tuple[list[IntentScore], str | None]]:
+        """``classify`` for many messages; the understander embeds them in one batch.
 
         A run with an understander answers with its calibrated probabilities; others
         with the language model's own label likelihood (``model_classify``).
         """
         if self.understander is not None:
-            prediction = self.understander.predict([message])[0]
-            classes = self.understander.classes
-            ranked = sorted(zip(classes, prediction.probabilities), key=lambda t: -t[1])
-            scores = [IntentScore(i, self.understander.categories.get(i), float(p)) for i, p in ranked]
-            return scores, UNDERSTANDER_METHOD
+            classes, categories = self.understander.classes, self.understander.categories
+            out = []
+            for prediction in self.understander.predict(messages):
+                ranked = sorted(zip(classes, prediction.probabilities), key=lambda t: -t[1])
+                out.append(([IntentScore(i, categories.get(i), float(p)) for i, p in ranked], UNDERSTANDER_METHOD))
+            return out
         if self.labels and self.label_set:
-            return self.model_classify(message), "lm-labelled-likelihood"
-        return self._vote(message), "nearest-cases"
+            return [(self.model_classify(m), "lm-labelled-likelihood") for m in messages]
+        return [(self._vote(m), "nearest-cases") for m in messages]
 
     def model_classify(self, message: str) -> list[IntentScore]:
         """The language model alone: its log-likelihood of each intent's labelled lines
@@ -210,8 +216,18 @@ class Assistant:
 
     def understand(self, message: str, k_similar: int = DEFAULTS["k_similar"]) -> Understanding:
         """Normalise the message, rank the intents, find similar cases (and the baseline's answer)."""
-        text, replaced = self.normalize(message)
-        ranking, method = self.classify(text)
+        return self.understand_many([message], k_similar)[0]
+
+    def understand_many(self, messages: list[str], k_similar: int = DEFAULTS["k_similar"]) -> list[Understanding]:
+        normalized = [self.normalize(m) for m in messages]
+        texts = [text for text, _ in normalized]
+        rankings = self.classify_many(texts)
+        similar = self.index.search_many(texts, k_similar) if k_similar > 0 else [[] for _ in texts]
+        return [self._understanding(text, replaced, ranking, method, hits)
+                for (text, replaced), (ranking, method), hits in zip(normalized, rankings, similar)]
+
+    def _understanding(self, text: str, replaced: int, ranking: list[IntentScore], method: str | None,
+                       hits: list[tuple[Case, float]]) -> Understanding:
         top = ranking[0] if ranking else None
         baseline = None
         if self.baseline is not None:
@@ -224,18 +240,22 @@ class Assistant:
             intent_unsure=top is None or (self.understander is not None and top.probability < UNSURE_BELOW),
             intent_method=method if top else None,
             intents=ranking[:5],
-            similar_cases=self.similar_cases(text, k_similar),
+            similar_cases=[SimilarCase(**case.to_dict(score)) for case, score in hits],
             replaced_characters=replaced,
             baseline=baseline,
         )
 
-    def score_texts(self, prompt: str, texts: list[str]) -> list[float]:
-        """Mean log-probability per character of each text as a continuation of ``prompt``."""
-        if not texts:
-            return []
-        prefix = self._encode(prompt)
-        values = continuation_logprobs(self.model, [prefix] * len(texts), [self._encode(t) for t in texts])
-        return [float(v.sum()) / max(len(t), 1) for v, t in zip(values, texts)]
+    def evidence(self, message: str, intent: str | None, k: int = EVIDENCE_CASES) -> list[str]:
+        """Replies of the resolved cases most like ``message`` (of its intent, when known): they vote in the ranking."""
+        return self.evidence_many([message], [intent], k)[0]
+
+    def evidence_many(self, messages: list[str], intents: list[str | None], k: int = EVIDENCE_CASES) -> list[list[str]]:
+        hits = self.index.search_many(messages, 4 * k) if k > 0 else [[] for _ in messages]
+        out = []
+        for found, intent in zip(hits, intents):
+            same = [case.reply for case, _ in found if intent is None or case.intent == intent]
+            out.append((same or [case.reply for case, _ in found])[:k])
+        return out
 
     def prompt_for(self, message: str, intent: str | None, category: str | None) -> str:
         return prompt_text(message, intent, category, labels=self.labels)
@@ -253,9 +273,10 @@ class Assistant:
         seed: int | None = None,
         k_similar: int = DEFAULTS["k_similar"],
     ) -> Iterator[SuggestEvent]:
-        """Yield the understanding, then ``TokenEvent``s as replies grow, then ``DoneEvent``.
+        """Yield the understanding, then ``TokenEvent``s as the candidates grow, then ``DoneEvent``.
 
-        ``DoneEvent.result`` is what ``suggest`` returns (``assist --json``).
+        Candidate 0 is the model's greedy reply, the others are samples; ``DoneEvent.result``
+        (what ``suggest`` returns, ``assist --json``) holds them ranked by consensus.
         """
         settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
         _check_request(message, settings)
@@ -266,29 +287,23 @@ class Assistant:
         prompt = self.prompt_for(text, understanding.intent, understanding.category)
         pieces: list[list[str]] = [[] for _ in range(n)]
         for index, piece in generate_candidates(
-            self.model, self.tokenizer, prompt, n, max_new_tokens,
-            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, stop=STOP_STRINGS,
+            self.model, self.tokenizer, prompt, n, max_new_tokens, temperature=temperature, top_k=top_k,
+            top_p=top_p, seed=seed, stop=STOP_STRINGS, greedy_rows=1,
         ):
             pieces[index].append(piece)
             yield TokenEvent(index, piece)
-        suggestions = self.rank(prompt, ["".join(parts) for parts in pieces])
+        evidence = self.evidence(text, understanding.intent)
+        suggestions = self.rank(["".join(parts) for parts in pieces], evidence)
         yield DoneEvent(AssistResult(understanding, suggestions, self.run.config.model.name, settings))
 
-    def rank(self, prompt: str, candidates: list[str]) -> list[Suggestion]:
+    def rank(self, candidates: list[str], evidence: list[str] = ()) -> list[Suggestion]:
         """Strip header markers a candidate starts with (``### e st...``), drop empty and
-        duplicate candidates (first occurrence wins), rank by score, fill the brand."""
-        seen: set[str] = set()
-        kept: list[tuple[int, str]] = []
-        for index, candidate in enumerate(candidates):
-            reply = strip_leading_markers(candidate)
-            if reply and reply not in seen:
-                seen.add(reply)
-                kept.append((index, reply))
-        scores = self.score_texts(prompt, [reply for _, reply in kept])
+        near-duplicate candidates, rank by consensus (``support.suggestions``), fill the brand."""
         suggestions = []
-        for (index, reply), score in sorted(zip(kept, scores), key=lambda t: -t[1]):
-            filled = self.brand.fill(reply)
-            suggestions.append(Suggestion(uuid.uuid4().hex, index, reply, filled.text, score, filled.unfilled, filled.mangled))
+        for ranked in rank_candidates(candidates, evidence):
+            filled = self.brand.fill(ranked.text)
+            suggestions.append(Suggestion(uuid.uuid4().hex, ranked.index, ranked.text, filled.text, ranked.score,
+                                          filled.unfilled, filled.mangled))
         return suggestions
 
     def suggest(self, message: str, **options: Any) -> AssistResult:
@@ -297,6 +312,26 @@ class Assistant:
             if isinstance(event, DoneEvent):
                 return event.result
         raise RuntimeError("the suggestion stream ended without a result")
+
+    def suggest_many(self, messages: list[str], settings: SuggestSettings, k_similar: int = 0,
+                     rows_per_batch: int = 96, on_progress: Any = None) -> list[AssistResult]:
+        """``suggest`` for many messages at once, decoded as one batched, KV-cached job
+        (what ``eval --task support`` runs); the same candidates, ranking and brand."""
+        _check_request(messages[0] if messages else "", settings)
+        understandings = self.understand_many(messages, k_similar)
+        texts = [self.normalize(m)[0] for m in messages]
+        prompts = [self.prompt_for(t, u.intent, u.category) for t, u in zip(texts, understandings)]
+        n = settings.n
+        outputs = generate_batch(
+            self.model, self.tokenizer, [p for p in prompts for _ in range(n)], settings.max_new_tokens,
+            temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p, seed=settings.seed,
+            stop=STOP_STRINGS, rows_per_batch=rows_per_batch, greedy=[i % n == 0 for i in range(n * len(prompts))],
+            on_progress=on_progress,
+        )
+        evidence = self.evidence_many(texts, [u.intent for u in understandings])
+        name = self.run.config.model.name
+        return [AssistResult(u, self.rank(outputs[i * n : (i + 1) * n], evidence[i]), name, settings)
+                for i, u in enumerate(understandings)]
 
 
 def _check_request(message: str, settings: SuggestSettings) -> None:

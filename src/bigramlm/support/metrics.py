@@ -64,20 +64,56 @@ CHRF_ORDER = 6  # sacrebleu's defaults: character n-grams of 1..6, beta 2, white
 CHRF_BETA = 2.0
 
 
-def _char_ngram_matrix(texts: Sequence[str], n: int) -> np.ndarray:
-    """Counts (K, V) of the character n-grams of each text, over their joint vocabulary."""
-    from collections import Counter
+def _ngram_keys(codes: np.ndarray, text_of: np.ndarray, ends: np.ndarray, n: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every character n-gram of the concatenated texts as one integer, and its text.
 
-    counters = []
-    for text in texts:
-        s = "".join(text.split())
-        counters.append(Counter(s[i : i + n] for i in range(len(s) - n + 1)))
-    vocabulary = {g: j for j, g in enumerate(set().union(*counters))}
-    matrix = np.zeros((len(texts), max(len(vocabulary), 1)), dtype=np.float64)
-    for row, counter in enumerate(counters):
-        for gram, count in counter.items():
-            matrix[row, vocabulary[gram]] = count
-    return matrix
+    ``codes`` holds all texts' characters as small integers (``bits`` wide), character
+    i belonging to text ``text_of[i]``, which ends at ``ends[text]``; an n-gram is kept
+    only if it lies inside one text.
+    """
+    windows = len(codes) - n + 1
+    if windows <= 0:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    keys = np.zeros(windows, dtype=np.uint64)
+    for j in range(n):
+        keys = (keys << np.uint64(bits)) | codes[j : j + windows]
+    text = text_of[:windows]
+    inside = np.arange(windows) + n <= ends[text]
+    return keys[inside], text[inside]
+
+
+def _ngram_keys_by_order(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per order n = 1..6: the (n-gram key, text index) of every n-gram of every text, in text order."""
+    points = [np.frombuffer("".join(t.split()).encode("utf-32-le"), dtype=np.uint32) for t in texts]
+    lengths = np.array([len(p) for p in points], dtype=np.int64)
+    flat = np.concatenate(points) if lengths.sum() else np.zeros(0, dtype=np.uint32)
+    # Characters as dense small integers, through a lookup table (one linear pass, no sort).
+    present = np.flatnonzero(np.bincount(flat)) if len(flat) else np.zeros(1, dtype=np.int64)
+    table = np.zeros(int(present.max()) + 1, dtype=np.uint64)
+    table[present] = np.arange(len(present), dtype=np.uint64)
+    bits = max(1, int(len(present)).bit_length())
+    if bits * CHRF_ORDER > 64:  # more than 1,024 distinct characters: n-grams would not pack
+        raise ValueError("pairwise_chrf packs n-grams of at most 1,024 distinct characters")
+    codes = table[flat]
+    text_of = np.repeat(np.arange(len(texts)), lengths)
+    ends = np.cumsum(lengths)
+    return [_ngram_keys(codes, text_of, ends, n, bits) for n in range(1, CHRF_ORDER + 1)]
+
+
+def _local_counts(keys: np.ndarray, text: np.ndarray, first: int, k: int) -> np.ndarray:
+    """Dense (k, V) counts of the n-grams of texts first..first+k-1 over their own vocabulary."""
+    lo, hi = np.searchsorted(text, [first, first + k])
+    if hi == lo:
+        return np.zeros((k, 1))
+    _, column = np.unique(keys[lo:hi], return_inverse=True)
+    width = int(column.max()) + 1
+    flat = (text[lo:hi] - first) * width + column
+    return np.bincount(flat, minlength=k * width).reshape(k, width).astype(np.float64)
+
+
+def _min_sum(counts: np.ndarray) -> np.ndarray:
+    """(K, K) sum over n-grams of min(count_i, count_j)."""
+    return np.minimum(counts[:, None, :], counts[None, :, :]).sum(axis=2)
 
 
 def pairwise_chrf(texts: Sequence[str]) -> np.ndarray:
@@ -87,12 +123,28 @@ def pairwise_chrf(texts: Sequence[str]) -> np.ndarray:
     pairs at once: minimum-bayes-risk picks compare every candidate with every other,
     which at ~20 ms a pair through sacrebleu would take minutes per evaluation.
     """
-    k = len(texts)
+    return pairwise_chrf_groups([list(texts)])[0]
+
+
+def pairwise_chrf_groups(groups: Sequence[Sequence[str]]) -> list[np.ndarray]:
+    """``pairwise_chrf`` of many small groups (one per evaluated message), counted in one pass."""
+    texts = [t for group in groups for t in group]
+    if not texts:
+        return [np.zeros((0, 0)) for _ in groups]
+    by_order = _ngram_keys_by_order(texts)
+    out, first = [], 0
+    for group in groups:
+        out.append(_group_chrf([_local_counts(keys, text, first, len(group)) for keys, text in by_order]))
+        first += len(group)
+    return out
+
+
+def _group_chrf(counts: list[np.ndarray]) -> np.ndarray:
+    k = counts[0].shape[0]
     precision, recall, orders = np.zeros((k, k)), np.zeros((k, k)), np.zeros((k, k))
-    for n in range(1, CHRF_ORDER + 1):
-        counts = _char_ngram_matrix(texts, n)
-        totals = counts.sum(axis=1)
-        matches = np.minimum(counts[:, None, :], counts[None, :, :]).sum(axis=2)
+    for dense in counts:
+        totals = dense.sum(axis=1)
+        matches = _min_sum(dense)
         both = (totals[:, None] > 0) & (totals[None, :] > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             precision += np.where(both, matches / totals[:, None], 0.0)

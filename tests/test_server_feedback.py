@@ -88,5 +88,5 @@ def test_schema_shows_the_route_its_bounds_and_the_new_figures(client):
     assert "/api/feedback" in schema["paths"]
     props = schema["components"]["schemas"]["FeedbackRequest"]["properties"]
     assert props["reason"]["anyOf"][0]["maxLength"] == 40
-    stats = schema["components"]["schemas"]["DeskStats"]["properties"]
+    stats = schema["components"]["schemas"]["StoreStats"]["properties"]
     assert {"acceptance_rate", "light_edit_acceptance_rate", "dismissed", "dismissal_rate"} <= set(stats)

@@ -206,26 +206,6 @@ class FeedbackSaved(BaseModel):
     created: bool = Field(description="False when the suggestion had been dismissed already (the first record is kept)")
 
 
-class DeskStats(BaseModel):
-    """``CaseStore.stats()``: the rates are null until there is something to divide by."""
-
-    cases: int
-    cases_since_last_learn: int
-    last_learned_id: int
-    suggestion_requests: int
-    suggestions_shown: int
-    accepted: int
-    accepted_edited: int
-    acceptance_rate: Optional[float] = Field(description="requests with an accepted suggestion, over requests shown")
-    light_edit_acceptance_rate: Optional[float] = Field(
-        description="requests whose accepted suggestion was edited by less than 40% normalised edit distance "
-                    "(unedited: 0), over requests shown")
-    unedited_rate: Optional[float] = Field(description="accepted suggestions sent as they were, over accepted ones")
-    mean_edit_distance: Optional[float]
-    dismissed: int = Field(description="suggestions dismissed")
-    dismissal_rate: Optional[float] = Field(description="suggestions dismissed, over suggestions shown")
-
-
 class CasePage(BaseModel):
     total: int
     offset: int

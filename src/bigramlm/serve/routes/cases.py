@@ -13,8 +13,8 @@ from fastapi import APIRouter, HTTPException, Query
 
 from bigramlm.serve.deps import DeskDep
 from bigramlm.serve.desk import Desk
-from bigramlm.serve.schemas import CasePage, CaseSaved, DeskStats, Schemas
-from bigramlm.support.store import SuggestionConflict, normalized_edit_distance
+from bigramlm.serve.schemas import CasePage, CaseSaved, Schemas
+from bigramlm.support.store import StoreStats, SuggestionConflict, normalized_edit_distance
 
 
 def router(schemas: Schemas) -> APIRouter:
@@ -32,9 +32,11 @@ def router(schemas: Schemas) -> APIRouter:
         return case_page(desk, page.offset, page.limit)  # type: ignore[attr-defined]
 
     @api.get("/api/stats")
-    def stats(desk: DeskDep) -> DeskStats:
-        """Acceptance (also counting light edits only), edit distance, dismissals, and cases stored since the last ``learn``."""
-        return DeskStats(**desk.store.stats())
+    def stats(desk: DeskDep) -> StoreStats:
+        """Acceptance (all, and with light edits only: under 40% normalised edit distance), edit
+        distance, dismissals (over suggestions shown), and cases stored since the last ``learn``.
+        The rates are null until there is something to divide by."""
+        return desk.store.desk_stats()
 
     return api
 

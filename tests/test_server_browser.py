@@ -126,6 +126,52 @@ def test_agent_gets_streamed_suggestions_edits_one_and_accepts_it(browser, tmp_p
     assert original.strip()  # the suggestion the agent started from was shown
 
 
+def test_agent_dismisses_a_suggestion_and_the_store_and_figures_show_it(browser, tmp_path):
+    from bigramlm.serve.app import create_app
+    from bigramlm.support.store import CaseStore
+    from desk_helpers import ThreadServer, train_support_run
+
+    run_dir = train_support_run(tmp_path)
+    with ThreadServer(create_app(run_dir)) as server:
+        page = browser.new_page(bypass_csp=True)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.base + "/")
+        page.fill("#message", "where is my package, it has not arrived")
+        page.fill("#n", "3")
+        page.click("#suggest")
+        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        cards = page.locator("#suggestions li.suggestion")
+        assert cards.count() >= 2
+        first, second = cards.nth(0), cards.nth(1)
+        dismissed_id, dismissed_text = first.get_attribute("data-id"), first.locator(".text").inner_text()
+        first.locator(".reason").select_option("wrong intent")
+        first.locator(".dismiss").click()
+        page.wait_for_function("document.querySelector('#suggestions li.dismissed') !== null", timeout=10_000)
+        assert "dismissed" in first.get_attribute("class") and "wrong intent" in first.locator(".edit-info").inner_text()
+        assert first.locator(".accept").is_disabled() and first.locator(".dismiss").is_disabled()
+        assert first.locator(".edit").is_disabled()
+        assert page.evaluate("getComputedStyle(document.querySelector('li.dismissed .text')).textDecorationLine") == "line-through"
+        page.wait_for_function("document.querySelector('#stats').textContent.includes('dismissed 1')", timeout=10_000)
+        # The other suggestions are untouched, and one of them can still be accepted.
+        assert "dismissed" not in (second.get_attribute("class") or "") and second.locator(".accept").is_enabled()
+        accepted_id = second.get_attribute("data-id")
+        second.locator(".accept").click()
+        page.wait_for_function("document.querySelector('#suggestions li.accepted') !== null", timeout=10_000)
+        assert second.locator(".dismiss").is_disabled()
+        page.wait_for_function("document.querySelector('#stats').textContent.includes('cases 1')", timeout=10_000)
+        assert "light edits 100%" in page.locator("#stats").inner_text()
+        assert not errors, errors
+        stats = httpx.get(server.base + "/api/stats").json()
+    assert stats["dismissed"] == 1 and stats["dismissal_rate"] == pytest.approx(1 / stats["suggestions_shown"])
+    assert stats["cases"] == 1 and stats["acceptance_rate"] == 1.0 and stats["light_edit_acceptance_rate"] == 1.0
+    with CaseStore.for_run(run_dir) as store:
+        assert store.dismissed_texts() == [store.get_suggestion(dismissed_id)["text"]]
+        assert store.get_suggestion(dismissed_id)["text"].strip() == dismissed_text.strip()
+        (case,) = store.list_cases()
+        assert case["suggestion_id"] == accepted_id != dismissed_id
+
+
 PAYLOAD_SCRIPT = "<script>window.__xss = 'script'; alert('script')</script>"
 PAYLOAD_IMG = "<img src=x onerror=\"window.__xss = 'img'; alert('img')\">"
 PAYLOAD = f"Dear customer {PAYLOAD_SCRIPT} and {PAYLOAD_IMG} bye"

@@ -6,17 +6,20 @@ import subprocess
 import sys
 import time
 
+import httpx
 import torch
 from fastapi.testclient import TestClient
 
 from bigramlm.serve.app import create_app
-from desk_helpers import train_support_run
+from desk_helpers import ThreadServer, train_support_run
 
 
 def test_accepted_cases_feed_learn_and_the_server_reloads(tmp_path):
+    """The desk answers every suggestion while ``learn`` runs beside it, then reloads by itself."""
     run_dir = train_support_run(tmp_path)
-    with TestClient(create_app(run_dir)) as client:
-        desk = client.app.state.desk
+    app = create_app(run_dir)
+    with ThreadServer(app) as server, httpx.Client(base_url=server.base, timeout=60) as client:
+        desk = app.state.desk
         message = "my parcel went to the neighbour's house, what now"
         result = client.post("/api/suggest", json={"message": message, "n": 2, "seed": 1, "max_new_tokens": 40}).json()
         chosen = result["suggestions"][0]
@@ -32,9 +35,22 @@ def test_accepted_cases_feed_learn_and_the_server_reloads(tmp_path):
 
         before = {k: v.clone() for k, v in desk.run.model.state_dict().items()}
         # `bigramlm learn RUN_DIR` with no --cases: what the desk stored since the last learn.
-        proc = subprocess.run([sys.executable, "-m", "bigramlm", "learn", str(run_dir), "--steps", "20"],
-                              capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr
+        learner = subprocess.Popen([sys.executable, "-m", "bigramlm", "learn", str(run_dir), "--steps", "300"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            during = []
+            while True:  # at least one request while the learn runs; then until it ends (bounded by its steps)
+                r = client.post("/api/suggest", json={"message": "where is my order", "n": 2, "max_new_tokens": 30})
+                during.append(r.status_code)
+                if learner.poll() is not None:
+                    break
+            _, errors = learner.communicate(timeout=300)
+        finally:
+            if learner.poll() is None:
+                learner.kill()
+                learner.wait(timeout=30)
+        assert learner.returncode == 0, errors
+        assert during and set(during) == {200}, during
         stats = client.get("/api/stats").json()
         assert stats["cases_since_last_learn"] == 0 and stats["cases"] == 1
 

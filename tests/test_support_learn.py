@@ -191,3 +191,25 @@ def test_version_1_store_is_migrated(tmp_path):
     db.close()
     with CaseStore(path) as again:  # opening a migrated store again changes nothing
         assert again.count() == 4 and again.integrity_check() == "ok"
+
+
+def test_learn_trains_on_accepted_cases_and_never_on_dismissed_suggestions(run):
+    """A request shows three suggestions: one is accepted edited, one dismissed, one left.
+    learn takes the accepted case (every accepted one: nothing is excluded) and nothing else."""
+    dismissed_text = "Zorblax the quuxel: dismissed, never to be learned."
+    with CaseStore.for_run(run) as store:
+        store.record_suggestions([("s0", "Your refund is on its way.", -1.0), ("s1", dismissed_text, -1.2),
+                                  ("s2", "Left alone.", -1.5)], request_id="r0")
+        accepted = store.add_case("is my refund done", "Your refund is on its way today.", intent="get_refund",
+                                  category="REFUND", suggestion_id="s0", edited=True, edit_distance=0.15)
+        typed = store.add_case("hello", "Hi, how can I help?")  # typed by hand, no suggestion
+        assert store.dismiss_suggestion("s1", reason="nonsense").created
+        with pytest.raises(BigramLMError):
+            store.add_case("is my refund done", dismissed_text, suggestion_id="s1")
+        assert [c["id"] for c in store.cases_since_last_learn()] == [accepted, typed]
+    result = learn(run, steps=3)
+    assert result.cases == 2 and result.stored_cases == 0
+    with CaseStore.for_run(run) as store:
+        assert store.cases_since_last_learn() == [] and store.count() == 2
+        assert all(dismissed_text not in (c["message"], c["reply"]) for c in store.iter_cases())
+        assert store.dismissed_texts() == [dismissed_text] and store.stats()["dismissed"] == 1

@@ -31,9 +31,21 @@ def add_labels_flag(group: argparse._ArgumentGroup) -> None:
                        help="train on the notebook's plain blocks, without the intent/category lines")
 
 
+def add_exclude_intents_flag(group: argparse._ArgumentGroup) -> None:
+    """``train --exclude-intents a,b``: train and validate without those intents (test keeps them)."""
+    group.add_argument("--exclude-intents", type=intent_names, default=None, metavar="INTENT[,INTENT...]",
+                       help="leave these intents out of train and val (after the split; test keeps them), "
+                            "e.g. to measure learning a new intent later")
+
+
+def intent_names(text: str) -> list[str]:
+    """``a, b,,c`` -> ["a", "b", "c"]: comma-separated, blanks dropped."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def column_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The column flags (and ``--no-labels``) that were given, as ``load_data`` keywords."""
-    options = {name: getattr(args, name, None) for name in (*COLUMNS, "labels")}
+    """The column flags (and ``--no-labels``, ``--exclude-intents``) that were given, as ``load_data`` keywords."""
+    options = {name: getattr(args, name, None) for name in (*COLUMNS, "labels", "exclude_intents")}
     return {name: value for name, value in options.items() if value is not None}
 
 

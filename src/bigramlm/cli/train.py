@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bigramlm.cli.common import add_threads_flag, print_json, stderr_log
-from bigramlm.cli.data import add_column_args, add_labels_flag, check_column_flags, column_options
+from bigramlm.cli.data import add_column_args, add_exclude_intents_flag, add_labels_flag, check_column_flags, column_options
 from bigramlm.errors import BigramLMError
 
 #: Upper bound on steps when only ``--time-limit`` ends a run.
@@ -53,7 +53,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the final result as one JSON object")
-    add_labels_flag(add_column_args(p))
+    columns = add_column_args(p)
+    add_labels_flag(columns)
+    add_exclude_intents_flag(columns)
     _add_gpt_args(p)
     _add_speed_args(p)
     p.set_defaults(func=cmd_train)

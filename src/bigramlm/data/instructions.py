@@ -2,7 +2,9 @@
 
 The rows are read by ``table``, split by ``splits`` and formatted by ``formats``; this
 module puts them together as an ``InstructionData`` and records in its ``spec`` how to
-rebuild exactly the same rows, split and text from the run's ``config.json``.
+rebuild exactly the same rows, split and text from the run's ``config.json``, including
+the intents a run was trained without (``exclude_intents``, whose rows ``excluded_rows``
+gives back).
 
 A new run also saves what later commands need of its rows (``run_files``), so that
 ``assist``, ``serve`` and ``learn`` read the run directory and nothing else:
@@ -21,8 +23,9 @@ from bigramlm._fs import atomic_write_text, check_writable, sha256_of
 from bigramlm.data.formats import count_placeholders, format_block, format_rows, format_spec
 from bigramlm.data.registry import resolve_source
 from bigramlm.data.run_files import InstructionRunFiles, split_ids
-from bigramlm.data.splits import SPLIT_FRACTIONS, SPLIT_SEED, stratified_split
-from bigramlm.data.table import Row, column_options, read_table
+from bigramlm.data.splits import PARTS, SPLIT_FRACTIONS, SPLIT_SEED, stratified_split
+from bigramlm.data.splits import exclude_intents as exclude_split_intents
+from bigramlm.data.table import Row, Table, column_options, read_table
 from bigramlm.data.text import TextData
 from bigramlm.errors import BigramLMError
 
@@ -34,6 +37,8 @@ class InstructionData(TextData):
     test_text: str = ""
     parts: dict[str, list[Row]] = field(default_factory=dict)
     labels: bool = False
+    #: By part, the rows of the intents left out with ``exclude_intents`` ({} without it).
+    excluded: dict[str, list[Row]] = field(default_factory=dict)
 
     @property
     def label_set(self) -> list[tuple[str, str | None]]:
@@ -71,13 +76,17 @@ def load_instruction_data(
     labels: bool | None = None,
     seed: int = SPLIT_SEED,
     fractions: Sequence[float] = SPLIT_FRACTIONS,
+    exclude_intents: Sequence[str] | None = None,
     **ignored: Any,
 ) -> InstructionData:
     """Load an instruction dataset (``bitext`` or a CSV/JSONL/Parquet path) as a run's data.
 
     ``labels`` (default: whenever the data has an intent column) trains on the labelled
-    block so that the run can classify intent. Unknown keyword options are ignored so
-    that ``load_data`` can pass the CLI's instruction flags through unconditionally.
+    block so that the run can classify intent. ``exclude_intents`` leaves those intents
+    out of the train and val parts, after the split (every other row stays where it
+    was) and not out of test: the model and the retrieval index never see them, and
+    ``excluded_rows`` hands out the rows taken out. Unknown keyword options are ignored
+    so that ``load_data`` can pass the CLI's instruction flags through unconditionally.
     """
     path, origin = _resolve(source)
     table = read_table(path, instruction_col, response_col, intent_col, category_col)
@@ -86,12 +95,37 @@ def load_instruction_data(
         labels = has_intent
     if labels and not has_intent:
         raise BigramLMError(f"{path} has no intent column, so a labelled run cannot be trained; name it with intent_col", param="intent_col")
+    if isinstance(exclude_intents, str):  # one name, not its characters
+        exclude_intents = [exclude_intents]
     parts = stratified_split(table.rows, fractions, seed)
+    excluded: dict[str, list[Row]] = {}
+    if exclude_intents:
+        parts, excluded = exclude_split_intents(parts, exclude_intents, [r.intent for r in table.rows])
     if not parts["train"] or not parts["val"]:
         raise BigramLMError(f"{path} has too few usable rows ({len(table.rows)}) to split into train, val and test")
-    train_units = [format_block(r.instruction, r.response, r.intent, r.category, labels) for r in parts["train"]]
     texts = {name: format_rows(rows, labels) for name, rows in parts.items()}
-    spec: dict[str, Any] = {
+    data = InstructionData(
+        kind="instructions",
+        train_text=texts["train"],
+        val_text=texts["val"],
+        spec=_data_spec(path, origin, table, labels, seed, fractions, parts, texts),
+        test_text=texts["test"],
+        parts=parts,
+        labels=labels,
+        train_units=[format_block(r.instruction, r.response, r.intent, r.category, labels) for r in parts["train"]],
+        excluded=excluded,
+    )
+    if exclude_intents:
+        data.spec["exclude_intents"] = list(dict.fromkeys(exclude_intents))
+        data.spec["split"]["excluded_rows"] = {name: len(excluded[name]) for name in ("train", "val")}
+    data.spec["label_set"] = [[i, c] for i, c in data.label_set]
+    return data
+
+
+def _data_spec(path: Path, origin: str, table: Table, labels: bool, seed: int, fractions: Sequence[float],
+               parts: dict[str, list[Row]], texts: dict[str, str]) -> dict[str, Any]:
+    """What ``config.json`` records of the data: enough to rebuild the same rows and split."""
+    return {
         "kind": "instructions",
         "source": origin,
         "path": str(path),
@@ -108,18 +142,24 @@ def load_instruction_data(
         "skipped_rows": table.skipped,
         "characters": {name: len(text) for name, text in texts.items()},
     }
-    data = InstructionData(
-        kind="instructions",
-        train_text=texts["train"],
-        val_text=texts["val"],
-        spec=spec,
-        test_text=texts["test"],
-        parts=parts,
-        labels=labels,
-        train_units=train_units,
-    )
-    spec["label_set"] = [[i, c] for i, c in data.label_set]
-    return data
+
+
+def excluded_rows(data: "InstructionData | dict[str, Any]", part: str = "train", source: str | None = None) -> list[Row]:
+    """The rows of the intents a run was trained without (``exclude_intents``), of one part.
+
+    "train" and "val": the rows the option took out of that part (the would-be training
+    rows of the new intents: resolved cases a benchmark can ``learn``); "test": the new
+    intents' rows the test part kept. ``data`` is an ``InstructionData`` or a run's data
+    spec (``config.json``), which is rebuilt from its dataset (``source``: where it is
+    now). [] for data loaded without the option.
+    """
+    if part not in PARTS:
+        raise BigramLMError(f"part must be one of {', '.join(PARTS)} (got {part!r})", param="part")
+    if not isinstance(data, InstructionData):
+        if not data.get("exclude_intents"):
+            return []
+        data = load_instruction_data_from_spec(data, source)
+    return list(data.excluded.get(part, []))
 
 
 def run_source_path(spec: dict[str, Any], source: str | None = None) -> Path:
@@ -157,6 +197,7 @@ def load_instruction_data_from_spec(spec: dict[str, Any], source: str | None = N
         labels=bool((spec.get("format") or {}).get("labels", False)),
         seed=int(split.get("seed", SPLIT_SEED)),
         fractions=tuple(split.get("fractions", SPLIT_FRACTIONS)),
+        exclude_intents=spec.get("exclude_intents"),
     )
 
 

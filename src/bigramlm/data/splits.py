@@ -6,6 +6,9 @@ distinct instructions are shuffled with a seeded generator and cut 80/10/10 into
 train/val/test; every copy of one instruction goes to the same part, so no test
 message is ever seen in training. Each part gets at least one instruction of an intent
 that has three or more.
+
+``exclude_intents`` then takes chosen intents out of train and val (never out of test),
+so that a run can be trained without an intent and evaluated on it later.
 """
 
 from __future__ import annotations
@@ -63,3 +66,28 @@ def stratified_split(rows: Sequence[Row], fractions: Sequence[float] = SPLIT_FRA
             part = 0 if rank < n_train else (1 if rank < n_train + n_val else 2)
             assignment[units[members[unit_pos]]] = part
     return {name: [r for r, a in zip(rows, assignment) if a == k] for k, name in enumerate(PARTS)}
+
+
+def exclude_intents(
+    parts: dict[str, list[Row]], intents: Sequence[str], known: Sequence[str | None]
+) -> tuple[dict[str, list[Row]], dict[str, list[Row]]]:
+    """Take the rows of ``intents`` out of the train and val parts of a finished split.
+
+    Returns the parts without them (the test part whole, so that an evaluation can
+    measure an intent the model never saw) and the rows taken out, by part, with the
+    excluded intents' rows of the test part under "test". Excluding after splitting
+    leaves every other row in the part it had without the option. ``known``: the
+    intents the table has; a name outside them is an error naming ``exclude_intents``.
+    """
+    wanted = list(dict.fromkeys(intents))
+    have = {i for i in known if i}
+    unknown = [name for name in wanted if name not in have]
+    if unknown:
+        shown = ", ".join(sorted(have)[:12]) + (", ..." if len(have) > 12 else "")
+        raise BigramLMError(
+            f"exclude_intents names intent(s) the data does not have: {', '.join(unknown)} "
+            f"(it has: {shown or 'no intent column'})", param="exclude_intents")
+    drop = set(wanted)
+    kept = {name: [r for r in rows if name == "test" or r.intent not in drop] for name, rows in parts.items()}
+    removed = {name: [r for r in rows if r.intent in drop] for name, rows in parts.items()}
+    return kept, removed

@@ -16,6 +16,8 @@ class ServerLimits:
     max_new_tokens: int = 1000
     max_body_bytes: int = 64 * 1024
     max_page: int = 200
+    #: characters of the reason an agent may give for dismissing a suggestion
+    max_reason_chars: int = 500
     max_chat_messages: int = 64
     #: generations running at once; requests beyond get 503 + Retry-After, never a queue
     max_concurrent: int = 4

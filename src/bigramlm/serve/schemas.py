@@ -75,12 +75,13 @@ class Schemas:
     CompletionRequest: type[BaseModel]
     ChatMessage: type[BaseModel]
     ChatRequest: type[BaseModel]
+    FeedbackRequest: type[BaseModel]
 
 
 def build_schemas(limits: ServerLimits) -> Schemas:
     chat_message = _chat_message()
     return Schemas(_suggest_request(limits), *_case_models(limits), _completion_request(limits), chat_message,
-                   _chat_request(limits, chat_message))
+                   _chat_request(limits, chat_message), _feedback_request(limits))
 
 
 def _suggest_request(limits: ServerLimits) -> type[BaseModel]:
@@ -112,6 +113,16 @@ def _case_models(limits: ServerLimits) -> tuple[type[BaseModel], type[BaseModel]
         limit: int = Field(50, ge=1, le=limits.max_page)
 
     return CaseRequest, CasePageQuery
+
+
+def _feedback_request(limits: ServerLimits) -> type[BaseModel]:
+    class FeedbackRequest(BaseModel):
+        model_config = STRICT
+        suggestion_id: str = Field(min_length=1, max_length=200, description="id of a suggestion shown by /api/suggest")
+        action: Literal["dismiss"] = Field(description="dismiss: the agent rejected the suggestion (negative feedback)")
+        reason: Optional[str] = Field(None, max_length=limits.max_reason_chars, description="why, in the agent's words")
+
+    return FeedbackRequest
 
 
 def _completion_request(limits: ServerLimits) -> type[BaseModel]:
@@ -183,6 +194,16 @@ class CaseSaved(BaseModel):
     id: int
     edited: bool
     edit_distance: Optional[float] = Field(description="normalised edit distance from the suggestion shown, if one was named")
+
+
+class FeedbackSaved(BaseModel):
+    id: int
+    suggestion_id: str
+    request_id: str = Field(description="the suggestion request the suggestion was shown in")
+    action: Literal["dismiss"]
+    reason: Optional[str]
+    created_at: float
+    created: bool = Field(description="False when the suggestion had been dismissed already (the first record is kept)")
 
 
 class CasePage(BaseModel):

@@ -15,9 +15,14 @@ same transaction that marks them learned, and a file's case is stored once howev
 often it is learned (a unique index on its content's sha256).
 
 Schema versions (``store_schema``): 1 had one ``last_learned_id`` mark; 2 adds
-``cases.learn_id``, ``cases.content_sha256`` and ``learns``. Opening a version-1 store
-migrates it in place (cases up to the old mark count as learned by learn 0, "before
-version 2"); ``last_learned_id`` is still kept, as the newest learned case.
+``cases.learn_id``, ``cases.content_sha256`` and ``learns``; 3 adds ``feedback``
+(dismissed suggestions). Opening a store of an earlier version migrates it in place
+(version 1: cases up to the old mark count as learned by learn 0, "before version 2");
+``last_learned_id`` is still kept, as the newest learned case.
+
+Feedback (``store_feedback``): a suggestion shown on the desk is accepted (a case naming
+it), dismissed (negative feedback), or neither; never both, so a dismissed suggestion's
+text never becomes a case, and ``learn``, which reads cases only, never trains on it.
 
 Thread safety: each thread gets its own connection (SQLite connections must not be
 shared across threads without care); WAL lets readers run beside the one writer, and
@@ -38,12 +43,22 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from bigramlm.errors import BigramLMError
+from bigramlm.support.store_feedback import (  # noqa: F401 (SuggestionConflict: re-exported)
+    Dismissal,
+    StoreStats,
+    SuggestionConflict,
+    insert_dismissal,
+    read_stats,
+    recent_dismissed_texts,
+    refuse_dismissed,
+)
 from bigramlm.support.store_schema import (  # noqa: F401 (SCHEMA_VERSION, case_digest: re-exported)
     CASE_COLUMNS,
     INSERT_COLUMNS,
     INSERT_MARKS,
     SCHEMA,
     SCHEMA_VERSION,
+    SUGGESTION_AT,
     case_digest,
     case_row,
     insert_learn,
@@ -129,9 +144,13 @@ class CaseStore:
                 self._all.append(conn)
         return conn
 
-    def _write(self):
+    def _write(self) -> "_Transaction":
         """A transaction that takes the write lock at once (no upgrade deadlocks)."""
         return _Transaction(self._conn())
+
+    def _read(self) -> "_Transaction":
+        """A read transaction: its statements see one snapshot of the database."""
+        return _Transaction(self._conn(), "BEGIN DEFERRED")
 
     def close(self) -> None:
         with self._all_lock:
@@ -173,6 +192,7 @@ class CaseStore:
         rows = [case_row(case, now) for case in cases]
         ids: list[int] = []
         with self._write() as conn:
+            refuse_dismissed(conn, [row[SUGGESTION_AT] for row in rows if row[SUGGESTION_AT] is not None])
             for row in rows:
                 ids.append(int(conn.execute(f"INSERT INTO cases({INSERT_COLUMNS}) VALUES ({INSERT_MARKS})", row).lastrowid))
         return ids
@@ -284,36 +304,38 @@ class CaseStore:
         ).fetchone()
         return dict(row) if row else None
 
+    def dismiss_suggestion(self, suggestion_id: str, reason: str | None = None) -> Dismissal | None:
+        """Record that an agent dismissed a suggestion; returns after the commit, or None
+        when no suggestion with that id was shown. Dismissing one twice keeps the first
+        record (``created`` False); dismissing an accepted one raises ``SuggestionConflict``."""
+        with self._write() as conn:
+            return insert_dismissal(conn, str(suggestion_id), reason)
+
+    def dismissed_texts(self, limit: int = 200) -> list[str]:
+        """The texts of the latest ``limit`` dismissed suggestions, newest first, each once."""
+        if limit < 0:
+            raise BigramLMError("limit must not be negative", param="limit")
+        return recent_dismissed_texts(self._conn(), limit)
+
+    def desk_stats(self) -> StoreStats:
+        """The desk's figures, read from one snapshot (see ``StoreStats``)."""
+        with self._read() as conn:
+            return read_stats(conn)
+
     def stats(self) -> dict[str, Any]:
-        """Desk figures: how often a shown set of suggestions led to an accepted reply, and how much agents edit.
+        """Desk figures as a dict (``GET /api/stats``): how often a shown set of suggestions
+        led to an accepted reply, how much agents edit, how often they dismiss.
 
         - ``acceptance_rate``: requests whose suggestions were shown and of which one
           was accepted (a case stored with its ``suggestion_id``), over requests shown;
+        - ``light_edit_acceptance_rate``: the same, counting only acceptances edited by
+          less than 40 % normalised edit distance (unedited: 0), as agent-assist
+          products usually count acceptance;
         - ``unedited_rate``: accepted suggestions sent as they were, over accepted ones;
-        - ``mean_edit_distance``: mean normalised edit distance of the accepted ones.
+        - ``mean_edit_distance``: mean normalised edit distance of the accepted ones;
+        - ``dismissed``, ``dismissal_rate``: suggestions dismissed, over suggestions shown.
         """
-        conn = self._conn()
-        total = self.count()
-        shown = int(conn.execute("SELECT COUNT(DISTINCT request_id) FROM suggestions").fetchone()[0])
-        accepted_requests = int(conn.execute(
-            "SELECT COUNT(DISTINCT s.request_id) FROM cases c JOIN suggestions s ON s.id = c.suggestion_id"
-        ).fetchone()[0])
-        accepted, edited, mean_distance = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(edited), 0), AVG(edit_distance) FROM cases WHERE suggestion_id IS NOT NULL"
-        ).fetchone()
-        last = self.last_learned_id()
-        since = int(conn.execute("SELECT COUNT(*) FROM cases WHERE learn_id IS NULL").fetchone()[0])
-        return {
-            "cases": total,
-            "cases_since_last_learn": since,
-            "last_learned_id": last,
-            "suggestion_requests": shown,
-            "accepted": int(accepted),
-            "accepted_edited": int(edited),
-            "acceptance_rate": accepted_requests / shown if shown else None,
-            "unedited_rate": (accepted - edited) / accepted if accepted else None,
-            "mean_edit_distance": float(mean_distance) if mean_distance is not None else None,
-        }
+        return self.desk_stats().to_dict()
 
     def integrity_check(self) -> str:
         return str(self._conn().execute("PRAGMA integrity_check").fetchone()[0])
@@ -326,13 +348,14 @@ class CaseStore:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error) on one connection."""
+    """``BEGIN IMMEDIATE`` (or ``begin``) ... ``COMMIT`` (or ``ROLLBACK`` on error) on one connection."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE"):
         self.conn = conn
+        self.begin = begin
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute(self.begin)
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -4,6 +4,11 @@
 by an earlier version, to ``SCHEMA_VERSION`` inside one transaction. Migrations only
 add (columns with ``ALTER TABLE``, tables and indexes ``IF NOT EXISTS``), so a store
 stays readable by the code that wrote it.
+
+Versions: 1 had one ``last_learned_id`` mark; 2 adds ``cases.learn_id``,
+``cases.content_sha256`` and ``learns``; 3 adds ``feedback`` (an agent dismissed a
+suggestion: negative feedback, which no ``learn`` ever trains on) and an index of the
+cases by the suggestion they accepted.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 from bigramlm.errors import BigramLMError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -63,10 +68,28 @@ CREATE UNIQUE INDEX IF NOT EXISTS cases_learn_content ON cases(content_sha256) W
 CREATE INDEX IF NOT EXISTS cases_learn_id ON cases(learn_id);
 """
 
+#: Version 3: desk feedback on suggestions. A row per (suggestion, action); ``dismiss`` is
+#: the only action so far (a CHECK would need a table rebuild to extend). The request and
+#: the text are the suggestion's, read through ``suggestion_id``.
+V3_TABLES = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at    REAL NOT NULL,
+    suggestion_id TEXT NOT NULL REFERENCES suggestions(id),
+    request_id    TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    reason        TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS feedback_suggestion_action ON feedback(suggestion_id, action);
+CREATE INDEX IF NOT EXISTS cases_suggestion ON cases(suggestion_id);
+"""
+
 #: What a case read back holds (its learn is the store's business, not the caller's).
 CASE_COLUMNS = "id, created_at, message, reply, intent, category, suggestion_id, edited, edit_distance, source"
 INSERT_COLUMNS = "created_at, message, reply, intent, category, suggestion_id, edited, edit_distance, source, content_sha256"
 INSERT_MARKS = ", ".join("?" * len(INSERT_COLUMNS.split(",")))
+#: Where a ``case_row`` holds the suggestion the case accepted.
+SUGGESTION_AT = [name.strip() for name in INSERT_COLUMNS.split(",")].index("suggestion_id")
 
 
 def case_digest(message: str, reply: str, intent: str | None, category: str | None) -> str:
@@ -97,7 +120,7 @@ def migrate(conn: sqlite3.Connection) -> None:
         # Version 1's mark: every case up to it had been learned (by "learn 0").
         conn.execute("UPDATE cases SET learn_id = 0 WHERE id <= "
                      "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_learned_id')")
-    for statement in filter(str.strip, V2_TABLES.split(";")):
+    for statement in filter(str.strip, (V2_TABLES + V3_TABLES).split(";")):
         conn.execute(statement)
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 

@@ -1,5 +1,6 @@
 """The desk's routes, one router per concern: ``meta`` (page, health, config), ``desk``
-(suggestions), ``cases`` (resolved cases, stats), ``openai`` (``/v1``).
+(suggestions), ``cases`` (resolved cases, stats), ``feedback`` (dismissed suggestions),
+``openai`` (``/v1``).
 
 Each route gets the desk and the limits by dependency injection (``deps``). A router whose
 request bodies carry bounds is made by ``router(schemas)`` for one app, because those

@@ -1,4 +1,8 @@
-"""Resolved cases and the desk's figures: ``POST /api/cases``, ``GET /api/cases``, ``GET /api/stats``."""
+"""Resolved cases and the desk's figures: ``POST /api/cases``, ``GET /api/cases``, ``GET /api/stats``.
+
+Accepting a suggestion that an agent dismissed is refused (409): a suggestion is accepted
+or dismissed, never both (``bigramlm.support.store_feedback``).
+"""
 
 # No ``from __future__ import annotations``: the request models are made per app inside
 # ``router(schemas)``, and FastAPI must see those classes, not names it cannot resolve.
@@ -10,14 +14,14 @@ from fastapi import APIRouter, HTTPException, Query
 from bigramlm.serve.deps import DeskDep
 from bigramlm.serve.desk import Desk
 from bigramlm.serve.schemas import CasePage, CaseSaved, Schemas
-from bigramlm.support.store import normalized_edit_distance
+from bigramlm.support.store import StoreStats, SuggestionConflict, normalized_edit_distance
 
 
 def router(schemas: Schemas) -> APIRouter:
     CaseRequest, CasePageQuery = schemas.CaseRequest, schemas.CasePageQuery
     api = APIRouter(tags=["desk"])
 
-    @api.post("/api/cases", status_code=201)
+    @api.post("/api/cases", status_code=201, responses={409: {"description": "the suggestion named was dismissed"}})
     def add_case(req: CaseRequest, desk: DeskDep) -> CaseSaved:  # type: ignore[valid-type]
         """Store a resolved case. The answer comes only after the row is committed."""
         return save_case(desk, req)
@@ -28,9 +32,11 @@ def router(schemas: Schemas) -> APIRouter:
         return case_page(desk, page.offset, page.limit)  # type: ignore[attr-defined]
 
     @api.get("/api/stats")
-    def stats(desk: DeskDep) -> dict[str, Any]:
-        """Acceptance rate, mean normalised edit distance, and cases stored since the last ``learn``."""
-        return desk.store.stats()
+    def stats(desk: DeskDep) -> StoreStats:
+        """Acceptance (all, and with light edits only: under 40% normalised edit distance), edit
+        distance, dismissals (over suggestions shown), and cases stored since the last ``learn``.
+        The rates are null until there is something to divide by."""
+        return desk.store.desk_stats()
 
     return api
 
@@ -44,8 +50,11 @@ def save_case(desk: Desk, req: Any) -> CaseSaved:
         # Measured here from what was really shown, not taken from the client.
         distance = normalized_edit_distance(shown["text"], req.reply)
         edited = edited or distance > 0
-    case_id = desk.store.add_case(req.message, req.reply, intent=req.intent, category=req.category,
-                                  suggestion_id=req.suggestion_id, edited=edited, edit_distance=distance, source="desk")
+    try:
+        case_id = desk.store.add_case(req.message, req.reply, intent=req.intent, category=req.category,
+                                      suggestion_id=req.suggestion_id, edited=edited, edit_distance=distance, source="desk")
+    except SuggestionConflict as exc:
+        raise HTTPException(409, str(exc)) from None
     return CaseSaved(id=case_id, edited=edited, edit_distance=distance)
 
 

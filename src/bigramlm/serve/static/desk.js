@@ -86,7 +86,9 @@ async function refreshStats() {
     const s = await (await api("/api/stats")).json();
     const pct = (x) => (x === null || x === undefined ? "–" : (100 * x).toFixed(0) + "%");
     const dist = s.mean_edit_distance === null ? "–" : s.mean_edit_distance.toFixed(3);
-    $("stats").textContent = `cases ${s.cases} · since last learn ${s.cases_since_last_learn} · acceptance ${pct(s.acceptance_rate)} · mean edit distance ${dist}`;
+    $("stats").textContent = `cases ${s.cases} · since last learn ${s.cases_since_last_learn} · acceptance ${pct(s.acceptance_rate)}` +
+      ` (light edits ${pct(s.light_edit_acceptance_rate)}) · mean edit distance ${dist}` +
+      ` · dismissed ${s.dismissed} (${pct(s.dismissal_rate)})`;
   } catch (e) { /* stats are a nicety; errors show on actions */ }
 }
 
@@ -145,10 +147,12 @@ function suggestionCard(s, message, result) {
     if (editor.hidden) { editor.value = original; editor.hidden = false; textEl.hidden = true; editor.focus(); describe(); }
   });
   const accept = li.querySelector(".accept");
+  const dismiss = li.querySelector(".dismiss");
+  const reason = li.querySelector(".reason");
   accept.addEventListener("click", async () => {
     const reply = finalText();
     if (!reply.trim()) { showError("the reply is empty"); return; }
-    accept.disabled = true;
+    accept.disabled = dismiss.disabled = true; // one answer per suggestion: accepted or dismissed
     try {
       const body = {
         message, reply, suggestion_id: String(s.id),
@@ -160,14 +164,35 @@ function suggestionCard(s, message, result) {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       })).json();
       li.classList.add("accepted");
+      reason.disabled = true;
       const d = saved.edit_distance;
       info.textContent = `saved as case #${saved.id} · ${saved.edited ? "edited" : "not edited"}` +
         (typeof d === "number" ? ` · edit distance ${d.toFixed(3)}` : "");
       showError("");
       refreshStats();
     } catch (e) {
-      accept.disabled = false;
+      accept.disabled = dismiss.disabled = false;
       showError("could not store the case: " + e.message);
+    }
+  });
+  dismiss.addEventListener("click", async () => {
+    accept.disabled = dismiss.disabled = true;
+    try {
+      const body = { suggestion_id: String(s.id), action: "dismiss" };
+      if (reason.value) body.reason = reason.value;
+      await api("/api/feedback", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      li.classList.add("dismissed");
+      for (const b of li.querySelectorAll("button, select")) b.disabled = true;
+      editor.hidden = true;
+      textEl.hidden = false;
+      info.textContent = "dismissed" + (reason.value ? ` · ${reason.value}` : "");
+      showError("");
+      refreshStats();
+    } catch (e) {
+      accept.disabled = dismiss.disabled = false;
+      showError("could not dismiss the suggestion: " + e.message);
     }
   });
   return li;

@@ -43,6 +43,7 @@ from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.scoring import continuation_logprob_sums
 from bigramlm.generation import generate_batch, generate_candidates
 from bigramlm.support.brand import BrandProfile
+from bigramlm.support.feedback import dismissed_texts, feedback_penalty, penalized_scores
 from bigramlm.support.intent import IntentBaseline
 from bigramlm.support.results import (
     AssistResult,
@@ -298,13 +299,15 @@ class Assistant:
 
     def rank(self, candidates: list[str], evidence: list[str] = ()) -> list[Suggestion]:
         """Strip header markers a candidate starts with (``### e st...``), drop empty and
-        near-duplicate candidates, rank by consensus (``support.suggestions``), fill the brand."""
-        suggestions = []
-        for ranked in rank_candidates(candidates, evidence):
-            filled = self.brand.fill(ranked.text)
-            suggestions.append(Suggestion(uuid.uuid4().hex, ranked.index, ranked.text, filled.text, ranked.score,
-                                          filled.unfilled, filled.mangled))
-        return suggestions
+        near-duplicate candidates, rank by consensus (``support.suggestions``), fill the
+        brand; a candidate like one an agent dismissed on the desk sinks (``support.feedback``)."""
+        ranked = rank_candidates(candidates, evidence)
+        filled = [self.brand.fill(r.text) for r in ranked]
+        # Compare what the agent saw: the store keeps the filled text of a dismissed suggestion.
+        penalties = feedback_penalty([f.text for f in filled], dismissed_texts(self.store))
+        order = penalized_scores([r.score for r in ranked], penalties)
+        return [Suggestion(uuid.uuid4().hex, r.index, r.text, f.text, r.score, f.unfilled, f.mangled)
+                for r, f, _ in sorted(zip(ranked, filled, order), key=lambda t: -t[2])]
 
     def suggest(self, message: str, **options: Any) -> AssistResult:
         """Understanding, ranked suggestions and similar cases (the ``assist --json`` object)."""

@@ -224,10 +224,19 @@ def _print_support_eval(result: dict[str, Any]) -> None:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.1f}%"
 
+    def num(x: float | None, digits: int = 3) -> str:
+        return "n/a" if x is None else f"{x:.{digits}f}"
+
     print(f"support eval of {result['run_dir']} on {result['n_test']} {result['split']} rows ({result['seconds']} s)")
-    print(f"  intent accuracy      {pct(result['intent_accuracy'])}   (TF-IDF + logreg {pct(b['tfidf_logreg_intent_accuracy'])})")
-    print(f"  category accuracy    {pct(result['category_accuracy'])}")
-    print(f"  paraphrase intent    {pct(result['paraphrase_intent_accuracy'])}   (TF-IDF + logreg {pct(b['tfidf_logreg_paraphrase_intent_accuracy'])}, {result['n_paraphrases']} messages)")
+    print(f"  intent accuracy      {pct(result['intent_accuracy'])}   (model alone {pct(result['model_intent_accuracy'])}; "
+          f"TF-IDF + logreg {pct(b['tfidf_logreg_intent_accuracy'])}; {result['intent_method']})")
+    print(f"  category accuracy    {pct(result['category_accuracy'])}   calibration error {num(result['calibration_error'])}, "
+          f"unsure {pct(result['unsure_rate'])}")
+    print(f"  paraphrase intent    {pct(result['paraphrase_intent_accuracy'])}   (model alone "
+          f"{pct(result['model_paraphrase_intent_accuracy'])}; TF-IDF + logreg {pct(b['tfidf_logreg_paraphrase_intent_accuracy'])}; "
+          f"{result['n_paraphrases']} messages)")
     print(f"  chrF {result['chrf']:.2f}  BLEU {result['bleu']:.2f}  ROUGE-L {result['rouge_l']:.3f}   "
-          f"(retrieval: chrF {b['retrieval_chrf']:.2f}  BLEU {b['retrieval_bleu']:.2f}  ROUGE-L {b['retrieval_rouge_l']:.3f})")
-    print(f"  bits/char on responses {result['bits_per_char']:.4f}")
+          f"(retrieval: chrF {b['retrieval_chrf']:.2f}  ROUGE-L {b['retrieval_rouge_l']:.3f}; retrieval consensus: "
+          f"chrF {b['retrieval_consensus_chrf']:.2f}  ROUGE-L {b['retrieval_consensus_rouge_l']:.3f})")
+    print(f"  suggestions: {result['suggestions_per_message']:.2f} a message, distinctness {num(result['suggestion_distinctness'])}")
+    print(f"  bits/char on responses {num(result['bits_per_char'], 4)}")

@@ -1,20 +1,29 @@
 """``bigramlm eval RUN_DIR --task support``: the assistant measured on held-out rows.
 
-On the rows of one split (the test rows by default, never seen in training nor indexed)
-it reports, in one run (the val and test rows are the only thing read from the dataset,
-chosen by the row indices training saved):
+On the rows of one split (the test rows by default, never seen in training nor indexed;
+the val and test rows are the only thing read from the dataset, chosen by the row
+indices training saved) it reports, in one run:
 
-- ``intent_accuracy`` / ``category_accuracy`` of the assistant's own classifier;
-- reply quality of the top-ranked suggestion against the reference response: corpus
-  ``chrf`` and ``bleu`` (sacrebleu, 0-100) and ``rouge_l`` (mean ROUGE-L F1, 0-1);
-- ``bits_per_char`` of the reference responses under the model, each conditioned on
-  its block's prompt (instruction, and the true labels in a labelled run);
-- ``baselines``: TF-IDF (character n-grams) + logistic regression intent accuracy, and a
-  retrieval reply (the response of the nearest training instruction) with the same
-  reply metrics;
-- ``paraphrase_intent_accuracy``: intent accuracy on messages written for this project
-  (``resources/paraphrases.jsonl``), with the baseline's accuracy on the same file.
-  The split's rows are near-copies of training rows, so this is the honest figure.
+- understanding: ``intent_accuracy`` / ``category_accuracy`` of the assistant (the
+  calibrated understander of ``--recipe support`` runs, else the language model), and
+  ``model_intent_accuracy``, the language model alone (the intent it writes itself on
+  the ``### Intent:`` line after the message), so that nobody mistakes one for the other;
+  ``calibration_error`` (expected calibration error of the top probability, 15 bins) and
+  ``unsure_rate`` (messages below the unsure threshold);
+- replies: the top-ranked suggestion against the reference response, corpus ``chrf`` and
+  ``bleu`` (sacrebleu, 0-100) and ``rouge_l`` (mean ROUGE-L F1, 0-1);
+  ``suggestion_distinctness`` (1 - the mean chrF between a message's suggestions, 0-1)
+  and ``suggestions_per_message``; ``per_intent`` {intent: {n, accuracy, chrf}};
+- ``bits_per_char`` of the reference responses under the model, each conditioned on its
+  block's prompt (instruction, and the true labels in a labelled run);
+- ``baselines``: TF-IDF (character n-grams) + logistic regression intent accuracy; the
+  reply of the nearest training instruction; and the retrieval consensus: of the 10
+  nearest training instructions' replies, the one that agrees most with the others;
+- ``paraphrase_intent_accuracy`` (and the model-only and baseline figures beside it):
+  messages written for this project (``resources/paraphrases.jsonl``); the split's rows
+  are near-copies of training rows, so this is the honest figure;
+- ``seconds``: the whole evaluation. Every message's candidates are decoded as one
+  batched, KV-cached job (``Assistant.suggest_many``).
 """
 
 from __future__ import annotations
@@ -25,17 +34,28 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
-from bigramlm.data.formats import prompt_text
+import numpy as np
+
+from bigramlm.data.formats import INSTRUCTION_HEADER, prompt_text
 from bigramlm.data.instructions import read_split_rows
 from bigramlm.data.table import Row
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.scoring import continuation_logprobs
+from bigramlm.generation import generate_batch
 from bigramlm.support.assistant import DEFAULTS, Assistant
-from bigramlm.support.intent import IntentBaseline
-from bigramlm.support.metrics import reply_metrics
+from bigramlm.support.intent import IntentBaseline, expected_calibration_error
+from bigramlm.support.metrics import pairwise_chrf_groups, reply_metrics
+from bigramlm.support.results import SuggestSettings
+from bigramlm.support.suggestions import distinctness
 from bigramlm.support.paraphrases import load_paraphrases
 from bigramlm.tokenization import normalize_for_vocab
 from bigramlm.training.threads import configure_threads
+
+
+#: The retrieval-consensus baseline looks at this many nearest training instructions.
+CONSENSUS_NEIGHBOURS = 10
+#: Enough tokens for the longest intent name on the label line, in characters or BPE.
+MODEL_LABEL_TOKENS = 40
 
 
 @dataclass
@@ -47,6 +67,16 @@ class SupportBaselines:
     retrieval_chrf: float
     retrieval_bleu: float
     retrieval_rouge_l: float
+    #: Of the 10 nearest training instructions' replies, the one that agrees most with the others.
+    retrieval_consensus_chrf: float
+    retrieval_consensus_rouge_l: float
+
+
+@dataclass
+class IntentFigures:
+    n: int
+    accuracy: float | None
+    chrf: float
 
 
 @dataclass
@@ -59,13 +89,20 @@ class SupportEvalResult:
     n_test: int
     intent_method: str
     intent_accuracy: float | None
+    model_intent_accuracy: float | None
     category_accuracy: float | None
+    calibration_error: float | None
+    unsure_rate: float | None
     chrf: float
     bleu: float
     rouge_l: float
     bits_per_char: float | None
+    suggestion_distinctness: float | None
+    suggestions_per_message: float
     paraphrase_intent_accuracy: float | None
+    model_paraphrase_intent_accuracy: float | None
     n_paraphrases: int
+    per_intent: dict[str, IntentFigures]
     baselines: SupportBaselines
     settings: dict[str, Any]
     seconds: float
@@ -73,15 +110,6 @@ class SupportEvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, **{k: v for k, v in asdict(self).items() if k != "task"}}
-
-
-@dataclass
-class _Replies:
-    """What the assistant answered on the split's rows."""
-
-    intents: list[str | None]
-    categories: list[str | None]
-    texts: list[str]
 
 
 def _accuracy(predicted: Sequence[Any], gold: Sequence[Any]) -> float | None:
@@ -106,34 +134,82 @@ def evaluate_support(
     """Evaluate the assistant of ``run_dir`` on one split; see the module docstring."""
     log = log or (lambda message: None)
     started = time.perf_counter()
+    # No store: desk feedback (dismissals, accepted cases) must not move the figures.
     assistant = Assistant.load(run_dir, data=data, use_store=False)
     configure_threads(assistant.model, threads)  # None: the policy (1 thread for a tiny model, else the idle cores)
     rows = _split_rows(assistant, split, limit, data)
-    options = {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k, "top_p": top_p}
-    replies = _answer(assistant, rows, options, seed, log)
+    settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
+    results = assistant.suggest_many([r.instruction for r in rows], settings,
+                                     on_progress=lambda done: log(f"{done}/{n * len(rows)} candidates"))
+    log("suggestions done; scoring")
     references = [row.response for row in rows]
-    metrics = reply_metrics(replies.texts, references)
+    replies = [r.top_reply for r in results]
+    metrics = reply_metrics(replies, references)
     para = load_paraphrases(paraphrases)
-    para_intents = [assistant.understand(p["message"], k_similar=0).intent for p in para]
-    has_intent = all(row.intent for row in rows)
+    para_found = assistant.understand_many([p["message"] for p in para], k_similar=0)
+    gold = [r.intent for r in rows]
+    has_intent = all(gold)
+    intents = [r.intent for r in results]
+    distinct = [d for d in (distinctness([s.text for s in r.suggestions]) for r in results) if d is not None]
     return SupportEvalResult(
         run_dir=str(run_dir),
         model=assistant.run.config.model.name,
         split=split,
         n_test=len(rows),
-        intent_method="lm-labelled-likelihood" if assistant.labels else "nearest-cases",
-        intent_accuracy=_accuracy(replies.intents, [r.intent for r in rows]) if has_intent else None,
-        category_accuracy=_accuracy(replies.categories, [r.category for r in rows]) if all(r.category for r in rows) else None,
+        intent_method=results[0].understanding.intent_method or "none",
+        intent_accuracy=_accuracy(intents, gold) if has_intent else None,
+        model_intent_accuracy=_model_accuracy(assistant, [r.instruction for r in rows], gold) if has_intent else None,
+        category_accuracy=_accuracy([r.category for r in results], [r.category for r in rows]) if all(r.category for r in rows) else None,
+        calibration_error=_calibration(results, gold) if has_intent else None,
+        unsure_rate=sum(r.understanding.intent_unsure for r in results) / len(results),
         chrf=metrics["chrf"],
         bleu=metrics["bleu"],
         rouge_l=metrics["rouge_l"],
         bits_per_char=_bits_per_char(assistant, rows),
-        paraphrase_intent_accuracy=_accuracy(para_intents, [p["intent"] for p in para]),
+        suggestion_distinctness=sum(distinct) / len(distinct) if distinct else None,
+        suggestions_per_message=sum(len(r.suggestions) for r in results) / len(results),
+        paraphrase_intent_accuracy=_accuracy([u.intent for u in para_found], [p["intent"] for p in para]),
+        model_paraphrase_intent_accuracy=_model_accuracy(assistant, [p["message"] for p in para], [p["intent"] for p in para]),
         n_paraphrases=len(para),
+        per_intent=_per_intent(gold, intents, replies, references) if has_intent else {},
         baselines=_baselines(assistant, rows, para, references, has_intent),
-        settings={**options, "seed": seed, "limit": limit},
+        settings={"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k,
+                  "top_p": top_p, "seed": seed, "limit": limit},
         seconds=round(time.perf_counter() - started, 2),
     )
+
+
+def _model_accuracy(assistant: Assistant, messages: list[str], gold: list[str]) -> float | None:
+    """The language model alone: the intent it writes itself after the message (greedy)."""
+    if not assistant.labels:
+        return None
+    return _accuracy(model_intents(assistant, messages), gold)
+
+
+def model_intents(assistant: Assistant, messages: list[str]) -> list[str | None]:
+    """What the language model writes on the ``### Intent:`` line after each message (greedy, batched)."""
+    prompts = [f"{INSTRUCTION_HEADER}{assistant.normalize(m)[0]}\n\n### Intent:" for m in messages]
+    written = generate_batch(assistant.model, assistant.tokenizer, prompts, MODEL_LABEL_TOKENS, temperature=0.0,
+                             stop=["\n"], rows_per_batch=128)
+    return [w.strip() or None for w in written]
+
+
+def _calibration(results: list[Any], gold: list[str]) -> float | None:
+    confidence = [r.understanding.intent_probability for r in results]
+    if any(c is None for c in confidence):
+        return None
+    return expected_calibration_error(confidence, [r.intent == g for r, g in zip(results, gold)])
+
+
+def _per_intent(gold: list[str], predicted: list[str | None], replies: list[str], references: list[str]) -> dict[str, IntentFigures]:
+    import sacrebleu
+
+    out = {}
+    for intent in sorted(set(gold)):
+        idx = [i for i, g in enumerate(gold) if g == intent]
+        chrf = sacrebleu.corpus_chrf([replies[i] for i in idx], [[references[i] for i in idx]]).score
+        out[intent] = IntentFigures(len(idx), _accuracy([predicted[i] for i in idx], [intent] * len(idx)), round(float(chrf), 2))
+    return out
 
 
 def _split_rows(assistant: Assistant, split: str, limit: int | None, data: str | None) -> list[Row]:
@@ -144,19 +220,6 @@ def _split_rows(assistant: Assistant, split: str, limit: int | None, data: str |
     if not rows:
         raise BigramLMError(f"the {split} split has no rows", param="split")
     return rows
-
-
-def _answer(assistant: Assistant, rows: list[Row], options: dict[str, Any], seed: int, log: Callable[[str], None]) -> _Replies:
-    """The assistant itself on every row: classify, generate, rank; the top suggestion is the reply."""
-    replies = _Replies([], [], [])
-    for i, row in enumerate(rows):
-        result = assistant.suggest(row.instruction, **options, seed=seed + i, k_similar=0)
-        replies.intents.append(result.intent)
-        replies.categories.append(result.category)
-        replies.texts.append(result.top_reply)
-        if (i + 1) % 100 == 0:
-            log(f"{i + 1}/{len(rows)} rows")
-    return replies
 
 
 def _bits_per_char(assistant: Assistant, rows: list[Row]) -> float | None:
@@ -177,12 +240,20 @@ def _baselines(assistant: Assistant, rows: list[Row], para: list[dict[str, str]]
                has_intent: bool) -> SupportBaselines:
     train_rows = assistant.data.train_rows
     baseline = IntentBaseline([r.instruction for r in train_rows], [r.intent or "" for r in train_rows]) if has_intent else None
-    nearest = assistant.index.search_many([r.instruction for r in rows], k=1)
+    nearest = assistant.index.search_many([r.instruction for r in rows], k=CONSENSUS_NEIGHBOURS)
     retrieval = reply_metrics([hits[0][0].reply for hits in nearest], references)
+    groups = [[case.reply for case, _ in hits] for hits in nearest]
+    consensus_replies = []
+    for group, scores in zip(groups, pairwise_chrf_groups(groups)):
+        np.fill_diagonal(scores, 0.0)
+        consensus_replies.append(group[int(np.argmax(scores.sum(axis=1)))])
+    consensus = reply_metrics(consensus_replies, references)
     return SupportBaselines(
         tfidf_logreg_intent_accuracy=_accuracy(baseline.predict([r.instruction for r in rows]), [r.intent for r in rows]) if baseline else None,
         tfidf_logreg_paraphrase_intent_accuracy=_accuracy(baseline.predict([p["message"] for p in para]), [p["intent"] for p in para]) if baseline else None,
         retrieval_chrf=retrieval["chrf"],
         retrieval_bleu=retrieval["bleu"],
         retrieval_rouge_l=retrieval["rouge_l"],
+        retrieval_consensus_chrf=consensus["chrf"],
+        retrieval_consensus_rouge_l=consensus["rouge_l"],
     )

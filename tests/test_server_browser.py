@@ -188,7 +188,7 @@ class HostileAssistant:
 
     def suggest_stream(self, message: str, **options: Any) -> Iterator[SuggestEvent]:
         understanding = Understanding(
-            intent=PAYLOAD_IMG, category=PAYLOAD_SCRIPT, intent_probability=0.5, intent_method="hostile",
+            intent=PAYLOAD_IMG, category=PAYLOAD_SCRIPT, intent_probability=0.3, intent_method="hostile", intent_unsure=True,
             similar_cases=[SimilarCase(PAYLOAD_IMG, PAYLOAD_SCRIPT, PAYLOAD_IMG, None, "train", None, 0.9)],
         )
         yield UnderstandingEvent(understanding)
@@ -225,6 +225,7 @@ def test_model_markup_is_shown_as_text_and_never_runs(browser, tmp_path):
         assert PAYLOAD_SCRIPT in text and PAYLOAD_IMG in text
         assert page.locator("mark.unfilled").inner_text() == "{{Order Number}}"
         assert PAYLOAD_IMG in page.locator("#intent").inner_text()
+        assert page.locator("#unsure").is_visible()  # a best guess below the threshold says so
         assert PAYLOAD_SCRIPT in page.locator("#similar").inner_text()
         assert page.locator("#token-row").is_hidden()
         # Edit and accept it too: the stored reply is the text, byte for byte.
@@ -261,6 +262,7 @@ def test_desk_page_sends_a_non_ascii_token(browser, tmp_path):
         page.click("#suggest")
         page.wait_for_selector("body[data-state=done]", timeout=30_000)
         assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
+        assert page.locator("#unsure").is_hidden()
         page.locator("#suggestions li.suggestion .accept").first.click()
         page.wait_for_function("document.querySelector('#suggestions li.accepted') !== null", timeout=10_000)
         assert not errors, errors

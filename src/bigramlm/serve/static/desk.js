@@ -98,6 +98,9 @@ function showUnderstanding(u) {
   $("category").textContent = u.category == null ? "–" : String(u.category);
   const p = u.intent_probability;
   $("confidence").textContent = typeof p === "number" ? (100 * p).toFixed(1) + "%" : "–";
+  // Below the calibrated threshold the intent is a best guess, and the page says so.
+  $("unsure").hidden = !u.intent_unsure;
+  $("understanding").classList.toggle("unsure", Boolean(u.intent_unsure));
   const replaced = u.replaced_characters || 0;
   $("replaced").textContent = replaced ? `${replaced} unknown character(s) replaced` : "";
 }

@@ -24,6 +24,26 @@ from bigramlm.errors import BigramLMError
 PREVIOUS_WEIGHTS = "model.before-learn.safetensors"
 
 
+def previous_name(name: str) -> str:
+    """Where the version from before the last learn of a run file is kept."""
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}.before-learn.{suffix}" if dot else f"{name}.before-learn"
+
+
+def keep_previous(run_dir: Path, name: str) -> None:
+    """Keep a copy of run file ``name`` (e.g. the understanding) as it is before a learn replaces it."""
+    current = Path(run_dir) / name
+    if current.is_file():
+        atomic_write(Path(run_dir) / previous_name(name), lambda tmp: shutil.copyfile(current, tmp))
+
+
+def restore_previous(run_dir: Path, name: str) -> None:
+    """Put back what ``keep_previous`` kept of ``name`` (one rename), if it kept anything."""
+    previous = Path(run_dir) / previous_name(name)
+    if previous.is_file():
+        os.replace(previous, Path(run_dir) / name)
+
+
 @dataclass
 class WeightsChange:
     """The sha256 of the weights file before and after a learn."""

@@ -5,7 +5,8 @@ Within one time budget (``time_limit``, counted from the process's start on the 
 1. the understanding: the training messages are embedded once by the sentence encoder,
    logistic regression is fitted on them and calibrated on the validation rows
    (``support.understanding``); measured first, so that its cost is inside the budget;
-2. the language model on the labelled rows, with the settings of
+2. the language model on the labelled rows, each written with the central reply of its
+   neighbourhood (``central_replies``), with the settings of
    ``training.recipes.SUPPORT_TRAIN_DEFAULTS``: the GPT sized to the budget, or the
    bigram (its closed-form fit) when asked for, which stays a first-class assistant model;
 3. a ``recipe`` section in ``config.json``: every choice and the measurement behind it.
@@ -93,7 +94,10 @@ def with_central_targets(data: InstructionData) -> InstructionData:
     units = [format_block(r.instruction, reply, r.intent, r.category, data.labels)
              for r, reply in zip(data.parts["train"], replies)]
     text = "".join(units)
-    return dataclasses.replace(data, train_text=text, train_units=units, vocab_text=text + data.val_text)
+    spec = {**data.spec, "format": {**data.spec.get("format", {}), "train_targets": (
+        f"each train row's reply is the chrF consensus of its own and its {CENTRAL_NEIGHBOURS} nearest "
+        "same-intent rows' replies (support.recipe.central_replies); val and test keep their own")}}
+    return dataclasses.replace(data, train_text=text, train_units=units, vocab_text=text + data.val_text, spec=spec)
 
 
 def fit_understanding(data: InstructionData) -> tuple[Understander, list[str]]:
@@ -144,6 +148,9 @@ def train_support(
 
     clock_start = time.time()
     started_at = clock_start if started_at is None else started_at  # the understanding counts too
+    if model_name == "gpt":
+        data = with_central_targets(data)
+        log(f"train targets: each row's reply replaced by the central one of its {CENTRAL_NEIGHBOURS} nearest same-intent rows")
     model_config, config, rows = support_configs(data, model_name, time_limit, dict(overrides or {}))
     model_config.update(model_overrides or {})
     understander, intents = fit_understanding(data)

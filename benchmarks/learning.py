@@ -1,0 +1,195 @@
+"""Learning from resolved cases, measured end to end on the Bitext sample.
+
+1. A new kind of request. The support recipe trains with one intent left out entirely
+   (``--exclude-intents``). Then, for k = 5, 20 and 50, a copy of that run ``learn``s k
+   resolved cases of the new intent (its would-be train rows), and the assistant is
+   measured on the new intent's test rows (``recall``: intent accuracy; ``chrf`` of the
+   top suggestion) and on every other intent's test rows (``others_*``: forgetting).
+   The reference is retrieval: the reply of the nearest instruction, once the k cases
+   are in the index.
+2. A policy change. Agents accepted suggestions for two intents only after the same
+   edit (a new sign-off). After ``learn`` on those accepted-and-edited cases, the share
+   of new suggestions for those intents' test rows that carry the change.
+
+Prints one JSON object with ``--json``, and writes a plot of recall and chrF against k.
+The same scenarios run on the bigram (``--model bigram``) for comparison.
+
+    python benchmarks/learning.py --json                          # trains its base run (20 min) once
+    python benchmarks/learning.py --json --base-run runs/learn-base   # reuse a base run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import DEFAULT_DATA_DIR, ROOT, parser
+
+NEW_INTENT = "track_refund"
+POLICY_INTENTS = ("check_refund_policy", "get_refund")
+SIGN_OFF = "Warm regards, the Acme Care Team."
+POLICY_CASES = 30
+
+
+def sample_csv() -> Path:
+    os.environ.setdefault("BIGRAMLM_DATA_DIR", str(DEFAULT_DATA_DIR))
+    return Path(os.environ["BIGRAMLM_DATA_DIR"]) / "bitext" / "bitext-sample.csv"
+
+
+def train_base(out: Path, model: str, time_limit: float) -> None:
+    from bigramlm.data import load_data
+    from bigramlm.support.recipe import train_support
+
+    data = load_data(str(sample_csv()), labels=True, exclude_intents=[NEW_INTENT])
+    train_support(data, out, model_name=model, time_limit=time_limit, progress=False,
+                  log=lambda m: print(m, file=sys.stderr))
+
+
+def measure(run: Path, rows: list[Any], others: list[Any]) -> tuple[dict[str, float], dict[str, float]]:
+    """(new intent's {recall, chrf}, other intents' {accuracy, chrf}) of the assistant now."""
+    import sacrebleu
+
+    from bigramlm.support.assistant import Assistant
+    from bigramlm.support.results import SuggestSettings
+
+    assistant = Assistant.load(run, use_store=True)
+    settings = SuggestSettings(3, 400, 0.8, None, 0.95, 1337)
+    out = []
+    for group in (rows, others):
+        results = assistant.suggest_many([r.instruction for r in group], settings)
+        accuracy = sum(r.intent == g.intent for r, g in zip(results, group)) / len(group)
+        chrf = sacrebleu.corpus_chrf([r.top_reply for r in results], [[g.response for g in group]]).score
+        out.append({"accuracy": round(accuracy, 4), "chrf": round(float(chrf), 2)})
+    assistant.store.close()
+    return {"recall": out[0]["accuracy"], "chrf": out[0]["chrf"]}, out[1]
+
+
+def write_cases(path: Path, rows: list[Any], edit: bool = False) -> Path:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["instruction", "response", "intent", "category"])
+        for r in rows:
+            writer.writerow([r.instruction, f"{r.response}\n\n{SIGN_OFF}" if edit else r.response, r.intent, r.category])
+    return path
+
+
+def retrieval_chrf(run: Path, rows: list[Any]) -> float:
+    """The reply of the nearest instruction (train rows plus the learned cases) against the references."""
+    import sacrebleu
+
+    from bigramlm.support.assistant import Assistant
+
+    assistant = Assistant.load(run, use_store=True)
+    hits = assistant.index.search_many([r.instruction for r in rows], k=1)
+    assistant.store.close()
+    return round(float(sacrebleu.corpus_chrf([h[0][0].reply for h in hits], [[r.response for r in rows]]).score), 2)
+
+
+def new_intent(base: Path, work: Path, ks: list[int]) -> dict[str, Any]:
+    from bigramlm.checkpoint import read_config
+    from bigramlm.data.instructions import excluded_rows, read_split_rows
+    from bigramlm.data.instructions import load_run_files
+    from bigramlm.support.learning import learn
+
+    spec = read_config(base).data
+    cases = excluded_rows(spec, "train")
+    test = read_split_rows(spec, load_run_files(base, spec), "test")
+    rows = [r for r in test if r.intent == NEW_INTENT]
+    others = [r for r in test if r.intent != NEW_INTENT]
+    before, others_before = measure(base, rows, others)
+    runs = []
+    for k in ks:
+        run = work / f"k{k}"
+        shutil.copytree(base, run)
+        result = learn(run, cases_path=write_cases(work / f"cases{k}.csv", cases[:k]))
+        after, others_after = measure(run, rows, others)
+        runs.append({"cases": k, "before": before, "after": after, "others_before": others_before,
+                     "others_after": others_after, "learn_seconds": result.seconds,
+                     "retrieval_chrf_after": retrieval_chrf(run, rows)})
+        print(json.dumps(runs[-1]), file=sys.stderr)
+    return {"intent": NEW_INTENT, "test_rows": len(rows), "runs": runs}
+
+
+def policy_rate(run: Path, rows: list[Any]) -> float:
+    from bigramlm.support.assistant import Assistant
+    from bigramlm.support.results import SuggestSettings
+
+    assistant = Assistant.load(run, use_store=True)
+    results = assistant.suggest_many([r.instruction for r in rows], SuggestSettings(3, 400, 0.8, None, 0.95, 1337))
+    assistant.store.close()
+    return round(sum(SIGN_OFF in r.top_reply for r in results) / len(rows), 4)
+
+
+def policy_change(base: Path, work: Path) -> dict[str, Any]:
+    from bigramlm.checkpoint import read_config
+    from bigramlm.data.instructions import load_run_files, read_split_rows
+    from bigramlm.support.learning import learn
+
+    spec = read_config(base).data
+    files = load_run_files(base, spec)
+    affected = [r for r in files.train_rows if r.intent in POLICY_INTENTS][:POLICY_CASES]
+    rows = [r for r in read_split_rows(spec, files, "test") if r.intent in POLICY_INTENTS]
+    run = work / "policy"
+    shutil.copytree(base, run)
+    before = policy_rate(run, rows)
+    result = learn(run, cases_path=write_cases(work / "policy.csv", affected, edit=True))
+    return {"intents": list(POLICY_INTENTS), "change": SIGN_OFF, "cases": len(affected), "test_rows": len(rows),
+            "before_rate": before, "after_rate": policy_rate(run, rows), "learn_seconds": result.seconds}
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.6), dpi=100)
+    recall_ax, chrf_ax = fig.subplots(1, 2)
+    for name, block in report["models"].items():
+        runs = block["new_intent"]["runs"]
+        ks = [0] + [r["cases"] for r in runs]
+        recall_ax.plot(ks, [runs[0]["before"]["recall"]] + [r["after"]["recall"] for r in runs], "o-", label=name)
+        chrf_ax.plot(ks, [runs[0]["before"]["chrf"]] + [r["after"]["chrf"] for r in runs], "o-", label=name)
+        chrf_ax.plot(ks[1:], [r["retrieval_chrf_after"] for r in runs], "x--", label=f"retrieval ({name} run)")
+    recall_ax.set(title=f"new intent {NEW_INTENT}: recall", xlabel="resolved cases learned (k)", ylim=(-0.02, 1.02))
+    chrf_ax.set(title="top suggestion chrF", xlabel="resolved cases learned (k)")
+    for ax in (recall_ax, chrf_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--base-run", type=Path, default=None, help="reuse this support run trained without the new intent")
+    p.add_argument("--bigram-run", type=Path, default=None, help="reuse this bigram run trained without it")
+    p.add_argument("--time-limit", type=float, default=1200.0, help="budget of the base run (default 1200 s)")
+    p.add_argument("--ks", type=int, nargs="+", default=[5, 20, 50])
+    p.add_argument("--plot", type=Path, default=ROOT / "docs" / "learning.png")
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bigramlm-learning-"))
+    report: dict[str, Any] = {"models": {}}
+    for model, given in (("gpt", args.base_run), ("bigram", args.bigram_run)):
+        base = given or work / f"base-{model}"
+        if given is None:
+            started = time.time()
+            train_base(base, model, args.time_limit)
+            print(f"{model} base run trained in {time.time() - started:.0f} s", file=sys.stderr)
+        report["models"][model] = {"new_intent": new_intent(base, work / model, args.ks),
+                                   "policy_change": policy_change(base, work / model)}
+    # The support recipe's model is the one the goals are about: its figures at the top level.
+    report.update(report["models"]["gpt"])
+    plot(report, args.plot)
+    report["plot"] = str(args.plot)
+    print(json.dumps(report, indent=None if args.json else 2))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

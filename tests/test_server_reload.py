@@ -61,9 +61,10 @@ def wait_for(client: TestClient, condition) -> dict:
 
 
 def greedy_reply(client: TestClient) -> str:
-    # Sampled with a fixed seed, not greedy: the counts bigram's greedy path is "####...",
-    # which the assistant strips to nothing.
-    r = client.post("/api/suggest", json={"message": "where is my package", "n": 1, "temperature": 1.0, "seed": 3,
+    # Two candidates, the first greedy and the second sampled with a fixed seed: the counts
+    # bigram's greedy path is "####...", which the assistant strips to nothing, so the top
+    # suggestion is the sampled one.
+    r = client.post("/api/suggest", json={"message": "where is my package", "n": 2, "temperature": 1.0, "seed": 3,
                                           "max_new_tokens": 20})
     assert r.status_code == 200, r.text
     return r.json()["suggestions"][0]["text"]

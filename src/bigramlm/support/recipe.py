@@ -57,7 +57,7 @@ def measure_rows(data: InstructionData, tokenizer_kind: str, vocab_size: int | N
 
 
 #: How many of a row's nearest same-intent training rows vote on its central reply.
-CENTRAL_NEIGHBOURS = 5
+CENTRAL_NEIGHBOURS = 12
 
 
 def central_replies(data: InstructionData) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -32,7 +33,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 
@@ -121,8 +122,9 @@ async def drive(base: str, clients: int, duration: float, max_requests: int, bod
     }
 
 
-def run_phase(run_dir: str, clients: int, duration: float, max_requests: int, body: dict[str, Any], max_concurrent: int,
-              timeout: float, label: str) -> dict[str, Any]:
+@contextlib.contextmanager
+def serving(run_dir: str, max_concurrent: int, timeout: float) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real ``bigramlm serve RUN_DIR`` on a free loopback port, up and healthy; stopped on exit."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "bigramlm", "serve", run_dir, "--host", "127.0.0.1", "--port", str(port),
@@ -144,12 +146,7 @@ def run_phase(run_dir: str, clients: int, duration: float, max_requests: int, bo
             if time.monotonic() > deadline:
                 raise SystemExit("server did not start in 120 s")
             time.sleep(0.2)
-        warm = httpx.post(f"{base}/api/suggest", json={**body, "message": MESSAGES[0]}, timeout=timeout + 5)
-        if warm.status_code != 200:
-            raise SystemExit(f"warm-up request failed: {warm.status_code} {warm.text[:200]}")
-        result = asyncio.run(drive(base, clients, duration, max_requests, body, timeout + 5))
-        result["peak_rss_mib"] = round(peak_rss_mib(proc.pid) or float("nan"), 1)
-        result["cases_stats"] = httpx.get(f"{base}/api/stats", timeout=5).json().get("suggestion_requests")
+        yield base, proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -157,6 +154,17 @@ def run_phase(run_dir: str, clients: int, duration: float, max_requests: int, bo
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def run_phase(run_dir: str, clients: int, duration: float, max_requests: int, body: dict[str, Any], max_concurrent: int,
+              timeout: float, label: str) -> dict[str, Any]:
+    with serving(run_dir, max_concurrent, timeout) as (base, proc):
+        warm = httpx.post(f"{base}/api/suggest", json={**body, "message": MESSAGES[0]}, timeout=timeout + 5)
+        if warm.status_code != 200:
+            raise SystemExit(f"warm-up request failed: {warm.status_code} {warm.text[:200]}")
+        result = asyncio.run(drive(base, clients, duration, max_requests, body, timeout + 5))
+        result["peak_rss_mib"] = round(peak_rss_mib(proc.pid) or float("nan"), 1)
+        result["cases_stats"] = httpx.get(f"{base}/api/stats", timeout=5).json().get("suggestion_requests")
     result.update({"phase": label, "run": run_dir, "max_concurrent": max_concurrent, "duration_s": duration, "request": body})
     return result
 

@@ -175,7 +175,8 @@ def main() -> None:
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bigramlm-learning-"))
     report: dict[str, Any] = {"models": {}}
-    for model, given in (("gpt", args.base_run), ("bigram", args.bigram_run)):
+    # The bigram first: its base run takes a minute, so a broken scenario shows up early.
+    for model, given in (("bigram", args.bigram_run), ("gpt", args.base_run)):
         base = given or work / f"base-{model}"
         if given is None:
             started = time.time()

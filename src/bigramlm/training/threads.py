@@ -15,7 +15,11 @@ Measured on the shared 2-core machine:
 
 So the count is decided by measuring, not fixed: tiny models get 1 thread, and others
 get the cores that are idle now (the 1-minute load average, read through an injectable
-``load``), at least 1 and at most torch's start-up count. A busy core costs far more
+``load``, less this process's own share of it), at least 1 and at most torch's start-up
+count. The own share matters: ``train --recipe support`` embeds the messages on both
+cores for 105 s before it builds the GPT, which left the load at 1.25; counted as
+another job's, it gave the GPT one thread and half its steps (200 instead of ~550 in
+the 20-minute budget). A busy core costs far more
 (6x) than an idle one left unused (1.6x), so the idle share is rounded down unless it
 is within ``IDLE_SLACK`` of the next whole core.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 import torch
 import torch.nn as nn
@@ -47,6 +52,28 @@ def machine_load() -> float | None:
         return None
 
 
+def own_load() -> float:
+    """This process's own share of the 1-minute load average, estimated from its CPU time.
+
+    The kernel's load average is an exponentially damped mean with a one-minute time
+    constant, so a process that has used ``cpu`` seconds over its ``age`` contributes about
+    ``cpu / age * (1 - exp(-age / 60))``: a process just started (importing torch) adds
+    almost nothing yet, one that has kept both cores busy for minutes adds nearly 2.
+    0 where the OS does not say.
+    """
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/self/stat") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / ticks  # field 22: start time
+        with open("/proc/uptime") as f:
+            age = float(f.read().split()[0]) - started
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+    if age <= 0:
+        return 0.0
+    return time.process_time() / age * (1.0 - math.exp(-age / 60.0))
+
+
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -54,19 +81,24 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def choose_threads(parameters: int, load: float | None = None, cores: int | None = None, ceiling: int | None = None) -> int:
+def choose_threads(parameters: int, load: float | None = None, cores: int | None = None, ceiling: int | None = None,
+                   own: float | None = None) -> int:
     """The policy: 1 thread for a tiny model, else the idle cores (see the module docstring).
 
     ``load`` is the machine's load average (read now when None; unknown means a quiet
-    machine), ``cores`` the cores this process may use, ``ceiling`` the most threads
+    machine), ``own`` this process's share of it (``own_load()`` when the load is read
+    here, else 0), ``cores`` the cores this process may use, ``ceiling`` the most threads
     to use (torch's start-up count by default).
     """
     if parameters < TINY_MODEL_PARAMETERS:
         return 1
     ceiling = DEFAULT_THREADS if ceiling is None else ceiling
     cores = usable_cores() if cores is None else cores
-    load = machine_load() if load is None else load
-    idle = cores - (load or 0.0)
+    if load is None:
+        load = machine_load()
+        own = own_load() if own is None else own
+    others = max(0.0, (load or 0.0) - (own or 0.0))
+    idle = cores - others
     return max(1, min(ceiling, math.floor(idle + IDLE_SLACK)))
 
 

@@ -1,0 +1,91 @@
+"""Latency of the agent desk for one agent: a warm ``POST /api/suggest`` and the stream's start.
+
+Starts a real ``bigramlm serve RUN_DIR`` on a loopback port, warms it with one request,
+then, one request at a time over the benchmark's customer messages (``--requests`` in
+all, for each measurement):
+
+- ``suggest``: the whole answer of ``POST /api/suggest`` with ``n`` suggestions at the
+  desk's defaults (400-token limit, the assistant's stop at the next header);
+- ``stream``: on ``POST /api/suggest/stream``, the time to the ``understanding`` event
+  (intent, confidence and the similar-cases panel) and to the first ``token`` event (the
+  suggestions start to appear).
+
+The reference, measured in the same run, is what the agent gets without the model: the
+understanding event alone (sentence embedding, classifier, retrieval). The ratio says how
+much longer the full suggestions take than the similar-cases panel.
+
+    python benchmarks/desk_latency.py --run runs/support --json
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from typing import Any
+
+import httpx
+
+from _common import parser
+from bench_server_load import MESSAGES, percentile, serving
+
+
+def time_suggest(client: httpx.Client, message: str, n: int) -> float:
+    start = time.perf_counter()
+    r = client.post("/api/suggest", json={"message": message, "n": n, "seed": 0})
+    r.raise_for_status()
+    return time.perf_counter() - start
+
+
+def time_stream(client: httpx.Client, message: str, n: int) -> tuple[float, float]:
+    """Seconds to the ``understanding`` event and to the first ``token`` event."""
+    start = time.perf_counter()
+    understood = first_token = None
+    with client.stream("POST", "/api/suggest/stream", json={"message": message, "n": n, "seed": 0}) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if line == "event: understanding" and understood is None:
+                understood = time.perf_counter() - start
+            elif line == "event: token" and first_token is None:
+                first_token = time.perf_counter() - start
+    if understood is None or first_token is None:
+        raise SystemExit("the stream ended without an understanding or a token event")
+    return understood, first_token
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(1000 * statistics.median(values), 1), "p95_ms": round(1000 * percentile(values, 0.95), 1),
+            "mean_ms": round(1000 * statistics.fmean(values), 1)}
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--run", required=True, help="support run directory (e.g. from train --recipe support)")
+    p.add_argument("--n", type=int, default=3, help="suggestions per request (default 3)")
+    p.add_argument("--requests", type=int, default=30, help="requests per measurement (default 30)")
+    args = p.parse_args()
+    messages = [MESSAGES[i % len(MESSAGES)] for i in range(args.requests)]
+    with serving(args.run, max_concurrent=1, timeout=60.0) as (base, _):
+        with httpx.Client(base_url=base, timeout=65.0) as client:
+            time_suggest(client, MESSAGES[0], args.n)  # warm: first-call allocations, caches
+            suggest = [time_suggest(client, m, args.n) for m in messages]
+            streams = [time_stream(client, m, args.n) for m in messages]
+    understanding = [u for u, _ in streams]
+    report: dict[str, Any] = {
+        "run": args.run, "n": args.n, "requests": args.requests,
+        "suggest": summary(suggest),
+        "stream_understanding": summary(understanding),
+        "stream_first_token": summary([t for _, t in streams]),
+    }
+    report["suggest_vs_understanding"] = round(statistics.median(suggest) / statistics.median(understanding), 2)
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"warm POST /api/suggest n={args.n}: p50 {report['suggest']['p50_ms']} ms, p95 {report['suggest']['p95_ms']} ms")
+    print(f"stream: understanding after {report['stream_understanding']['p50_ms']} ms (p50), "
+          f"first token after {report['stream_first_token']['p50_ms']} ms (p50)")
+    print(f"the suggestions take {report['suggest_vs_understanding']}x the understanding and similar cases alone")
+
+
+if __name__ == "__main__":
+    main()

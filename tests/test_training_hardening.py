@@ -210,6 +210,16 @@ def test_thread_policy_does_not_count_the_process_own_load_as_another_job() -> N
     assert choose_threads(big, load=1.05, own=0.03, cores=2, ceiling=2) == 1
 
 
+def test_busy_cores_reads_the_cpu_counters(monkeypatch) -> None:
+    from bigramlm.training import threads
+
+    # Two readings 100 jiffies apart on 2 cores: 150 of them idle, so half a core was busy.
+    readings = iter([(1000.0, 4000.0), (1150.0, 4200.0)])
+    monkeypatch.setattr(threads, "_cpu_counters", lambda: next(readings))
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    assert threads.busy_cores(window=0.0) == pytest.approx(0.5)
+
+
 def test_own_load_follows_the_process_cpu_time(monkeypatch) -> None:
     from bigramlm.training import threads
 

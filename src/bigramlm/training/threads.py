@@ -14,12 +14,14 @@ Measured on the shared 2-core machine:
   against 19 s on 1 thread), and sampling 300 tokens took 6-15 s against 0.08 s.
 
 So the count is decided by measuring, not fixed: tiny models get 1 thread, and others
-get the cores that are idle now (the 1-minute load average, read through an injectable
-``load``, less this process's own share of it), at least 1 and at most torch's start-up
-count. The own share matters: ``train --recipe support`` embeds the messages on both
-cores for 105 s before it builds the GPT, which left the load at 1.25; counted as
-another job's, it gave the GPT one thread and half its steps (200 instead of ~550 in
-the 20-minute budget). A busy core costs far more
+get the cores that are idle now, at least 1 and at most torch's start-up count. "Now"
+is the kernel's CPU counters (``/proc/stat``) over ``BUSY_WINDOW_S`` while this process
+waits, so only other jobs count as busy (``busy_cores``, injectable as ``load``). The
+1-minute load average, used before, also counts this process's own past work:
+``train --recipe support`` embeds the messages on both cores for 105 s before it builds
+the GPT, which left the load at 1.25, and the GPT got one thread and 200 steps in its
+20-minute budget instead of ~550. The load average remains the fallback where
+``/proc/stat`` is missing, less this process's estimated share (``own_load``). A busy core costs far more
 (6x) than an idle one left unused (1.6x), so the idle share is rounded down unless it
 is within ``IDLE_SLACK`` of the next whole core.
 """
@@ -50,6 +52,34 @@ def machine_load() -> float | None:
         return os.getloadavg()[0]
     except (OSError, AttributeError):
         return None
+
+
+#: How long ``busy_cores`` watches the CPU counters: long enough for a few scheduler
+#: ticks (4 ms each), short enough not to be felt at a command's start.
+BUSY_WINDOW_S = 0.2
+
+
+def _cpu_counters() -> tuple[float, float]:
+    """(idle, total) jiffies of all CPUs since boot, from the first line of /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [float(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return idle, sum(fields[:8])
+
+
+def busy_cores(window: float = BUSY_WINDOW_S) -> float | None:
+    """Cores kept busy by other processes right now: the CPU counters over ``window``
+    seconds while this process sleeps. None where the OS does not say."""
+    try:
+        idle0, total0 = _cpu_counters()
+        time.sleep(window)
+        idle1, total1 = _cpu_counters()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    busy_share = 1.0 - (idle1 - idle0) / (total1 - total0)
+    return max(0.0, busy_share * (os.cpu_count() or 1))
 
 
 def own_load() -> float:
@@ -85,18 +115,19 @@ def choose_threads(parameters: int, load: float | None = None, cores: int | None
                    own: float | None = None) -> int:
     """The policy: 1 thread for a tiny model, else the idle cores (see the module docstring).
 
-    ``load`` is the machine's load average (read now when None; unknown means a quiet
-    machine), ``own`` this process's share of it (``own_load()`` when the load is read
-    here, else 0), ``cores`` the cores this process may use, ``ceiling`` the most threads
-    to use (torch's start-up count by default).
+    ``load`` is how many cores other jobs keep busy (``busy_cores()`` when None; unknown
+    means a quiet machine), ``own`` this process's share of it when it is a load average,
+    ``cores`` the cores this process may use, ``ceiling`` the most threads to use
+    (torch's start-up count by default).
     """
     if parameters < TINY_MODEL_PARAMETERS:
         return 1
     ceiling = DEFAULT_THREADS if ceiling is None else ceiling
     cores = usable_cores() if cores is None else cores
     if load is None:
-        load = machine_load()
-        own = own_load() if own is None else own
+        load = busy_cores()
+        if load is None:  # no /proc/stat: the load average, less this process's own share
+            load, own = machine_load(), own_load() if own is None else own
     others = max(0.0, (load or 0.0) - (own or 0.0))
     idle = cores - others
     return max(1, min(ceiling, math.floor(idle + IDLE_SLACK)))

@@ -102,6 +102,8 @@ CASES = [
     case("learn-lr-nan", "learn {support} --cases {csv} --lr nan"),
     case("learn-batch-negative", "learn {support} --cases {csv} --batch-size -1"),
     case("learn-batch-0", "learn {support} --batch-size 0"),
+    case("learn-time-limit-0", "learn {support} --cases {csv} --time-limit 0"),
+    case("learn-time-limit-nan", "learn {support} --time-limit nan"),
     case("train-data-dev-zero", "train --data /dev/zero --out {new}"),
     case("train-data-fifo", "train --data {fifo} --out {new}"),
     case("sample-threads-0", "sample {counts} --threads 0"),

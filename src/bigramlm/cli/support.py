@@ -156,12 +156,14 @@ def add_learn_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="windows per batch (default: the run's)")
     p.add_argument("--replay", type=float, default=0.5, help="share of each batch drawn from the training text (default 0.5)")
     p.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="stop fine-tuning after this many seconds, whatever --steps says (default 40)")
     p.add_argument("--data", default=None, help="read the run's dataset from here instead of where it was trained")
     p.add_argument("--undo", action="store_true",
                    help="restore the weights from before the last learn and mark its cases not learned again")
     add_json_flag(p)
     add_threads_flag(p)
-    p.set_defaults(func=cmd_learn, flag_names={"cases_path": "--cases"})
+    p.set_defaults(func=cmd_learn, flag_names={"cases_path": "--cases", "time_limit": "--time-limit"})
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
@@ -177,6 +179,8 @@ def cmd_learn(args: argparse.Namespace) -> int:
             print(f"restored the weights from before learn {undone.learn_id}; {undone.cases_unmarked} cases marked not learned")
         return 0
     steps = {} if args.steps is None else {"steps": args.steps}
+    if args.time_limit is not None:
+        steps["time_limit"] = args.time_limit
     summary = learn(args.run_dir, cases_path=args.cases, learning_rate=args.lr, batch_size=args.batch_size,
                     replay=args.replay, seed=args.seed, data=args.data, log=stderr_log(args), threads=args.threads,
                     **steps).to_dict()

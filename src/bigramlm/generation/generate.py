@@ -18,7 +18,7 @@ import torch
 from bigramlm.errors import BigramLMError
 from bigramlm.generation.checks import check_seed
 from bigramlm.generation.decoding import Decoder, make_decoder
-from bigramlm.generation.filters import check_new_tokens, check_sampling, filter_logits
+from bigramlm.generation.filters import check_new_tokens, check_sampling, draw_tokens, filter_logits
 from bigramlm.generation.markov import MarkovChainSampler
 from bigramlm.models.base import LanguageModel
 from bigramlm.tokenization import Tokenizer
@@ -53,8 +53,7 @@ def sample_tokens(
     decode then gives the model's single best guess beside its alternatives.
     """
     for i in range(max_new_tokens):
-        probs = filter_logits(decoder.logits, temperature, top_k, top_p).cpu()
-        tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        tokens = draw_tokens(decoder.logits, temperature, top_k, top_p, generator)
         if greedy_rows:
             tokens[:greedy_rows] = decoder.logits[:greedy_rows].argmax(dim=-1).cpu()
         yield tokens

@@ -317,9 +317,11 @@ class Assistant:
         raise RuntimeError("the suggestion stream ended without a result")
 
     def suggest_many(self, messages: list[str], settings: SuggestSettings, k_similar: int = 0,
-                     rows_per_batch: int = 96, on_progress: Any = None) -> list[AssistResult]:
+                     rows_per_batch: int = 192, on_progress: Any = None) -> list[AssistResult]:
         """``suggest`` for many messages at once, decoded as one batched, KV-cached job
-        (what ``eval --task support`` runs); the same candidates, ranking and brand."""
+        (what ``eval --task support`` runs); the same candidates, ranking and brand.
+        192 rows a batch: 120 test messages x 3 candidates with the recipe's GPT decoded in
+        31.5 s, against 34.7 s at 96 rows (the KV cache of 192 rows is 380 MB)."""
         _check_request(messages[0] if messages else "", settings)
         understandings = self.understand_many(messages, k_similar)
         texts = [self.normalize(m)[0] for m in messages]

@@ -123,6 +123,9 @@ def check_learn_settings(settings: LearnSettings, block_size: int) -> None:
         raise BigramLMError(f"replay must be in [0, 1) (got {s.replay})", param="replay")
     if isinstance(s.seed, bool) or not isinstance(s.seed, int) or not 0 <= s.seed < 2**63:
         raise BigramLMError(f"seed must be in 0..{2**63 - 1} (got {s.seed})", param="seed")
+    if s.time_limit is not None and (isinstance(s.time_limit, bool) or not isinstance(s.time_limit, (int, float))
+                                     or not math.isfinite(s.time_limit) or s.time_limit <= 0):
+        raise BigramLMError(f"time_limit must be a number of seconds above 0 (got {s.time_limit})", param="time_limit")
 
 
 def learn(

@@ -147,8 +147,10 @@ class TimeBudget:
 
     def affords_eval(self, tokens: int) -> bool:
         """Whether evaluating ``tokens`` (with the reserve's margin), then writing the
-        run, still leaves the exit its time before the deadline."""
-        need = self.eval_seconds(tokens) + (WRITE_SECONDS + self.exit_seconds) * self.slowdown()
+        run and drawing its loss curve, still leaves the exit its time before the deadline
+        (the recipe's 20-minute run once chose the whole-split evaluation and then had no
+        time left for loss.png)."""
+        need = self.eval_seconds(tokens) + (WRITE_SECONDS + PLOT_SECONDS + self.exit_seconds) * self.slowdown()
         return need <= self.clock.left()
 
     def affords_plot(self) -> bool:

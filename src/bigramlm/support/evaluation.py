@@ -146,10 +146,8 @@ def evaluate_support(
     replies = [r.top_reply for r in results]
     metrics = reply_metrics(replies, references)
     para = load_paraphrases(paraphrases)
-    para_found = assistant.understand_many([p["message"] for p in para], k_similar=0)
     gold = [r.intent for r in rows]
     has_intent = all(gold)
-    intents = [r.intent for r in results]
     distinct = [d for d in (distinctness([s.text for s in r.suggestions]) for r in results) if d is not None]
     return SupportEvalResult(
         run_dir=str(run_dir),
@@ -157,26 +155,39 @@ def evaluate_support(
         split=split,
         n_test=len(rows),
         intent_method=results[0].understanding.intent_method or "none",
-        intent_accuracy=_accuracy(intents, gold) if has_intent else None,
-        model_intent_accuracy=_model_accuracy(assistant, [r.instruction for r in rows], gold) if has_intent else None,
-        category_accuracy=_accuracy([r.category for r in results], [r.category for r in rows]) if all(r.category for r in rows) else None,
-        calibration_error=_calibration(results, gold) if has_intent else None,
-        unsure_rate=sum(r.understanding.intent_unsure for r in results) / len(results),
+        **_understanding_figures(assistant, rows, results, para),
         chrf=metrics["chrf"],
         bleu=metrics["bleu"],
         rouge_l=metrics["rouge_l"],
         bits_per_char=_bits_per_char(assistant, rows),
         suggestion_distinctness=sum(distinct) / len(distinct) if distinct else None,
         suggestions_per_message=sum(len(r.suggestions) for r in results) / len(results),
-        paraphrase_intent_accuracy=_accuracy([u.intent for u in para_found], [p["intent"] for p in para]),
-        model_paraphrase_intent_accuracy=_model_accuracy(assistant, [p["message"] for p in para], [p["intent"] for p in para]),
-        n_paraphrases=len(para),
-        per_intent=_per_intent(gold, intents, replies, references) if has_intent else {},
+        per_intent=_per_intent(gold, [r.intent for r in results], replies, references) if has_intent else {},
         baselines=_baselines(assistant, rows, para, references, has_intent),
         settings={"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k,
                   "top_p": top_p, "seed": seed, "limit": limit},
         seconds=round(time.perf_counter() - started, 2),
     )
+
+
+def _understanding_figures(assistant: Assistant, rows: list[Row], results: list[Any],
+                           para: list[dict[str, str]]) -> dict[str, Any]:
+    """The assistant's and the language model's intent figures on the split and the paraphrases."""
+    gold = [r.intent for r in rows]
+    has_intent = all(gold)
+    para_found = assistant.understand_many([p["message"] for p in para], k_similar=0)
+    para_gold = [p["intent"] for p in para]
+    return {
+        "intent_accuracy": _accuracy([r.intent for r in results], gold) if has_intent else None,
+        "model_intent_accuracy": _model_accuracy(assistant, [r.instruction for r in rows], gold) if has_intent else None,
+        "category_accuracy": (_accuracy([r.category for r in results], [r.category for r in rows])
+                              if all(r.category for r in rows) else None),
+        "calibration_error": _calibration(results, gold) if has_intent else None,
+        "unsure_rate": sum(r.understanding.intent_unsure for r in results) / len(results),
+        "paraphrase_intent_accuracy": _accuracy([u.intent for u in para_found], para_gold),
+        "model_paraphrase_intent_accuracy": _model_accuracy(assistant, [p["message"] for p in para], para_gold),
+        "n_paraphrases": len(para),
+    }
 
 
 def _model_accuracy(assistant: Assistant, messages: list[str], gold: list[str]) -> float | None:

@@ -152,7 +152,7 @@ def add_learn_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cases", type=Path, default=None,
                    help="cases file with the dataset's columns; without it, the store's cases since the last learn")
     p.add_argument("--steps", type=int, default=None, help=f"fine-tuning steps (default {HELP_DEFAULTS['learn_steps']})")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the run's)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: a tenth of the run's)")
     p.add_argument("--batch-size", type=int, default=None, help="windows per batch (default: the run's)")
     p.add_argument("--replay", type=float, default=0.5, help="share of each batch drawn from the training text (default 0.5)")
     p.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")

@@ -52,3 +52,27 @@ def test_learn_grows_the_label_set_and_undo_shrinks_it(recipe_run, tmp_path, cap
     assert main(["learn", str(run), "--undo", "--json"]) == 0
     assert "get_refund" not in Understander.load(run)[0].classes
     assert (run / UNDERSTANDING_FILE).is_file()
+
+
+def test_learn_replays_the_replies_the_model_was_trained_on(tmp_path) -> None:
+    """A recipe run trains on central replies: they are kept beside its rows, and learn's replay reads them."""
+    from bigramlm.data.run_files import TRAIN_TARGETS_FILE, read_train_targets, write_train_targets
+
+    write_train_targets(tmp_path, ["a", "b"])
+    assert (tmp_path / TRAIN_TARGETS_FILE).exists()
+    assert read_train_targets(tmp_path, 2) == ["a", "b"]
+    assert read_train_targets(tmp_path, 3) is None  # not this run's rows: the rows' own replies
+    assert read_train_targets(tmp_path / "missing", 2) is None
+
+
+def test_central_targets_travel_with_the_run_files(tmp_path) -> None:
+    from bigramlm.data import load_data
+    from bigramlm.data.run_files import read_train_targets
+    from bigramlm.support.recipe import with_central_targets
+
+    data = load_data(str(write_support_csv(tmp_path / "s.csv", copies=6)), labels=True)
+    central = with_central_targets(data)
+    rows = central.parts["train"]
+    assert len(central.train_targets) == len(rows)
+    central.write_run_files(tmp_path / "run")
+    assert read_train_targets(tmp_path / "run", len(rows)) == central.train_targets

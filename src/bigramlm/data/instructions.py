@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from bigramlm._fs import atomic_write_text, check_writable, sha256_of
 from bigramlm.data.formats import count_placeholders, format_block, format_rows, format_spec
 from bigramlm.data.registry import resolve_source
-from bigramlm.data.run_files import InstructionRunFiles, split_ids
+from bigramlm.data.run_files import InstructionRunFiles, split_ids, write_train_targets
 from bigramlm.data.splits import PARTS, SPLIT_FRACTIONS, SPLIT_SEED, stratified_split
 from bigramlm.data.splits import exclude_intents as exclude_split_intents
 from bigramlm.data.table import Row, Table, column_options, read_table
@@ -39,6 +39,9 @@ class InstructionData(TextData):
     labels: bool = False
     #: By part, the rows of the intents left out with ``exclude_intents`` ({} without it).
     excluded: dict[str, list[Row]] = field(default_factory=dict)
+    #: The replies the model trains on, one per train row, where they are not the rows'
+    #: own (``--recipe support``'s central replies); None: the rows' own.
+    train_targets: list[str] | None = None
 
     @property
     def label_set(self) -> list[tuple[str, str | None]]:
@@ -60,6 +63,8 @@ class InstructionData(TextData):
 
     def write_run_files(self, run_dir: Path) -> None:
         self.run_files().save(run_dir)
+        if self.train_targets is not None:
+            write_train_targets(run_dir, self.train_targets)
 
 
 def _resolve(source: str) -> tuple[Path, str]:

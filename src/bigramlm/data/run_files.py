@@ -113,3 +113,27 @@ class InstructionRunFiles:
 
 def split_ids(parts: dict[str, list[Row]]) -> dict[str, list[int]]:
     return {name: [r.index for r in rows] for name, rows in parts.items()}
+
+
+#: The replies a run's language model was trained on, where they are not the rows' own
+#: (``--recipe support`` trains on each row's neighbourhood's central reply): a gzipped
+#: JSON list aligned with ``train_rows``. ``learn`` replays these, not the rows' own, so
+#: that a fine-tune does not pull the model back to the targets it was not trained on.
+TRAIN_TARGETS_FILE = "train_targets.json.gz"
+
+
+def write_train_targets(run_dir: str | Path, replies: Sequence[str]) -> None:
+    packed = gzip.compress(json.dumps(list(replies), ensure_ascii=False).encode("utf-8"), mtime=0)
+    atomic_write(Path(run_dir) / TRAIN_TARGETS_FILE, lambda tmp: Path(tmp).write_bytes(packed))
+
+
+def read_train_targets(run_dir: str | Path, rows: int) -> list[str] | None:
+    """The trained-on replies of ``rows`` train rows, or None when the run has none (or they do not match)."""
+    path = Path(run_dir) / TRAIN_TARGETS_FILE
+    try:
+        replies = json.loads(gzip.decompress(path.read_bytes()).decode("utf-8"))
+    except (OSError, ValueError, EOFError, zlib.error):
+        return None
+    if not isinstance(replies, list) or len(replies) != rows or not all(isinstance(r, str) for r in replies):
+        return None
+    return replies

@@ -43,6 +43,7 @@ from bigramlm.config import MAX_BATCH_TOKENS, MAX_STEPS
 from bigramlm.data.batching import get_batch, get_row_batch, row_starts_that_fit
 from bigramlm.data.formats import INSTRUCTION_HEADER, format_block, label_lines
 from bigramlm.data.instructions import load_run_files
+from bigramlm.data.run_files import read_train_targets
 from bigramlm.data.table import column_options, read_table
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.lm import total_nats
@@ -260,7 +261,9 @@ def _replay_ids(run: Run, spec: dict[str, Any], data: str | None, settings: Lear
     if run.config.training.batching != "rows":
         return torch.from_numpy(run.tokenizer.encode(files.train_text, on_unknown="replace")), None
     labelled = bool((spec.get("format") or {}).get("labels"))
-    blocks = [format_block(r.instruction, r.response, r.intent, r.category, labelled) for r in files.train_rows]
+    replies = read_train_targets(run.path, len(files.train_rows)) or [r.response for r in files.train_rows]
+    blocks = [format_block(r.instruction, reply, r.intent, r.category, labelled)
+              for r, reply in zip(files.train_rows, replies)]
     ids, starts, _, _ = _encode_blocks(run, blocks)
     return ids, starts
 

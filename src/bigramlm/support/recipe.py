@@ -97,7 +97,8 @@ def with_central_targets(data: InstructionData) -> InstructionData:
     spec = {**data.spec, "format": {**data.spec.get("format", {}), "train_targets": (
         f"each train row's reply is the chrF consensus of its own and its {CENTRAL_NEIGHBOURS} nearest "
         "same-intent rows' replies (support.recipe.central_replies); val and test keep their own")}}
-    return dataclasses.replace(data, train_text=text, train_units=units, vocab_text=text + data.val_text, spec=spec)
+    return dataclasses.replace(data, train_text=text, train_units=units, vocab_text=text + data.val_text, spec=spec,
+                               train_targets=replies)
 
 
 def fit_understanding(data: InstructionData) -> tuple[Understander, list[str]]:

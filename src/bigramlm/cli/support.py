@@ -98,7 +98,7 @@ def _print_assist(result: dict[str, Any]) -> None:
     if result["replaced_characters"]:
         print(f"({result['replaced_characters']} character(s) outside the model's vocabulary were replaced)")
     for rank, s in enumerate(result["suggestions"], start=1):
-        print(f"\n--- suggestion {rank} (score {s['score']:.3f} nats/char) ---")
+        print(f"\n--- suggestion {rank} (consensus chrF {s['score']:.1f}) ---")
         print(s["filled_text"])
         if s["unfilled_placeholders"]:
             print("unfilled: " + ", ".join("{{" + name + "}}" for name in s["unfilled_placeholders"]))

@@ -27,7 +27,7 @@ from bigramlm.data.instructions import InstructionData
 from bigramlm.errors import BigramLMError
 from bigramlm.tokenization import build_tokenizer
 from bigramlm.training import TrainResult, train
-from bigramlm.training.recipes import SUPPORT_ROW_COVERAGE, support_recipe
+from bigramlm.training.recipes import SUPPORT_ROW_COVERAGE, SUPPORT_TRAIN_DEFAULTS, support_recipe
 from bigramlm.support.understanding import Understander
 
 MAX_SUPPORT_BLOCK = 1024
@@ -55,6 +55,12 @@ def measure_rows(data: InstructionData, tokenizer_kind: str, vocab_size: int | N
     return RowLengths(float(lengths.mean()), int(np.percentile(lengths, 90)), p99, block,
                       float((lengths + 1 <= block).mean()))
 
+
+#: Central targets cost ~70 s on the Bitext sample (2 quiet cores), more than a short
+#: budget can spare: below this budget the GPT trains on the rows' own replies.
+CENTRAL_TARGETS_FROM_S = 600.0
+#: Past this share of the budget spent before the language model starts, say so.
+LOW_MODEL_SHARE = 0.5
 
 #: How many of a row's nearest same-intent training rows vote on its central reply.
 CENTRAL_NEIGHBOURS = 12
@@ -149,7 +155,8 @@ def train_support(
 
     clock_start = time.time()
     started_at = clock_start if started_at is None else started_at  # the understanding counts too
-    if model_name == "gpt":
+    budget = SUPPORT_TRAIN_DEFAULTS["time_limit"] if time_limit is None else time_limit
+    if model_name == "gpt" and budget >= CENTRAL_TARGETS_FROM_S:
         data = with_central_targets(data)
         log(f"train targets: each row's reply replaced by the central one of its {CENTRAL_NEIGHBOURS} nearest same-intent rows")
     model_config, config, rows = support_configs(data, model_name, time_limit, dict(overrides or {}))
@@ -158,6 +165,9 @@ def train_support(
     understanding_s = time.time() - clock_start
     log(f"understanding fitted in {understanding_s:.1f} s (embeddings of {len(intents):,} messages, temperature "
         f"{understander.temperature:.2f}); training the {model_name}")
+    if budget and time.time() - started_at > LOW_MODEL_SHARE * budget:
+        log(f"warning: the understanding took {time.time() - started_at:.0f} s of the {budget:.0f} s budget, which "
+            f"leaves the {model_name} little time to train; give it a longer --time-limit")
     result = train(data, out_dir, model_name=model_name, model_config=model_config, config=config,
                    started_at=started_at, progress=progress, log=log)
     understander.save(Path(out_dir), intents)

@@ -202,12 +202,21 @@ def test_thread_policy_uses_the_idle_cores() -> None:
     assert choose_threads(big, load=0.0, cores=8, ceiling=4) == 4  # never above torch's start-up count
 
 
-def test_thread_policy_does_not_count_the_process_own_load_as_another_job() -> None:
+def test_thread_policy_does_not_count_the_process_own_load_as_another_job(monkeypatch) -> None:
+    from bigramlm.training import threads
+
     big = TINY_MODEL_PARAMETERS
-    # The support recipe: 105 s of embedding on both cores left the load at 1.25, all its own.
-    assert choose_threads(big, load=1.25, own=1.49, cores=2, ceiling=2) == 2
-    # Another job on one core, and this process's own small share: the other core only.
-    assert choose_threads(big, load=1.05, own=0.03, cores=2, ceiling=2) == 1
+    # The support recipe: 105 s of embedding on both cores left the load average at 1.25,
+    # all its own; the CPU counters, read while the process waits, see the cores idle.
+    monkeypatch.setattr(threads, "machine_load", lambda: 1.25)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)
+    assert choose_threads(big, cores=2, ceiling=2) == 2
+    # Another job on one core: the other core only.
+    monkeypatch.setattr(threads, "busy_cores", lambda: 1.05)
+    assert choose_threads(big, cores=2, ceiling=2) == 1
+    # No /proc/stat: the load average decides.
+    monkeypatch.setattr(threads, "busy_cores", lambda: None)
+    assert choose_threads(big, cores=2, ceiling=2) == 1
 
 
 def test_busy_cores_reads_the_cpu_counters(monkeypatch) -> None:
@@ -218,14 +227,6 @@ def test_busy_cores_reads_the_cpu_counters(monkeypatch) -> None:
     monkeypatch.setattr(threads, "_cpu_counters", lambda: next(readings))
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
     assert threads.busy_cores(window=0.0) == pytest.approx(0.5)
-
-
-def test_own_load_follows_the_process_cpu_time(monkeypatch) -> None:
-    from bigramlm.training import threads
-
-    assert 0.0 <= threads.own_load() <= 2.0 * threads.usable_cores()
-    monkeypatch.setattr(threads.time, "process_time", lambda: 0.0)
-    assert threads.own_load() == 0.0  # an idle process adds nothing
 
 
 def test_configure_threads_takes_an_override_or_the_policy() -> None:

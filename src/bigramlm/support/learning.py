@@ -258,12 +258,12 @@ def _replay_ids(run: Run, spec: dict[str, Any], data: str | None, settings: Lear
         log(f"no replay of the training data ({exc}); fine-tuning on the cases alone")
         settings.replay = 0.0  # so that the result reports what was done
         return None
-    if run.config.training.batching != "rows":
-        return torch.from_numpy(run.tokenizer.encode(files.train_text, on_unknown="replace")), None
-    labelled = bool((spec.get("format") or {}).get("labels"))
+    # The replies the model was trained on: the recipe's central replies where it kept them.
     replies = read_train_targets(run.path, len(files.train_rows)) or [r.response for r in files.train_rows]
-    blocks = [format_block(r.instruction, reply, r.intent, r.category, labelled)
+    blocks = [format_block(r.instruction, reply, r.intent, r.category, files.labels)
               for r, reply in zip(files.train_rows, replies)]
+    if run.config.training.batching != "rows":
+        return torch.from_numpy(run.tokenizer.encode("".join(blocks), on_unknown="replace")), None
     ids, starts, _, _ = _encode_blocks(run, blocks)
     return ids, starts
 

@@ -20,8 +20,8 @@ waits, so only other jobs count as busy (``busy_cores``, injectable as ``load``)
 1-minute load average, used before, also counts this process's own past work:
 ``train --recipe support`` embeds the messages on both cores for 105 s before it builds
 the GPT, which left the load at 1.25, and the GPT got one thread and 200 steps in its
-20-minute budget instead of ~550. The load average remains the fallback where
-``/proc/stat`` is missing, less this process's estimated share (``own_load``). A busy core costs far more
+20-minute budget instead of 439. The load average remains the fallback where
+``/proc/stat`` is missing. A busy core costs far more
 (6x) than an idle one left unused (1.6x), so the idle share is rounded down unless it
 is within ``IDLE_SLACK`` of the next whole core.
 """
@@ -82,28 +82,6 @@ def busy_cores(window: float = BUSY_WINDOW_S) -> float | None:
     return max(0.0, busy_share * (os.cpu_count() or 1))
 
 
-def own_load() -> float:
-    """This process's own share of the 1-minute load average, estimated from its CPU time.
-
-    The kernel's load average is an exponentially damped mean with a one-minute time
-    constant, so a process that has used ``cpu`` seconds over its ``age`` contributes about
-    ``cpu / age * (1 - exp(-age / 60))``: a process just started (importing torch) adds
-    almost nothing yet, one that has kept both cores busy for minutes adds nearly 2.
-    0 where the OS does not say.
-    """
-    try:
-        ticks = os.sysconf("SC_CLK_TCK")
-        with open("/proc/self/stat") as f:
-            started = int(f.read().rsplit(")", 1)[1].split()[19]) / ticks  # field 22: start time
-        with open("/proc/uptime") as f:
-            age = float(f.read().split()[0]) - started
-    except (OSError, ValueError, IndexError, AttributeError):
-        return 0.0
-    if age <= 0:
-        return 0.0
-    return time.process_time() / age * (1.0 - math.exp(-age / 60.0))
-
-
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -111,14 +89,12 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def choose_threads(parameters: int, load: float | None = None, cores: int | None = None, ceiling: int | None = None,
-                   own: float | None = None) -> int:
+def choose_threads(parameters: int, load: float | None = None, cores: int | None = None, ceiling: int | None = None) -> int:
     """The policy: 1 thread for a tiny model, else the idle cores (see the module docstring).
 
-    ``load`` is how many cores other jobs keep busy (``busy_cores()`` when None; unknown
-    means a quiet machine), ``own`` this process's share of it when it is a load average,
-    ``cores`` the cores this process may use, ``ceiling`` the most threads to use
-    (torch's start-up count by default).
+    ``load`` is how many cores other jobs keep busy (``busy_cores()`` when None, then the
+    load average; unknown means a quiet machine), ``cores`` the cores this process may
+    use, ``ceiling`` the most threads to use (torch's start-up count by default).
     """
     if parameters < TINY_MODEL_PARAMETERS:
         return 1
@@ -126,10 +102,9 @@ def choose_threads(parameters: int, load: float | None = None, cores: int | None
     cores = usable_cores() if cores is None else cores
     if load is None:
         load = busy_cores()
-        if load is None:  # no /proc/stat: the load average, less this process's own share
-            load, own = machine_load(), own_load() if own is None else own
-    others = max(0.0, (load or 0.0) - (own or 0.0))
-    idle = cores - others
+    if load is None:  # no /proc/stat
+        load = machine_load()
+    idle = cores - (load or 0.0)
     return max(1, min(ceiling, math.floor(idle + IDLE_SLACK)))
 
 

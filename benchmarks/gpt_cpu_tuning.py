@@ -29,7 +29,6 @@ import torch.nn.functional as F
 
 from bigramlm.data.batching import get_batch
 from bigramlm.models import build_model
-from bigramlm.models import gpt as gpt_module
 from bigramlm.models.presets import preset
 from bigramlm.training.optim import LeanAdamW
 

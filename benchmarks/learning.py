@@ -62,9 +62,9 @@ def measure(run: Path, rows: list[Any], others: list[Any]) -> tuple[dict[str, fl
     settings = SuggestSettings(3, 400, 0.8, None, 0.95, 1337)
     out = []
     for group in (rows, others):
-        results = assistant.suggest_many([r.instruction for r in group], settings)
+        results = assistant.suggest_many([r.message for r in group], settings)
         accuracy = sum(r.intent == g.intent for r, g in zip(results, group)) / len(group)
-        chrf = sacrebleu.corpus_chrf([r.top_reply for r in results], [[g.response for g in group]]).score
+        chrf = sacrebleu.corpus_chrf([r.top_reply for r in results], [[g.reply for g in group]]).score
         out.append({"accuracy": round(accuracy, 4), "chrf": round(float(chrf), 2)})
     assistant.store.close()
     return {"recall": out[0]["accuracy"], "chrf": out[0]["chrf"]}, out[1]
@@ -77,7 +77,7 @@ def write_cases(path: Path, rows: list[Any], edit: bool = False) -> Path:
         writer = csv.writer(f)
         writer.writerow(["instruction", "response", "intent", "category"])
         for r in rows:
-            writer.writerow([r.instruction, f"{r.response}\n\n{SIGN_OFF}" if edit else r.response, r.intent, r.category])
+            writer.writerow([r.message, f"{r.reply}\n\n{SIGN_OFF}" if edit else r.reply, r.intent, r.category])
     return path
 
 
@@ -88,9 +88,9 @@ def retrieval_chrf(run: Path, rows: list[Any]) -> float:
     from bigramlm.support.assistant import Assistant
 
     assistant = Assistant.load(run, use_store=True)
-    hits = assistant.index.search_many([r.instruction for r in rows], k=1)
+    hits = assistant.index.search_many([r.message for r in rows], k=1)
     assistant.store.close()
-    return round(float(sacrebleu.corpus_chrf([h[0][0].reply for h in hits], [[r.response for r in rows]]).score), 2)
+    return round(float(sacrebleu.corpus_chrf([h[0][0].reply for h in hits], [[r.reply for r in rows]]).score), 2)
 
 
 def new_intent(base: Path, work: Path, ks: list[int]) -> dict[str, Any]:
@@ -123,7 +123,7 @@ def policy_rate(run: Path, rows: list[Any]) -> float:
     from bigramlm.support.results import SuggestSettings
 
     assistant = Assistant.load(run, use_store=True)
-    results = assistant.suggest_many([r.instruction for r in rows], SuggestSettings(3, 400, 0.8, None, 0.95, 1337))
+    results = assistant.suggest_many([r.message for r in rows], SuggestSettings(3, 400, 0.8, None, 0.95, 1337))
     assistant.store.close()
     return round(sum(SIGN_OFF in r.top_reply for r in results) / len(rows), 4)
 

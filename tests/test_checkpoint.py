@@ -74,27 +74,37 @@ def test_resume_after_interrupt_equals_uninterrupted(tiny_corpus, tmp_path) -> N
     _assert_same_run(whole.run_dir, part)
 
 
+def _logged_step(run_dir: Path) -> int:
+    """The last step the run's own metrics file records (0 before the first)."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return 0
+    steps = [json.loads(line)["step"] for line in lines if line.endswith("}")]
+    return max(steps, default=0)
+
+
 def test_real_kill_then_resume_equals_uninterrupted(tiny_corpus, tmp_path) -> None:
-    """SIGKILL a real `bigramlm train` once it has checkpointed, then --resume it."""
-    args = ["--steps", "3000", "--lr", "0.01", "--eval-every", "500", "--checkpoint-every", "100", "--no-progress"]
+    """SIGKILL a real `bigramlm train` between two checkpoints, timed by its own metrics file
+    (a line every 10 steps), then --resume it. A run of 20,000 steps takes seconds more than
+    the kill needs, so the kill always lands before the end."""
+    args = ["--steps", "20000", "--lr", "0.01", "--eval-every", "5000", "--checkpoint-every", "100", "--no-progress"]
     run_dir = tmp_path / "killed"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "bigramlm", "train", "--data", str(tiny_corpus), "--out", str(run_dir), *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        deadline = time.monotonic() + 60
-        while not (run_dir / RESUME).exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
+        deadline = time.monotonic() + 120
+        while _logged_step(run_dir) < 150 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    if proc.returncode != -signal.SIGKILL:
-        pytest.skip("the run finished before it could be killed")
-    assert not (run_dir / "eval.json").exists()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended by itself before the kill (rc {proc.returncode})"
+    assert (run_dir / RESUME).exists() and not (run_dir / "eval.json").exists()
 
     assert main(["train", "--data", str(tiny_corpus), "--out", str(run_dir), "--resume", "--no-progress"]) == 0
     whole = tmp_path / "whole"

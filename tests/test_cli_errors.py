@@ -139,16 +139,38 @@ def test_resume_with_more_steps_extends_a_finished_run(paths, tmp_path) -> None:
     assert json.loads((run / "config.json").read_text(encoding="utf-8"))["training"]["steps"] == done + 2
 
 
+def _read_only_mounts() -> list[Path]:
+    """Read-only file systems this machine already has (where even root cannot write)."""
+    found = []
+    for line in Path("/proc/mounts").read_text(encoding="utf-8").splitlines():
+        fields = line.split()
+        if len(fields) > 3 and "ro" in fields[3].split(",") and Path(fields[1]).is_dir():
+            found.append(Path(fields[1]))
+    return found
+
+
 def test_out_on_a_read_only_directory(paths, tmp_path) -> None:
+    """A folder nobody may write to: mode 0o555 for a user; as root (CI), who writes past
+    modes, a read-only bind mount in a private mount namespace, or a read-only file system."""
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o555)
+    argv = [sys.executable, "-m", "bigramlm", "train", "--data", str(paths["corpus"]), "--out", str(locked / "run"),
+            "--method", "counts"]
+    command = argv
+    if os.geteuid() != 0:
+        locked.chmod(0o555)
+    elif shutil.which("unshare") and subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0:
+        script = 'mount --bind -o ro "$0" "$0" && exec "$@"'
+        command = ["unshare", "-m", "sh", "-c", script, str(locked), *argv]
+    elif _read_only_mounts():
+        command = [*argv[:-3], "--out", str(_read_only_mounts()[0] / "run"), "--method", "counts"]
+    else:
+        pytest.fail("no way to make a folder that root cannot write here: no unshare, no read-only mount")
     try:
-        if os.access(locked, os.W_OK):  # root writes anyway; the path-under-a-file cases cover it
-            pytest.skip("running as root: a 0o555 directory is still writable")
-        proc = bigramlm("train", "--data", str(paths["corpus"]), "--out", str(locked / "run"), "--method", "counts")
-        assert proc.returncode == 2 and proc.stdout == ""
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
         assert proc.stderr.startswith("error: --out ") and "not writable" in proc.stderr and proc.stderr.count("\n") == 1
+        assert not (locked / "run").exists()
     finally:
         locked.chmod(0o755)
 

@@ -12,7 +12,7 @@ from bigramlm.evaluation import summarize, total_nats
 from bigramlm.models import build_model, model_names
 from bigramlm.models.gpt import GPTConfig
 from bigramlm.models.presets import PRESETS
-from bigramlm.generation import generate_candidates, generate_ids
+from bigramlm.generation import Sampling, encode_prompt, generate, generate_ids, stream
 from bigramlm.tokenization import CharTokenizer, tokenizer_from_dict
 
 V = 37
@@ -135,9 +135,9 @@ def test_batched_candidates_with_cache_equal_naive() -> None:
     tokenizer = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz .\n")
     torch.manual_seed(0)
     model = build_model("gpt", {"vocab_size": tokenizer.vocab_size, "block_size": 32, "n_layer": 1, "n_head": 2, "n_embd": 16}).eval()
-    args = (model, tokenizer, "the cat", 3, 20)
-    cached = list(generate_candidates(*args, temperature=1.0, seed=4, stop=["."]))
-    naive = list(generate_candidates(*args, temperature=1.0, seed=4, stop=["."], kv_cache=False))
+    args = (model, tokenizer, [encode_prompt(tokenizer, "the cat")] * 3, 20, Sampling(1.0), 4, ["."])
+    cached = list(stream(*args))
+    naive = list(stream(*args, kv_cache=False))
     assert cached == naive
     assert {i for i, _ in cached} <= {0, 1, 2}
 
@@ -210,9 +210,8 @@ def test_rows_of_different_prompt_lengths_decode_as_they_would_alone(steps: int)
 
 def test_generate_batch_equals_one_prompt_at_a_time() -> None:
     """Batched greedy decoding, with rows of different lengths that stop at different
-    times and leave the batch, gives each prompt the text it gets alone."""
-    from bigramlm.generation import generate_batch
-
+    times and leave the batch, gives each prompt the text it gets alone; streamed, the
+    same text piece by piece."""
     text = "abcabcabd\nxyzzy\nabcxyz\n" * 20
     tokenizer = CharTokenizer.from_text(text)
     torch.manual_seed(1)
@@ -225,8 +224,53 @@ def test_generate_batch_equals_one_prompt_at_a_time() -> None:
         loss.backward()
         optimizer.step()
     model.eval()
-    prompts = ["abc", "xyzzy\nab", "a", "zzz\nabcabc"]
-    together = generate_batch(model, tokenizer, prompts, 20, stop=["\n"], rows_per_batch=3)
-    alone = [generate_batch(model, tokenizer, [p], 20, stop=["\n"])[0] for p in prompts]
+    prompts = [encode_prompt(tokenizer, p) for p in ["abc", "xyzzy\nab", "a", "zzz\nabcabc"]]
+    greedy = Sampling(0.0)
+    together = generate(model, tokenizer, prompts, 20, greedy, stop=["\n"], rows_per_batch=3)
+    alone = [generate(model, tokenizer, [p], 20, greedy, stop=["\n"])[0] for p in prompts]
     assert together == alone
     assert all("\n" not in t for t in together)
+    pieces = [""] * len(prompts)
+    for row, piece in stream(model, tokenizer, prompts, 20, greedy, stop=["\n"], rows_per_batch=3):
+        pieces[row] += piece
+    assert pieces == together
+
+
+def test_streamed_bpe_pieces_never_split_a_character_and_add_up_to_the_text() -> None:
+    """Byte-level BPE tokens can end inside a character: a streamed piece never shows half
+    of one, and every row's pieces concatenate to the text of the unstreamed decode, with
+    its stop string cut, for greedy and sampled rows alike."""
+    from bigramlm.tokenization.bpe import BPETokenizer
+
+    text = "Grüße aus Köln, 東京 🙂 and café. Naïve résumé! " * 30
+    tokenizer = BPETokenizer.train(text, 300)
+    torch.manual_seed(3)
+    model = build_model("gpt", {"vocab_size": tokenizer.vocab_size, "block_size": 64, "n_layer": 1, "n_head": 2, "n_embd": 16})
+    prompts = [encode_prompt(tokenizer, p) for p in ["Grü", "東", "caf", "🙂"]] * 2
+    greedy_rows = [True, False] * 4
+    for sampling, stop in ((Sampling(1.0), ["!"]), (Sampling(1.5, top_p=0.9), []), (Sampling(0.0), ["é"])):
+        texts = generate(model, tokenizer, prompts, 40, sampling, seed=5, stop=stop, greedy=greedy_rows, rows_per_batch=3)
+        pieces: list[list[str]] = [[] for _ in prompts]
+        for row, piece in stream(model, tokenizer, prompts, 40, sampling, seed=5, stop=stop, greedy=greedy_rows, rows_per_batch=3):
+            pieces[row].append(piece)
+        assert ["".join(p) for p in pieces] == texts
+        assert all(not any(s in t for s in stop) for t in texts)
+    # The detokenizer on its own, fed a real text's tokens one at a time: whole characters only.
+    from bigramlm.generation import Detokenizer
+
+    detokenizer = Detokenizer(tokenizer)
+    unseen = text[:100] + " Ω≈ç√∫ 😀🎉 done"  # characters the merges never saw: split into bytes
+    ids = tokenizer.encode(unseen)
+    shown = [detokenizer.add(int(t)) for t in ids] + [detokenizer.flush()]
+    assert "".join(shown) == unseen and not any("\ufffd" in piece for piece in shown)
+    assert sum(not piece for piece in shown) > 1  # some tokens ended inside a character and waited
+
+
+def test_a_missing_seed_is_random_and_a_seed_repeats() -> None:
+    model = _tiny()
+    tokenizer = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz0123456789 ")
+    prompts = [encode_prompt(tokenizer, "abc")] * 4
+    seeded = [generate(model, tokenizer, prompts, 12, Sampling(1.0), seed=9) for _ in range(2)]
+    unseeded = [generate(model, tokenizer, prompts, 12, Sampling(1.0)) for _ in range(3)]
+    assert seeded[0] == seeded[1]
+    assert len({tuple(u) for u in unseeded}) > 1

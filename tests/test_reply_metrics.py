@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sacrebleu.metrics import CHRF
 
-from bigramlm.support.metrics import consensus_order, pairwise_chrf
+from bigramlm.support.chrf import ChrfReferences, pairwise_chrf, pairwise_chrf_groups
+from bigramlm.support.ranking import most_central
 
 TEXTS = [
     "I understand you want to cancel order {{Order Number}}. Visit {{Website URL}} and choose Cancel.",
@@ -25,9 +26,14 @@ def test_pairwise_chrf_is_sacrebleus_sentence_chrf():
     assert np.allclose(got, want, atol=1e-9)
 
 
-def test_consensus_puts_the_central_candidate_first():
-    candidates = TEXTS[:4]
-    order = consensus_order(candidates)
-    assert sorted(order) == [0, 1, 2, 3]
-    assert order[0] in (0, 1) and order[-1] == 3  # the two cancel replies agree; the agent reply is the outlier
-    assert consensus_order(["only one"]) == [0]
+def test_groups_and_references_give_the_same_figures():
+    whole = pairwise_chrf(TEXTS)
+    parts = pairwise_chrf_groups([TEXTS[:3], TEXTS[3:], []])
+    assert np.array_equal(parts[0], whole[:3, :3]) and np.array_equal(parts[1], whole[3:, 3:]) and parts[2].shape == (0, 0)
+    as_hypothesis, as_reference = ChrfReferences(TEXTS[4:]).score(TEXTS[:4])
+    assert np.allclose(as_hypothesis, whole[:4, 4:], atol=1e-9) and np.allclose(as_reference, whole[4:, :4].T, atol=1e-9)
+
+
+def test_consensus_picks_the_central_text():
+    # the two cancel replies agree with each other; the track and agent replies are outliers
+    assert most_central([TEXTS[:4], TEXTS[2:4][::-1] + TEXTS[:1], ["only one"], []]) == [0, 2, 0, 0]

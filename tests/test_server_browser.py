@@ -9,6 +9,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from bigramlm.data.cases import Case
 from bigramlm.support.results import (
     AssistResult,
     DoneEvent,
@@ -119,7 +120,8 @@ def test_agent_gets_streamed_suggestions_edits_one_and_accepts_it(browser, tmp_p
     assert stats["accepted"] == 1 and stats["accepted_edited"] == 1 and stats["acceptance_rate"] == 1.0
     assert 0 < stats["mean_edit_distance"] < 1
     with CaseStore.for_run(run_dir) as store:
-        (case,) = store.list_cases()
+        (stored,) = store.list_cases()
+    case = stored.to_dict()
     assert case["reply"].endswith(" Thanks for your patience!")
     assert case["edited"] is True and case["edit_distance"] == pytest.approx(stats["mean_edit_distance"])
     assert case["message"].startswith("Hello, I would like to cancel")
@@ -166,10 +168,10 @@ def test_agent_dismisses_a_suggestion_and_the_store_and_figures_show_it(browser,
     assert stats["dismissed"] == 1 and stats["dismissal_rate"] == pytest.approx(1 / stats["suggestions_shown"])
     assert stats["cases"] == 1 and stats["acceptance_rate"] == 1.0 and stats["light_edit_acceptance_rate"] == 1.0
     with CaseStore.for_run(run_dir) as store:
-        assert store.dismissed_texts() == [store.get_suggestion(dismissed_id)["text"]]
-        assert store.get_suggestion(dismissed_id)["text"].strip() == dismissed_text.strip()
+        assert store.dismissed_texts() == [store.get_suggestion(dismissed_id).text]
+        assert store.get_suggestion(dismissed_id).text.strip() == dismissed_text.strip()
         (case,) = store.list_cases()
-        assert case["suggestion_id"] == accepted_id != dismissed_id
+        assert case.suggestion_id == accepted_id != dismissed_id
 
 
 PAYLOAD_SCRIPT = "<script>window.__xss = 'script'; alert('script')</script>"
@@ -189,7 +191,7 @@ class HostileAssistant:
     def suggest_stream(self, message: str, **options: Any) -> Iterator[SuggestEvent]:
         understanding = Understanding(
             intent=PAYLOAD_IMG, category=PAYLOAD_SCRIPT, intent_probability=0.3, intent_method="hostile", intent_unsure=True,
-            similar_cases=[SimilarCase(PAYLOAD_IMG, PAYLOAD_SCRIPT, PAYLOAD_IMG, None, "train", None, 0.9)],
+            similar_cases=[SimilarCase(Case(PAYLOAD_IMG, PAYLOAD_SCRIPT, PAYLOAD_IMG, None, "dataset", 7), 0.9)],
         )
         yield UnderstandingEvent(understanding)
         for i in range(0, len(PAYLOAD), 7):
@@ -206,7 +208,9 @@ def test_model_markup_is_shown_as_text_and_never_runs(browser, tmp_path):
 
     run_dir = train_text_run(tmp_path)
     dialogs: list[str] = []
-    with ThreadServer(create_app(run_dir, assistant=HostileAssistant())) as server:
+    from bigramlm.checkpoint import load_run
+
+    with ThreadServer(create_app(run_dir, assistant=HostileAssistant(), run=load_run(run_dir))) as server:  # type: ignore[arg-type]
         # Without the page's CSP, so that only the textContent rule stands between the
         # markup and execution (the CSP is a second line, tested by the API tests).
         page = browser.new_page(bypass_csp=True)

@@ -61,7 +61,7 @@ def test_dismiss_is_stored_counted_and_refuses_acceptance(client):
     assert s1["dismissal_rate"] == pytest.approx(s1["dismissed"] / s1["suggestions_shown"])
     assert s1["cases"] == s0["cases"] + 1 and s1["accepted"] == s0["accepted"] + 1
     assert s1["light_edit_acceptance_rate"] is not None and s1["light_edit_acceptance_rate"] <= s1["acceptance_rate"]
-    assert all(c["reply"] != shown[0]["filled_text"] for c in store.iter_cases())
+    assert all(c.case.reply != shown[0]["filled_text"] for c in store.list_cases(limit=10**9))
 
 
 def test_unknown_suggestion_is_404(client):

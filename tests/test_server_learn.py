@@ -31,7 +31,7 @@ def test_accepted_cases_feed_learn_and_the_server_reloads(tmp_path):
 
         # The accepted case is retrieved for the next customer at once (same store, same index).
         again = client.post("/api/suggest", json={"message": message, "n": 1, "max_new_tokens": 10}).json()
-        assert any(c["reply"] == reply and c["source"] == "store" for c in again["similar_cases"])
+        assert any(c["reply"] == reply and c["source"] == "desk" for c in again["similar_cases"])
 
         before = {k: v.clone() for k, v in desk.run.model.state_dict().items()}
         # `bigramlm learn RUN_DIR` with no --cases: what the desk stored since the last learn.

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bigramlm.data.cases import Case
 from bigramlm.support.assistant import Assistant
 from bigramlm.checkpoint import load_run, read_config
 from bigramlm.cli import main
@@ -162,11 +163,11 @@ def test_learn_from_file_then_retrieved(fresh_run, tmp_path, capsys):
     assert not torch.equal(before, after)
     with CaseStore.for_run(fresh_run) as store:
         stored = store.list_cases(0, 10)
-        assert [c["message"] for c in stored] == ["my zorblax gadget arrived cracked", "pause the zorblax newsletter"]
+        assert [c.case.message for c in stored] == ["my zorblax gadget arrived cracked", "pause the zorblax newsletter"]
         assert store.cases_since_last_learn() == []
     result = Assistant.load(fresh_run).suggest("zorblax gadget cracked", n=1, max_new_tokens=20, seed=0).to_dict()
     top = result["similar_cases"][0]
-    assert top["message"] == "my zorblax gadget arrived cracked" and top["source"] == "store"
+    assert top["message"] == "my zorblax gadget arrived cracked" and top["source"] == "learn"
     # nothing new since: a plain learn does nothing
     assert main(["learn", str(fresh_run), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["cases"] == 0
@@ -174,17 +175,16 @@ def test_learn_from_file_then_retrieved(fresh_run, tmp_path, capsys):
 
 def test_learn_from_store_since_last_learn(fresh_run, capsys):
     with CaseStore.for_run(fresh_run) as store:
-        store.add_case("is the quuxel refund done", "Yes, your quuxel refund went out today.", intent="get_refund",
-                       category="REFUND", suggestion_id="abc", edited=True, edit_distance=0.2)
+        store.add_case(Case("is the quuxel refund done", "Yes, your quuxel refund went out today.", intent="get_refund", category="REFUND"), suggestion_id="abc", edited=True, edit_distance=0.2)
     assert main(["learn", str(fresh_run), "--steps", "5", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["cases"] == 1
     with CaseStore.for_run(fresh_run) as store:
-        assert store.stats()["cases_since_last_learn"] == 0
+        assert store.desk_stats().to_dict()["cases_since_last_learn"] == 0
     assistant = Assistant.load(fresh_run)
-    assert assistant.similar_cases("quuxel refund", 1)[0].source == "store"
+    assert assistant.understand("quuxel refund", 1).similar_cases[0].case.source == "desk"
     # a case accepted while the assistant is up is indexed on the next request
     with CaseStore.for_run(fresh_run) as store:
-        store.add_case("blorptastic order question", "Here is the answer.", intent="track_order")
+        store.add_case(Case("blorptastic order question", "Here is the answer.", intent="track_order"))
     result = assistant.suggest("blorptastic order", n=1, max_new_tokens=10, seed=0).to_dict()
     assert result["similar_cases"][0]["message"] == "blorptastic order question"
 
@@ -309,8 +309,8 @@ def test_windowed_model_drops_in(fresh_run, tmp_path, capsys):
     result = Assistant.load(fresh_run).suggest("cancel my order please 🙏", n=2, max_new_tokens=25, seed=0).to_dict()
     _check_schema(result)
     assert result["replaced_characters"] == 1
-    probs, _ = Assistant.load(fresh_run, use_store=False).classify("track my package")
-    assert abs(sum(p.probability for p in probs) - 1.0) < 1e-6 and len(probs) == len(INTENTS)
+    probs = Assistant.load(fresh_run, use_store=False).understand("track my package").intents
+    assert sum(p.probability for p in probs) <= 1.0 + 1e-6 and len(probs) == min(5, len(INTENTS))
     cases = tmp_path / "cases.csv"
     cases.write_text("instruction,response,intent,category\nhello there,general kenobi,track_order,ORDER\n", encoding="utf-8")
     assert main(["learn", str(fresh_run), "--cases", str(cases), "--steps", "3", "--json"]) == 0

@@ -22,7 +22,8 @@ from bigramlm.errors import BigramLMError
 from bigramlm.data.formats import format_block
 from bigramlm.data.instructions import export_text, load_instruction_data
 from bigramlm.data.splits import stratified_split
-from bigramlm.data.table import Row, read_table
+from bigramlm.data.cases import Case
+from bigramlm.data.table import read_table
 from bigramlm.evaluation.scoring import continuation_logprobs
 from bigramlm.models import LanguageModel
 from bigramlm.support.metrics import lcs_length, rouge_l
@@ -115,14 +116,14 @@ def test_export_sample_matches_notebook(bitext_sample_path):
 # --- split -------------------------------------------------------------------------------------
 
 
-def _check_split(parts: dict[str, list[Row]], all_rows: list[Row]) -> None:
+def _check_split(parts: dict[str, list[Case]], all_rows: list[Case]) -> None:
     intents = {r.intent for r in all_rows}
     for name in ("train", "val", "test"):
         assert {r.intent for r in parts[name]} == intents, name
     assert sum(len(p) for p in parts.values()) == len(all_rows)
-    assert {r.index for p in parts.values() for r in p} == {r.index for r in all_rows}
-    seen = {r.instruction for r in parts["train"]} | {r.instruction for r in parts["val"]}
-    assert not seen & {r.instruction for r in parts["test"]}, "a test message leaked into train/val"
+    assert {r.id for p in parts.values() for r in p} == {r.id for r in all_rows}
+    seen = {r.message for r in parts["train"]} | {r.message for r in parts["val"]}
+    assert not seen & {r.message for r in parts["test"]}, "a test message leaked into train/val"
 
 
 def test_stratified_split_small(tmp_path):
@@ -132,7 +133,7 @@ def test_stratified_split_small(tmp_path):
     table = read_table(path)
     parts = stratified_split(table.rows)
     _check_split(parts, table.rows)
-    homes = {name for name, rows in parts.items() for r in rows if r.instruction == "dup message about cancel"}
+    homes = {name for name, rows in parts.items() for r in rows if r.message == "dup message about cancel"}
     assert len(homes) == 1
     assert stratified_split(table.rows) == parts  # seeded: the same every time
     assert stratified_split(table.rows, seed=7) != parts
@@ -147,8 +148,8 @@ def test_stratified_split_sample(bitext_sample_path):
     assert len({r.intent for r in data.parts["test"]}) == 27
     assert len(data.label_set) == 27
     # the training text is the labelled train rows, nothing of test
-    assert data.test_text and data.parts["test"][0].response in data.test_text
-    assert f"### Instruction:\n{data.parts['test'][0].instruction}\n\n" not in data.train_text
+    assert data.test_text and data.parts["test"][0].reply in data.test_text
+    assert f"### Instruction:\n{data.parts['test'][0].message}\n\n" not in data.train_text
 
 
 def test_run_spec_records_format_columns_split(small_csv):
@@ -284,7 +285,7 @@ def test_brand_init_lists_every_placeholder(small_csv, tmp_path, capsys):
     assert main(["brand", "init", "--data", str(small_csv), "--out", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     parsed = tomllib.loads(text)
-    counts = count_placeholders(r.response for r in read_table(small_csv).rows)
+    counts = count_placeholders(r.reply for r in read_table(small_csv).rows)
     assert set(parsed["placeholders"]) == set(counts) == {
         "Order Number", "Customer Support Phone Number", "Website URL", "Customer Support Hours"}
     assert f"# {counts['Website URL']} occurrences\n\"Website URL\"" in text
@@ -360,5 +361,5 @@ def test_paraphrases_are_our_own(bitext_sample_path):
     assert {p["intent"] for p in items} == intents  # at least one per intent, none unknown
     pairs = {(r.intent, r.category) for r in table.rows}
     assert all((p["intent"], p["category"]) in pairs for p in items)
-    messages = {r.instruction.lower() for r in table.rows}
+    messages = {r.message.lower() for r in table.rows}
     assert not any(p["message"].lower() in messages for p in items)

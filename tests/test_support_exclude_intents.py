@@ -22,16 +22,16 @@ NEW = ["get_refund", "contact_human_agent"]
 
 
 def _ids(rows) -> list[int]:
-    return [r.index for r in rows]
+    return [r.id for r in rows]
 
 
 def _check_against_the_plain_split(plain, without, new):
     for part in ("train", "val"):
-        assert _ids(without.parts[part]) == [r.index for r in plain.parts[part] if r.intent not in new]
-        assert _ids(excluded_rows(without, part)) == [r.index for r in plain.parts[part] if r.intent in new]
+        assert _ids(without.parts[part]) == [r.id for r in plain.parts[part] if r.intent not in new]
+        assert _ids(excluded_rows(without, part)) == [r.id for r in plain.parts[part] if r.intent in new]
         assert all(r.intent not in new for r in without.parts[part])
     assert _ids(without.parts["test"]) == _ids(plain.parts["test"])  # test keeps every row
-    assert _ids(excluded_rows(without, "test")) == [r.index for r in plain.parts["test"] if r.intent in new]
+    assert _ids(excluded_rows(without, "test")) == [r.id for r in plain.parts["test"] if r.intent in new]
     assert {i for i, _ in without.label_set} == {i for i, _ in plain.label_set} - set(new)
 
 

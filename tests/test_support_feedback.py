@@ -8,10 +8,11 @@ import sqlite3
 import numpy as np
 import pytest
 
-from bigramlm.support import feedback
-from bigramlm.support.feedback import dismissed_texts, feedback_penalty, max_similarity, penalized_scores
-from bigramlm.support.metrics import pairwise_chrf
-from bigramlm.support.store import SCHEMA_VERSION, CaseStore, SuggestionConflict, store_path
+from bigramlm.data.cases import Case
+from bigramlm.support import chrf, ranking
+from bigramlm.support.chrf import pairwise_chrf
+from bigramlm.support.ranking import dismissal_penalty, max_similarity, penalized_scores
+from bigramlm.support.store import SCHEMA_VERSION, CaseStore, StoredCase, SuggestionConflict, store_path
 
 REPLIES = [
     "I understand you want to cancel order {{Order Number}}. Visit {{Website URL}} and choose Cancel.",
@@ -26,7 +27,7 @@ REPLIES = [
 
 
 def _expected(candidates: list[str], dismissed: list[str]) -> np.ndarray:
-    """The highest sentence chrF in either direction, from metrics.pairwise_chrf (sacrebleu's figure)."""
+    """The highest sentence chrF in either direction, from chrf.pairwise_chrf (sacrebleu's figure)."""
     k = len(candidates)
     both = pairwise_chrf(candidates + dismissed) / 100
     return np.maximum(both[:k, k:], both[k:, :k].T).max(axis=1)
@@ -34,8 +35,8 @@ def _expected(candidates: list[str], dismissed: list[str]) -> np.ndarray:
 
 @pytest.mark.parametrize("budget", [0, 10**9])  # the sparse way and the dense way
 def test_similarity_is_sentence_chrf_either_way(monkeypatch, budget):
-    monkeypatch.setattr(feedback, "DENSE_BUDGET", budget)
-    feedback._dismissed_grams.cache_clear()
+    monkeypatch.setattr(chrf, "DENSE_BUDGET", budget)
+    ranking._references.cache_clear()
     candidates = REPLIES + ["You can track order {{Order Number}} at {{Website URL}}.", "aaaa bbbb", "Köln 🙂"]
     for dismissed in (REPLIES[:4], REPLIES[4:], REPLIES, ["x"], ["", " "]):
         got = max_similarity(candidates, dismissed)
@@ -45,13 +46,13 @@ def test_similarity_is_sentence_chrf_either_way(monkeypatch, budget):
 def test_penalty_is_one_for_a_dismissed_text_and_zero_for_another_intent():
     dismissed = [REPLIES[0]]
     reworded = REPLIES[0].replace("choose Cancel", "pick Cancel")
-    penalties = feedback_penalty([REPLIES[0], reworded, REPLIES[3], ""], dismissed)
+    penalties = dismissal_penalty([REPLIES[0], reworded, REPLIES[3], ""], dismissed)
     assert penalties[0] == 1.0 and penalties[1] == 1.0  # the text itself, and a light rewording of it
     assert penalties[2] == 0.0 and penalties[3] == 0.0  # another intent's reply; nothing at all
-    half = feedback_penalty([REPLIES[0][: len(REPLIES[0]) // 3]], dismissed)[0]
+    half = dismissal_penalty([REPLIES[0][: len(REPLIES[0]) // 3]], dismissed)[0]
     assert 0.0 < half < 1.0  # a third of it: similar, but not the same reply
-    assert feedback_penalty(REPLIES, []) == [0.0] * len(REPLIES)
-    assert feedback_penalty([], dismissed) == []
+    assert dismissal_penalty(REPLIES, []) == [0.0] * len(REPLIES)
+    assert dismissal_penalty([], dismissed) == []
 
 
 def test_penalized_scores_push_dismissed_lookalikes_down():
@@ -81,37 +82,36 @@ def test_dismissals_are_stored_once_and_never_become_cases(tmp_path):
         again = store.dismiss_suggestion("a1", reason="other")
         assert again.id == first.id and again.created is False and again.reason == "wrong intent"
         with pytest.raises(SuggestionConflict, match="dismissed"):
-            store.add_case("m", "Hi", suggestion_id="a1")
+            store.add_case(Case("m", "Hi"), suggestion_id="a1")
         with pytest.raises(SuggestionConflict):  # all or none: the good case of the batch is not stored either
-            store.add_cases([{"message": "m", "reply": "Hello there", "suggestion_id": "a0"},
-                             {"message": "m", "reply": "Hi", "suggestion_id": "a1"}])
+            store.add_cases([StoredCase(Case("m", "Hello there"), suggestion_id="a0"),
+                             StoredCase(Case("m", "Hi"), suggestion_id="a1")])
         assert store.count() == 0
-        case_id = store.add_case("m", "Hello there", suggestion_id="a0")
+        case_id = store.add_case(Case("m", "Hello there"), suggestion_id="a0")
         with pytest.raises(SuggestionConflict, match=f"case {case_id}"):
             store.dismiss_suggestion("a0")
         store.dismiss_suggestion("b1")
         assert store.dismissed_texts() == ["No", "Hi"] and store.dismissed_texts(limit=1) == ["No"]
-        assert dismissed_texts(store) == ["No", "Hi"] and dismissed_texts(None) == []
         # The accepted case waits for a learn; the dismissed texts are nowhere among the cases.
-        assert [c["id"] for c in store.cases_since_last_learn()] == [case_id]
-        assert {c["reply"] for c in store.iter_cases()} == {"Hello there"}
+        assert [c.id for c in store.cases_since_last_learn()] == [case_id]
+        assert {c.case.reply for c in store.list_cases(limit=10**9)} == {"Hello there"}
 
 
 def test_stats_count_light_edits_and_dismissals(tmp_path):
     with CaseStore.for_run(tmp_path) as store:
-        empty = store.stats()
+        empty = store.desk_stats().to_dict()
         assert empty["dismissed"] == 0 and empty["dismissal_rate"] is None and empty["light_edit_acceptance_rate"] is None
         _shown(store)
         store.record_suggestions([("c0", "Maybe", -1.0)], request_id="rc")
         store.record_suggestions([("d0", "Sure", -1.0)], request_id="rd")
-        store.add_case("m", "Hello there", suggestion_id="a0", edited=False, edit_distance=0.0)  # unedited: light
-        store.add_case("m", "Yes, done", suggestion_id="b0", edited=True, edit_distance=0.39)  # light
-        store.add_case("m", "Perhaps not", suggestion_id="c0", edited=True, edit_distance=0.4)  # not light
-        store.add_case("m", "Surely", suggestion_id="d0", edited=True)  # edited, distance unknown: not light
+        store.add_case(Case("m", "Hello there"), suggestion_id="a0", edited=False, edit_distance=0.0)  # unedited: light
+        store.add_case(Case("m", "Yes, done"), suggestion_id="b0", edited=True, edit_distance=0.39)  # light
+        store.add_case(Case("m", "Perhaps not"), suggestion_id="c0", edited=True, edit_distance=0.4)  # not light
+        store.add_case(Case("m", "Surely"), suggestion_id="d0", edited=True)  # edited, distance unknown: not light
         store.dismiss_suggestion("a1")
         store.dismiss_suggestion("a2")
         store.dismiss_suggestion("b1")
-        s = store.stats()
+        s = store.desk_stats().to_dict()
     assert s["suggestion_requests"] == 4 and s["suggestions_shown"] == 7
     assert s["acceptance_rate"] == 1.0 and s["light_edit_acceptance_rate"] == 0.5
     assert s["dismissed"] == 3 and s["dismissal_rate"] == pytest.approx(3 / 7)
@@ -138,8 +138,8 @@ def test_version_2_store_is_migrated_in_place(tmp_path):
         """)
     db.close()
     with CaseStore(path) as store:
-        assert store.count() == 2 and [c["message"] for c in store.cases_since_last_learn()] == ["b"]
-        assert store.stats()["acceptance_rate"] == 1.0 and store.stats()["dismissed"] == 0
+        assert store.count() == 2 and [c.case.message for c in store.cases_since_last_learn()] == ["b"]
+        assert store.desk_stats().to_dict()["acceptance_rate"] == 1.0 and store.desk_stats().to_dict()["dismissed"] == 0
         assert store.dismiss_suggestion("s1").text == "Shown two"
         with pytest.raises(SuggestionConflict):
             store.dismiss_suggestion("s0")
@@ -148,4 +148,4 @@ def test_version_2_store_is_migrated_in_place(tmp_path):
         assert db.execute("SELECT suggestion_id, request_id, action FROM feedback").fetchall() == [("s1", "r0", "dismiss")]
     db.close()
     with CaseStore(path) as again:  # opening a migrated store again changes nothing
-        assert again.stats()["dismissed"] == 1 and again.integrity_check() == "ok"
+        assert again.desk_stats().to_dict()["dismissed"] == 1 and again.integrity_check() == "ok"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bigramlm.data.cases import Case
 from bigramlm.checkpoint import WEIGHTS, load_run, save_weights
 from bigramlm.cli import main
 from bigramlm.errors import BigramLMError
@@ -72,7 +73,7 @@ def _poisoning_optimizer(model, learning_rate):
 
 @pytest.mark.parametrize("flag,value,param,bad,shown", [
     ("--lr", "0", "learning_rate", 0.0, "--lr must be in (0, 1]"),
-    ("--lr", "nan", "learning_rate", float("nan"), "--lr must be in (0, 1]"),
+    ("--lr", "nan", "learning_rate", float("nan"), "--lr must be a finite number"),
     ("--lr", "1.5", "learning_rate", 1.5, "--lr must be in (0, 1]"),
     ("--batch-size", "0", "batch_size", 0, "--batch-size must be in 1.."),
     ("--batch-size", "100000000", "batch_size", 100_000_000, "--batch-size must be in 1.."),
@@ -95,7 +96,7 @@ def test_bad_settings_are_one_line_errors(run, cases_file, capsys, flag, value, 
 def test_failed_learns_store_nothing_and_keep_the_weights(run, cases_file, capsys, monkeypatch, steps):
     weights = _sha(run / WEIGHTS)
     with CaseStore.for_run(run) as store:
-        desk_id = store.add_case("is my quuxel refund done", "Yes, it went out today.", intent="get_refund")
+        desk_id = store.add_case(Case("is my quuxel refund done", "Yes, it went out today.", intent="get_refund"))
     monkeypatch.setattr(learning, "_optimizer", _poisoning_optimizer)
     for _ in range(3):
         assert main(["learn", str(run), "--cases", str(cases_file), "--steps", str(steps)]) == 2
@@ -104,17 +105,17 @@ def test_failed_learns_store_nothing_and_keep_the_weights(run, cases_file, capsy
     assert _sha(run / WEIGHTS) == weights and not (run / PREVIOUS_WEIGHTS).exists()
     load_run(run)  # still loads: finite weights
     with CaseStore.for_run(run) as store:
-        assert [c["id"] for c in store.list_cases()] == [desk_id]  # no case of the file stored
-        assert store.stats()["last_learned_id"] == 0 and store.last_weights_learn() is None
+        assert [c.id for c in store.list_cases()] == [desk_id]  # no case of the file stored
+        assert store.desk_stats().to_dict()["last_learned_id"] == 0 and store.last_weights_learn() is None
     monkeypatch.undo()
     for attempt in range(2):  # a success stores each case once, and learning the file again adds nothing
         assert main(["learn", str(run), "--cases", str(cases_file), "--steps", "5", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["stored_cases"] == (2, 0)[attempt]
     with CaseStore.for_run(run) as store:
-        messages = [c["message"] for c in store.list_cases()]
+        messages = [c.case.message for c in store.list_cases()]
         assert messages == ["is my quuxel refund done", "my zorblax arrived cracked", "pause the zorblax newsletter"]
         # the desk case was not trained on: it is still waiting for a learn from the store
-        assert [c["id"] for c in store.cases_since_last_learn()] == [desk_id]
+        assert [c.id for c in store.cases_since_last_learn()] == [desk_id]
     assert _sha(run / WEIGHTS) != weights
 
 
@@ -136,7 +137,7 @@ def test_undo_restores_the_weights_bit_for_bit(run, cases_file, capsys):
     after_first = (run / WEIGHTS).read_bytes()
     assert first.cases == 2 and after_first != original and (run / PREVIOUS_WEIGHTS).read_bytes() == original
     with CaseStore.for_run(run) as store:
-        store.add_case("blorptastic order question", "Here is the answer.", intent="track_order", category="ORDER")
+        store.add_case(Case("blorptastic order question", "Here is the answer.", intent="track_order", category="ORDER"))
     assert learn(run, steps=5).cases == 1  # the desk case
     assert (run / WEIGHTS).read_bytes() != after_first
     assert main(["learn", str(run), "--undo", "--json"]) == 0
@@ -145,7 +146,7 @@ def test_undo_restores_the_weights_bit_for_bit(run, cases_file, capsys):
     assert (run / WEIGHTS).read_bytes() == after_first and not (run / PREVIOUS_WEIGHTS).exists()
     load_run(run)
     with CaseStore.for_run(run) as store:
-        assert [c["message"] for c in store.cases_since_last_learn()] == ["blorptastic order question"]
+        assert [c.case.message for c in store.cases_since_last_learn()] == ["blorptastic order question"]
         assert store.count() == 3  # undo keeps the cases; only their marks change
     # one level: the weights before the first learn are not kept any more
     with pytest.raises(BigramLMError, match="only the last learn can be undone"):
@@ -181,10 +182,10 @@ def test_version_1_store_is_migrated(tmp_path):
         """)
     db.close()
     with CaseStore(path) as store:
-        assert [c["message"] for c in store.cases_since_last_learn()] == ["c"]
-        assert store.last_learned_id() == 2 and store.count() == 3
-        ids, stored = store.record_learn([{"message": "d", "reply": "rd"}], [3], None, None)
-        assert stored == 1 and store.cases_since_last_learn() == [] and store.last_learned_id() == ids[0]
+        assert [c.case.message for c in store.cases_since_last_learn()] == ["c"]
+        assert store.desk_stats().last_learned_id == 2 and store.count() == 3
+        ids, stored = store.record_learn([Case("d", "rd")], [3], None, None)
+        assert stored == 1 and store.cases_since_last_learn() == [] and store.desk_stats().last_learned_id == ids[0]
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -200,16 +201,15 @@ def test_learn_trains_on_accepted_cases_and_never_on_dismissed_suggestions(run):
     with CaseStore.for_run(run) as store:
         store.record_suggestions([("s0", "Your refund is on its way.", -1.0), ("s1", dismissed_text, -1.2),
                                   ("s2", "Left alone.", -1.5)], request_id="r0")
-        accepted = store.add_case("is my refund done", "Your refund is on its way today.", intent="get_refund",
-                                  category="REFUND", suggestion_id="s0", edited=True, edit_distance=0.15)
-        typed = store.add_case("hello", "Hi, how can I help?")  # typed by hand, no suggestion
+        accepted = store.add_case(Case("is my refund done", "Your refund is on its way today.", intent="get_refund", category="REFUND"), suggestion_id="s0", edited=True, edit_distance=0.15)
+        typed = store.add_case(Case("hello", "Hi, how can I help?"))  # typed by hand, no suggestion
         assert store.dismiss_suggestion("s1", reason="nonsense").created
         with pytest.raises(BigramLMError):
-            store.add_case("is my refund done", dismissed_text, suggestion_id="s1")
-        assert [c["id"] for c in store.cases_since_last_learn()] == [accepted, typed]
+            store.add_case(Case("is my refund done", dismissed_text), suggestion_id="s1")
+        assert [c.id for c in store.cases_since_last_learn()] == [accepted, typed]
     result = learn(run, steps=3)
     assert result.cases == 2 and result.stored_cases == 0
     with CaseStore.for_run(run) as store:
         assert store.cases_since_last_learn() == [] and store.count() == 2
-        assert all(dismissed_text not in (c["message"], c["reply"]) for c in store.iter_cases())
-        assert store.dismissed_texts() == [dismissed_text] and store.stats()["dismissed"] == 1
+        assert all(dismissed_text not in (c.case.message, c.case.reply) for c in store.list_cases(limit=10**9))
+        assert store.dismissed_texts() == [dismissed_text] and store.desk_stats().to_dict()["dismissed"] == 1

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bigramlm.data.cases import Case
 from bigramlm.checkpoint import WEIGHTS, load_run
 from bigramlm.support.learning import learn
 from bigramlm.support.store import CaseStore, store_path
@@ -94,7 +95,7 @@ def _kill_when_the_weights_change(run_dir: Path, cases: Path) -> None:
 
 def _snapshot(run_dir: Path) -> dict[int, tuple]:
     with CaseStore.for_run(run_dir) as store:
-        return {c["id"]: (c["message"], c["reply"], c["source"]) for c in store.iter_cases()}
+        return {c.id: (c.case.message, c.case.reply, c.case.source) for c in store.list_cases(limit=10**9)}
 
 
 def _check_after_a_kill(run_dir: Path, acknowledged: dict[int, tuple], old_weights: str) -> None:
@@ -128,7 +129,7 @@ def test_sigkill_during_learn_loses_nothing_and_a_later_learn_succeeds(tmp_path)
     learn(run_dir, earlier, steps=5)  # an earlier learn: its case is acknowledged and learned
     with CaseStore.for_run(run_dir) as store:  # cases the desk acknowledged, not learned yet
         for i in range(3):
-            store.add_case(f"desk message {i}", f"desk reply {i}", intent="track_order", category="ORDER")
+            store.add_case(Case(f"desk message {i}", f"desk reply {i}", intent="track_order", category="ORDER"))
     for kill in (_kill_right_after_start, _kill_during_fine_tuning, _kill_when_the_weights_change):
         acknowledged = _snapshot(run_dir)
         old_weights = hashlib.sha256((run_dir / WEIGHTS).read_bytes()).hexdigest()
@@ -147,6 +148,6 @@ def test_sigkill_during_learn_loses_nothing_and_a_later_learn_succeeds(tmp_path)
     assert stored.count(("refund my quuxel", "Your quuxel refund is done.")) == 1
     with CaseStore.for_run(run_dir) as store:
         # The desk's cases still wait for a learn from the store; the file's are learned.
-        assert [c["message"] for c in store.cases_since_last_learn()] == [f"desk message {i}" for i in range(3)]
-        assert store.last_weights_learn()["weights_after"] == hashlib.sha256((run_dir / WEIGHTS).read_bytes()).hexdigest()
+        assert [c.case.message for c in store.cases_since_last_learn()] == [f"desk message {i}" for i in range(3)]
+        assert store.last_weights_learn().weights_after == hashlib.sha256((run_dir / WEIGHTS).read_bytes()).hexdigest()
     load_run(run_dir)

@@ -46,7 +46,7 @@ def test_training_saves_rows_labels_placeholders_and_split(trained):
     assert set(files.known_placeholders) == {"Order Number", "Customer Support Phone Number", "Website URL",
                                              "Customer Support Hours"}
     ids = files.split_ids
-    assert {name: [r.index for r in rows] for name, rows in data.parts.items()} == ids
+    assert {name: [r.id for r in rows] for name, rows in data.parts.items()} == ids
     every = ids["train"] + ids["val"] + ids["test"]
     assert sorted(every) == list(range(len(every))) and ids["test"]  # each row in exactly one part
     meta = json.loads((run / DATA_FILE).read_text(encoding="utf-8"))
@@ -144,7 +144,7 @@ def test_placeholders_are_counted_where_the_brand_reads_them():
 def test_fitted_index_is_kept_in_the_run_and_refitted_when_stale(trained, tmp_path):
     run, _ = trained
     copy = shutil.copytree(run, tmp_path / "run", ignore=shutil.ignore_patterns("cases.sqlite*", INDEX_FILE))
-    base = [Case(r.instruction, r.response, r.intent, r.category, "train", r.index)
+    base = [Case(r.message, r.reply, r.intent, r.category, "train", r.id)
             for r in InstructionRunFiles.load(copy).train_rows]
     fresh = CaseIndex(base)
     queries = ["i want to cancel order 12", "where is my package", "zorblax", "refund pls!!"]

@@ -48,7 +48,7 @@ def clock(monkeypatch) -> FakeClock:
     """A fake clock that steps and evaluations move, as the machine's would."""
     fake = FakeClock()
     costs = {"step": STEP, "token": PER_TOKEN}
-    real_batch, real_eval = step_module.get_batch, SplitEvaluator.__call__
+    real_batch, real_eval = step_module.draw_windows, SplitEvaluator.__call__
 
     def batch(*args, **kwargs):
         fake.advance(costs["step"])
@@ -58,7 +58,7 @@ def clock(monkeypatch) -> FakeClock:
         fake.advance(self.tokens * costs["token"])
         return real_eval(self, model, split)
 
-    monkeypatch.setattr(step_module, "get_batch", batch)
+    monkeypatch.setattr(step_module, "draw_windows", batch)
     monkeypatch.setattr(SplitEvaluator, "__call__", evaluate)
     fake.costs = costs
     return fake

@@ -14,8 +14,7 @@ does not pay for importing torch, which takes 1.7 s on quiet cores and 11-15 s o
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from bigramlm._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -37,16 +36,6 @@ _PUBLIC = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        value = getattr(import_module(_PUBLIC[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'bigramlm' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
-
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
 __all__ = sorted(_PUBLIC)

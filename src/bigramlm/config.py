@@ -65,7 +65,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Every value in range, every number finite; a one-line error naming the parameter."""
-        _check_types(self)
+        check_types(self)
         _check_choices(self)
         _check_counts(self)
         _check_rates(self)
@@ -84,7 +84,8 @@ class TrainConfig:
 _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
 
-def _check_types(config: TrainConfig) -> None:
+def check_types(config: Any) -> None:
+    """Every field of a settings dataclass holds its declared type (bool is no int), finite if a float."""
     for f in fields(config):
         value = getattr(config, f.name)
         kinds = str(f.type).replace(" ", "").split("|")
@@ -113,7 +114,8 @@ def _check_choices(config: TrainConfig) -> None:
         raise BigramLMError(f"unknown device {config.device!r} (use cpu, cuda, cuda:N or mps)", param="device")
 
 
-def _at_least(config: TrainConfig, name: str, low: int, high: int | None = None) -> None:
+def check_count(config: Any, name: str, low: int, high: int | None = None) -> None:
+    """The field ``name`` of ``config`` lies in ``low..high``; a one-line error naming the parameter."""
     value = getattr(config, name)
     if value < low or (high is not None and value > high):
         bound = f"in {low}..{high:,}" if high is not None else f"at least {low}"
@@ -121,18 +123,18 @@ def _at_least(config: TrainConfig, name: str, low: int, high: int | None = None)
 
 
 def _check_counts(config: TrainConfig) -> None:
-    _at_least(config, "steps", 0 if config.method == "counts" else 1, MAX_STEPS)  # counts runs record 0
-    _at_least(config, "block_size", 1, MAX_BLOCK_SIZE)
-    _at_least(config, "batch_size", 1, MAX_BATCH_TOKENS // config.block_size)
+    check_count(config, "steps", 0 if config.method == "counts" else 1, MAX_STEPS)  # counts runs record 0
+    check_count(config, "block_size", 1, MAX_BLOCK_SIZE)
+    check_count(config, "batch_size", 1, MAX_BATCH_TOKENS // config.block_size)
     for name in ("eval_every", "checkpoint_every", "log_every", "grad_accum"):
-        _at_least(config, name, 1, MAX_STEPS)
-    _at_least(config, "warmup_steps", 0, MAX_STEPS)
-    _at_least(config, "eval_tokens", 0)
-    _at_least(config, "seed", 0, 2**63 - 1)
+        check_count(config, name, 1, MAX_STEPS)
+    check_count(config, "warmup_steps", 0, MAX_STEPS)
+    check_count(config, "eval_tokens", 0)
+    check_count(config, "seed", 0, 2**63 - 1)
     if config.threads is not None:
-        _at_least(config, "threads", 1, 1024)
+        check_count(config, "threads", 1, 1024)
     if config.vocab_size is not None:
-        _at_least(config, "vocab_size", MIN_BPE_VOCAB, MAX_VOCAB_SIZE)
+        check_count(config, "vocab_size", MIN_BPE_VOCAB, MAX_VOCAB_SIZE)
     if config.warmup_steps and config.warmup_steps >= config.steps:
         raise BigramLMError(
             f"warmup_steps ({config.warmup_steps}) must be fewer than steps ({config.steps}), "
@@ -141,7 +143,8 @@ def _check_counts(config: TrainConfig) -> None:
         )
 
 
-def _in_range(config: TrainConfig, name: str, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
+def check_rate(config: Any, name: str, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
+    """The field ``name`` of ``config`` lies between ``low`` and ``high`` (each end open or closed)."""
     value = getattr(config, name)
     below = value <= low if low_open else value < low
     above = value >= high if high_open else value > high
@@ -152,17 +155,17 @@ def _in_range(config: TrainConfig, name: str, low: float, high: float, low_open:
 
 def _check_rates(config: TrainConfig) -> None:
     # AdamW moves each weight by about lr per step: beyond 1 a run can only diverge.
-    _in_range(config, "learning_rate", 0.0, 1.0, low_open=True)
-    _in_range(config, "weight_decay", 0.0, 10.0)
-    _in_range(config, "beta1", 0.0, 1.0, high_open=True)
-    _in_range(config, "beta2", 0.0, 1.0, high_open=True)
-    _in_range(config, "ema_decay", 0.0, 1.0, high_open=True)
-    _in_range(config, "min_lr_ratio", 0.0, 1.0)
-    _in_range(config, "grad_clip", 0.0, 1e6)
+    check_rate(config, "learning_rate", 0.0, 1.0, low_open=True)
+    check_rate(config, "weight_decay", 0.0, 10.0)
+    check_rate(config, "beta1", 0.0, 1.0, high_open=True)
+    check_rate(config, "beta2", 0.0, 1.0, high_open=True)
+    check_rate(config, "ema_decay", 0.0, 1.0, high_open=True)
+    check_rate(config, "min_lr_ratio", 0.0, 1.0)
+    check_rate(config, "grad_clip", 0.0, 1e6)
     # alpha 0 would give an unseen pair probability 0, and the val loss infinity.
-    _in_range(config, "alpha", 0.0, 1e6, low_open=True)
+    check_rate(config, "alpha", 0.0, 1e6, low_open=True)
     if config.time_limit is not None:
-        _in_range(config, "time_limit", 0.0, 1e7, low_open=True, high_open=True)
+        check_rate(config, "time_limit", 0.0, 1e7, low_open=True, high_open=True)
 
 
 #: The version of the config.json layout.

@@ -4,13 +4,12 @@ of ``eval --task support``.
 Generation flags default to None and are passed on only when given, so the library's
 defaults (``support.assistant.DEFAULTS``, ``support.learning.DEFAULT_STEPS``) apply.
 ``--help`` shows them from ``HELP_DEFAULTS``, a copy, because the modules that define
-them import torch (``tests/test_cli_imports.py`` checks the copy against them).
+them import torch (``tests/test_cli_parser.py`` checks the copy against them).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +135,7 @@ def cmd_brand_init(args: argparse.Namespace) -> int:
         raise BigramLMError(f"{args.out} exists; use --force to overwrite it")
     path, _ = resolve_source(args.data)
     table = read_table(path, args.instruction_col, args.response_col, args.intent_col, args.category_col)
-    counts = count_placeholders(r.response for r in table.rows)
+    counts = count_placeholders(r.reply for r in table.rows)
     atomic_write_text(args.out, brand_template(counts, args.data))
     print(f"wrote {args.out}: {len(counts)} placeholders, {sum(counts.values()):,} occurrences")
     return 0

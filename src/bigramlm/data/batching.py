@@ -1,16 +1,31 @@
-"""Train/val splits of a token stream and random block batches."""
+"""Random block batches of a token stream: windows anywhere, or windows that start where
+a row starts; and rows encoded into one stream that remembers where each row starts.
+
+``train`` and ``learn`` both draw their batches through ``draw_windows`` and encode
+their rows through ``encode_units``.
+"""
 
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
 import torch
 
 from bigramlm.errors import BigramLMError
+from bigramlm.tokenization import Tokenizer
 
 
-def split_tokens(ids: torch.Tensor, train_fraction: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
-    """Contiguous split as in the lecture: the first 90% trains, the last 10% validates."""
-    n = int(train_fraction * len(ids))
-    return ids[:n], ids[n:]
+def encode_units(tokenizer: Tokenizer, units: Sequence[str], on_unknown: str = "error") -> tuple[torch.Tensor, torch.Tensor]:
+    """The ids of ``units`` (rows of text) one after another, and where each unit starts.
+
+    Each unit is encoded on its own: both tokenizers encode line by line, and a row ends
+    with a newline, so the concatenation is exactly the encoding of the whole text.
+    """
+    pieces = [tokenizer.encode(unit, on_unknown=on_unknown) for unit in units]
+    lengths = torch.tensor([len(p) for p in pieces], dtype=torch.long)
+    ids = torch.from_numpy(np.concatenate(pieces)) if pieces else torch.zeros(0, dtype=torch.long)
+    return ids, torch.cumsum(lengths, 0) - lengths
 
 
 def check_block_size(data: torch.Tensor, block_size: int, name: str = "split") -> None:
@@ -59,6 +74,14 @@ def get_row_batch(
     """
     pick = torch.randint(len(row_starts), (batch_size,), generator=generator)
     return windows_at(data, row_starts[pick], block_size)
+
+
+def draw_windows(data: torch.Tensor, row_starts: torch.Tensor | None, batch_size: int, block_size: int,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` random windows: anywhere (``row_starts`` None), or starting at rows that fit."""
+    if row_starts is None:
+        return get_batch(data, batch_size, block_size, generator)
+    return get_row_batch(data, row_starts, batch_size, block_size, generator)
 
 
 def windows_at(data: torch.Tensor, starts: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:

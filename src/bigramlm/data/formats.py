@@ -10,7 +10,7 @@ the category as labelled lines between the instruction and the response::
     ### Instruction:\\n{instruction}\\n\\n### Intent: {intent}\\n### Category: {category}\\n\\n### Response:\\n{response}\\n\\n
 
 (``### Category`` is left out when the data has no category column). The format's
-name and both templates are written into the run's ``config.json`` (``data.format``).
+name and both templates are written into the run's ``config.json`` (its ``format`` under ``data``).
 
 Responses carry ``{{Placeholder}}`` slots (``{{Order Number}}``); ``count_placeholders``
 finds them, for the brand template and the assistant's list of known names.
@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from typing import Any, Iterable
 
-from bigramlm.data.table import Row
+from bigramlm.data.cases import Case
 
 FORMAT_NAME = "bitext-instruction-v1"
 BLOCK_TEMPLATE = "### Instruction:\n{instruction}\n\n### Response:\n{response}\n\n"
@@ -31,6 +31,8 @@ LABELLED_TEMPLATE = (
 )
 INSTRUCTION_HEADER = "### Instruction:\n"
 RESPONSE_HEADER = "### Response:\n"
+#: A grounded run reads a resolved case's reply before it writes its own (``--recipe support``).
+REFERENCE_HEADER = "### Reference:\n"
 #: Where generation stops: the start of the next block (or any next header).
 STOP_STRINGS = ("\n\n### ", "### Instruction")
 #: A well-formed placeholder: two braces, a name without braces or newlines, two braces.
@@ -51,23 +53,28 @@ def label_lines(intent: str | None, category: str | None = None) -> str:
     return text + "\n"
 
 
-def prompt_text(instruction: str, intent: str | None = None, category: str | None = None, labels: bool = False) -> str:
-    """Everything of a block before the response: what generation continues from."""
+def prompt_text(instruction: str, intent: str | None = None, category: str | None = None, labels: bool = False,
+                reference: str | None = None) -> str:
+    """Everything of a block before the response: what generation continues from.
+    A grounded block puts a resolved case's reply (``reference``) before the response."""
     head = f"{INSTRUCTION_HEADER}{instruction}\n\n"
     if labels:
         head += label_lines(intent, category)
+    if reference is not None:
+        head += f"{REFERENCE_HEADER}{reference}\n\n"
     return head + RESPONSE_HEADER
 
 
-def format_block(instruction: str, response: str, intent: str | None = None, category: str | None = None, labels: bool = False) -> str:
-    """One row as text; with ``labels=False`` exactly the notebook's block."""
-    if not labels:
+def format_block(instruction: str, response: str, intent: str | None = None, category: str | None = None,
+                 labels: bool = False, reference: str | None = None) -> str:
+    """One row as text; with ``labels=False`` and no reference exactly the notebook's block."""
+    if not labels and reference is None:
         return f"### Instruction:\n{instruction}\n\n### Response:\n{response}\n\n"
-    return prompt_text(instruction, intent, category, labels=True) + f"{response}\n\n"
+    return prompt_text(instruction, intent, category, labels, reference) + f"{response}\n\n"
 
 
-def format_rows(rows: Iterable[Row], labels: bool = False) -> str:
-    return "".join(format_block(r.instruction, r.response, r.intent, r.category, labels) for r in rows)
+def format_rows(rows: Iterable[Case], labels: bool = False) -> str:
+    return "".join(format_block(r.message, r.reply, r.intent, r.category, labels) for r in rows)
 
 
 def format_spec(labels: bool) -> dict[str, Any]:

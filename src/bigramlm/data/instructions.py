@@ -25,7 +25,8 @@ from bigramlm.data.registry import resolve_source
 from bigramlm.data.run_files import InstructionRunFiles, split_ids, write_train_targets
 from bigramlm.data.splits import PARTS, SPLIT_FRACTIONS, SPLIT_SEED, stratified_split
 from bigramlm.data.splits import exclude_intents as exclude_split_intents
-from bigramlm.data.table import Row, Table, column_options, read_table
+from bigramlm.data.cases import Case
+from bigramlm.data.table import Table, column_options, read_table
 from bigramlm.data.text import TextData
 from bigramlm.errors import BigramLMError
 
@@ -35,10 +36,10 @@ class InstructionData(TextData):
     """Train/val text of an instruction dataset, plus its rows and the held-out test part."""
 
     test_text: str = ""
-    parts: dict[str, list[Row]] = field(default_factory=dict)
+    parts: dict[str, list[Case]] = field(default_factory=dict)
     labels: bool = False
     #: By part, the rows of the intents left out with ``exclude_intents`` ({} without it).
-    excluded: dict[str, list[Row]] = field(default_factory=dict)
+    excluded: dict[str, list[Case]] = field(default_factory=dict)
     #: The replies the model trains on, one per train row, where they are not the rows'
     #: own (``--recipe support``'s central replies); None: the rows' own.
     train_targets: list[str] | None = None
@@ -51,7 +52,7 @@ class InstructionData(TextData):
     def run_files(self) -> InstructionRunFiles:
         """What a run keeps of this data: label set, known placeholders, train rows, split."""
         train = self.parts.get("train", [])
-        known = count_placeholders([r.response for r in train]) + count_placeholders([r.instruction for r in train])
+        known = count_placeholders([r.reply for r in train]) + count_placeholders([r.message for r in train])
         return InstructionRunFiles(
             labels=self.labels,
             label_set=self.label_set,
@@ -103,7 +104,7 @@ def load_instruction_data(
     if isinstance(exclude_intents, str):  # one name, not its characters
         exclude_intents = [exclude_intents]
     parts = stratified_split(table.rows, fractions, seed)
-    excluded: dict[str, list[Row]] = {}
+    excluded: dict[str, list[Case]] = {}
     if exclude_intents:
         parts, excluded = exclude_split_intents(parts, exclude_intents, [r.intent for r in table.rows])
     if not parts["train"] or not parts["val"]:
@@ -117,7 +118,7 @@ def load_instruction_data(
         test_text=texts["test"],
         parts=parts,
         labels=labels,
-        train_units=[format_block(r.instruction, r.response, r.intent, r.category, labels) for r in parts["train"]],
+        train_units=[format_block(r.message, r.reply, r.intent, r.category, labels) for r in parts["train"]],
         excluded=excluded,
     )
     if exclude_intents:
@@ -128,7 +129,7 @@ def load_instruction_data(
 
 
 def _data_spec(path: Path, origin: str, table: Table, labels: bool, seed: int, fractions: Sequence[float],
-               parts: dict[str, list[Row]], texts: dict[str, str]) -> dict[str, Any]:
+               parts: dict[str, list[Case]], texts: dict[str, str]) -> dict[str, Any]:
     """What ``config.json`` records of the data: enough to rebuild the same rows and split."""
     return {
         "kind": "instructions",
@@ -149,7 +150,7 @@ def _data_spec(path: Path, origin: str, table: Table, labels: bool, seed: int, f
     }
 
 
-def excluded_rows(data: "InstructionData | dict[str, Any]", part: str = "train", source: str | None = None) -> list[Row]:
+def excluded_rows(data: "InstructionData | dict[str, Any]", part: str = "train", source: str | None = None) -> list[Case]:
     """The rows of the intents a run was trained without (``exclude_intents``), of one part.
 
     "train" and "val": the rows the option took out of that part (the would-be training
@@ -226,7 +227,7 @@ def load_run_files(run_dir: str | Path, spec: dict[str, Any], source: str | None
     return files
 
 
-def read_split_rows(spec: dict[str, Any], files: InstructionRunFiles, part: str, source: str | None = None) -> list[Row]:
+def read_split_rows(spec: dict[str, Any], files: InstructionRunFiles, part: str, source: str | None = None) -> list[Case]:
     """The rows of one part of the run's split: train from the run, val and test from the dataset.
 
     The dataset is read (and checked against its sha256) but not split again: the rows

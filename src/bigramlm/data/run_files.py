@@ -27,7 +27,7 @@ from typing import Sequence
 
 from bigramlm._fs import atomic_write, atomic_write_text, sha256_of
 from bigramlm.data.formats import format_rows
-from bigramlm.data.table import Row
+from bigramlm.data.cases import DATASET, Case
 from bigramlm.errors import BigramLMError
 
 DATA_FILE = "data.json"
@@ -42,8 +42,8 @@ class InstructionRunFiles:
     labels: bool
     label_set: list[tuple[str, str | None]]
     known_placeholders: list[str]
-    train_rows: list[Row]
-    #: Source row indices (``Row.index``) of each part: which rows went to train/val/test.
+    train_rows: list[Case]
+    #: Source row indices (``Case.id``) of each part: which rows went to train/val/test.
     split_ids: dict[str, list[int]] = field(default_factory=dict)
     source_sha256: str | None = None
 
@@ -55,7 +55,7 @@ class InstructionRunFiles:
     def save(self, run_dir: str | Path) -> None:
         run_dir = Path(run_dir)
         lines = "".join(
-            json.dumps([r.index, r.instruction, r.response, r.intent, r.category], ensure_ascii=False) + "\n"
+            json.dumps([r.id, r.message, r.reply, r.intent, r.category], ensure_ascii=False) + "\n"
             for r in self.train_rows
         ).encode("utf-8")
         # mtime=0: the same rows give the same bytes, so the recorded sha256 is reproducible.
@@ -86,7 +86,7 @@ class InstructionRunFiles:
                 raise ValueError("the rows file must be in the run directory")
             if sha256_of(rows_path) != meta["train_rows"]["sha256"]:
                 raise ValueError(f"{rows_path.name} does not match its recorded sha256")
-            rows = [Row(int(i), str(ins), str(res), intent, category)
+            rows = [Case(str(ins), str(res), intent, category, DATASET, int(i))
                     for i, ins, res, intent, category in map(json.loads, gzip.decompress(rows_path.read_bytes()).splitlines())]
             if len(rows) != meta["train_rows"]["count"] or meta["format_version"] != FORMAT_VERSION:
                 raise ValueError("unexpected row count or format version")
@@ -103,16 +103,16 @@ class InstructionRunFiles:
                 f"corrupt {path} or its rows ({exc}); delete {DATA_FILE} and the run rebuilds it from its dataset"
             ) from None
 
-    def select(self, rows: Sequence[Row], part: str) -> list[Row]:
+    def select(self, rows: Sequence[Case], part: str) -> list[Case]:
         """The rows of ``part`` among a re-read table's rows, in the table's order."""
         if part not in self.split_ids:
             raise BigramLMError(f"split {part!r} does not exist (splits: {', '.join(self.split_ids)})", param="split")
         wanted = set(self.split_ids[part])
-        return [r for r in rows if r.index in wanted]
+        return [r for r in rows if r.id in wanted]
 
 
-def split_ids(parts: dict[str, list[Row]]) -> dict[str, list[int]]:
-    return {name: [r.index for r in rows] for name, rows in parts.items()}
+def split_ids(parts: dict[str, list[Case]]) -> dict[str, list[int]]:
+    return {name: [r.id for r in rows] for name, rows in parts.items()}
 
 
 #: The replies a run's language model was trained on, where they are not the rows' own

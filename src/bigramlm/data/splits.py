@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bigramlm.data.table import Row
+from bigramlm.data.cases import Case
 from bigramlm.errors import BigramLMError
 
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -38,7 +38,7 @@ def _part_sizes(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
     return n - n_val - n_test, n_val, n_test
 
 
-def stratified_split(rows: Sequence[Row], fractions: Sequence[float] = SPLIT_FRACTIONS, seed: int = SPLIT_SEED) -> dict[str, list[Row]]:
+def stratified_split(rows: Sequence[Case], fractions: Sequence[float] = SPLIT_FRACTIONS, seed: int = SPLIT_SEED) -> dict[str, list[Case]]:
     """Seeded split of rows into train/val/test, stratified by intent, grouped by instruction.
 
     The unit shuffled is a distinct instruction text (its stratum is the intent of its
@@ -52,10 +52,10 @@ def stratified_split(rows: Sequence[Row], fractions: Sequence[float] = SPLIT_FRA
     units: dict[str, list[int]] = {}
     stratum_units: dict[str, list[str]] = {}
     for pos, row in enumerate(rows):
-        if row.instruction not in units:
-            units[row.instruction] = []
-            stratum_units.setdefault(row.intent or "", []).append(row.instruction)
-        units[row.instruction].append(pos)
+        if row.message not in units:
+            units[row.message] = []
+            stratum_units.setdefault(row.intent or "", []).append(row.message)
+        units[row.message].append(pos)
     rng = np.random.default_rng(seed)
     assignment = np.zeros(len(rows), dtype=np.int8)
     for stratum in sorted(stratum_units):
@@ -69,8 +69,8 @@ def stratified_split(rows: Sequence[Row], fractions: Sequence[float] = SPLIT_FRA
 
 
 def exclude_intents(
-    parts: dict[str, list[Row]], intents: Sequence[str], known: Sequence[str | None]
-) -> tuple[dict[str, list[Row]], dict[str, list[Row]]]:
+    parts: dict[str, list[Case]], intents: Sequence[str], known: Sequence[str | None]
+) -> tuple[dict[str, list[Case]], dict[str, list[Case]]]:
     """Take the rows of ``intents`` out of the train and val parts of a finished split.
 
     Returns the parts without them (the test part whole, so that an evaluation can

@@ -1,4 +1,4 @@
-"""Instruction tables (CSV, JSONL, Parquet) read into rows of stripped text.
+"""Instruction tables (CSV, JSONL, Parquet) read into cases (``data.cases``) of stripped text.
 
 A usable row has a non-empty instruction and response after ``str.strip``; the intent
 and category columns are used when present. Every problem is a one-line error that
@@ -14,26 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bigramlm.data.cases import DATASET, Case
 from bigramlm.data.sources import check_input_file
 from bigramlm.errors import BigramLMError
 
 DEFAULT_COLUMNS = {"instruction": "instruction", "response": "response", "intent": "intent", "category": "category"}
 
 
-@dataclass(frozen=True)
-class Row:
-    """One usable row: stripped fields, and its position in the source table."""
-
-    index: int
-    instruction: str
-    response: str
-    intent: str | None = None
-    category: str | None = None
-
-
 @dataclass
 class Table:
-    rows: list[Row]
+    rows: list[Case]
     skipped: int  # rows with an empty instruction or response
     columns: dict[str, str | None]
 
@@ -138,11 +128,11 @@ def read_table(
     n = len(instructions)
     intents = [_cell(v).strip() for v in frame[optional["intent"]].tolist()] if optional["intent"] else [""] * n
     categories = [_cell(v).strip() for v in frame[optional["category"]].tolist()] if optional["category"] else [""] * n
-    rows: list[Row] = []
+    rows: list[Case] = []
     for i in range(n):
         # The notebook's rule: keep a pair only when both stripped fields are non-empty.
         if instructions[i] and responses[i]:
-            rows.append(Row(i, instructions[i], responses[i], intents[i] or None, categories[i] or None))
+            rows.append(Case(instructions[i], responses[i], intents[i] or None, categories[i] or None, DATASET, i))
     if not rows:
         raise BigramLMError(
             f"{path} has no usable rows: all {n} rows have an empty {wanted['instruction']!r} or {wanted['response']!r}"

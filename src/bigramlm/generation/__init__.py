@@ -1,5 +1,5 @@
-"""Generation: one sampling path for one or many candidates, over the fastest decoder
-a model supports (Markov table, KV cache, or re-run window).
+"""Generation: one decode path for one or many prompts and candidates, streamed or not,
+over the fastest decoder a model supports (Markov table, KV cache, or re-run window).
 
 ``checks`` (the bounds of the settings) is torch-free, so that the CLI can check its
 flags before it loads a model; the names below load on first use, as ``bigramlm``'s do.
@@ -7,8 +7,7 @@ flags before it loads a model; the names below load on first use, as ``bigramlm`
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from bigramlm._lazy import lazy_exports
 
 #: Public name -> the module that defines it.
 _PUBLIC = {
@@ -16,30 +15,22 @@ _PUBLIC = {
     "MAX_NEW_TOKENS": "bigramlm.generation.checks",
     "MAX_SEED": "bigramlm.generation.checks",
     "MarkovChainSampler": "bigramlm.generation.markov",
-    "StopScanner": "bigramlm.generation.generate",
+    "Detokenizer": "bigramlm.generation.text",
+    "Sampling": "bigramlm.generation.engine",
+    "StopScanner": "bigramlm.generation.text",
     "check_new_tokens": "bigramlm.generation.checks",
     "check_sampling": "bigramlm.generation.checks",
     "check_seed": "bigramlm.generation.checks",
     "filter_logits": "bigramlm.generation.filters",
-    "generate_batch": "bigramlm.generation.batch",
-    "generate_candidates": "bigramlm.generation.generate",
-    "generate_ids": "bigramlm.generation.generate",
-    "generate_text": "bigramlm.generation.generate",
+    "encode_prompt": "bigramlm.generation.engine",
+    "generate": "bigramlm.generation.engine",
+    "generate_ids": "bigramlm.generation.engine",
+    "generate_text": "bigramlm.generation.engine",
     "make_decoder": "bigramlm.generation.decoding",
-    "sample_tokens": "bigramlm.generation.generate",
+    "stream": "bigramlm.generation.engine",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        value = getattr(import_module(_PUBLIC[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'bigramlm.generation' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
-
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
 __all__ = sorted(_PUBLIC)

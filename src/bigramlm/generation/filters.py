@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bigramlm.generation.checks import MAX_NEW_TOKENS, check_new_tokens, check_sampling
-
-__all__ = ["MAX_NEW_TOKENS", "check_new_tokens", "check_sampling", "draw_tokens", "filter_logits"]
+from bigramlm.generation.checks import check_sampling
 
 #: Top-p looks for its nucleus among the likeliest tokens first: sorting and sampling the
 #: whole vocabulary (2,048 BPE tokens) for each of 96 rows took a quarter of a support
@@ -23,6 +21,11 @@ def filter_logits(
     Temperature 0 means greedy: all mass on the arg-max.
     """
     check_sampling(temperature, top_k, top_p)
+    return _probabilities(logits, temperature, top_k, top_p)
+
+
+def _probabilities(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """``filter_logits`` without the checks: the decode loop checks its settings once, not every token."""
     logits = logits.float()
     if temperature == 0:
         return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).float()
@@ -45,7 +48,8 @@ def filter_logits(
 
 def draw_tokens(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None,
                 generator: torch.Generator | None) -> torch.Tensor:
-    """One sampled token per row of ``logits`` (B, V), from ``filter_logits``'s distribution.
+    """One sampled token per row of ``logits`` (B, V), from ``filter_logits``'s distribution
+    (the settings are the caller's to check, once).
 
     With top-p and no top-k, the nucleus is taken from the ``NUCLEUS_CANDIDATES`` likeliest
     tokens (normalised over the whole vocabulary, so the distribution is the same), and
@@ -53,9 +57,8 @@ def draw_tokens(logits: torch.Tensor, temperature: float, top_k: int | None, top
     """
     vocab = logits.size(-1)
     if temperature == 0 or top_k is not None or top_p is None or top_p >= 1.0 or vocab <= NUCLEUS_CANDIDATES:
-        probs = filter_logits(logits, temperature, top_k, top_p).cpu()
+        probs = _probabilities(logits, temperature, top_k, top_p).cpu()
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
-    check_sampling(temperature, top_k, top_p)
     scaled = (logits.double() - logits.double().amax(dim=-1, keepdim=True)) / temperature
     top, ids = torch.topk(scaled, NUCLEUS_CANDIDATES, dim=-1)  # sorted, likeliest first
     probs = torch.exp(top - torch.logsumexp(scaled, dim=-1, keepdim=True))
@@ -66,6 +69,6 @@ def draw_tokens(logits: torch.Tensor, temperature: float, top_k: int | None, top
     tokens = ids.cpu().gather(1, picks.unsqueeze(1)).squeeze(1)
     if bool(wide.any()):
         rows = wide.nonzero().squeeze(1)
-        full = filter_logits(logits[rows], temperature, None, top_p).cpu()
+        full = _probabilities(logits[rows], temperature, None, top_p).cpu()
         tokens[rows.cpu()] = torch.multinomial(full, 1, generator=generator).squeeze(1)
     return tokens

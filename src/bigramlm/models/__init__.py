@@ -10,8 +10,7 @@ torch (1.7 s on quiet cores, 11-15 s on busy ones), and importing it runs this f
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from bigramlm._lazy import lazy_exports
 
 #: Public name -> the module that defines it.
 _PUBLIC = {
@@ -28,16 +27,6 @@ _PUBLIC = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        value = getattr(import_module(_PUBLIC[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'bigramlm.models' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
-
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
 __all__ = sorted(_PUBLIC)

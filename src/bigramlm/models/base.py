@@ -40,8 +40,9 @@ class LanguageModel(nn.Module):
         """The whole model as a (V, V) matrix of next-token logits; only when ``markov``."""
         raise NotImplementedError(f"{type(self).__name__} is not a Markov chain")
 
-    def new_cache(self, batch_size: int) -> Any:
-        """An empty key/value cache for ``batch_size`` rows; only when ``supports_kv_cache``."""
+    def new_cache(self, batch_size: int, pad: torch.Tensor | None = None, capacity: int | None = None) -> Any:
+        """An empty key/value cache for ``batch_size`` rows whose first ``pad[i]`` positions are
+        padding, holding ``capacity`` positions (the block by default); only when ``supports_kv_cache``."""
         raise NotImplementedError(f"{type(self).__name__} has no KV cache")
 
     def optimizer_groups(self, weight_decay: float) -> list[dict[str, Any]]:

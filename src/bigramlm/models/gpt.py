@@ -9,8 +9,8 @@ loss)`` so training, evaluation, sampling and the assistant need nothing new.
 Generation can pass a ``KVCache``: every layer keeps the keys and values of the
 positions it has already seen, so each new token costs one position instead of a
 re-run over the whole window. Positions are absolute (learned embeddings), so once
-the cache holds ``block_size`` positions it cannot slide by one; ``sampling`` then
-rebuilds it from the most recent part of the context (see ``IncrementalDecoder``).
+the cache holds ``block_size`` positions it cannot slide by one; generation then
+rebuilds it from the most recent part of the context (see ``generation.decoding.CachedDecoder``).
 """
 
 from __future__ import annotations
@@ -71,17 +71,18 @@ class KVCache:
     """
 
     def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype,
-                 pad: torch.Tensor | None = None):
+                 pad: torch.Tensor | None = None, capacity: int | None = None):
         head_dim = config.n_embd // config.n_head
-        shape = (batch_size, config.n_head, config.block_size, head_dim)
+        #: Positions the buffers hold: the block, or fewer for a short job (scoring label lines).
+        self.capacity = config.block_size if capacity is None else min(capacity, config.block_size)
+        shape = (batch_size, config.n_head, self.capacity, head_dim)
         self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.capacity = config.block_size
         self.length = 0
         self.pad = None if pad is None or not bool(pad.any()) else pad.to(device=device, dtype=torch.long)
         #: (B, capacity): which cached positions hold real tokens (None: all of them).
         self.valid = None if self.pad is None else (
-            torch.arange(config.block_size, device=device).unsqueeze(0) >= self.pad.unsqueeze(1)
+            torch.arange(self.capacity, device=device).unsqueeze(0) >= self.pad.unsqueeze(1)
         )
         #: Each layer's weights, gathered by the model's one-position decode step on first use.
         self.weights: list[tuple[torch.Tensor | None, ...]] | None = None
@@ -215,16 +216,16 @@ class GPT(LanguageModel):
         n = sum(p.numel() for p in self.parameters())
         return n if include_positions else n - self.pos_emb.weight.numel()
 
-    def new_cache(self, batch_size: int, pad: torch.Tensor | None = None) -> KVCache:
+    def new_cache(self, batch_size: int, pad: torch.Tensor | None = None, capacity: int | None = None) -> KVCache:
         weight = self.tok_emb.weight
-        return KVCache(self.config, batch_size, weight.device, weight.dtype, pad)
+        return KVCache(self.config, batch_size, weight.device, weight.dtype, pad, capacity)
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T = idx.shape
         start = cache.length if cache is not None else 0
-        if start + T > self.config.block_size:
+        if start + T > (cache.capacity if cache is not None else self.config.block_size):
             raise BigramLMError(
                 f"sequence of {start + T} tokens is longer than the block size {self.config.block_size}; crop the context"
             )

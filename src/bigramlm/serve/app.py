@@ -1,7 +1,7 @@
 """The app factory: ``create_app(run_dir)`` builds the desk's FastAPI app.
 
 It loads the ``Desk`` (run, assistant, store, slots) and keeps it, the limits and the
-request schemas on ``app.state``, where the routes' dependencies read them; mounts the
+request schemas on the app's ``state``, where the routes' dependencies read them; mounts the
 page's static files; adds the middleware; installs the error handlers; includes one
 router per concern (``routes/``). The lifespan starts the desk's reload watcher and
 closes the desk at shutdown.
@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, AsyncIterator, Iterable
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from bigramlm.checkpoint import Run
 from bigramlm.serve.desk import Desk
 from bigramlm.serve.docs import make_fastapi
 from bigramlm.serve.errors import install_error_handlers
@@ -25,6 +26,9 @@ from bigramlm.serve.middleware import add_middleware
 from bigramlm.serve.routes import cases, desk as desk_routes, feedback, meta, openai
 from bigramlm.serve.routes.meta import STATIC_DIR
 from bigramlm.serve.schemas import build_schemas
+
+if TYPE_CHECKING:
+    from bigramlm.support.assistant import Assistant
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -44,8 +48,8 @@ def create_app(
     brand_path: str | os.PathLike[str] | None = None,
     token: str | None = None,
     limits: ServerLimits | None = None,
-    assistant: Any = None,
-    run: Any = None,
+    assistant: "Assistant | None" = None,
+    run: Run | None = None,
     allowed_hosts: Iterable[str] | None = None,
 ) -> FastAPI:
     """Build the desk app for ``run_dir``.

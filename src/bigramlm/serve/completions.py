@@ -11,7 +11,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Iterator
 
-from bigramlm.generation import generate_candidates
+from bigramlm.checkpoint import Run
+from bigramlm.generation import Sampling, encode_prompt, stream
 from bigramlm.serve.slots import GenerationTimeout, Job
 from bigramlm.serve.sse import PlaceholderStream, merge_pieces, sse
 from bigramlm.support.results import AssistResult
@@ -19,7 +20,7 @@ from bigramlm.tokenization import normalize_for_vocab
 
 
 @dataclass
-class Sampling:
+class V1Request:
     """What one ``/v1`` request asks of the generator."""
 
     n: int
@@ -30,24 +31,22 @@ class Sampling:
     stops: list[str] = field(default_factory=list)
 
 
-def raw_candidates(run: Any, prompt: str, s: Sampling, job: Job) -> Iterator[tuple[int, str]]:
+def raw_candidates(run: Run, prompt: str, s: V1Request, job: Job) -> Iterator[tuple[int, str]]:
     """``(index, piece)`` of ``s.n`` continuations of ``prompt`` by the run's model."""
-    text, _ = normalize_for_vocab(prompt, run.tokenizer)
-    for index, piece in generate_candidates(run.model, run.tokenizer, text, s.n, s.max_tokens, temperature=s.temperature,
-                                            top_k=None, top_p=s.top_p, seed=s.seed, stop=s.stops):
-        job.check()
-        yield index, piece
+    ids = encode_prompt(run.tokenizer, normalize_for_vocab(prompt, run.tokenizer)[0])
+    yield from stream(run.model, run.tokenizer, [ids] * s.n, s.max_tokens, Sampling(s.temperature, None, s.top_p), s.seed,
+                      s.stops, check=job.check, within_block=False)
 
 
-def count_tokens(run: Any, text: str) -> int:
+def count_tokens(run: Run, text: str) -> int:
     return int(len(run.tokenizer.encode(text, on_unknown="replace"))) if text else 0
 
 
-def finish_reason(run: Any, text: str, max_tokens: int) -> str:
+def finish_reason(run: Run, text: str, max_tokens: int) -> str:
     return "length" if count_tokens(run, text) >= max_tokens else "stop"
 
 
-def usage(run: Any, prompts: list[str], completions: list[str]) -> dict[str, int]:
+def usage(run: Run, prompts: list[str], completions: list[str]) -> dict[str, int]:
     prompt_tokens = sum(count_tokens(run, p) for p in prompts)
     completion_tokens = sum(count_tokens(run, t) for t in completions)
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
@@ -129,7 +128,7 @@ class ChatReplies:
         return ranked + [(i, text.strip()) for i, text in enumerate(self.filled) if i not in shown]
 
 
-def chat_body(env: Envelope, replies: ChatReplies, run: Any, prompt: str, max_tokens: int) -> dict[str, Any]:
+def chat_body(env: Envelope, replies: ChatReplies, run: Run, prompt: str, max_tokens: int) -> dict[str, Any]:
     ordered = replies.ordered()
     choices = [{"index": k, "message": {"role": "assistant", "content": text}, "logprobs": None,
                 "finish_reason": finish_reason(run, replies.raw[i], max_tokens)} for k, (i, text) in enumerate(ordered)]
@@ -142,7 +141,7 @@ def chat_body(env: Envelope, replies: ChatReplies, run: Any, prompt: str, max_to
     return body
 
 
-async def chat_stream(items: AsyncIterator[list[Any]], env: Envelope, replies: ChatReplies, run: Any, prompt: str,
+async def chat_stream(items: AsyncIterator[list[Any]], env: Envelope, replies: ChatReplies, run: Run, prompt: str,
                       max_tokens: int, timeout_s: float) -> AsyncIterator[bytes]:
     n = len(replies.raw)
     for i in range(n):
@@ -165,13 +164,13 @@ async def chat_stream(items: AsyncIterator[list[Any]], env: Envelope, replies: C
     yield sse("[DONE]")
 
 
-def completion_body(env: Envelope, texts: list[str], run: Any, prompts: list[str], max_tokens: int) -> dict[str, Any]:
+def completion_body(env: Envelope, texts: list[str], run: Run, prompts: list[str], max_tokens: int) -> dict[str, Any]:
     choices = [{"text": t, "index": i, "logprobs": None, "finish_reason": finish_reason(run, t, max_tokens)}
                for i, t in enumerate(texts)]
     return env.body(choices, usage=usage(run, prompts, texts))
 
 
-async def completion_stream(items: AsyncIterator[list[Any]], env: Envelope, total: int, run: Any, prompts: list[str],
+async def completion_stream(items: AsyncIterator[list[Any]], env: Envelope, total: int, run: Run, prompts: list[str],
                             max_tokens: int, timeout_s: float) -> AsyncIterator[bytes]:
     texts = [""] * total
     try:

@@ -3,7 +3,7 @@
 ``learn`` replaces the run's weights while the server runs. A watcher thread, started
 with the app and stopped with it, looks at the weights file's stamp once a second; when
 it changed, the watcher loads the run again and swaps the (assistant, run) pair in one
-assignment. A request reads ``desk.loaded`` once, so it keeps the pair it started with.
+assignment. A request reads ``Desk.loaded`` once, so it keeps the pair it started with.
 Weights that do not load (not finite, corrupt, half-written by a tool that does not write
 atomically) are refused: the old pair keeps serving and ``reload_error`` says why, until
 the next change of the file loads.
@@ -15,12 +15,16 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from bigramlm.checkpoint import Run
 from bigramlm.errors import BigramLMError
 from bigramlm.serve.limits import ServerLimits
 from bigramlm.serve.slots import GenerationSlots
 from bigramlm.support.store import CaseStore
+
+if TYPE_CHECKING:  # imported when a run is loaded: the assistant pulls in torch and scikit-learn
+    from bigramlm.support.assistant import Assistant
 
 log = logging.getLogger("bigramlm.server")
 
@@ -33,7 +37,8 @@ class Desk:
     #: Seconds between looks at the weights file (the README promises a reload within a second).
     RELOAD_POLL_S = 1.0
 
-    def __init__(self, run_dir: Path, brand_path: Path | None, limits: ServerLimits, assistant: Any = None, run: Any = None):
+    def __init__(self, run_dir: Path, brand_path: Path | None, limits: ServerLimits,
+                 assistant: "Assistant | None" = None, run: Run | None = None):
         self.run_dir = Path(run_dir)
         self.brand_path = brand_path
         self.limits = limits
@@ -45,13 +50,13 @@ class Desk:
         if ours:
             assistant, self.assistant_error = load_assistant(self.run_dir, brand_path)
         if run is None:
-            run = getattr(assistant, "run", None) or load_plain_run(self.run_dir)
+            run = assistant.run if assistant is not None else load_plain_run(self.run_dir)
         configure_threads(run, self.limits.threads)
         # One store object per process, shared by the routes and the assistant's index.
-        self.store: CaseStore = getattr(assistant, "store", None) or CaseStore.for_run(self.run_dir)
+        self.store: CaseStore = (assistant.store if assistant is not None else None) or CaseStore.for_run(self.run_dir)
         if ours and assistant is not None:
             assistant.store = self.store
-        self.loaded: tuple[Any, Any] = (assistant, run)
+        self.loaded: tuple["Assistant | None", Run] = (assistant, run)
         self.slots = GenerationSlots(limits.max_concurrent, limits.timeout_s)
         self.model_id = self.run_dir.resolve().name or "bigramlm"
         self.started = time.time()
@@ -61,11 +66,11 @@ class Desk:
         self._watcher: threading.Thread | None = None
 
     @property
-    def assistant(self) -> Any:
+    def assistant(self) -> "Assistant | None":
         return self.loaded[0]
 
     @property
-    def run(self) -> Any:
+    def run(self) -> Run:
         return self.loaded[1]
 
     # --- reloading -----------------------------------------------------------------------
@@ -99,7 +104,7 @@ class Desk:
         log.info("reloaded %s after its weights changed", self.model_id)
         return True
 
-    def _load_pair(self) -> tuple[Any, Any]:
+    def _load_pair(self) -> tuple["Assistant | None", Run]:
         if self.assistant is None:  # a plain run stays plain
             run = load_plain_run(self.run_dir)
             assistant = None
@@ -129,7 +134,7 @@ class Desk:
         self.store.close()
 
 
-def load_assistant(run_dir: Path, brand_path: Path | None) -> tuple[Any, str | None]:
+def load_assistant(run_dir: Path, brand_path: Path | None) -> tuple["Assistant | None", str | None]:
     """The support assistant for an instruction run (without a store: the desk gives it its own);
     for any other run, None and why.
 
@@ -150,19 +155,18 @@ def load_assistant(run_dir: Path, brand_path: Path | None) -> tuple[Any, str | N
         return None, str(exc)
 
 
-def load_plain_run(run_dir: Path) -> Any:
+def load_plain_run(run_dir: Path) -> Run:
     from bigramlm.checkpoint import load_run
 
     return load_run(run_dir)
 
 
-def configure_threads(run: Any, threads: int | None = None) -> None:
-    if hasattr(run, "model"):
-        from bigramlm.training.threads import configure_threads as configure
+def configure_threads(run: Run, threads: int | None = None) -> None:
+    from bigramlm.training.threads import configure_threads as configure
 
-        # Small models: one intra-op thread each, or the worker threads fight over
-        # OpenMP joins (measured: 2x slower suggestions with torch's default of 2).
-        configure(run.model, threads)
+    # Small models: one intra-op thread each, or the worker threads fight over
+    # OpenMP joins (measured: 2x slower suggestions with torch's default of 2).
+    configure(run.model, threads)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -125,12 +125,12 @@ def _feedback_request(limits: ServerLimits) -> type[BaseModel]:
     return FeedbackRequest
 
 
-def _completion_request(limits: ServerLimits) -> type[BaseModel]:
-    class CompletionRequest(BaseModel):
+def _openai_request(limits: ServerLimits) -> type[BaseModel]:
+    """What both OpenAI routes take besides their prompt: the model, sampling, streaming."""
+
+    class OpenAIRequest(BaseModel):
         model_config = LENIENT
         model: Optional[str] = Field(None, description="the run's id (GET /v1/models); other ids get 404")
-        prompt: str | list[str] = Field(max_length=limits.max_prompt_chars)
-        max_tokens: int = Field(16, ge=1, le=limits.max_new_tokens)
         temperature: float = Field(1.0, ge=0.0, le=2.0)
         top_p: float = Field(1.0, gt=0.0, le=1.0)
         n: int = Field(1, ge=1, le=limits.max_n)
@@ -138,6 +138,14 @@ def _completion_request(limits: ServerLimits) -> type[BaseModel]:
         stream_options: Optional[StreamOptions] = None
         stop: Stop = None
         seed: Optional[int] = SEED
+
+    return OpenAIRequest
+
+
+def _completion_request(limits: ServerLimits) -> type[BaseModel]:
+    class CompletionRequest(_openai_request(limits)):  # type: ignore[misc]
+        prompt: str | list[str] = Field(max_length=limits.max_prompt_chars)
+        max_tokens: int = Field(16, ge=1, le=limits.max_new_tokens)
 
     return CompletionRequest
 
@@ -152,19 +160,10 @@ def _chat_message() -> type[BaseModel]:
 
 
 def _chat_request(limits: ServerLimits, chat_message: type[BaseModel]) -> type[BaseModel]:
-    class ChatRequest(BaseModel):
-        model_config = LENIENT
-        model: Optional[str] = Field(None, description="the run's id (GET /v1/models); other ids get 404")
+    class ChatRequest(_openai_request(limits)):  # type: ignore[misc]
         messages: list[chat_message] = Field(min_length=1, max_length=limits.max_chat_messages)  # type: ignore[valid-type]
         max_tokens: Optional[int] = Field(None, ge=1, le=limits.max_new_tokens)
         max_completion_tokens: Optional[int] = Field(None, ge=1, le=limits.max_new_tokens)
-        temperature: float = Field(1.0, ge=0.0, le=2.0)
-        top_p: float = Field(1.0, gt=0.0, le=1.0)
-        n: int = Field(1, ge=1, le=limits.max_n)
-        stream: bool = False
-        stream_options: Optional[StreamOptions] = None
-        stop: Stop = None
-        seed: Optional[int] = SEED
 
     return ChatRequest
 

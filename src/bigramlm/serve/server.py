@@ -72,7 +72,7 @@ class HeaderDeadline(H11Protocol):
 
 
 def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
-    """uvicorn's settings for ``app``, with the deadlines of ``app.state.limits``."""
+    """uvicorn's settings for ``app``, with the deadlines of the app's ``ServerLimits``."""
     limits: ServerLimits = app.state.limits
     protocol = type("HeaderDeadline", (HeaderDeadline,), {"header_timeout_s": limits.header_timeout_s})
     # uvicorn's own access log would be a second line per request (with the query string).

@@ -6,8 +6,8 @@ indices training saved) it reports, in one run:
 
 - understanding: ``intent_accuracy`` / ``category_accuracy`` of the assistant (the
   calibrated understander of ``--recipe support`` runs, else the language model), and
-  ``model_intent_accuracy``, the language model alone (the intent it writes itself on
-  the ``### Intent:`` line after the message), so that nobody mistakes one for the other;
+  ``model_intent_accuracy``, the language model alone (the intent whose labelled lines it
+  finds likeliest after the message), so that nobody mistakes one for the other;
   ``calibration_error`` (expected calibration error of the top probability, 15 bins) and
   ``unsure_rate`` (messages below the unsure threshold);
 - replies: the top-ranked suggestion against the reference response, corpus ``chrf`` and
@@ -34,19 +34,17 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
-from bigramlm.data.formats import INSTRUCTION_HEADER, prompt_text
+from bigramlm.data.formats import prompt_text
 from bigramlm.data.instructions import read_split_rows
-from bigramlm.data.table import Row
+from bigramlm.data.cases import Case
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.scoring import continuation_logprobs
-from bigramlm.generation import generate_batch
 from bigramlm.support.assistant import DEFAULTS, Assistant
-from bigramlm.support.intent import IntentBaseline, expected_calibration_error
-from bigramlm.support.metrics import pairwise_chrf_groups, reply_metrics
-from bigramlm.support.results import SuggestSettings
-from bigramlm.support.suggestions import distinctness
+from bigramlm.support.metrics import reply_metrics
+from bigramlm.support.ranking import distinctness, most_central
+from bigramlm.support.results import AssistResult, SuggestSettings
+from bigramlm.support.understanding import IntentBaseline, expected_calibration_error
 from bigramlm.support.paraphrases import load_paraphrases
 from bigramlm.tokenization import normalize_for_vocab
 from bigramlm.training.threads import configure_threads
@@ -54,8 +52,6 @@ from bigramlm.training.threads import configure_threads
 
 #: The retrieval-consensus baseline looks at this many nearest training instructions.
 CONSENSUS_NEIGHBOURS = 10
-#: Enough tokens for the longest intent name on the label line, in characters or BPE.
-MODEL_LABEL_TOKENS = 40
 
 
 @dataclass
@@ -139,10 +135,10 @@ def evaluate_support(
     configure_threads(assistant.model, threads)  # None: the policy (1 thread for a tiny model, else the idle cores)
     rows = _split_rows(assistant, split, limit, data)
     settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
-    results = assistant.suggest_many([r.instruction for r in rows], settings,
+    results = assistant.suggest_many([r.message for r in rows], settings,
                                      on_progress=lambda done: log(f"{done}/{n * len(rows)} candidates"))
     log("suggestions done; scoring")
-    references = [row.response for row in rows]
+    references = [row.reply for row in rows]
     replies = [r.top_reply for r in results]
     metrics = reply_metrics(replies, references)
     para = load_paraphrases(paraphrases)
@@ -170,7 +166,7 @@ def evaluate_support(
     )
 
 
-def _understanding_figures(assistant: Assistant, rows: list[Row], results: list[Any],
+def _understanding_figures(assistant: Assistant, rows: list[Case], results: list[AssistResult],
                            para: list[dict[str, str]]) -> dict[str, Any]:
     """The assistant's and the language model's intent figures on the split and the paraphrases."""
     gold = [r.intent for r in rows]
@@ -179,7 +175,7 @@ def _understanding_figures(assistant: Assistant, rows: list[Row], results: list[
     para_gold = [p["intent"] for p in para]
     return {
         "intent_accuracy": _accuracy([r.intent for r in results], gold) if has_intent else None,
-        "model_intent_accuracy": _model_accuracy(assistant, [r.instruction for r in rows], gold) if has_intent else None,
+        "model_intent_accuracy": _model_accuracy(assistant, [r.message for r in rows], gold) if has_intent else None,
         "category_accuracy": (_accuracy([r.category for r in results], [r.category for r in rows])
                               if all(r.category for r in rows) else None),
         "calibration_error": _calibration(results, gold) if has_intent else None,
@@ -191,21 +187,15 @@ def _understanding_figures(assistant: Assistant, rows: list[Row], results: list[
 
 
 def _model_accuracy(assistant: Assistant, messages: list[str], gold: list[str]) -> float | None:
-    """The language model alone: the intent it writes itself after the message (greedy)."""
-    if not assistant.labels:
+    """The language model alone (``understanding.LanguageModelIntents``): the intent whose
+    labelled lines it finds likeliest after the message."""
+    if assistant.lm_intents is None:
         return None
-    return _accuracy(model_intents(assistant, messages), gold)
+    found = assistant.lm_intents.predict([assistant.normalize(m)[0] for m in messages])
+    return _accuracy([p.intent for p in found], gold)
 
 
-def model_intents(assistant: Assistant, messages: list[str]) -> list[str | None]:
-    """What the language model writes on the ``### Intent:`` line after each message (greedy, batched)."""
-    prompts = [f"{INSTRUCTION_HEADER}{assistant.normalize(m)[0]}\n\n### Intent:" for m in messages]
-    written = generate_batch(assistant.model, assistant.tokenizer, prompts, MODEL_LABEL_TOKENS, temperature=0.0,
-                             stop=["\n"], rows_per_batch=128)
-    return [w.strip() or None for w in written]
-
-
-def _calibration(results: list[Any], gold: list[str]) -> float | None:
+def _calibration(results: list[AssistResult], gold: list[str]) -> float | None:
     confidence = [r.understanding.intent_probability for r in results]
     if any(c is None for c in confidence):
         return None
@@ -223,7 +213,7 @@ def _per_intent(gold: list[str], predicted: list[str | None], replies: list[str]
     return out
 
 
-def _split_rows(assistant: Assistant, split: str, limit: int | None, data: str | None) -> list[Row]:
+def _split_rows(assistant: Assistant, split: str, limit: int | None, data: str | None) -> list[Case]:
     """The split's rows: the train rows from the run, val and test from the dataset (by saved index)."""
     if limit is not None and limit < 1:
         raise BigramLMError(f"limit must be at least 1 (got {limit})", param="limit")
@@ -233,34 +223,30 @@ def _split_rows(assistant: Assistant, split: str, limit: int | None, data: str |
     return rows
 
 
-def _bits_per_char(assistant: Assistant, rows: list[Row]) -> float | None:
+def _bits_per_char(assistant: Assistant, rows: list[Case]) -> float | None:
     """Bits per character of the reference responses, teacher-forced after their prompt."""
     tok = assistant.tokenizer
 
     def ids(text: str) -> list[int]:
         return tok.encode(normalize_for_vocab(text, tok)[0], on_unknown="replace").tolist()
 
-    prefixes = [ids(prompt_text(r.instruction, r.intent, r.category, assistant.labels)) for r in rows]
-    logps = continuation_logprobs(assistant.model, prefixes, [ids(r.response) for r in rows])
+    prefixes = [ids(prompt_text(r.message, r.intent, r.category, assistant.labels)) for r in rows]
+    logps = continuation_logprobs(assistant.model, prefixes, [ids(r.reply) for r in rows])
     nats = -sum(float(v.sum()) for v in logps)
-    characters = sum(len(normalize_for_vocab(r.response, tok)[0]) for r in rows)
+    characters = sum(len(normalize_for_vocab(r.reply, tok)[0]) for r in rows)
     return nats / characters / math.log(2) if characters else None
 
 
-def _baselines(assistant: Assistant, rows: list[Row], para: list[dict[str, str]], references: list[str],
+def _baselines(assistant: Assistant, rows: list[Case], para: list[dict[str, str]], references: list[str],
                has_intent: bool) -> SupportBaselines:
     train_rows = assistant.data.train_rows
-    baseline = IntentBaseline([r.instruction for r in train_rows], [r.intent or "" for r in train_rows]) if has_intent else None
-    nearest = assistant.index.search_many([r.instruction for r in rows], k=CONSENSUS_NEIGHBOURS)
+    baseline = IntentBaseline([r.message for r in train_rows], [r.intent or "" for r in train_rows]) if has_intent else None
+    nearest = assistant.index.search_many([r.message for r in rows], k=CONSENSUS_NEIGHBOURS)
     retrieval = reply_metrics([hits[0][0].reply for hits in nearest], references)
     groups = [[case.reply for case, _ in hits] for hits in nearest]
-    consensus_replies = []
-    for group, scores in zip(groups, pairwise_chrf_groups(groups)):
-        np.fill_diagonal(scores, 0.0)
-        consensus_replies.append(group[int(np.argmax(scores.sum(axis=1)))])
-    consensus = reply_metrics(consensus_replies, references)
+    consensus = reply_metrics([group[i] for group, i in zip(groups, most_central(groups))], references)
     return SupportBaselines(
-        tfidf_logreg_intent_accuracy=_accuracy(baseline.predict([r.instruction for r in rows]), [r.intent for r in rows]) if baseline else None,
+        tfidf_logreg_intent_accuracy=_accuracy(baseline.predict([r.message for r in rows]), [r.intent for r in rows]) if baseline else None,
         tfidf_logreg_paraphrase_intent_accuracy=_accuracy(baseline.predict([p["message"] for p in para]), [p["intent"] for p in para]) if baseline else None,
         retrieval_chrf=retrieval["chrf"],
         retrieval_bleu=retrieval["bleu"],

@@ -30,7 +30,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,22 +39,23 @@ import torch
 
 from bigramlm.checkpoint import Run, load_run, read_config
 from bigramlm.checkpoint.weights import all_finite
-from bigramlm.config import MAX_BATCH_TOKENS, MAX_STEPS
-from bigramlm.data.batching import get_batch, get_row_batch, row_starts_that_fit
-from bigramlm.data.formats import INSTRUCTION_HEADER, format_block, label_lines
+from bigramlm.config import MAX_BATCH_TOKENS, MAX_STEPS, check_count, check_rate, check_types
+from bigramlm.data.batching import draw_windows, encode_units, row_starts_that_fit
+from bigramlm.data.cases import LEARN, Case
+from bigramlm.data.formats import format_block
 from bigramlm.data.instructions import load_run_files
 from bigramlm.data.run_files import read_train_targets
 from bigramlm.data.table import column_options, read_table
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.lm import total_nats
-from bigramlm.evaluation.scoring import continuation_logprob_sums
-from bigramlm.support.assistant import require_instruction_run, softmax
+from bigramlm.support.assistant import require_instruction_run
 from bigramlm.support.results import LearnResult, UndoResult
 from bigramlm.support.store import CaseStore
-from bigramlm.support.understanding import UNDERSTANDING_FILE, Understander
+from bigramlm.support.understanding import UNDERSTANDING_FILE, LanguageModelIntents, Understander
 from bigramlm.support.weights_history import WeightsChange, keep_previous, replace_weights, restore_previous, restore_weights
 from bigramlm.tokenization import normalize_for_vocab
 from bigramlm.training.optim import LeanAdamW
+from bigramlm.training.step import accumulate, update
 from bigramlm.training.threads import configure_threads
 
 LEARN_LOG = "learn.jsonl"
@@ -82,25 +83,50 @@ class LearnSettings:
     seed: int
     time_limit: float | None = DEFAULT_TIME_LIMIT
 
+    def validate(self, block_size: int) -> None:
+        """One-line errors naming the parameter, with ``train``'s checks (``config``), before
+        anything is read or written."""
+        check_types(self)
+        check_count(self, "steps", 0, MAX_STEPS)
+        check_rate(self, "learning_rate", 0.0, 1.0, low_open=True)
+        check_count(self, "batch_size", 1, max(1, MAX_BATCH_TOKENS // max(block_size, 1)))
+        check_rate(self, "replay", 0.0, 1.0, high_open=True)
+        check_count(self, "seed", 0, 2**63 - 1)
+        if self.time_limit is not None:
+            check_rate(self, "time_limit", 0.0, 1e7, low_open=True, high_open=True)
+
 
 @dataclass
 class _Cases:
     """Phase 1: the cases to train on. File cases are not in the store yet."""
 
-    cases: list[dict[str, Any]]
+    cases: list[Case]
     from_file: bool
     store_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Windows:
+    """Token ids to draw training windows from: anywhere, or (``starts``) where a row starts."""
+
+    ids: torch.Tensor
+    starts: torch.Tensor | None
+
+    def fitted(self, block: int) -> "_Windows":
+        """The row starts a whole window fits after (none fit: windows anywhere)."""
+        if self.starts is None:
+            return self
+        fit = row_starts_that_fit(self.starts, len(self.ids), block)
+        return _Windows(self.ids, fit if len(fit) else None)
 
 
 @dataclass
 class _Encoded:
     """Phase 2: the cases as the run's training text, encoded."""
 
-    ids: torch.Tensor
+    windows: _Windows
     characters: int
     replaced: int
-    #: Where each case's block starts, for runs that train on windows starting at rows.
-    starts: torch.Tensor | None = None
     #: The intents the cases are trained under (given, or predicted for those without).
     labels: list[tuple[str | None, str | None]] = field(default_factory=list)
 
@@ -113,26 +139,6 @@ class _Tuned:
     loss_before: float
     loss_after: float
     last_batch_loss: float
-
-
-def check_learn_settings(settings: LearnSettings, block_size: int) -> None:
-    """One-line errors naming the parameter, before anything is read or written."""
-    s = settings
-    if isinstance(s.steps, bool) or not isinstance(s.steps, int) or not 0 <= s.steps <= MAX_STEPS:
-        raise BigramLMError(f"steps must be in 0..{MAX_STEPS:,} (got {s.steps})", param="steps")
-    # AdamW moves each weight by about lr per step: beyond 1 a run can only diverge.
-    if not isinstance(s.learning_rate, (int, float)) or not math.isfinite(s.learning_rate) or not 0 < s.learning_rate <= 1:
-        raise BigramLMError(f"learning_rate must be in (0, 1] (got {s.learning_rate})", param="learning_rate")
-    most = max(1, MAX_BATCH_TOKENS // max(block_size, 1))
-    if isinstance(s.batch_size, bool) or not isinstance(s.batch_size, int) or not 1 <= s.batch_size <= most:
-        raise BigramLMError(f"batch_size must be in 1..{most:,} (got {s.batch_size})", param="batch_size")
-    if not isinstance(s.replay, (int, float)) or not 0.0 <= s.replay < 1.0:  # NaN fails both comparisons
-        raise BigramLMError(f"replay must be in [0, 1) (got {s.replay})", param="replay")
-    if isinstance(s.seed, bool) or not isinstance(s.seed, int) or not 0 <= s.seed < 2**63:
-        raise BigramLMError(f"seed must be in 0..{2**63 - 1} (got {s.seed})", param="seed")
-    if s.time_limit is not None and (isinstance(s.time_limit, bool) or not isinstance(s.time_limit, (int, float))
-                                     or not math.isfinite(s.time_limit) or s.time_limit <= 0):
-        raise BigramLMError(f"time_limit must be a number of seconds above 0 (got {s.time_limit})", param="time_limit")
 
 
 def learn(
@@ -157,14 +163,14 @@ def learn(
     training = run.config.training
     settings = LearnSettings(steps, training.learning_rate * LEARN_LR_FACTOR if learning_rate is None else learning_rate,
                              training.batch_size if batch_size is None else batch_size, replay, seed, time_limit)
-    check_learn_settings(settings, training.block_size)
+    settings.validate(training.block_size)
     with CaseStore.for_run(run.path) as store:
         found = _read_cases(store, cases_path, spec, log)
         if not found.cases:
             return LearnResult(str(run.path), 0, message="no new cases to learn from")
         encoded = _encode_cases(run, spec, found.cases)
-        replay_ids = _replay_ids(run, spec, data, settings, log)
-        tuned = _fine_tune(run, encoded, replay_ids, settings)
+        replay_windows = _replay_windows(run, spec, data, settings, log)
+        tuned = _fine_tune(run, encoded, replay_windows, settings)
         understanding = _refit_understanding(run, found.cases, encoded.labels)
         stored = _save_and_mark(run, store, found, settings.steps > 0, understanding)
     result = LearnResult(
@@ -181,13 +187,9 @@ def learn(
 # --- phase 1: read ----------------------------------------------------------------------
 
 
-def read_cases_file(path: str | os.PathLike[str], spec: dict[str, Any]) -> list[dict[str, Any]]:
+def read_cases_file(path: str | os.PathLike[str], spec: dict[str, Any]) -> list[Case]:
     """Cases from a CSV/JSONL/Parquet file with the run's column names."""
-    table = read_table(path, **column_options(spec))
-    return [
-        {"message": r.instruction, "reply": r.response, "intent": r.intent, "category": r.category}
-        for r in table.rows
-    ]
+    return [replace(row, source=LEARN, id=None) for row in read_table(path, **column_options(spec)).rows]
 
 
 def _read_cases(store: CaseStore, cases_path: str | os.PathLike[str] | None, spec: dict[str, Any],
@@ -196,9 +198,9 @@ def _read_cases(store: CaseStore, cases_path: str | os.PathLike[str] | None, spe
         cases = read_cases_file(cases_path, spec)
         log(f"read {len(cases)} cases from {cases_path}")
         return _Cases(cases, from_file=True)
-    cases = store.cases_since_last_learn()
-    log(f"{len(cases)} cases in the store not learned yet")
-    return _Cases(cases, from_file=False, store_ids=[int(c["id"]) for c in cases])
+    stored = store.cases_since_last_learn()
+    log(f"{len(stored)} cases in the store not learned yet")
+    return _Cases([s.case for s in stored], from_file=False, store_ids=[int(s.case.id or 0) for s in stored])
 
 
 # --- phase 2: format and encode ------------------------------------------------------------
@@ -207,49 +209,36 @@ def _read_cases(store: CaseStore, cases_path: str | os.PathLike[str] | None, spe
 def _predict_labels(run: Run, spec: dict[str, Any], messages: list[str]) -> list[tuple[str | None, str | None]]:
     """Intents for cases that came without one: the run's understander, else the language model."""
     loaded = Understander.load(run.path)
-    if loaded is not None:
-        return [(p.intent, p.category) for p in loaded[0].predict(messages)]
-    pairs = [tuple(p) for p in spec.get("label_set") or []]
-    if not pairs:
+    pairs = [(str(i), c) for i, c in spec.get("label_set") or []]
+    if loaded is None and not pairs:
         return [(None, None)] * len(messages)
-    encode = run.tokenizer.encode
-    conts = [[int(t) for t in encode(label_lines(i, c), on_unknown="replace")] for i, c in pairs]
-    out = []
-    for message in messages:
-        prefix = [int(t) for t in encode(f"{INSTRUCTION_HEADER}{message}\n\n", on_unknown="replace")]
-        best = int(np.argmax(softmax(continuation_logprob_sums(run.model, prefix, conts))))
-        out.append((pairs[best][0], pairs[best][1]))
-    return out
+    scorer = loaded[0] if loaded is not None else LanguageModelIntents(run.model, run.tokenizer, pairs)
+    return [(p.intent, p.category) for p in scorer.predict(messages)]
 
 
-def _encode_blocks(run: Run, blocks: list[str]) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-    """(ids, start of each block, characters, replaced characters) of formatted blocks."""
-    pieces, replaced, characters = [], 0, 0
-    for block in blocks:
-        text, n = normalize_for_vocab(block, run.tokenizer)
-        pieces.append(run.tokenizer.encode(text, on_unknown="replace"))
-        replaced, characters = replaced + n, characters + len(text)
-    lengths = torch.tensor([len(p) for p in pieces], dtype=torch.long)
-    ids = torch.from_numpy(np.concatenate(pieces)) if pieces else torch.zeros(0, dtype=torch.long)
-    return ids, torch.cumsum(lengths, 0) - lengths, characters, replaced
-
-
-def _encode_cases(run: Run, spec: dict[str, Any], cases: list[dict[str, Any]]) -> _Encoded:
-    labelled = bool((spec.get("format") or {}).get("labels"))
-    labels = [(c.get("intent"), c.get("category")) for c in cases]
-    missing = [k for k, (intent, _) in enumerate(labels) if labelled and not intent]
-    for k, predicted in zip(missing, _predict_labels(run, spec, [cases[k]["message"] for k in missing])):
-        labels[k] = predicted
-    blocks = [format_block(c["message"].strip(), c["reply"].strip(), i, cat, labelled) for c, (i, cat) in zip(cases, labels)]
-    ids, starts, characters, replaced = _encode_blocks(run, blocks)
+def _encode_blocks(run: Run, blocks: list[str]) -> tuple[_Windows, int, int]:
+    """Formatted blocks as the run encodes them, after the serving-time policy for unseen
+    characters; with the characters and the replaced ones counted."""
+    normalized = [normalize_for_vocab(block, run.tokenizer) for block in blocks]
+    ids, starts = encode_units(run.tokenizer, [text for text, _ in normalized], on_unknown="replace")
     rows = run.config.training.batching == "rows"
-    return _Encoded(ids, characters, replaced, starts if rows else None, labels)
+    return _Windows(ids, starts if rows else None), sum(len(t) for t, _ in normalized), sum(n for _, n in normalized)
 
 
-def _replay_ids(run: Run, spec: dict[str, Any], data: str | None, settings: LearnSettings,
-                log: Callable[[str], None]) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """The run's training rows, encoded (with their starts for row batching), for replay;
-    None when replay is off or unavailable."""
+def _encode_cases(run: Run, spec: dict[str, Any], cases: list[Case]) -> _Encoded:
+    labelled = bool((spec.get("format") or {}).get("labels"))
+    labels = [(c.intent, c.category) for c in cases]
+    missing = [k for k, (intent, _) in enumerate(labels) if labelled and not intent]
+    for k, predicted in zip(missing, _predict_labels(run, spec, [cases[k].message for k in missing])):
+        labels[k] = predicted
+    blocks = [format_block(c.message.strip(), c.reply.strip(), i, cat, labelled) for c, (i, cat) in zip(cases, labels)]
+    windows, characters, replaced = _encode_blocks(run, blocks)
+    return _Encoded(windows, characters, replaced, labels)
+
+
+def _replay_windows(run: Run, spec: dict[str, Any], data: str | None, settings: LearnSettings,
+                    log: Callable[[str], None]) -> _Windows | None:
+    """The run's training rows, encoded, for replay; None when replay is off or unavailable."""
     if settings.replay <= 0:
         return None
     try:
@@ -259,13 +248,10 @@ def _replay_ids(run: Run, spec: dict[str, Any], data: str | None, settings: Lear
         settings.replay = 0.0  # so that the result reports what was done
         return None
     # The replies the model was trained on: the recipe's central replies where it kept them.
-    replies = read_train_targets(run.path, len(files.train_rows)) or [r.response for r in files.train_rows]
-    blocks = [format_block(r.instruction, reply, r.intent, r.category, files.labels)
+    replies = read_train_targets(run.path, len(files.train_rows)) or [r.reply for r in files.train_rows]
+    blocks = [format_block(r.message, reply, r.intent, r.category, files.labels)
               for r, reply in zip(files.train_rows, replies)]
-    if run.config.training.batching != "rows":
-        return torch.from_numpy(run.tokenizer.encode("".join(blocks), on_unknown="replace")), None
-    ids, starts, _, _ = _encode_blocks(run, blocks)
-    return ids, starts
+    return _encode_blocks(run, blocks)[0]
 
 
 # --- phase 3: fine-tune ------------------------------------------------------------------------
@@ -284,44 +270,33 @@ def _diverged(what: str, step: int, settings: LearnSettings) -> BigramLMError:
     )
 
 
-def _batch(ids: torch.Tensor, starts: torch.Tensor | None, n: int, block: int, generator: torch.Generator):
-    """``n`` windows of ``block`` tokens: anywhere, or starting where a block (a case, a row) starts."""
-    if starts is None:
-        return get_batch(ids, n, block, generator)
-    fit = row_starts_that_fit(starts, len(ids), block)
-    if len(fit) == 0:  # every block is near the end: fall back to any window
-        return get_batch(ids, n, block, generator)
-    return get_row_batch(ids, fit, n, block, generator)
-
-
-def _fine_tune(run: Run, cases: _Encoded, replay: tuple[torch.Tensor, torch.Tensor | None] | None,
-               settings: LearnSettings) -> _Tuned:
-    """Train the model in memory; stops at the first non-finite loss (nothing is written here),
-    after ``settings.steps`` steps or when ``settings.time_limit`` seconds have passed."""
-    model, case_ids = run.model, cases.ids
-    block = min(run.config.training.block_size, int(model.get_block_size()), len(case_ids) - 1)
+def _fine_tune(run: Run, cases: _Encoded, replay: _Windows | None, settings: LearnSettings) -> _Tuned:
+    """Train the model in memory with ``train``'s step; stops at the first non-finite loss
+    (nothing is written here), after ``settings.steps`` steps or when ``settings.time_limit``
+    seconds have passed. Each batch is ``1 - replay`` case windows and ``replay`` replay windows."""
+    model, case_ids, training = run.model, cases.windows.ids, run.config.training
+    block = min(training.block_size, int(model.get_block_size()), len(case_ids) - 1)
     if block < 1:
         raise BigramLMError("the cases are too short to learn from (need at least 2 characters)")
     before, n_targets = total_nats(model, case_ids, block_size=block)
     generator = torch.Generator().manual_seed(settings.seed)
     n_replay = int(round(settings.batch_size * settings.replay)) if replay is not None else 0
+    own, other = cases.windows.fitted(block), replay.fitted(block) if replay is not None else None
     optimizer = _optimizer(model, settings.learning_rate)
+    device = next(model.parameters()).device
     last, step, deadline = math.nan, 0, time.monotonic() + (settings.time_limit or math.inf)
     model.train()
     try:
         while step < settings.steps and (step == 0 or time.monotonic() < deadline):
             step += 1
-            xs, ys = _batch(case_ids, cases.starts, settings.batch_size - n_replay, block, generator)
-            if n_replay:
-                xr, yr = _batch(replay[0], replay[1], n_replay, block, generator)
+            xs, ys = draw_windows(own.ids, own.starts, settings.batch_size - n_replay, block, generator)
+            if n_replay and other is not None:
+                xr, yr = draw_windows(other.ids, other.starts, n_replay, block, generator)
                 xs, ys = torch.cat([xs, xr]), torch.cat([ys, yr])
-            _, loss = model(xs, ys)
-            last = float(loss.item())
+            last = accumulate(model, xs, ys, "none", device)
             if not math.isfinite(last):
                 raise _diverged(f"the loss became {last}", step, settings)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            update(model, optimizer, settings.learning_rate, grad_clip=0.0)
     finally:
         model.eval()
     if not all_finite(dict(model.state_dict())):
@@ -334,7 +309,15 @@ def _fine_tune(run: Run, cases: _Encoded, replay: tuple[torch.Tensor, torch.Tens
 # --- phase 4: save and mark -----------------------------------------------------------------------
 
 
-def _refit_understanding(run: Run, cases: list[dict[str, Any]], labels: list[tuple[str | None, str | None]]):
+@dataclass
+class _Understanding:
+    """The refitted understander and the intent of each message it stores."""
+
+    understander: Understander
+    intents: list[str]
+
+
+def _refit_understanding(run: Run, cases: list[Case], labels: list[tuple[str | None, str | None]]) -> _Understanding | None:
     """The run's understander refitted on its stored messages plus these cases: a case of an
     intent it never saw adds that intent to the label set (seconds, no retraining of the LM).
     None for a run without an understander."""
@@ -342,26 +325,27 @@ def _refit_understanding(run: Run, cases: list[dict[str, Any]], labels: list[tup
     if loaded is None:
         return None
     understander, intents = loaded
-    known = [(c["message"], i, cat) for c, (i, cat) in zip(cases, labels) if i]
-    if not known:
+    known = [(c.message, i, cat) for c, (i, cat) in zip(cases, labels) if i]
+    if not known or understander.message_embeddings is None:
         return None
     embedded = understander.embed([m for m, _, _ in known])
     understander.message_embeddings = np.concatenate([understander.message_embeddings, embedded])
-    intents = intents + [i for _, i, _ in known]
+    intents = intents + [str(i) for _, i, _ in known]
     for _, intent, category in known:
-        understander.categories.setdefault(intent, category)
+        understander.categories.setdefault(str(intent), category)
     understander.refit(intents)  # the temperature stays: the validation rows hold no new intent
-    return understander, intents
+    return _Understanding(understander, intents)
 
 
-def _save_and_mark(run: Run, store: CaseStore, found: _Cases, weights_changed: bool, understanding: Any = None) -> int:
+def _save_and_mark(run: Run, store: CaseStore, found: _Cases, weights_changed: bool,
+                   understanding: _Understanding | None) -> int:
     """Write the weights and the understanding (keeping the old ones), then store and mark the
     cases in one transaction. Returns how many file cases were new to the store.
     """
     change = replace_weights(run.path, run.model) if weights_changed else None
     if understanding is not None:
         keep_previous(run.path, UNDERSTANDING_FILE)
-        understanding[0].save(run.path, understanding[1])
+        understanding.understander.save(run.path, understanding.intents)
     _, stored = store.record_learn(
         found.cases if found.from_file else [], found.store_ids,
         change.before if change else None, change.after if change else None,
@@ -384,12 +368,12 @@ def undo_learn(run_dir: str | os.PathLike[str]) -> UndoResult:
     read_config(run_dir)  # a run directory, or a one-line error; its weights need not load (they may be the bad ones)
     with CaseStore.for_run(run_dir) as store:
         last = store.last_weights_learn()
-        if last is None:
+        if last is None or last.weights_before is None or last.weights_after is None:
             raise BigramLMError(f"{run_dir} has no learn to undo")
-        change = WeightsChange(last["weights_before"], last["weights_after"])
+        change = WeightsChange(last.weights_before, last.weights_after)
         restore_weights(run_dir, change)
         restore_previous(run_dir, UNDERSTANDING_FILE)
-        unmarked = store.undo_learn(last["id"])
-    result = UndoResult(str(run_dir), int(last["id"]), unmarked, change.before)
+        unmarked = store.undo_learn(last.id)
+    result = UndoResult(str(run_dir), last.id, unmarked, change.before)
     _append_log(run_dir, {"event": "undo", **result.to_dict()})
     return result

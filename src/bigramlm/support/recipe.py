@@ -66,7 +66,19 @@ LOW_MODEL_SHARE = 0.5
 CENTRAL_NEIGHBOURS = 12
 
 
-def central_replies(data: InstructionData) -> list[str]:
+def _neighbour_replies(data: InstructionData, part: str) -> list[list[str]]:
+    """For each row of ``part``, the replies of its nearest same-intent train rows (by message,
+    TF-IDF), nearest first, leaving out rows with the very same message."""
+    from bigramlm.support.retrieval import CaseIndex
+
+    index = CaseIndex(data.parts["train"])
+    rows = data.parts[part]
+    hits = index.search_many([r.message for r in rows], k=4 * CENTRAL_NEIGHBOURS)
+    return [[c.reply for c, _ in found if c.intent == row.intent and c.message != row.message][:CENTRAL_NEIGHBOURS]
+            for row, found in zip(rows, hits)]
+
+
+def central_replies(data: InstructionData, neighbours: list[list[str]] | None = None) -> list[str]:
     """For each train row, the reply among its own and its nearest same-intent rows' replies
     that agrees most with the others (chrF consensus).
 
@@ -74,37 +86,55 @@ def central_replies(data: InstructionData) -> list[str]:
     neighbourhood instead of each row's own teaches the model the answer agents agree on,
     with less noise to fit (see the recipe's measurements in the README).
     """
-    from bigramlm.support.metrics import pairwise_chrf_groups
-    from bigramlm.support.retrieval import Case, CaseIndex
+    from bigramlm.support.ranking import most_central
 
-    rows = data.parts["train"]
-    index = CaseIndex([Case(r.instruction, r.response, r.intent, r.category) for r in rows])
-    groups = []
-    for row, hits in zip(rows, index.search_many([r.instruction for r in rows], k=4 * CENTRAL_NEIGHBOURS)):
-        others = [c.reply for c, _ in hits if c.intent == row.intent and c.message != row.instruction]
-        groups.append([row.response] + others[:CENTRAL_NEIGHBOURS])
-    chosen = []
-    for group, scores in zip(groups, pairwise_chrf_groups(groups)):
-        np.fill_diagonal(scores, 0.0)
-        chosen.append(group[int(np.argmax(scores.sum(axis=1)))])
-    return chosen
+    neighbours = _neighbour_replies(data, "train") if neighbours is None else neighbours
+    groups = [[row.reply] + others for row, others in zip(data.parts["train"], neighbours)]
+    return [group[i] for group, i in zip(groups, most_central(groups))]
 
 
-def with_central_targets(data: InstructionData) -> InstructionData:
-    """The same data, its train text written with ``central_replies`` (val and test keep their own)."""
+def reference_replies(neighbours: list[list[str]], fallback: list[str]) -> list[str]:
+    """What a grounded row reads before it writes: the most central of its
+    ``EVIDENCE_CASES`` nearest same-intent neighbours' replies, as the assistant picks it
+    from the resolved cases at serving time (``fallback``, the row's own, when it has none)."""
+    from bigramlm.support.ranking import EVIDENCE_CASES, most_central
+
+    groups = [others[:EVIDENCE_CASES] for others in neighbours]
+    return [group[i] if group else own for group, i, own in zip(groups, most_central(groups), fallback)]
+
+
+def with_central_targets(data: InstructionData, grounded: bool = False) -> InstructionData:
+    """The same data, its train text written with ``central_replies`` (val and test keep their own).
+
+    ``grounded``: every train and val block also reads a reference reply before its own
+    (``reference_replies``), so that the model learns to write from the team's resolved
+    cases; the assistant then gives it the most central of the evidence replies.
+    """
     import dataclasses
 
     from bigramlm.data.formats import format_block
 
-    replies = central_replies(data)
-    units = [format_block(r.instruction, reply, r.intent, r.category, data.labels)
-             for r, reply in zip(data.parts["train"], replies)]
+    neighbours = _neighbour_replies(data, "train")
+    replies = central_replies(data, neighbours)
+    train, val = data.parts["train"], data.parts["val"]
+    references: list[str | None] = [None] * len(train)
+    val_references: list[str | None] = [None] * len(val)
+    if grounded:
+        references = list(reference_replies(neighbours, replies))
+        val_references = list(reference_replies(_neighbour_replies(data, "val"), [r.reply for r in val]))
+    units = [format_block(r.message, reply, r.intent, r.category, data.labels, ref)
+             for r, reply, ref in zip(train, replies, references)]
     text = "".join(units)
-    spec = {**data.spec, "format": {**data.spec.get("format", {}), "train_targets": (
+    val_text = "".join(format_block(r.message, r.reply, r.intent, r.category, data.labels, ref)
+                       for r, ref in zip(val, val_references)) if grounded else data.val_text
+    fmt = {**data.spec.get("format", {}), "train_targets": (
         f"each train row's reply is the chrF consensus of its own and its {CENTRAL_NEIGHBOURS} nearest "
-        "same-intent rows' replies (support.recipe.central_replies); val and test keep their own")}}
-    return dataclasses.replace(data, train_text=text, train_units=units, vocab_text=text + data.val_text, spec=spec,
-                               train_targets=replies)
+        "same-intent rows' replies (support.recipe.central_replies); val and test keep their own")}
+    if grounded:
+        fmt["reference"] = ("before its reply, each block reads the most central of its 5 nearest same-intent train "
+                            "rows' replies (support.recipe.reference_replies); served: of the 5 nearest resolved cases")
+    return dataclasses.replace(data, train_text=text, train_units=units, val_text=val_text, vocab_text=text + val_text,
+                               spec={**data.spec, "format": fmt}, train_targets=replies)
 
 
 def fit_understanding(data: InstructionData) -> tuple[Understander, list[str]]:
@@ -115,8 +145,8 @@ def fit_understanding(data: InstructionData) -> tuple[Understander, list[str]]:
         raise BigramLMError("the support recipe needs an intent column with at least two intents", param="data")
     intents = [r.intent for r in train_rows]
     understander = Understander.fit(
-        ([r.instruction for r in train_rows], intents, [r.category for r in train_rows]),
-        ([r.instruction for r in val_rows], [r.intent for r in val_rows]),
+        ([r.message for r in train_rows], intents, [r.category for r in train_rows]),
+        ([r.message for r in val_rows], [r.intent for r in val_rows]),
     )
     return understander, intents
 
@@ -145,8 +175,10 @@ def train_support(
     started_at: float | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    grounded: bool = False,
 ) -> TrainResult:
-    """Fit the understanding, then train the language model, within one budget; see the module docstring."""
+    """Fit the understanding, then train the language model, within one budget; see the module docstring.
+    ``grounded`` trains the model to read a resolved case's reply before it writes its own."""
     log = log or (lambda message: None)
     if not isinstance(data, InstructionData) or not data.labels:
         raise BigramLMError("the support recipe trains on labelled instruction rows (a table with an intent column)",
@@ -157,7 +189,7 @@ def train_support(
     started_at = clock_start if started_at is None else started_at  # the understanding counts too
     budget = SUPPORT_TRAIN_DEFAULTS["time_limit"] if time_limit is None else time_limit
     if model_name == "gpt" and budget >= CENTRAL_TARGETS_FROM_S:
-        data = with_central_targets(data)
+        data = with_central_targets(data, grounded)
         log(f"train targets: each row's reply replaced by the central one of its {CENTRAL_NEIGHBOURS} nearest same-intent rows")
     model_config, config, rows = support_configs(data, model_name, time_limit, dict(overrides or {}))
     model_config.update(model_overrides or {})

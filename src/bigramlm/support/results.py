@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bigramlm.data.cases import Case
+
 
 @dataclass
 class IntentScore:
@@ -16,13 +18,13 @@ class IntentScore:
 
 @dataclass
 class SimilarCase:
-    message: str
-    reply: str
-    intent: str | None
-    category: str | None
-    source: str
-    id: int | None
+    """A resolved case (or training row) like the message, and its similarity (cosine, 0-1)."""
+
+    case: Case
     score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self.case), "label": self.case.label(), "score": self.score}
 
 
 @dataclass
@@ -52,9 +54,12 @@ class Understanding:
     baseline: BaselineIntent | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        if self.baseline is None:
-            out.pop("baseline")
+        out = {k: getattr(self, k) for k in ("intent", "category", "intent_probability", "intent_method", "intent_unsure")}
+        out["intents"] = [asdict(s) for s in self.intents]
+        out["similar_cases"] = [c.to_dict() for c in self.similar_cases]
+        out["replaced_characters"] = self.replaced_characters
+        if self.baseline is not None:
+            out["baseline"] = asdict(self.baseline)
         return out
 
 
@@ -64,7 +69,7 @@ class Suggestion:
     index: int
     text: str
     filled_text: str
-    #: Mean log-probability per character under the model: higher is likelier.
+    #: Consensus: the mean chrF (0-100) against the other candidates and the evidence replies.
     score: float
     unfilled_placeholders: list[str] = field(default_factory=list)
     mangled_placeholders: list[dict[str, Any]] = field(default_factory=list)
@@ -102,17 +107,9 @@ class AssistResult:
         return self.suggestions[0].text if self.suggestions else ""
 
     def to_dict(self) -> dict[str, Any]:
-        u = self.understanding.to_dict()
-        out: dict[str, Any] = {k: u[k] for k in ("intent", "category", "intent_probability", "intent_method",
-                                                 "intent_unsure", "intents")}
-        out["suggestions"] = [asdict(s) for s in self.suggestions]
-        out["similar_cases"] = u["similar_cases"]
-        out["replaced_characters"] = u["replaced_characters"]
-        out["model"] = self.model
-        if "baseline" in u:
-            out["baseline"] = u["baseline"]
-        out["settings"] = asdict(self.settings)
-        return out
+        """The understanding's fields, then the suggestions, the model and the settings."""
+        return {**self.understanding.to_dict(), "suggestions": [asdict(s) for s in self.suggestions],
+                "model": self.model, "settings": asdict(self.settings)}
 
 
 @dataclass

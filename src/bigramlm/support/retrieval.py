@@ -21,37 +21,16 @@ import hashlib
 import os
 import threading
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from bigramlm._fs import atomic_write
+from bigramlm.data.cases import Case
 
 INDEX_FILE = "retrieval_index.npz"
 VECTORIZER_OPTIONS = {"analyzer": "char_wb", "ngram_range": (2, 4), "sublinear_tf": True, "lowercase": True}
-
-
-@dataclass(frozen=True)
-class Case:
-    message: str
-    reply: str
-    intent: str | None = None
-    category: str | None = None
-    source: str = "train"
-    id: int | None = None
-
-    def to_dict(self, score: float) -> dict[str, Any]:
-        return {
-            "message": self.message,
-            "reply": self.reply,
-            "intent": self.intent,
-            "category": self.category,
-            "source": self.source,
-            "id": self.id,
-            "score": round(float(score), 4),
-        }
 
 
 def make_vectorizer(vocabulary: dict[str, int] | None = None):

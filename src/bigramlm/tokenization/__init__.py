@@ -13,7 +13,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Protocol
 
-
+import numpy as np
 
 from bigramlm._fs import atomic_write_text
 from bigramlm.errors import BigramLMError

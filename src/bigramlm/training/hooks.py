@@ -20,7 +20,7 @@ from bigramlm.training.state import TrainState, gather_rng
 
 
 def between_steps(setup: TrainSetup, state: TrainState, bar: "ProgressBar | None") -> None:
-    """The hooks due after ``state.step``; a run's last step runs them all."""
+    """The hooks due after ``TrainState.step``; a run's last step runs them all."""
     config, step, last = setup.config, state.step, state.stop
     if step % config.log_every == 0 or last:
         decay = config.ema_decay

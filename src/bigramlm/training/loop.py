@@ -8,7 +8,7 @@ The defaults of ``TrainConfig`` are the notebook's (plain AdamW, constant lr), w
 the bigram keeps. ``--model gpt`` starts from ``GPT_TRAIN_DEFAULTS`` instead: decay and
 no-decay parameter groups, linear warmup then cosine decay, gradient clipping, and a
 schedule that can be sized to a wall-clock budget (``time_limit``). Under ``torchrun``
-the model is wrapped in DistributedDataParallel (see ``bigramlm.distributed``).
+the model is wrapped in DistributedDataParallel (see ``training.distributed``).
 
 A run is: ``prepare`` (tokenizer, splits, model, evaluators), ``restore`` (a fresh
 directory or the resume checkpoint, into one ``TrainState``), the steps (``step``)

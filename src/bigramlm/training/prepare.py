@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from bigramlm.checkpoint import METRICS, ModelSpec, RunConfig, TokenizerSpec, read_config
 from bigramlm.checkpoint.run import check_tokenizer_matches
 from bigramlm.config import TrainConfig
-from bigramlm.data.batching import check_block_size, row_starts_that_fit
+from bigramlm.data.batching import check_block_size, encode_units, row_starts_that_fit
 from bigramlm.data.text import TextData
 from bigramlm.errors import BigramLMError
 from bigramlm.models import build_model, model_config_dict
@@ -139,12 +138,7 @@ def _encode_train(data: TextData, tokenizer: Tokenizer, config: TrainConfig) -> 
         return torch.from_numpy(tokenizer.encode(data.train_text)), None
     if not data.train_units:
         raise BigramLMError("batching rows needs data made of rows (an instruction table), not plain text", param="batching")
-    # Each row is encoded on its own: both tokenizers encode line by line, and a row ends
-    # with a newline, so the concatenation is exactly the encoding of the whole text.
-    pieces = [tokenizer.encode(unit) for unit in data.train_units]
-    lengths = torch.tensor([len(p) for p in pieces], dtype=torch.long)
-    starts = torch.cumsum(lengths, 0) - lengths
-    return torch.from_numpy(np.concatenate(pieces)), starts
+    return encode_units(tokenizer, data.train_units)
 
 
 def _build_model(

@@ -1,7 +1,7 @@
 """Resolved cases and the desk's figures: ``POST /api/cases``, ``GET /api/cases``, ``GET /api/stats``.
 
 Accepting a suggestion that an agent dismissed is refused (409): a suggestion is accepted
-or dismissed, never both (``bigramlm.support.store_feedback``).
+or dismissed, never both (``bigramlm.support.store.feedback``).
 """
 
 # No ``from __future__ import annotations``: the request models are made per app inside
@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
+from bigramlm.data.cases import DESK, Case
 from bigramlm.serve.deps import DeskDep
 from bigramlm.serve.desk import Desk
 from bigramlm.serve.schemas import CasePage, CaseSaved, Schemas
@@ -48,11 +49,11 @@ def save_case(desk: Desk, req: Any) -> CaseSaved:
         if shown is None:
             raise HTTPException(404, f"no suggestion with id {req.suggestion_id!r} was shown")
         # Measured here from what was really shown, not taken from the client.
-        distance = normalized_edit_distance(shown["text"], req.reply)
+        distance = normalized_edit_distance(shown.text, req.reply)
         edited = edited or distance > 0
     try:
-        case_id = desk.store.add_case(req.message, req.reply, intent=req.intent, category=req.category,
-                                      suggestion_id=req.suggestion_id, edited=edited, edit_distance=distance, source="desk")
+        case = Case(req.message, req.reply, req.intent, req.category, DESK)
+        case_id = desk.store.add_case(case, suggestion_id=req.suggestion_id, edited=edited, edit_distance=distance)
     except SuggestionConflict as exc:
         raise HTTPException(409, str(exc)) from None
     return CaseSaved(id=case_id, edited=edited, edit_distance=distance)
@@ -60,6 +61,6 @@ def save_case(desk: Desk, req: Any) -> CaseSaved:
 
 def case_page(desk: Desk, offset: int, limit: int) -> CasePage:
     total = desk.store.count()
-    items = desk.store.list_cases(offset=offset, limit=limit)
+    items = [c.to_dict() for c in desk.store.list_cases(offset=offset, limit=limit)]
     nxt = offset + len(items)
     return CasePage(total=total, offset=offset, limit=limit, items=items, next_offset=nxt if nxt < total else None)

@@ -6,7 +6,7 @@
 
 import logging
 import uuid
-from typing import Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
@@ -22,6 +22,9 @@ from bigramlm.serve.sse import MEDIA_TYPE, STREAM_HEADERS, merge_token_events, s
 from bigramlm.support.results import AssistResult, DoneEvent, SuggestEvent
 from bigramlm.support.store import CaseStore
 
+if TYPE_CHECKING:  # loaded with the run: the assistant pulls in torch and scikit-learn
+    from bigramlm.support.assistant import Assistant
+
 log = logging.getLogger("bigramlm.server")
 
 
@@ -33,8 +36,7 @@ def router(schemas: Schemas) -> APIRouter:
     async def suggest(req: SuggestRequest, desk: DeskDep) -> dict[str, Any]:  # type: ignore[valid-type]
         """Intent, category, ranked suggested replies and similar cases: the ``assist --json`` object."""
         assistant, options = need_assistant(desk), suggest_options(req)
-        # The streaming generator is the one implementation; here we just keep its result.
-        result = await desk.slots.run(lambda job: final_result(suggest_events(assistant, req.message, options, job)))
+        result = await desk.slots.run(lambda job: assistant.suggest(req.message, **options, check=job.check))
         return await run_in_threadpool(remember, desk.store, result)
 
     @api.post("/api/suggest/stream")
@@ -47,7 +49,7 @@ def router(schemas: Schemas) -> APIRouter:
     return api
 
 
-def need_assistant(desk: Desk) -> Any:
+def need_assistant(desk: Desk) -> "Assistant":
     assistant = desk.assistant
     if assistant is None:
         raise HTTPException(409, f"this run cannot suggest replies: {desk.assistant_error}")
@@ -63,20 +65,8 @@ def suggest_options(req: Any) -> dict[str, Any]:
     return options
 
 
-def suggest_events(assistant: Any, message: str, options: dict[str, Any], job: Job) -> Iterator[SuggestEvent]:
-    for event in assistant.suggest_stream(message, **options):
-        job.check()
-        yield event
-
-
-def final_result(events: Iterator[SuggestEvent]) -> AssistResult:
-    result = None
-    for event in events:
-        if isinstance(event, DoneEvent):
-            result = event.result
-    if result is None:
-        raise RuntimeError("the assistant's stream ended without a result")
-    return result
+def suggest_events(assistant: "Assistant", message: str, options: dict[str, Any], job: Job) -> Iterator[SuggestEvent]:
+    return assistant.suggest_stream(message, **options, check=job.check)
 
 
 def remember(store: CaseStore, result: AssistResult) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A dismissal is negative feedback: the store keeps it (which suggestion, its request, when,
 why), the desk's figures count it, and the assistant's ranking can push candidates that
-look like it down (``bigramlm.support.feedback``). It never becomes a resolved case, so
+look like it down (``bigramlm.support.ranking``). It never becomes a resolved case, so
 ``learn`` never trains on it.
 """
 

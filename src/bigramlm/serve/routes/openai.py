@@ -9,7 +9,7 @@ the messages' text. ``model`` may be left out or name this run; any other gets O
 # No ``from __future__ import annotations``: the request models are made per app inside
 # ``router(schemas)``, and FastAPI must see those classes, not names it cannot resolve.
 
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from bigramlm.serve.completions import (
     ChatReplies,
     Envelope,
-    Sampling,
+    V1Request,
     chat_body,
     chat_stream,
     completion_body,
@@ -32,6 +32,9 @@ from bigramlm.serve.schemas import ModelCard, ModelList, Schemas, message_text
 from bigramlm.serve.slots import Job
 from bigramlm.serve.sse import MEDIA_TYPE, STREAM_HEADERS, collect
 from bigramlm.support.results import DoneEvent, TokenEvent
+
+if TYPE_CHECKING:  # loaded with the run: the assistant pulls in torch and scikit-learn
+    from bigramlm.support.assistant import Assistant
 
 DEFAULT_CHAT_TOKENS = 256
 
@@ -62,8 +65,8 @@ def check_model(desk: Desk, model: str | None) -> None:
         raise ModelNotFound(model)
 
 
-def sampling(req: Any, max_tokens: int) -> Sampling:
-    return Sampling(n=req.n, max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, seed=req.seed,
+def sampling(req: Any, max_tokens: int) -> V1Request:
+    return V1Request(n=req.n, max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, seed=req.seed,
                     stops=[s for s in req.stop or [] if s])
 
 
@@ -128,13 +131,12 @@ def customer_message(req: Any, limits: ServerLimits) -> str:
     return users[-1]
 
 
-def assistant_pieces(assistant: Any, message: str, s: Sampling) -> Callable[[Job], Iterator[tuple[int, Any]]]:
+def assistant_pieces(assistant: "Assistant", message: str, s: V1Request) -> Callable[[Job], Iterator[tuple[int, Any]]]:
     """Raw token pieces ``(index, text)`` of the assistant's replies, then ``(-1, AssistResult)``."""
     options = {"n": s.n, "max_new_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed}
 
     def produce(job: Job) -> Iterator[tuple[int, Any]]:
-        for event in assistant.suggest_stream(message, **options):
-            job.check()
+        for event in assistant.suggest_stream(message, **options, check=job.check):
             if isinstance(event, TokenEvent):
                 yield event.index, event.text
             elif isinstance(event, DoneEvent):
@@ -143,6 +145,5 @@ def assistant_pieces(assistant: Any, message: str, s: Sampling) -> Callable[[Job
     return produce
 
 
-def brand_fill(assistant: Any) -> Callable[[str], str] | None:
-    brand = getattr(assistant, "brand", None)
-    return (lambda text: brand.fill(text).text) if brand is not None else None
+def brand_fill(assistant: "Assistant") -> Callable[[str], str]:
+    return lambda text: assistant.brand.fill(text).text

@@ -213,6 +213,7 @@ function showResult(message, result) {
     const meta = document.createElement("div");
     meta.className = "case-meta";
     const bits = [];
+    if (c.label) bits.push(String(c.label));  // "resolved case #12" or "training row #345"
     if (c.intent != null) bits.push(String(c.intent));
     if (typeof c.score === "number") bits.push(`similarity ${c.score.toFixed(3)}`);
     meta.textContent = bits.join(" · ");

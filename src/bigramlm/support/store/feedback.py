@@ -1,7 +1,8 @@
-"""The case store's desk feedback: dismissed suggestions, and the figures of the desk.
+"""The case store's desk feedback: the suggestions shown, the dismissed ones, and the
+figures of the desk.
 
 A suggestion an agent was shown ends in one of three ways: accepted (a case that names
-it: ``store.add_case(..., suggestion_id=...)``), dismissed (a ``feedback`` row, action
+it: ``CaseStore.add_case(..., suggestion_id=...)``), dismissed (a ``feedback`` row, action
 ``dismiss``), or neither. Never both: the store refuses to accept a dismissed suggestion
 and to dismiss an accepted one (``SuggestionConflict``), each check inside the writing
 transaction, so two agents racing on one suggestion cannot make it both. That is what
@@ -16,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from bigramlm.errors import BigramLMError
 
@@ -27,6 +28,30 @@ ACTIONS = (DISMISS,)
 #: Agent-assist products usually count a suggestion as used when the agent sends it as it
 #: is or with light edits, not only verbatim; the issue set the cut-off at 40 %.
 LIGHT_EDIT_DISTANCE = 0.4
+
+
+@dataclass(frozen=True)
+class ShownSuggestion:
+    """A suggestion as it was shown: what acceptance and edit distance are measured against."""
+
+    id: str
+    request_id: str
+    created_at: float
+    text: str
+    score: float | None
+
+
+def insert_suggestions(conn: sqlite3.Connection, suggestions: Sequence[tuple[str, str, float | None]],
+                       request_id: str) -> None:
+    now = time.time()
+    conn.executemany("INSERT OR REPLACE INTO suggestions(id, request_id, created_at, text, score) VALUES (?, ?, ?, ?, ?)",
+                     [(str(sid), request_id, now, text, score) for sid, text, score in suggestions])
+
+
+def select_suggestion(conn: sqlite3.Connection, suggestion_id: str) -> ShownSuggestion | None:
+    row = conn.execute("SELECT id, request_id, created_at, text, score FROM suggestions WHERE id = ?",
+                       (str(suggestion_id),)).fetchone()
+    return ShownSuggestion(str(row[0]), str(row[1]), float(row[2]), str(row[3]), row[4]) if row else None
 
 
 class SuggestionConflict(BigramLMError):

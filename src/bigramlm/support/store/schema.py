@@ -1,23 +1,21 @@
-"""The case store's SQLite schema, its migrations, and how a case becomes a row.
+"""The case store's SQLite schema and its migrations.
 
-``SCHEMA`` creates a fresh store; ``migrate`` then brings any store, fresh or written
-by an earlier version, to ``SCHEMA_VERSION`` inside one transaction. Migrations only
-add (columns with ``ALTER TABLE``, tables and indexes ``IF NOT EXISTS``), so a store
-stays readable by the code that wrote it.
+``SCHEMA`` creates a fresh store; ``migrate`` then brings any store, fresh or written by
+an earlier version, to ``SCHEMA_VERSION`` inside one transaction. Migrations only add
+(columns with ``ALTER TABLE``, tables and indexes ``IF NOT EXISTS``), so a store stays
+readable by the code that wrote it. The version is SQLite's own ``PRAGMA user_version``
+(mirrored in ``meta.schema_version`` for people reading the file); a store written by a
+newer version of bigramlm is refused with one line, never relabelled.
 
-Versions: 1 had one ``last_learned_id`` mark; 2 adds ``cases.learn_id``,
-``cases.content_sha256`` and ``learns``; 3 adds ``feedback`` (an agent dismissed a
+Versions: 1 had one ``last_learned_id`` mark; 2 adds the ``learn_id`` and
+``content_sha256`` columns of ``cases`` and the ``learns`` table; 3 adds ``feedback`` (an agent dismissed a
 suggestion: negative feedback, which no ``learn`` ever trains on) and an index of the
 cases by the suggestion they accepted.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
-import time
-from typing import Any
 
 from bigramlm.errors import BigramLMError
 
@@ -84,34 +82,34 @@ CREATE UNIQUE INDEX IF NOT EXISTS feedback_suggestion_action ON feedback(suggest
 CREATE INDEX IF NOT EXISTS cases_suggestion ON cases(suggestion_id);
 """
 
-#: What a case read back holds (its learn is the store's business, not the caller's).
-CASE_COLUMNS = "id, created_at, message, reply, intent, category, suggestion_id, edited, edit_distance, source"
-INSERT_COLUMNS = "created_at, message, reply, intent, category, suggestion_id, edited, edit_distance, source, content_sha256"
-INSERT_MARKS = ", ".join("?" * len(INSERT_COLUMNS.split(",")))
-#: Where a ``case_row`` holds the suggestion the case accepted.
-SUGGESTION_AT = [name.strip() for name in INSERT_COLUMNS.split(",")].index("suggestion_id")
+
+def stored_version(conn: sqlite3.Connection) -> int:
+    """The schema version the store was written with: ``user_version``, or for stores of
+    the releases before it was set, ``meta.schema_version`` (0 for a fresh file)."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version:
+        return version
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if _has_meta(conn) else None
+    try:
+        return int(row[0]) if row else 0
+    except ValueError:
+        raise BigramLMError(f"the case store's schema_version {row[0]!r} is not a number") from None
 
 
-def case_digest(message: str, reply: str, intent: str | None, category: str | None) -> str:
-    """What makes a case the same case: its message, reply and labels."""
-    return hashlib.sha256(json.dumps([message, reply, intent, category], ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
-def case_row(case: dict[str, Any], now: float) -> tuple[Any, ...]:
-    message, reply = case.get("message"), case.get("reply")
-    if not isinstance(message, str) or not isinstance(reply, str):
-        raise BigramLMError("a case needs a message and a reply, both text")
-    suggestion_id = case.get("suggestion_id")
-    intent, category = case.get("intent"), case.get("category")
-    return (
-        now, message, reply, intent, category, None if suggestion_id is None else str(suggestion_id),
-        1 if case.get("edited") else 0, case.get("edit_distance"), case.get("source") or "desk",
-        case_digest(message, reply, intent, category),
-    )
+def _has_meta(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is not None
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Bring a store of any earlier version to ``SCHEMA_VERSION`` (inside the caller's transaction)."""
+    """Bring a store of any earlier version to ``SCHEMA_VERSION`` (inside the caller's
+    transaction); refuse one written by a newer version."""
+    version = stored_version(conn)
+    if version > SCHEMA_VERSION:
+        raise BigramLMError(f"the case store was written by a newer bigramlm (schema {version}; this one reads up to "
+                            f"{SCHEMA_VERSION}); upgrade bigramlm to use it")
+    for statement in filter(str.strip, SCHEMA.split(";")):
+        conn.execute(statement)
+    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('last_learned_id', '0')")
     columns = {row[1] for row in conn.execute("PRAGMA table_info(cases)")}
     if "content_sha256" not in columns:
         conn.execute("ALTER TABLE cases ADD COLUMN content_sha256 TEXT")
@@ -123,16 +121,4 @@ def migrate(conn: sqlite3.Connection) -> None:
     for statement in filter(str.strip, (V2_TABLES + V3_TABLES).split(";")):
         conn.execute(statement)
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-
-
-def insert_learn(conn: sqlite3.Connection, cases: int, weights_before: str | None, weights_after: str | None) -> int:
-    return int(conn.execute(
-        "INSERT INTO learns(created_at, cases, weights_before, weights_after) VALUES (?, ?, ?, ?)",
-        (time.time(), cases, weights_before, weights_after),
-    ).lastrowid)
-
-
-def refresh_last_learned(conn: sqlite3.Connection) -> None:
-    """``last_learned_id``: the newest case a learn trained on (kept for the desk's figures)."""
-    conn.execute("UPDATE meta SET value = (SELECT CAST(COALESCE(MAX(id), 0) AS TEXT) FROM cases WHERE learn_id IS NOT NULL)"
-                 " WHERE key = 'last_learned_id'")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

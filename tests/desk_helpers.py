@@ -25,17 +25,26 @@ INTENTS = {
                                         "put me through to an agent"],
                             "Of course, I am connecting you with a human agent of {{Company Name}} now."),
 }
+#: A second wording of each intent's reply, as agents vary theirs: the desk then has two
+#: resolved replies to offer beside the model's drafts.
+SECOND_REPLIES = {
+    "cancel_order": "Sure, order {{Order Number}} can be cancelled: visit {{Website URL}} and choose Cancel.",
+    "track_order": "Order {{Order Number}} can be tracked at {{Website URL}} under My Orders.",
+    "get_refund": "Sorry about that! Call {{Customer Support Phone Number}} and we will start your refund today.",
+    "contact_human_agent": "Certainly, a human agent of {{Company Name}} will be with you now.",
+}
 
 
 def write_support_csv(path: Path, copies: int = 4) -> Path:
-    """A small instruction table: 4 intents x 16 rows, with placeholders in the replies."""
+    """A small instruction table: 4 intents x 16 rows, with placeholders in the replies (two
+    wordings of each intent's reply)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["flags", "instruction", "category", "intent", "response"])
         for intent, (category, messages, reply) in INTENTS.items():
             for k in range(copies):
-                for message in messages:
-                    writer.writerow(["B", f"{message}{'!' * k}", category, intent, reply])
+                for m, message in enumerate(messages):
+                    writer.writerow(["B", f"{message}{'!' * k}", category, intent, SECOND_REPLIES[intent] if m % 2 else reply])
     return path
 
 

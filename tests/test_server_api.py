@@ -133,7 +133,10 @@ def test_suggest_stream_sends_understanding_tokens_then_done(client):
     done = events[-1][1]
     assert SUGGEST_KEYS <= set(done)
     for s in done["suggestions"]:
-        assert streamed[s["index"]].strip() == s["text"]  # the tokens are the reply, as generated
+        if s["source"] == "model":
+            assert streamed[s["index"]].strip() == s["text"]  # the tokens are the reply, as generated
+    for d in done["drafts"]:  # every draft, shown or not, is what was streamed
+        assert streamed[d["index"]].strip() == d["text"]
 
 
 @pytest.mark.parametrize(

@@ -134,8 +134,12 @@ def test_stream_events_and_threads(support_run):
         grown[e["index"]] += e["text"]
     result = events[-1]["result"]
     for s in result["suggestions"]:
-        # the reply is the generated text, less any header marker it began with
-        assert strip_leading_markers(grown[s["index"]]) == s["text"] and grown[s["index"]].rstrip().endswith(s["text"])
+        if s["source"] == "model":  # the reply is the generated text, less any header marker it began with
+            assert strip_leading_markers(grown[s["index"]]) == s["text"] and grown[s["index"]].rstrip().endswith(s["text"])
+            assert s["label"] == "model draft"
+        else:  # a resolved reply, saying so
+            assert s["index"] == -1 and s["label"] == f"training row #{s['case_id']}" and s["source"] == "dataset"
+    assert {d["index"] for d in result["drafts"]} <= {0, 1} and all("non_words" in d for d in result["drafts"])
     assert assistant.suggest("track my package", n=2, max_new_tokens=60, seed=5).to_dict()["suggestions"][0]["text"] == result["suggestions"][0]["text"]
 
     # The pool re-raises a worker's exception here, so a failure in any thread fails the test.

@@ -18,7 +18,8 @@ from bigramlm.checkpoint import WEIGHTS, load_run, save_weights
 from bigramlm.cli import main
 from bigramlm.errors import BigramLMError
 from bigramlm.support import learning
-from bigramlm.support.learning import learn, undo_learn
+from bigramlm.support.learning import learn
+from bigramlm.support.publish import undo_learn
 from bigramlm.support.store import SCHEMA_VERSION, CaseStore, store_path
 from bigramlm.support.weights_history import PREVIOUS_WEIGHTS
 

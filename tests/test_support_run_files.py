@@ -123,12 +123,12 @@ def test_corrupt_run_files_are_one_line_errors(trained, tmp_path):
         Assistant.load(broken, use_store=False)
 
 
-def test_rank_strips_leading_header_markers(trained):
-    run, _ = trained
-    assistant = Assistant.load(run, use_store=False)
+def test_rank_strips_leading_header_markers():
+    from bigramlm.support.ranking import rank_candidates
+
     candidates = ["### e st your order", "e st your order", "### Intent: cancel_order\n### Response:\nI can help",
                   "###", "  ## \n", "#123 is cancelled"]
-    ranked = assistant.rank(candidates)
+    ranked = rank_candidates(candidates)
     assert sorted((s.index, s.text) for s in ranked) == [(0, "e st your order"), (2, "I can help"), (5, "#123 is cancelled")]
     assert all(not s.text.startswith("###") for s in ranked)
     assert strip_leading_markers("##Response:\nok") == "ok" and strip_leading_markers("Hello # there") == "Hello # there"

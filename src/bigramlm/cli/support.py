@@ -158,6 +158,8 @@ def add_learn_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                    help="stop fine-tuning after this many seconds, whatever --steps says (default 40)")
     p.add_argument("--data", default=None, help="read the run's dataset from here instead of where it was trained")
+    p.add_argument("--force", action="store_true",
+                   help="keep the new weights even if they make the other intents worse on held-out rows (the learn gate)")
     p.add_argument("--undo", action="store_true",
                    help="restore the weights from before the last learn and mark its cases not learned again")
     add_json_flag(p)
@@ -166,7 +168,8 @@ def add_learn_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    from bigramlm.support.learning import learn, undo_learn
+    from bigramlm.support.learning import learn
+    from bigramlm.support.publish import undo_learn
 
     if args.undo:
         if args.cases is not None:
@@ -182,7 +185,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         steps["time_limit"] = args.time_limit
     summary = learn(args.run_dir, cases_path=args.cases, learning_rate=args.lr, batch_size=args.batch_size,
                     replay=args.replay, seed=args.seed, data=args.data, log=stderr_log(args), threads=args.threads,
-                    **steps).to_dict()
+                    force=args.force, **steps).to_dict()
     if args.json:
         print_json(summary)
     elif summary["steps"] or summary["cases"]:
@@ -190,6 +193,8 @@ def cmd_learn(args: argparse.Namespace) -> int:
         if "case_loss_before" in summary:
             extra = f"; loss on the cases {summary['case_loss_before']:.4f} -> {summary['case_loss_after']:.4f} nats"
         print(f"learned {summary['cases']} cases in {summary['steps']} steps{extra}")
+        if summary.get("weights_kept") is False:
+            print(summary.get("message") or "kept the old weights")
     else:
         print(summary.get("message", "nothing to learn"))
     return 0
@@ -238,8 +243,20 @@ def _print_support_eval(result: dict[str, Any]) -> None:
     print(f"  paraphrase intent    {pct(result['paraphrase_intent_accuracy'])}   (model alone "
           f"{pct(result['model_paraphrase_intent_accuracy'])}; TF-IDF + logreg {pct(b['tfidf_logreg_paraphrase_intent_accuracy'])}; "
           f"{result['n_paraphrases']} messages)")
-    print(f"  chrF {result['chrf']:.2f}  BLEU {result['bleu']:.2f}  ROUGE-L {result['rouge_l']:.3f}   "
-          f"(retrieval: chrF {b['retrieval_chrf']:.2f}  ROUGE-L {b['retrieval_rouge_l']:.3f}; retrieval consensus: "
-          f"chrF {b['retrieval_consensus_chrf']:.2f}  ROUGE-L {b['retrieval_consensus_rouge_l']:.3f})")
+    s = result["shown"]
+    print("  replies (micro / macro over intents)       chrF            ROUGE-L")
+    for name, chrf, chrf_macro, rouge, rouge_macro in (
+        ("top suggestion shown", result["chrf"], s["chrf_macro"], result["rouge_l"], s["rouge_l_macro"]),
+        ("the model's own draft", s["draft_chrf"], s["draft_chrf_macro"], s["draft_rouge_l"], s["draft_rouge_l_macro"]),
+        ("retrieval: nearest reply", b["retrieval_chrf"], b["retrieval_chrf_macro"], b["retrieval_rouge_l"], b["retrieval_rouge_l_macro"]),
+        ("retrieval: consensus of 10", b["retrieval_consensus_chrf"], b["retrieval_consensus_chrf_macro"],
+         b["retrieval_consensus_rouge_l"], b["retrieval_consensus_rouge_l_macro"]),
+    ):
+        print(f"    {name:38s} {num(chrf, 2):>6} / {num(chrf_macro, 2):<6}  {num(rouge)} / {num(rouge_macro)}")
+    print(f"  intents where the top suggestion beats retrieval: {s['intents_beating_retrieval']} of {s['intents']}, "
+          f"the consensus: {s['intents_beating_consensus']} of {s['intents']}; top suggestion from the model "
+          f"{pct(s['top_from_model'])}")
+    print(f"  non-words / loops: drafts {pct(s['draft_non_word_rate'])} / {pct(s['draft_loop_rate'])}, shown "
+          f"{pct(s['shown_non_word_rate'])} / {pct(s['shown_loop_rate'])}")
     print(f"  suggestions: {result['suggestions_per_message']:.2f} a message, distinctness {num(result['suggestion_distinctness'])}")
     print(f"  bits/char on responses {num(result['bits_per_char'], 4)}")

@@ -35,4 +35,9 @@ class Case:
 
     def label(self) -> str:
         """How the desk names it: ``resolved case #12`` or ``training row #345``."""
-        return f"resolved case #{self.id}" if self.resolved else f"training row #{self.id}"
+        return label_of(self.source, self.id)
+
+
+def label_of(source: str, case_id: int | None) -> str:
+    """How the desk names a case of ``source`` with ``case_id``."""
+    return f"training row #{case_id}" if source == DATASET else f"resolved case #{case_id}"

@@ -82,8 +82,10 @@ def timeout_chunk(timeout_s: float) -> bytes:
 
 
 class ChatReplies:
-    """The ``n`` replies of a chat answer as they grow: raw text (for finish reasons and
-    usage) and brand-filled text (what the client sees), filled piecewise while streaming."""
+    """The ``n`` replies of a chat answer. From the raw model, as they grow: raw text (for
+    finish reasons and usage) and brand-filled text (what the client sees), filled
+    piecewise while streaming. From the assistant, its result: checked suggestions, which
+    can only be sent whole once chosen (a draft may be replaced by a resolved reply)."""
 
     def __init__(self, n: int, fill: Callable[[str], str] | None):
         self.raw = [""] * n
@@ -117,27 +119,38 @@ class ChatReplies:
                 out.append((index, rest))
         return out
 
-    def ordered(self) -> list[tuple[int, str]]:
-        """``(candidate index, text)`` of every reply: the assistant's ranking first (its
-        distinct, brand-filled suggestions), then the candidates it dropped as duplicates or
-        empty, so that a request for ``n`` choices always gets ``n``."""
+    def ordered(self, run: Run, max_tokens: int) -> list[tuple[str, str]]:
+        """``(content, finish_reason)`` of the ``n`` choices. From the assistant: its
+        suggestions (checked, team-edited, brand-filled), then its readable drafts that were
+        not shown; where that is fewer than ``n``, the best again (as an API with ``n`` > 1 and
+        temperature 0 repeats itself)."""
         if self.result is None:
-            return list(enumerate(self.filled))
-        ranked = [(s.index, s.filled_text) for s in self.result.suggestions]
-        shown = {index for index, _ in ranked}
-        return ranked + [(i, text.strip()) for i, text in enumerate(self.filled) if i not in shown]
+            return [(text, finish_reason(run, raw, max_tokens)) for text, raw in zip(self.filled, self.raw)]
+        fill = self._fillers[0].fill if self._fillers else (lambda text: text)
+        out = [(s.filled_text, "stop" if s.source != "model" else finish_reason(run, s.text, max_tokens))
+               for s in self.result.suggestions]
+        shown = {s.text for s in self.result.suggestions}
+        out += [(fill(d.text), finish_reason(run, d.text, max_tokens)) for d in self.result.drafts
+                if d.readable and d.text not in shown]
+        while out and len(out) < len(self.raw):
+            out.append(out[0])
+        return out[: len(self.raw)] or [("", "stop")] * len(self.raw)
+
+    @property
+    def generated(self) -> list[str]:
+        """What the model wrote: the raw replies, or the assistant's drafts (for usage)."""
+        return self.raw if self.result is None else [d.text for d in self.result.drafts]
 
 
 def chat_body(env: Envelope, replies: ChatReplies, run: Run, prompt: str, max_tokens: int) -> dict[str, Any]:
-    ordered = replies.ordered()
-    choices = [{"index": k, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                "finish_reason": finish_reason(run, replies.raw[i], max_tokens)} for k, (i, text) in enumerate(ordered)]
+    choices = [{"index": k, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": reason}
+               for k, (text, reason) in enumerate(replies.ordered(run, max_tokens))]
     body = env.body(choices, "chat.completion")
     result = replies.result
     if result is not None:
         body["bigramlm"] = {"intent": result.intent, "category": result.category,
                             "intent_probability": result.understanding.intent_probability}
-    body["usage"] = usage(run, [prompt], replies.raw)  # the tokens the model generated
+    body["usage"] = usage(run, [prompt], replies.generated)  # the tokens the model generated
     return body
 
 
@@ -154,11 +167,13 @@ async def chat_stream(items: AsyncIterator[list[Any]], env: Envelope, replies: C
                     yield env.chunk([{"index": index, "delta": {"content": shown}, "logprobs": None, "finish_reason": None}])
         for index, rest in replies.flush():
             yield env.chunk([{"index": index, "delta": {"content": rest}, "logprobs": None, "finish_reason": None}])
-        for i in range(n):
-            reason = finish_reason(run, replies.raw[i], max_tokens)
+        ordered = replies.ordered(run, max_tokens)
+        for i, (text, reason) in enumerate(ordered):
+            if replies.result is not None and text:  # the assistant's choices go out whole, once chosen
+                yield env.chunk([{"index": i, "delta": {"content": text}, "logprobs": None, "finish_reason": None}])
             yield env.chunk([{"index": i, "delta": {}, "logprobs": None, "finish_reason": reason}])
         if env.stream_usage:
-            yield env.usage_chunk(usage(run, [prompt], replies.raw))
+            yield env.usage_chunk(usage(run, [prompt], replies.generated))
     except GenerationTimeout:
         yield timeout_chunk(timeout_s)
     yield sse("[DONE]")

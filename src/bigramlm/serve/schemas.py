@@ -94,6 +94,8 @@ def _suggest_request(limits: ServerLimits) -> type[BaseModel]:
         top_k: Optional[int] = Field(None, ge=1, le=1_000_000)
         top_p: Optional[float] = Field(None, gt=0.0, le=1.0)
         seed: Optional[int] = SEED
+        intent: Optional[str] = Field(None, min_length=1, max_length=200,
+                                      description="answer for this intent instead of the one understood (the agent's pick)")
 
     return SuggestRequest
 

@@ -43,14 +43,10 @@ from bigramlm.data.run_files import InstructionRunFiles
 from bigramlm.errors import BigramLMError
 from bigramlm.generation import Sampling, encode_prompt, generate, stream
 from bigramlm.support.brand import BrandProfile
-from bigramlm.support.ranking import (
-    DISMISSED_LIMIT,
-    EVIDENCE_CASES,
-    dismissal_penalty,
-    most_central,
-    penalized_scores,
-    rank_candidates,
-)
+from bigramlm.support.choice import POOL_CASES, check_drafts, choose
+from bigramlm.support.edits import Rule, current_rules
+from bigramlm.support.ranking import DISMISSED_LIMIT, EVIDENCE_CASES, dismissal_penalty, most_central, penalized_scores
+from bigramlm.support.readability import Vocabulary
 from bigramlm.support.results import (
     AssistResult,
     BaselineIntent,
@@ -73,6 +69,8 @@ DEFAULTS = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_k": None, "t
 MAX_N = 16
 UNDERSTANDER_METHOD = "sentence-embedding-logreg-calibrated"
 LM_METHOD = "lm-labelled-likelihood"
+#: The intent an agent picked on the desk (``suggest(..., intent=...)``).
+AGENT_METHOD = "picked-by-agent"
 #: 192 rows a decode batch: 120 test messages x 3 candidates with the recipe's GPT decoded
 #: in 31.5 s, against 34.7 s at 96 rows (the KV cache of 192 rows is 380 MB).
 ROWS_PER_BATCH = 192
@@ -93,7 +91,8 @@ class _Request:
 
     understanding: Understanding
     text: str
-    evidence: list[str]
+    #: The resolved cases (or training rows) of the understood intent nearest the message.
+    evidence: list[Case]
     prompt: list[int]
 
 
@@ -121,6 +120,9 @@ class Assistant:
         self.baseline = _baseline(data) if baseline else None
         self._store_seen = 0
         self._refresh_lock = threading.Lock()
+        #: Every word of the run's text, and of the resolved cases as they come (``readability``).
+        self.vocabulary = Vocabulary.of([t for r in data.train_rows for t in (r.message, r.reply)] + list(brand.values.values()))
+        self._rules: tuple[Any, list[Rule]] | None = None
         loaded = Understander.load(Path(run.path))
         #: The calibrated sentence-embedding classifier of ``--recipe support`` runs (None
         #: for other runs, which classify with the language model alone).
@@ -151,6 +153,7 @@ class Assistant:
         with self._refresh_lock:
             new = self.store.list_cases(after_id=self._store_seen, limit=1 << 30)
             self.index.add([stored.case for stored in new])
+            self.vocabulary.add(t for stored in new for t in (stored.case.message, stored.case.reply))
             if new:
                 self._store_seen = max(int(stored.case.id or 0) for stored in new)
             return len(new)
@@ -189,35 +192,67 @@ class Assistant:
     def understand_many(self, messages: list[str], k_similar: int = DEFAULTS["k_similar"]) -> list[Understanding]:
         return [r.understanding for r in self._read(messages, k_similar, evidence=0)]
 
-    def _read(self, messages: list[str], k_similar: int, evidence: int = EVIDENCE_CASES) -> list[_Request]:
+    def known_intents(self) -> dict[str, str | None]:
+        """Every intent the assistant can answer for, and its category."""
+        if self.understander is not None:
+            return {i: self.understander.categories.get(i) for i in self.understander.classes}
+        return dict(self.label_set)
+
+    def _read(self, messages: list[str], k_similar: int, evidence: int = EVIDENCE_CASES,
+              intents: Sequence[str | None] | None = None) -> list[_Request]:
         """Each message normalised, classified and retrieved once (one search serves the
-        similar cases shown and the evidence that votes), and its prompt encoded."""
+        similar cases shown and the evidence that votes), and its prompt encoded. ``intents``
+        overrides the understood intent where the agent picked one."""
         normalized = [self.normalize(m) for m in messages]
         texts = [text for text, _ in normalized]
         rankings, method = self.classify_many(texts)
-        depth = max(k_similar, 4 * evidence)
+        chosen = list(intents or [None] * len(texts))
+        rankings = [self._picked(ranking, intent) if intent else ranking for ranking, intent in zip(rankings, chosen)]
+        depth = max(k_similar, 2 * POOL_CASES if evidence else 0)  # half of the hits are of other intents
         hits = self.index.search_many(texts, depth) if depth > 0 else [[] for _ in texts]
-        understandings = [self._understanding(text, replaced, ranking, method if ranking else None, found[:k_similar])
-                          for (text, replaced), ranking, found in zip(normalized, rankings, hits)]
-        replies = [[c.reply for c, _ in found if u.intent is None or c.intent == u.intent] or [c.reply for c, _ in found]
-                   for u, found in zip(understandings, hits)]
-        replies = [r[:evidence] for r in replies]
-        references: list[str | None] = [None] * len(texts)
-        if self.grounded and evidence:
-            references = [group[i] if group else None for group, i in zip(replies, most_central(replies))]
+        understandings = [self._understanding(text, replaced, ranking, (AGENT_METHOD if pick else method) if ranking else None,
+                                              found[:k_similar], unsure=False if pick else None)
+                          for (text, replaced), ranking, found, pick in zip(normalized, rankings, hits, chosen)]
+        # Every same-intent case the search found, nearest first: the first ``evidence`` vote on
+        # the drafts and ground the prompt; the others can stand in for a draft not shown.
+        cases = [[c for c, _ in found if u.intent is None or c.intent == u.intent] or [c for c, _ in found]
+                 for u, found in zip(understandings, hits)]
+        references = self._references(cases, evidence) if self.grounded else [None] * len(texts)
         prompts = [encode_prompt(self.tokenizer, prompt_text(t, u.intent, u.category, self.labels,
                                                             self.normalize(ref)[0] if ref is not None else None))
                    for t, u, ref in zip(texts, understandings, references)]
-        return [_Request(*parts) for parts in zip(understandings, texts, replies, prompts)]
+        return [_Request(*parts) for parts in zip(understandings, texts, cases, prompts)]
+
+    def references(self, texts: list[str], intents: list[str | None]) -> list[str | None]:
+        """What a grounded run reads before it writes, for normalised messages of known intents."""
+        hits = self.index.search_many(texts, 4 * EVIDENCE_CASES)
+        return self._references([[c for c, _ in found if c.intent == i] for found, i in zip(hits, intents)], EVIDENCE_CASES)
+
+    @staticmethod
+    def _references(cases: list[list[Case]], evidence: int) -> list[str | None]:
+        """The most central of each message's first ``evidence`` cases' replies (None without any)."""
+        groups = [[c.reply for c in group[:evidence]] for group in cases]
+        return [group[i] if group else None for group, i in zip(groups, most_central(groups))]
+
+    def _picked(self, ranking: list[IntentScore], intent: str) -> list[IntentScore]:
+        """The ranking with the intent an agent picked first (its own probability kept)."""
+        known = self.known_intents()
+        if intent not in known:
+            raise BigramLMError(f"intent {intent!r} is not one this run knows (it knows {len(known)}: "
+                                f"{', '.join(sorted(known)[:5])}, ...)", param="intent")
+        mine = next((s for s in ranking if s.intent == intent), IntentScore(intent, known[intent], 0.0))
+        return [mine] + [s for s in ranking if s.intent != intent]
 
     def _understanding(self, text: str, replaced: int, ranking: list[IntentScore], method: str | None,
-                       hits: list[tuple[Case, float]]) -> Understanding:
+                       hits: list[tuple[Case, float]], unsure: bool | None = None) -> Understanding:
         top = ranking[0] if ranking else None
+        if unsure is None:
+            unsure = top is None or (self.understander is not None and top.probability < UNSURE_BELOW)
         return Understanding(
             intent=top.intent if top else None,
             category=top.category if top else None,
             intent_probability=top.probability if top else None,
-            intent_unsure=top is None or (self.understander is not None and top.probability < UNSURE_BELOW),
+            intent_unsure=unsure,
             intent_method=method,
             intents=ranking[:5],
             similar_cases=[SimilarCase(case, round(float(score), 4)) for case, score in hits],
@@ -237,62 +272,77 @@ class Assistant:
                        temperature: float = DEFAULTS["temperature"], top_k: int | None = DEFAULTS["top_k"],
                        top_p: float | None = DEFAULTS["top_p"], seed: int | None = None,
                        k_similar: int = DEFAULTS["k_similar"], check: Callable[[], None] | None = None,
-                       ) -> Iterator[SuggestEvent]:
+                       intent: str | None = None) -> Iterator[SuggestEvent]:
         """Yield the understanding, then ``TokenEvent``s as the candidates grow, then ``DoneEvent``.
 
         Candidate 0 is the model's greedy reply, the others are samples; ``DoneEvent.result``
         (what ``suggest`` returns, ``assist --json``) holds them ranked by consensus.
         ``check`` runs before every decoding step (a deadline or a gone client raises there).
+        ``intent`` answers for the intent an agent picked instead of the one understood.
         """
         settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
         sampling = _check_request([message], settings)
         self.refresh_cases()
-        request = self._read([message], k_similar)[0]
+        request = self._read([message], k_similar, intents=[intent])[0]
         yield UnderstandingEvent(request.understanding)
         pieces: list[list[str]] = [[] for _ in range(n)]
         for index, piece in stream(self.model, self.tokenizer, [request.prompt] * n, max_new_tokens, sampling, seed,
                                    STOP_STRINGS, greedy=_greedy_first(n, 1), rows_per_batch=ROWS_PER_BATCH, check=check):
             pieces[index].append(piece)
             yield TokenEvent(index, piece)
-        suggestions = self.rank(["".join(p) for p in pieces], request.evidence)
-        yield DoneEvent(AssistResult(request.understanding, suggestions, self.run.config.model.name, settings))
+        yield DoneEvent(self._answer(request, ["".join(p) for p in pieces], settings))
 
     def suggest(self, message: str, **options: Any) -> AssistResult:
         """Understanding, ranked suggestions and similar cases (the ``assist --json`` object)."""
         k_similar, check = options.pop("k_similar", DEFAULTS["k_similar"]), options.pop("check", None)
+        intent = options.pop("intent", None)
         defaults = {k: v for k, v in DEFAULTS.items() if k != "k_similar"}
         settings = SuggestSettings(**{**defaults, "seed": None, **options})
-        return self.suggest_many([message], settings, k_similar, check=check)[0]
+        return self.suggest_many([message], settings, k_similar, check=check, intents=[intent])[0]
 
     def suggest_many(self, messages: list[str], settings: SuggestSettings, k_similar: int = 0,
                      rows_per_batch: int = ROWS_PER_BATCH, on_progress: Callable[[int], None] | None = None,
-                     check: Callable[[], None] | None = None) -> list[AssistResult]:
+                     check: Callable[[], None] | None = None,
+                     intents: Sequence[str | None] | None = None) -> list[AssistResult]:
         """``suggest`` for many messages at once, decoded as one batched, KV-cached job
         (what ``eval --task support`` runs); the same candidates, ranking and brand."""
         sampling = _check_request(messages, settings)
         self.refresh_cases()
-        requests = self._read(messages, k_similar)
+        requests = self._read(messages, k_similar, intents=intents)
         n = settings.n
         outputs = generate(self.model, self.tokenizer, [r.prompt for r in requests for _ in range(n)],
                            settings.max_new_tokens, sampling, settings.seed, STOP_STRINGS,
                            greedy=_greedy_first(n, len(requests)), rows_per_batch=rows_per_batch, check=check,
                            on_progress=on_progress)
-        name = self.run.config.model.name
-        return [AssistResult(r.understanding, self.rank(outputs[i * n : (i + 1) * n], r.evidence), name, settings)
-                for i, r in enumerate(requests)]
+        return [self._answer(r, outputs[i * n : (i + 1) * n], settings) for i, r in enumerate(requests)]
 
-    def rank(self, candidates: Sequence[str], evidence: Sequence[str] = ()) -> list[Suggestion]:
-        """Strip header markers a candidate starts with (``### e st...``), drop empty and
-        near-duplicate candidates, rank by consensus (``support.ranking``), fill the
-        brand; a candidate like one an agent dismissed on the desk sinks."""
-        ranked = rank_candidates(candidates, evidence)
-        filled = [self.brand.fill(r.text) for r in ranked]
+    def _answer(self, request: _Request, candidates: Sequence[str], settings: SuggestSettings) -> AssistResult:
+        """The drafts checked, the suggestions chosen among them and the evidence
+        (``support.choice``), the team's edits made, the brand filled; a suggestion like one
+        an agent dismissed on the desk sinks."""
+        intent = request.understanding.intent
+        drafts = check_drafts(candidates, request.evidence[:EVIDENCE_CASES], self.vocabulary, request.text)
+        chosen = choose(drafts, request.evidence, settings.n, self.rules(), intent)
+        filled = [self.brand.fill(c.text) for c in chosen]
         # Compare what the agent saw: the store keeps the filled text of a dismissed suggestion.
         dismissed = self.store.dismissed_texts(DISMISSED_LIMIT) if self.store is not None else []
         penalties = dismissal_penalty([f.text for f in filled], dismissed)
-        order = penalized_scores([r.score for r in ranked], penalties)
-        return [Suggestion(uuid.uuid4().hex, r.index, r.text, f.text, r.score, f.unfilled, f.mangled)
-                for r, f, _ in sorted(zip(ranked, filled, order), key=lambda t: -t[2])]
+        order = penalized_scores([c.score for c in chosen], penalties)
+        suggestions = [
+            Suggestion(uuid.uuid4().hex, c.index, c.text, f.text, c.score, f.unfilled, f.mangled, c.source, c.case_id,
+                       c.label, self.brand.fill(c.base_text).text, [{"id": r.id, "description": r.describe()} for r in c.rules])
+            for c, f, _ in sorted(zip(chosen, filled, order), key=lambda t: -t[2])
+        ]
+        return AssistResult(request.understanding, suggestions, self.run.config.model.name, settings, drafts)
+
+    def rules(self) -> list[Rule]:
+        """The team's edit rules now: learned from the store's recent accepts (``support.edits``)
+        and written in the brand profile, each as agents switched it."""
+        states = self.store.rule_settings() if self.store is not None else {}
+        key = (self._store_seen, tuple(sorted(states.items())))
+        if self._rules is None or self._rules[0] != key:  # derived again only when a case or a switch came
+            self._rules = (key, current_rules(self.store, self.brand.rules))
+        return self._rules[1]
 
 
 def _ranking(classes: list[str], categories: dict[str, str | None], prediction: IntentPrediction) -> list[IntentScore]:

@@ -10,6 +10,19 @@ A profile is TOML::
     "Website URL" = "https://acme.example"
     "Order Number" = ""            # left empty: stays visible for the agent to fill
 
+Teams can also write the rules their agents would otherwise apply by hand, as macros
+(``support.edits``)::
+
+    [[rules]]
+    kind = "append"                  # append, prepend, replace, remove or forbid
+    text = "Warm regards, the Acme Care Team."
+    intents = ["get_refund"]         # left out: every intent
+
+    [[rules]]
+    kind = "replace"
+    old = "within 14 days"
+    new = "within 30 days"
+
 ``fill`` substitutes the filled values. A well-formed placeholder with no value stays in
 the text as ``{{Name}}`` and is listed as unfilled. Anything the model garbled, such as an
 unbalanced ``{{`` or a placeholder name that never occurs in the data, is reported as
@@ -28,6 +41,7 @@ from typing import Any, Iterable
 
 from bigramlm.data.formats import PLACEHOLDER, count_placeholders  # noqa: F401 (count_placeholders: re-exported)
 from bigramlm.errors import BigramLMError
+from bigramlm.support.edits import APPEND, EVERY_INTENT, FORBID, KINDS, PREPEND, REMOVE, REPLACE, Edit, Rule
 
 _BRACES = re.compile(r"\{+|\}+")
 
@@ -45,6 +59,8 @@ class BrandProfile:
     name: str | None = None
     #: Placeholder names known from the training data; a name outside it is mangled.
     known: set[str] | None = None
+    #: The team's own edit rules (``[[rules]]``).
+    rules: list[Rule] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path, known: Iterable[str] | None = None) -> "BrandProfile":
@@ -71,10 +87,38 @@ class BrandProfile:
                 values[_bare(key)] = value
         brand = data.get("brand", {})
         name = brand.get("name") if isinstance(brand, dict) else None
-        return cls(values=values, name=name or None, known=set(known) if known is not None else None)
+        rules = _rules(data.get("rules", []), path)
+        return cls(values=values, name=name or None, known=set(known) if known is not None else None, rules=rules)
 
     def fill(self, text: str) -> FillResult:
         return fill_placeholders(text, self.values, self.known)
+
+
+def _rules(table: Any, path: Path) -> list[Rule]:
+    """The ``[[rules]]`` of a profile, each checked: a one-line error names the rule."""
+    if not isinstance(table, list):
+        raise BigramLMError(f"brand profile {path}: rules must be an array of tables ([[rules]])")
+    rules = []
+    for number, entry in enumerate(table, start=1):
+        where = f"brand profile {path}: rule {number}"
+        if not isinstance(entry, dict) or entry.get("kind") not in KINDS:
+            raise BigramLMError(f"{where} needs a kind: one of {', '.join(KINDS)}")
+        kind = entry["kind"]
+        fields = {"old": entry.get("old", entry.get("text", "") if kind in (REMOVE, FORBID) else ""),
+                  "new": entry.get("new", entry.get("text", "") if kind in (APPEND, PREPEND) else "")}
+        needed = {APPEND: ["new"], PREPEND: ["new"], REPLACE: ["old", "new"]}.get(kind, ["old"])
+        if not all(isinstance(v, str) for v in fields.values()) or not all(fields[k].strip() for k in needed):
+            raise BigramLMError(f"{where} ({kind}) needs its text" + (" (old and new)" if kind == REPLACE else ""))
+        intents = entry.get("intents", [EVERY_INTENT])
+        if not isinstance(intents, list) or not intents or not all(isinstance(i, str) and i for i in intents):
+            raise BigramLMError(f"{where}: intents must be a non-empty list of intent names")
+        separator = entry.get("separator", "\n\n")  # a sign-off or a greeting: a paragraph of its own
+        if not isinstance(separator, str) or separator.strip():
+            raise BigramLMError(f"{where}: separator must be whitespace")
+        edit = Edit(kind, fields["old"].strip(), fields["new"].strip(), separator,
+                    removed=fields["old"].strip() if kind == REMOVE else "")
+        rules += [Rule(edit, scope, 0, origin="brand profile") for scope in intents]
+    return rules
 
 
 def _bare(key: str) -> str:

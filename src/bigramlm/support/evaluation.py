@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 import os
 import time
+
+import numpy as np
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
@@ -41,9 +43,10 @@ from bigramlm.data.cases import Case
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.scoring import continuation_logprobs
 from bigramlm.support.assistant import DEFAULTS, Assistant
-from bigramlm.support.metrics import reply_metrics
+from bigramlm.support.metrics import ReplyFigures, reply_figures
 from bigramlm.support.ranking import distinctness, most_central
-from bigramlm.support.results import AssistResult, SuggestSettings
+from bigramlm.support.readability import check
+from bigramlm.support.results import MODEL, AssistResult, SuggestSettings
 from bigramlm.support.understanding import IntentBaseline, expected_calibration_error
 from bigramlm.support.paraphrases import load_paraphrases
 from bigramlm.tokenization import normalize_for_vocab
@@ -66,13 +69,45 @@ class SupportBaselines:
     #: Of the 10 nearest training instructions' replies, the one that agrees most with the others.
     retrieval_consensus_chrf: float
     retrieval_consensus_rouge_l: float
+    retrieval_chrf_macro: float | None = None
+    retrieval_rouge_l_macro: float | None = None
+    retrieval_consensus_chrf_macro: float | None = None
+    retrieval_consensus_rouge_l_macro: float | None = None
 
 
 @dataclass
 class IntentFigures:
     n: int
     accuracy: float | None
+    #: The top suggestion shown, the model's own draft, and both retrieval baselines.
     chrf: float
+    draft_chrf: float | None = None
+    retrieval_chrf: float | None = None
+    consensus_chrf: float | None = None
+
+
+@dataclass
+class ShownFigures:
+    """What the agent is shown, beside what the model wrote (``support.choice``)."""
+
+    #: The model's own best draft, shown or not: micro and macro chrF and ROUGE-L.
+    draft_chrf: float
+    draft_chrf_macro: float | None
+    draft_rouge_l: float
+    draft_rouge_l_macro: float | None
+    chrf_macro: float | None
+    rouge_l_macro: float | None
+    #: Share of top suggestions that are the model's own (the others copy a resolved reply).
+    top_from_model: float
+    #: Of all the model's drafts, and of the top suggestions shown: with a non-word, looping.
+    draft_non_word_rate: float
+    draft_loop_rate: float
+    shown_non_word_rate: float
+    shown_loop_rate: float
+    #: Intents whose top-suggestion chrF beats each baseline, of how many.
+    intents_beating_retrieval: int
+    intents_beating_consensus: int
+    intents: int
 
 
 @dataclass
@@ -98,6 +133,8 @@ class SupportEvalResult:
     paraphrase_intent_accuracy: float | None
     model_paraphrase_intent_accuracy: float | None
     n_paraphrases: int
+    paraphrase_calibration_error: float | None
+    shown: ShownFigures
     per_intent: dict[str, IntentFigures]
     baselines: SupportBaselines
     settings: dict[str, Any]
@@ -138,12 +175,11 @@ def evaluate_support(
     results = assistant.suggest_many([r.message for r in rows], settings,
                                      on_progress=lambda done: log(f"{done}/{n * len(rows)} candidates"))
     log("suggestions done; scoring")
-    references = [row.reply for row in rows]
-    replies = [r.top_reply for r in results]
-    metrics = reply_metrics(replies, references)
+    references, gold = [row.reply for row in rows], [r.intent for r in rows]
+    shown = reply_figures([r.top_reply for r in results], references, gold)
+    draft = reply_figures([r.model_draft for r in results], references, gold)
     para = load_paraphrases(paraphrases)
-    gold = [r.intent for r in rows]
-    has_intent = all(gold)
+    baselines, retrieval, consensus = _baselines(assistant, rows, para, references)
     distinct = [d for d in (distinctness([s.text for s in r.suggestions]) for r in results) if d is not None]
     return SupportEvalResult(
         run_dir=str(run_dir),
@@ -152,14 +188,15 @@ def evaluate_support(
         n_test=len(rows),
         intent_method=results[0].understanding.intent_method or "none",
         **_understanding_figures(assistant, rows, results, para),
-        chrf=metrics["chrf"],
-        bleu=metrics["bleu"],
-        rouge_l=metrics["rouge_l"],
+        chrf=shown.chrf,
+        bleu=shown.bleu,
+        rouge_l=shown.rouge_l,
         bits_per_char=_bits_per_char(assistant, rows),
         suggestion_distinctness=sum(distinct) / len(distinct) if distinct else None,
         suggestions_per_message=sum(len(r.suggestions) for r in results) / len(results),
-        per_intent=_per_intent(gold, [r.intent for r in results], replies, references) if has_intent else {},
-        baselines=_baselines(assistant, rows, para, references, has_intent),
+        shown=_shown_figures(assistant, rows, results, shown, draft, retrieval, consensus),
+        per_intent=_per_intent(gold, [r.intent for r in results], shown, draft, retrieval, consensus),
+        baselines=baselines,
         settings={"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k,
                   "top_p": top_p, "seed": seed, "limit": limit},
         seconds=round(time.perf_counter() - started, 2),
@@ -181,6 +218,8 @@ def _understanding_figures(assistant: Assistant, rows: list[Case], results: list
         "calibration_error": _calibration(results, gold) if has_intent else None,
         "unsure_rate": sum(r.understanding.intent_unsure for r in results) / len(results),
         "paraphrase_intent_accuracy": _accuracy([u.intent for u in para_found], para_gold),
+        "paraphrase_calibration_error": _calibration_of([u.intent_probability for u in para_found],
+                                                        [u.intent == g for u, g in zip(para_found, para_gold)]),
         "model_paraphrase_intent_accuracy": _model_accuracy(assistant, [p["message"] for p in para], para_gold),
         "n_paraphrases": len(para),
     }
@@ -195,22 +234,46 @@ def _model_accuracy(assistant: Assistant, messages: list[str], gold: list[str]) 
     return _accuracy([p.intent for p in found], gold)
 
 
-def _calibration(results: list[AssistResult], gold: list[str]) -> float | None:
-    confidence = [r.understanding.intent_probability for r in results]
-    if any(c is None for c in confidence):
+def _calibration(results: list[AssistResult], gold: list[str | None]) -> float | None:
+    return _calibration_of([r.understanding.intent_probability for r in results], [r.intent == g for r, g in zip(results, gold)])
+
+
+def _calibration_of(confidence: list[float | None], correct: list[bool]) -> float | None:
+    if not confidence or any(c is None for c in confidence):
         return None
-    return expected_calibration_error(confidence, [r.intent == g for r, g in zip(results, gold)])
+    return expected_calibration_error(np.array(confidence, dtype=np.float64), np.array(correct))
 
 
-def _per_intent(gold: list[str], predicted: list[str | None], replies: list[str], references: list[str]) -> dict[str, IntentFigures]:
-    import sacrebleu
-
+def _per_intent(gold: list[str | None], predicted: list[str | None], shown: ReplyFigures, draft: ReplyFigures,
+                retrieval: ReplyFigures, consensus: ReplyFigures) -> dict[str, IntentFigures]:
     out = {}
-    for intent in sorted(set(gold)):
-        idx = [i for i, g in enumerate(gold) if g == intent]
-        chrf = sacrebleu.corpus_chrf([replies[i] for i in idx], [[references[i] for i in idx]]).score
-        out[intent] = IntentFigures(len(idx), _accuracy([predicted[i] for i in idx], [intent] * len(idx)), round(float(chrf), 2))
+    for intent, chrf in shown.per_intent.items():
+        rows = [i for i, g in enumerate(gold) if g == intent]
+        out[intent] = IntentFigures(len(rows), _accuracy([predicted[i] for i in rows], [intent] * len(rows)), chrf,
+                                    draft.per_intent.get(intent), retrieval.per_intent.get(intent),
+                                    consensus.per_intent.get(intent))
     return out
+
+
+def _shown_figures(assistant: Assistant, rows: list[Case], results: list[AssistResult], shown: ReplyFigures,
+                   draft: ReplyFigures, retrieval: ReplyFigures, consensus: ReplyFigures) -> ShownFigures:
+    drafts = [d for r in results for d in r.drafts]
+    tops = [check(r.top_reply, assistant.vocabulary, row.message) for r, row in zip(results, rows)]
+
+    def share(flags: list[bool]) -> float:
+        return sum(flags) / len(flags) if flags else 0.0
+
+    def beats(baseline: ReplyFigures) -> int:
+        return sum(chrf > baseline.per_intent.get(intent, float("inf")) for intent, chrf in shown.per_intent.items())
+
+    return ShownFigures(
+        draft_chrf=draft.chrf, draft_chrf_macro=draft.chrf_macro, draft_rouge_l=draft.rouge_l,
+        draft_rouge_l_macro=draft.rouge_l_macro, chrf_macro=shown.chrf_macro, rouge_l_macro=shown.rouge_l_macro,
+        top_from_model=share([bool(r.suggestions) and r.suggestions[0].source == MODEL for r in results]),
+        draft_non_word_rate=share([bool(d.non_words) for d in drafts]), draft_loop_rate=share([d.loops for d in drafts]),
+        shown_non_word_rate=share([bool(t.non_words) for t in tops]), shown_loop_rate=share([t.loops for t in tops]),
+        intents_beating_retrieval=beats(retrieval), intents_beating_consensus=beats(consensus), intents=len(shown.per_intent),
+    )
 
 
 def _split_rows(assistant: Assistant, split: str, limit: int | None, data: str | None) -> list[Case]:
@@ -230,27 +293,30 @@ def _bits_per_char(assistant: Assistant, rows: list[Case]) -> float | None:
     def ids(text: str) -> list[int]:
         return tok.encode(normalize_for_vocab(text, tok)[0], on_unknown="replace").tolist()
 
-    prefixes = [ids(prompt_text(r.message, r.intent, r.category, assistant.labels)) for r in rows]
+    messages = [assistant.normalize(r.message)[0] for r in rows]
+    references = assistant.references(messages, [r.intent for r in rows]) if assistant.grounded else [None] * len(rows)
+    prefixes = [ids(prompt_text(m, r.intent, r.category, assistant.labels, ref)) for m, r, ref in zip(messages, rows, references)]
     logps = continuation_logprobs(assistant.model, prefixes, [ids(r.reply) for r in rows])
     nats = -sum(float(v.sum()) for v in logps)
     characters = sum(len(normalize_for_vocab(r.reply, tok)[0]) for r in rows)
     return nats / characters / math.log(2) if characters else None
 
 
-def _baselines(assistant: Assistant, rows: list[Case], para: list[dict[str, str]], references: list[str],
-               has_intent: bool) -> SupportBaselines:
+def _baselines(assistant: Assistant, rows: list[Case], para: list[dict[str, str]],
+               references: list[str]) -> tuple[SupportBaselines, ReplyFigures, ReplyFigures]:
+    """The TF-IDF classifier, and both retrieval baselines' replies (their figures too, for per-intent wins)."""
+    gold = [r.intent for r in rows]
     train_rows = assistant.data.train_rows
-    baseline = IntentBaseline([r.message for r in train_rows], [r.intent or "" for r in train_rows]) if has_intent else None
+    baseline = IntentBaseline([r.message for r in train_rows], [r.intent or "" for r in train_rows]) if all(gold) else None
     nearest = assistant.index.search_many([r.message for r in rows], k=CONSENSUS_NEIGHBOURS)
-    retrieval = reply_metrics([hits[0][0].reply for hits in nearest], references)
+    retrieval = reply_figures([hits[0][0].reply for hits in nearest], references, gold)
     groups = [[case.reply for case, _ in hits] for hits in nearest]
-    consensus = reply_metrics([group[i] for group, i in zip(groups, most_central(groups))], references)
+    consensus = reply_figures([group[i] for group, i in zip(groups, most_central(groups))], references, gold)
     return SupportBaselines(
-        tfidf_logreg_intent_accuracy=_accuracy(baseline.predict([r.message for r in rows]), [r.intent for r in rows]) if baseline else None,
+        tfidf_logreg_intent_accuracy=_accuracy(baseline.predict([r.message for r in rows]), gold) if baseline else None,
         tfidf_logreg_paraphrase_intent_accuracy=_accuracy(baseline.predict([p["message"] for p in para]), [p["intent"] for p in para]) if baseline else None,
-        retrieval_chrf=retrieval["chrf"],
-        retrieval_bleu=retrieval["bleu"],
-        retrieval_rouge_l=retrieval["rouge_l"],
-        retrieval_consensus_chrf=consensus["chrf"],
-        retrieval_consensus_rouge_l=consensus["rouge_l"],
-    )
+        retrieval_chrf=retrieval.chrf, retrieval_bleu=retrieval.bleu, retrieval_rouge_l=retrieval.rouge_l,
+        retrieval_consensus_chrf=consensus.chrf, retrieval_consensus_rouge_l=consensus.rouge_l,
+        retrieval_chrf_macro=retrieval.chrf_macro, retrieval_rouge_l_macro=retrieval.rouge_l_macro,
+        retrieval_consensus_chrf_macro=consensus.chrf_macro, retrieval_consensus_rouge_l_macro=consensus.rouge_l_macro,
+    ), retrieval, consensus

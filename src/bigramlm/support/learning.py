@@ -11,33 +11,26 @@ each batch mixes windows of the new cases with windows of the run's own training
 
 Phases, one function each: read the cases (nothing stored yet), format and encode them
 exactly as the run's training blocks (in a labelled run a case without an intent gets
-the one the model predicts), fine-tune in memory, then save and mark. Saving keeps the
-old weights (``weights_history``), writes the new ones, and only then, in one store
-transaction, adds a file's cases and marks every case trained on. So a learn that
-fails at any point before that leaves the store and the weights as they were, and the
-next learn sees the same cases again; it never stores a case twice.
+the one the model predicts), fine-tune in memory, refit the understanding, judge the
+result on the other intents' held-out rows (``support.gate``), then write what passed
+and mark the cases (``support.publish``, which also undoes a learn).
 
 The loss is checked at every step: if it stops being finite, learn stops with one
-line and the run's weights stay as they were. ``undo_learn`` puts back the weights
-from before the last learn and marks its cases as not learned again: they stay in the
-store (and the retrieval index), and the next ``learn`` without ``--cases`` trains on
-them again, so the store always says truthfully which cases the weights include.
+line and the run's weights stay as they were.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from bigramlm.checkpoint import Run, load_run, read_config
+from bigramlm.checkpoint import Run, load_run
 from bigramlm.checkpoint.weights import all_finite
 from bigramlm.config import MAX_BATCH_TOKENS, MAX_STEPS, check_count, check_rate, check_types
 from bigramlm.data.batching import draw_windows, encode_units, row_starts_that_fit
@@ -48,17 +41,18 @@ from bigramlm.data.run_files import read_train_targets
 from bigramlm.data.table import column_options, read_table
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.lm import total_nats
-from bigramlm.support.assistant import require_instruction_run
-from bigramlm.support.results import LearnResult, UndoResult
+from bigramlm.data.instructions import read_split_rows
+from bigramlm.support.assistant import Assistant, require_instruction_run
+from bigramlm.support.gate import GateFigures, GateVerdict, cached_before, gate_rows, keep_before, measure
+from bigramlm.support.publish import Learned, LearnedUnderstanding, append_log, publish
+from bigramlm.support.results import LearnResult
 from bigramlm.support.store import CaseStore
-from bigramlm.support.understanding import UNDERSTANDING_FILE, LanguageModelIntents, Understander
-from bigramlm.support.weights_history import WeightsChange, keep_previous, replace_weights, restore_previous, restore_weights
+from bigramlm.support.understanding import LanguageModelIntents, Understander
 from bigramlm.tokenization import normalize_for_vocab
 from bigramlm.training.optim import LeanAdamW
 from bigramlm.training.step import accumulate, update
 from bigramlm.training.threads import configure_threads
 
-LEARN_LOG = "learn.jsonl"
 DEFAULT_STEPS = 200
 
 
@@ -153,8 +147,10 @@ def learn(
     log: Callable[[str], None] | None = None,
     threads: int | None = None,
     time_limit: float | None = DEFAULT_TIME_LIMIT,
+    force: bool = False,
 ) -> LearnResult:
-    """Continue training the run on new cases, then store and mark them; see the module docstring."""
+    """Continue training the run on new cases, then store and mark them; see the module docstring.
+    ``force`` keeps new weights the learn gate refuses."""
     log = log or (lambda message: None)
     started = time.perf_counter()
     run = load_run(run_dir)
@@ -169,19 +165,75 @@ def learn(
         if not found.cases:
             return LearnResult(str(run.path), 0, message="no new cases to learn from")
         encoded = _encode_cases(run, spec, found.cases)
+        gate = _Gate(run, spec, data, {i for i, _ in encoded.labels}, log)
         replay_windows = _replay_windows(run, spec, data, settings, log)
         tuned = _fine_tune(run, encoded, replay_windows, settings)
         understanding = _refit_understanding(run, found.cases, encoded.labels)
-        stored = _save_and_mark(run, store, found, settings.steps > 0, understanding)
+        verdict = gate.judge(understanding)
+        keep_weights = settings.steps > 0 and (verdict is None or verdict.weights_ok or force)
+        keep_understanding = verdict is None or verdict.understanding_ok or force
+        message = _refusal(verdict, settings.steps > 0 and not keep_weights, not keep_understanding)
+        if message:
+            log(message)
+        stored = publish(run, store, Learned(found.cases, found.from_file, found.store_ids, keep_weights,
+                                             understanding if keep_understanding else None))
     result = LearnResult(
         run_dir=str(run.path), cases=len(found.cases), steps=settings.steps, stored_cases=stored,
         learning_rate=settings.learning_rate, batch_size=settings.batch_size, replay=settings.replay,
         block_size=tuned.block_size, replaced_characters=encoded.replaced, case_characters=encoded.characters,
         case_loss_before=tuned.loss_before, case_loss_after=tuned.loss_after, last_batch_loss=tuned.last_batch_loss,
-        seconds=round(time.perf_counter() - started, 3),
+        seconds=round(time.perf_counter() - started, 3), message=message, weights_kept=keep_weights,
+        gate=verdict.to_dict() if verdict is not None else None,
     )
-    _append_log(run.path, {"event": "learn", **result.to_dict()})
+    append_log(run.path, {"event": "learn", **result.to_dict()})
     return result
+
+
+def _refusal(verdict: GateVerdict | None, weights: bool, understanding: bool) -> str | None:
+    """The one line that says what the gate did not keep, and why."""
+    if verdict is None or not (weights or understanding):
+        return None
+    what = "the new weights and understanding" if weights and understanding else "the new weights" if weights else "the new understanding"
+    return f"kept the old {what.removeprefix('the new ')}: {verdict.describe()}; --force keeps them anyway"
+
+
+class _Gate:
+    """The run's figures on the other intents' held-out rows, before the fine-tune and after it."""
+
+    def __init__(self, run: Run, spec: dict[str, Any], data: str | None, learned: set[str | None],
+                 log: Callable[[str], None]):
+        self.run, self.log = run, log
+        self.files = load_run_files(run.path, spec, data)
+        try:
+            held_out = read_split_rows(spec, self.files, "val", data)
+        except BigramLMError as exc:  # the dataset is elsewhere: the train rows stand in
+            log(f"the learn gate measures train rows ({exc})")
+            held_out = self.files.train_rows
+        self.rows = gate_rows(held_out, learned)
+        self.before = self._before() if self.rows else None
+
+    def _before(self) -> GateFigures:
+        from bigramlm._fs import sha256_of
+        from bigramlm.checkpoint import WEIGHTS
+        from bigramlm.support.understanding import UNDERSTANDING_FILE
+
+        names = [WEIGHTS, UNDERSTANDING_FILE]
+        key = "|".join(sha256_of(self.run.path / n) if (self.run.path / n).is_file() else "-" for n in names)
+        figures = cached_before(self.run.path, key)
+        if figures is None:
+            figures = measure(Assistant(self.run, self.files), self.rows)
+            keep_before(self.run.path, key, figures)
+        return figures
+
+    def judge(self, understanding: LearnedUnderstanding | None) -> GateVerdict | None:
+        if self.before is None:
+            return None
+        assistant = Assistant(self.run, self.files)
+        if understanding is not None:
+            assistant.understander = understanding.understander
+        verdict = GateVerdict(self.before, measure(assistant, self.rows))
+        self.log(f"learn gate: {verdict.describe()}")
+        return verdict
 
 
 # --- phase 1: read ----------------------------------------------------------------------
@@ -306,18 +358,10 @@ def _fine_tune(run: Run, cases: _Encoded, replay: _Windows | None, settings: Lea
     return _Tuned(block, before / n_targets, after / n_targets, last)
 
 
-# --- phase 4: save and mark -----------------------------------------------------------------------
+# --- phase 4: the understanding -----------------------------------------------------------------------
 
 
-@dataclass
-class _Understanding:
-    """The refitted understander and the intent of each message it stores."""
-
-    understander: Understander
-    intents: list[str]
-
-
-def _refit_understanding(run: Run, cases: list[Case], labels: list[tuple[str | None, str | None]]) -> _Understanding | None:
+def _refit_understanding(run: Run, cases: list[Case], labels: list[tuple[str | None, str | None]]) -> LearnedUnderstanding | None:
     """The run's understander refitted on its stored messages plus these cases: a case of an
     intent it never saw adds that intent to the label set (seconds, no retraining of the LM).
     None for a run without an understander."""
@@ -334,46 +378,6 @@ def _refit_understanding(run: Run, cases: list[Case], labels: list[tuple[str | N
     for _, intent, category in known:
         understander.categories.setdefault(str(intent), category)
     understander.refit(intents)  # the temperature stays: the validation rows hold no new intent
-    return _Understanding(understander, intents)
+    return LearnedUnderstanding(understander, intents)
 
 
-def _save_and_mark(run: Run, store: CaseStore, found: _Cases, weights_changed: bool,
-                   understanding: _Understanding | None) -> int:
-    """Write the weights and the understanding (keeping the old ones), then store and mark the
-    cases in one transaction. Returns how many file cases were new to the store.
-    """
-    change = replace_weights(run.path, run.model) if weights_changed else None
-    if understanding is not None:
-        keep_previous(run.path, UNDERSTANDING_FILE)
-        understanding.understander.save(run.path, understanding.intents)
-    _, stored = store.record_learn(
-        found.cases if found.from_file else [], found.store_ids,
-        change.before if change else None, change.after if change else None,
-    )
-    return stored
-
-
-def _append_log(run_dir: Path, entry: dict[str, Any]) -> None:
-    with open(Path(run_dir) / LEARN_LOG, "a", encoding="utf-8") as f:
-        f.write(json.dumps({"time": time.time(), **entry}) + "\n")
-
-
-# --- undo ---------------------------------------------------------------------------------------------
-
-
-def undo_learn(run_dir: str | os.PathLike[str]) -> UndoResult:
-    """Restore the weights from before the run's last learn, bit for bit, and mark the
-    cases it trained on as not learned again (they stay in the store)."""
-    run_dir = Path(run_dir)
-    read_config(run_dir)  # a run directory, or a one-line error; its weights need not load (they may be the bad ones)
-    with CaseStore.for_run(run_dir) as store:
-        last = store.last_weights_learn()
-        if last is None or last.weights_before is None or last.weights_after is None:
-            raise BigramLMError(f"{run_dir} has no learn to undo")
-        change = WeightsChange(last.weights_before, last.weights_after)
-        restore_weights(run_dir, change)
-        restore_previous(run_dir, UNDERSTANDING_FILE)
-        unmarked = store.undo_learn(last.id)
-    result = UndoResult(str(run_dir), last.id, unmarked, change.before)
-    _append_log(run_dir, {"event": "undo", **result.to_dict()})
-    return result

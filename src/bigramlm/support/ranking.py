@@ -65,8 +65,10 @@ class RankedCandidate:
     score: float  # mean chrF (0-100) against the other candidates and the evidence
 
 
-def rank_candidates(candidates: Sequence[str], evidence: Sequence[str] = ()) -> list[RankedCandidate]:
-    """Clean, deduplicate and rank ``candidates`` by consensus with each other and ``evidence``."""
+def rank_candidates(candidates: Sequence[str], evidence: Sequence[str] = (),
+                    keep_near_duplicates: bool = False) -> list[RankedCandidate]:
+    """Clean, deduplicate and rank ``candidates`` by consensus with each other and ``evidence``
+    (a candidate within ``SAME_SUGGESTION_CHRF`` of a better one is dropped, unless asked not to)."""
     kept: list[tuple[int, str]] = []
     for index, candidate in enumerate(candidates):
         reply = strip_leading_markers(candidate)
@@ -80,7 +82,7 @@ def rank_candidates(candidates: Sequence[str], evidence: Sequence[str] = ()) -> 
     # Drop a candidate that is (nearly) a better-ranked one: the agent should see choices.
     chosen: list[int] = []
     for i in order:
-        if all(min(scores[i, j], scores[j, i]) < SAME_SUGGESTION_CHRF for j in chosen):
+        if keep_near_duplicates or all(min(scores[i, j], scores[j, i]) < SAME_SUGGESTION_CHRF for j in chosen):
             chosen.append(i)
     return [RankedCandidate(kept[i][0], kept[i][1], float(mean[i])) for i in chosen]
 

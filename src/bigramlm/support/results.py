@@ -63,9 +63,14 @@ class Understanding:
         return out
 
 
+#: Where a suggestion's text comes from, when the model wrote it (else the case's ``source``).
+MODEL = "model"
+
+
 @dataclass
 class Suggestion:
     id: str
+    #: Which of the model's drafts it is; -1 for a resolved case's reply.
     index: int
     text: str
     filled_text: str
@@ -73,6 +78,32 @@ class Suggestion:
     score: float
     unfilled_placeholders: list[str] = field(default_factory=list)
     mangled_placeholders: list[dict[str, Any]] = field(default_factory=list)
+    #: ``model``, or the source of the case whose reply it is (``desk``, ``learn``, ``dataset``).
+    source: str = MODEL
+    case_id: int | None = None
+    #: How the desk names where it comes from: "model draft", "resolved case #12", "training row #345".
+    label: str = "model draft"
+    #: The text before the team's edits (filled), what a later edit is found against.
+    base_text: str = ""
+    #: The team edit rules made on it: {"id", "description"}.
+    team_edits: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Draft:
+    """One reply the model wrote, whether it reads as text, and whether it was shown."""
+
+    index: int
+    text: str
+    #: Consensus with the other drafts and the evidence (mean chrF, 0-100).
+    score: float
+    non_words: list[str] = field(default_factory=list)
+    loops: bool = False
+    shown: bool = False
+
+    @property
+    def readable(self) -> bool:
+        return not self.non_words and not self.loops
 
 
 @dataclass
@@ -93,6 +124,8 @@ class AssistResult:
     suggestions: list[Suggestion]
     model: str
     settings: SuggestSettings
+    #: Every draft the model wrote for the message, readable or not, best first.
+    drafts: list[Draft] = field(default_factory=list)
 
     @property
     def intent(self) -> str | None:
@@ -106,10 +139,15 @@ class AssistResult:
     def top_reply(self) -> str:
         return self.suggestions[0].text if self.suggestions else ""
 
+    @property
+    def model_draft(self) -> str:
+        """The model's own best draft (what it would suggest alone), shown or not."""
+        return self.drafts[0].text if self.drafts else ""
+
     def to_dict(self) -> dict[str, Any]:
         """The understanding's fields, then the suggestions, the model and the settings."""
         return {**self.understanding.to_dict(), "suggestions": [asdict(s) for s in self.suggestions],
-                "model": self.model, "settings": asdict(self.settings)}
+                "drafts": [asdict(d) for d in self.drafts], "model": self.model, "settings": asdict(self.settings)}
 
 
 @dataclass
@@ -166,6 +204,10 @@ class LearnResult:
     case_loss_after: float | None = None
     last_batch_loss: float | None = None
     seconds: float | None = None
+    #: False when the learn gate kept the old weights (``message`` says why).
+    weights_kept: bool | None = None
+    #: The learn gate's figures before and after (``support.gate``).
+    gate: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

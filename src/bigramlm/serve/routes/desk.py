@@ -58,7 +58,7 @@ def need_assistant(desk: Desk) -> "Assistant":
 
 def suggest_options(req: Any) -> dict[str, Any]:
     options: dict[str, Any] = {"n": req.n, "seed": req.seed}
-    for name in ("max_new_tokens", "temperature", "top_k", "top_p"):
+    for name in ("max_new_tokens", "temperature", "top_k", "top_p", "intent"):
         value = getattr(req, name)
         if value is not None:
             options[name] = value
@@ -75,7 +75,8 @@ def remember(store: CaseStore, result: AssistResult) -> dict[str, Any]:
     for s in result.suggestions:
         if not s.id:  # the assistant gives uuids; anything else gets one here
             s.id = uuid.uuid4().hex
-    store.record_suggestions([(str(s.id), s.filled_text, s.score) for s in result.suggestions], request_id=request_id)
+    store.record_suggestions([(str(s.id), s.filled_text, s.score, s.base_text or None) for s in result.suggestions],
+                             request_id=request_id)
     return {**result.to_dict(), "request_id": request_id}
 
 

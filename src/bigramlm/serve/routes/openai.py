@@ -31,7 +31,7 @@ from bigramlm.serve.limits import ServerLimits
 from bigramlm.serve.schemas import ModelCard, ModelList, Schemas, message_text
 from bigramlm.serve.slots import Job
 from bigramlm.serve.sse import MEDIA_TYPE, STREAM_HEADERS, collect
-from bigramlm.support.results import DoneEvent, TokenEvent
+from bigramlm.support.results import DoneEvent
 
 if TYPE_CHECKING:  # loaded with the run: the assistant pulls in torch and scikit-learn
     from bigramlm.support.assistant import Assistant
@@ -132,14 +132,12 @@ def customer_message(req: Any, limits: ServerLimits) -> str:
 
 
 def assistant_pieces(assistant: "Assistant", message: str, s: V1Request) -> Callable[[Job], Iterator[tuple[int, Any]]]:
-    """Raw token pieces ``(index, text)`` of the assistant's replies, then ``(-1, AssistResult)``."""
+    """The assistant's answer, ``(-1, AssistResult)``: its choices are checked before they go out."""
     options = {"n": s.n, "max_new_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed}
 
     def produce(job: Job) -> Iterator[tuple[int, Any]]:
         for event in assistant.suggest_stream(message, **options, check=job.check):
-            if isinstance(event, TokenEvent):
-                yield event.index, event.text
-            elif isinstance(event, DoneEvent):
+            if isinstance(event, DoneEvent):
                 yield -1, event.result
 
     return produce

@@ -124,6 +124,10 @@ function suggestionCard(s, message, result) {
   const li = $("suggestion-template").content.firstElementChild.cloneNode(true);
   const original = String(s.filled_text ?? s.text ?? "");
   li.dataset.id = String(s.id);
+  li.dataset.source = String(s.source ?? "model");
+  // Where it comes from: the model's draft, or a resolved case's (or training row's) reply, copied.
+  li.querySelector(".origin").textContent = String(s.label ?? "model draft");
+  li.querySelector(".team-edits").textContent = (s.team_edits || []).map((e) => String(e.description)).join(" · ");
   li.querySelector(".score").textContent = typeof s.score === "number" ? `score ${s.score.toFixed(3)}` : "";
   const warnings = [];
   const unfilled = s.unfilled_placeholders || [];
@@ -173,6 +177,7 @@ function suggestionCard(s, message, result) {
         (typeof d === "number" ? ` · edit distance ${d.toFixed(3)}` : "");
       showError("");
       refreshStats();
+      refreshRules();
     } catch (e) {
       accept.disabled = dismiss.disabled = false;
       showError("could not store the case: " + e.message);
@@ -288,6 +293,41 @@ async function suggest(ev) {
   }
 }
 
+async function refreshRules() {
+  try {
+    const { rules } = await (await api("/api/rules")).json();
+    const list = $("rules");
+    list.replaceChildren(...(rules || []).map((r) => {
+      const li = document.createElement("li");
+      li.className = "rule" + (r.enabled ? "" : " off");
+      li.dataset.id = String(r.id);
+      const text = document.createElement("span");
+      text.textContent = String(r.description);
+      const toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "toggle-rule";
+      toggle.textContent = r.enabled ? "Disable" : "Enable";
+      toggle.addEventListener("click", async () => {
+        toggle.disabled = true;
+        try {
+          await api(`/api/rules/${encodeURIComponent(String(r.id))}/${r.enabled ? "disable" : "enable"}`, {
+            method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+          });
+          refreshRules();
+        } catch (e) { showError("could not switch the rule: " + e.message); toggle.disabled = false; }
+      });
+      li.append(text, " ", toggle);
+      return li;
+    }));
+    if (!list.children.length) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = "none yet";
+      list.appendChild(li);
+    }
+  } catch (e) { /* rules are shown when the server has them */ }
+}
+
 async function init() {
   $("ask").addEventListener("submit", suggest);
   try {
@@ -296,6 +336,7 @@ async function init() {
     if (!health.assistant) showError("this run cannot suggest replies: " + String(health.assistant_error || "no assistant"));
   } catch (e) { showError("server unreachable"); }
   refreshStats();
+  refreshRules();
 }
 
 init();

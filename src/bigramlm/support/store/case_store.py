@@ -23,6 +23,9 @@ from bigramlm.support.store.cases import LearnRecord, StoredCase
 from bigramlm.support.store.database import Database
 from bigramlm.support.store.feedback import (
     Dismissal,
+    accepted_edits,
+    rule_settings,
+    set_rule,
     ShownSuggestion,
     StoreStats,
     insert_dismissal,
@@ -132,6 +135,12 @@ class CaseStore:
         with self.db.write() as conn:
             return case_rows.record_learn(conn, new_cases, learned_ids, weights_before, weights_after)
 
+    def store_learn_cases(self, new_cases: Sequence[Case]) -> tuple[list[int], int]:
+        """Store a learn's file cases without marking them learned (its weights were not kept):
+        the similar cases and the evidence see them, the next learn trains on them again."""
+        with self.db.write() as conn:
+            return case_rows.insert_learn_cases(conn, new_cases)
+
     def last_weights_learn(self) -> LearnRecord | None:
         """The latest learn that changed the weights and was not undone, or None."""
         return case_rows.last_weights_learn(self.db.connection())
@@ -143,12 +152,28 @@ class CaseStore:
 
     # --- feedback -------------------------------------------------------------------
 
-    def record_suggestions(self, suggestions: Sequence[tuple[str, str, float | None]], request_id: str | None = None) -> str:
-        """Remember the suggestions (id, text, score) shown for one request; returns the request id."""
+    def record_suggestions(self, suggestions: Sequence[tuple[str, str, float | None] | tuple[str, str, float | None, str | None]],
+                           request_id: str | None = None) -> str:
+        """Remember the suggestions (id, text, score[, text before team edits]) shown for one
+        request; returns the request id."""
         request_id = request_id or uuid.uuid4().hex
+        rows = [(s[0], s[1], s[2], s[3] if len(s) > 3 else None) for s in suggestions]
         with self.db.write() as conn:
-            insert_suggestions(conn, suggestions, request_id)
+            insert_suggestions(conn, rows, request_id)
         return request_id
+
+    def accepted_edits(self, per_intent: int) -> list[tuple[str | None, str, str]]:
+        """The latest ``per_intent`` accepted suggestions of each intent, oldest first:
+        (intent, suggestion before team edits, reply sent)."""
+        return accepted_edits(self.db.connection(), per_intent)
+
+    def rule_settings(self) -> dict[str, bool]:
+        """Rule id -> enabled, for the rules agents switched off (or back on)."""
+        return rule_settings(self.db.connection())
+
+    def set_rule(self, rule_id: str, enabled: bool, description: str | None = None) -> None:
+        with self.db.write() as conn:
+            set_rule(conn, rule_id, enabled, description)
 
     def get_suggestion(self, suggestion_id: str) -> ShownSuggestion | None:
         return select_suggestion(self.db.connection(), suggestion_id)

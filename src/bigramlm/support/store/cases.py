@@ -91,16 +91,24 @@ def select(conn: sqlite3.Connection, where: str = "", args: tuple[Any, ...] = ()
     return [from_row(r) for r in rows]
 
 
-def record_learn(conn: sqlite3.Connection, new_cases: Sequence[Case], learned_ids: Iterable[int],
-                 weights_before: str | None, weights_after: str | None) -> tuple[list[int], int]:
-    """Store a learn's file cases (once each) and mark every case it trained on; returns
-    the file cases' ids and how many of them were new to the store."""
+def insert_learn_cases(conn: sqlite3.Connection, new_cases: Sequence[Case]) -> tuple[list[int], int]:
+    """Store a learn's file cases, once each however often they are learned; returns their
+    ids and how many of them were new to the store."""
     now, stored, ids = time.time(), 0, []
     for case in new_cases:
         values = row_values(StoredCase(replace(case, source=LEARN)), now)
         stored += conn.execute(INSERT.format(verb="OR IGNORE"), values).rowcount
         ids.append(int(conn.execute("SELECT id FROM cases WHERE source = ? AND content_sha256 = ?",
                                     (LEARN, values[-1])).fetchone()[0]))
+    return ids, stored
+
+
+def record_learn(conn: sqlite3.Connection, new_cases: Sequence[Case], learned_ids: Iterable[int],
+                 weights_before: str | None, weights_after: str | None) -> tuple[list[int], int]:
+    """Store a learn's file cases (once each) and mark every case it trained on; returns
+    the file cases' ids and how many of them were new to the store."""
+    now = time.time()
+    ids, stored = insert_learn_cases(conn, new_cases)
     trained = sorted(set(ids) | {int(i) for i in learned_ids})
     learn_id = int(conn.execute("INSERT INTO learns(created_at, cases, weights_before, weights_after) VALUES (?, ?, ?, ?)",
                                 (now, len(trained), weights_before, weights_after)).lastrowid)

@@ -41,11 +41,33 @@ class ShownSuggestion:
     score: float | None
 
 
-def insert_suggestions(conn: sqlite3.Connection, suggestions: Sequence[tuple[str, str, float | None]],
+def insert_suggestions(conn: sqlite3.Connection, suggestions: Sequence[tuple[str, str, float | None, str | None]],
                        request_id: str) -> None:
+    """Record shown suggestions: (id, text shown, score, text before team edits or None when the same)."""
     now = time.time()
-    conn.executemany("INSERT OR REPLACE INTO suggestions(id, request_id, created_at, text, score) VALUES (?, ?, ?, ?, ?)",
-                     [(str(sid), request_id, now, text, score) for sid, text, score in suggestions])
+    conn.executemany(
+        "INSERT OR REPLACE INTO suggestions(id, request_id, created_at, text, score, base_text) VALUES (?, ?, ?, ?, ?, ?)",
+        [(str(sid), request_id, now, text, score, base) for sid, text, score, base in suggestions])
+
+
+def accepted_edits(conn: sqlite3.Connection, per_intent: int) -> list[tuple[str | None, str, str]]:
+    """The latest ``per_intent`` accepted suggestions of each intent, oldest first: (intent,
+    the suggestion before team edits, the reply sent)."""
+    rows = conn.execute(
+        "SELECT intent, shown, reply FROM (SELECT c.id, c.intent, COALESCE(s.base_text, s.text) AS shown, c.reply,"
+        " ROW_NUMBER() OVER (PARTITION BY c.intent ORDER BY c.id DESC) AS recent"
+        " FROM cases c JOIN suggestions s ON s.id = c.suggestion_id) WHERE recent <= ? ORDER BY id",
+        (int(per_intent),)).fetchall()
+    return [(r[0], str(r[1]), str(r[2])) for r in rows]
+
+
+def rule_settings(conn: sqlite3.Connection) -> dict[str, bool]:
+    return {str(r[0]): bool(r[1]) for r in conn.execute("SELECT rule_id, enabled FROM rule_settings")}
+
+
+def set_rule(conn: sqlite3.Connection, rule_id: str, enabled: bool, description: str | None) -> None:
+    conn.execute("INSERT OR REPLACE INTO rule_settings(rule_id, enabled, updated_at, description) VALUES (?, ?, ?, ?)",
+                 (rule_id, 1 if enabled else 0, time.time(), description))
 
 
 def select_suggestion(conn: sqlite3.Connection, suggestion_id: str) -> ShownSuggestion | None:

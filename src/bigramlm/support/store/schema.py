@@ -10,7 +10,9 @@ newer version of bigramlm is refused with one line, never relabelled.
 Versions: 1 had one ``last_learned_id`` mark; 2 adds the ``learn_id`` and
 ``content_sha256`` columns of ``cases`` and the ``learns`` table; 3 adds ``feedback`` (an agent dismissed a
 suggestion: negative feedback, which no ``learn`` ever trains on) and an index of the
-cases by the suggestion they accepted.
+cases by the suggestion they accepted; 4 adds ``suggestions.base_text`` (a suggestion as
+the model or the case store gave it, before team edits: what a team edit is found
+against) and ``rule_settings`` (the team edit rules agents disabled or enabled again).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sqlite3
 
 from bigramlm.errors import BigramLMError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -83,6 +85,17 @@ CREATE INDEX IF NOT EXISTS cases_suggestion ON cases(suggestion_id);
 """
 
 
+#: Version 4: team edits.
+V4_TABLES = """
+CREATE TABLE IF NOT EXISTS rule_settings (
+    rule_id    TEXT PRIMARY KEY,
+    enabled    INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    description TEXT
+);
+"""
+
+
 def stored_version(conn: sqlite3.Connection) -> int:
     """The schema version the store was written with: ``user_version``, or for stores of
     the releases before it was set, ``meta.schema_version`` (0 for a fresh file)."""
@@ -118,7 +131,9 @@ def migrate(conn: sqlite3.Connection) -> None:
         # Version 1's mark: every case up to it had been learned (by "learn 0").
         conn.execute("UPDATE cases SET learn_id = 0 WHERE id <= "
                      "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_learned_id')")
-    for statement in filter(str.strip, (V2_TABLES + V3_TABLES).split(";")):
+    for statement in filter(str.strip, (V2_TABLES + V3_TABLES + V4_TABLES).split(";")):
         conn.execute(statement)
+    if "base_text" not in {row[1] for row in conn.execute("PRAGMA table_info(suggestions)")}:
+        conn.execute("ALTER TABLE suggestions ADD COLUMN base_text TEXT")
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -7,9 +7,12 @@
    top suggestion) and on every other intent's test rows (``others_*``: forgetting).
    The reference is retrieval: the reply of the nearest instruction, once the k cases
    are in the index.
-2. A policy change. Agents accepted suggestions for two intents only after the same
-   edit (a new sign-off). After ``learn`` on those accepted-and-edited cases, the share
-   of new suggestions for those intents' test rows that carry the change.
+2. Team edits, through the desk's own path (suggest, edit the top suggestion, accept it
+   with its ``suggestion_id``), for three kinds of edit on one intent: a sign-off
+   appended, a sentence prepended, a phrase replaced. After m = 1, 3, 5 and 10 accepted
+   edits, with no ``learn``, the share of new top suggestions for the intent's test rows
+   that carry the edit, and for other intents' rows (spill-over); the seconds from the
+   accept to the first suggestion that carries it; and the share after a ``learn``.
 
 Prints one JSON object with ``--json``, and writes a plot of recall and chrF against k.
 The same scenarios run on the bigram (``--model bigram``) for comparison.
@@ -32,9 +35,7 @@ from typing import Any
 from _common import DEFAULT_DATA_DIR, ROOT, parser
 
 NEW_INTENT = "track_refund"
-POLICY_INTENTS = ("check_refund_policy", "get_refund")
 SIGN_OFF = "Warm regards, the Acme Care Team."
-POLICY_CASES = 30
 
 
 def sample_csv() -> Path:
@@ -118,31 +119,92 @@ def new_intent(base: Path, work: Path, ks: list[int]) -> dict[str, Any]:
     return {"intent": NEW_INTENT, "test_rows": len(rows), "runs": runs}
 
 
-def policy_rate(run: Path, rows: list[Any]) -> float:
-    from bigramlm.support.assistant import Assistant
+#: The three kinds of team edit, each made by agents on one intent's suggestions.
+EDITS = {
+    "sign-off appended": lambda text: f"{text}\n\n{SIGN_OFF}",
+    "sentence prepended": lambda text: f"{GREETING} {text}",
+    "phrase replaced": lambda text: text.replace(OLD_PHRASE, NEW_PHRASE),
+}
+EDIT_INTENT = "check_refund_policy"
+GREETING = "Thank you for contacting Acme Care."
+OLD_PHRASE, NEW_PHRASE = "terms and conditions", "Refund Charter of 2026"
+#: Accepted edits after which the share of suggestions carrying the edit is measured.
+EDIT_COUNTS = (1, 3, 5, 10)
+#: Other intents' test rows measured for spill-over.
+SPILL_ROWS = 40
+
+
+def carried(kind: str, texts: list[str]) -> float | None:
+    """Share of ``texts`` with the edit made (for a replaced phrase, of those that had it to replace)."""
+    if kind == "sign-off appended":
+        flags = [t.rstrip().endswith(SIGN_OFF) for t in texts]
+    elif kind == "sentence prepended":
+        flags = [t.lstrip().startswith(GREETING) for t in texts]
+    else:
+        flags = [NEW_PHRASE in t and OLD_PHRASE not in t for t in texts if OLD_PHRASE in t or NEW_PHRASE in t]
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def _tops(assistant: Any, rows: list[Any]) -> list[str]:
     from bigramlm.support.results import SuggestSettings
 
-    assistant = Assistant.load(run, use_store=True)
     results = assistant.suggest_many([r.message for r in rows], SuggestSettings(3, 400, 0.8, None, 0.95, 1337))
-    assistant.store.close()
-    return round(sum(SIGN_OFF in r.top_reply for r in results) / len(rows), 4)
+    return [r.suggestions[0].filled_text if r.suggestions else "" for r in results]
 
 
-def policy_change(base: Path, work: Path) -> dict[str, Any]:
+def _accept_edited(client: Any, row: Any, edit: Any) -> float:
+    """Suggest, edit the top suggestion, accept it with its id, as an agent does; the time of the accept."""
+    r = client.post("/api/suggest", json={"message": row.message, "n": 3, "seed": 7}).json()
+    top = r["suggestions"][0]
+    client.post("/api/cases", json={"message": row.message, "reply": edit(top["filled_text"]), "suggestion_id": top["id"],
+                                    "intent": r["intent"], "category": r["category"]})
+    return time.perf_counter()
+
+
+def team_edit(base: Path, work: Path, kind: str) -> dict[str, Any]:
+    """One kind of edit through the desk: after m accepted edits, the share of new top
+    suggestions of the intent that carry it (and of other intents: spill-over), the seconds
+    from the accept that made it a rule to the first suggestion carrying it, and after a learn."""
+    from fastapi.testclient import TestClient
+
     from bigramlm.checkpoint import read_config
     from bigramlm.data.instructions import load_run_files, read_split_rows
+    from bigramlm.serve.app import create_app
     from bigramlm.support.learning import learn
 
     spec = read_config(base).data
     files = load_run_files(base, spec)
-    affected = [r for r in files.train_rows if r.intent in POLICY_INTENTS][:POLICY_CASES]
-    rows = [r for r in read_split_rows(spec, files, "test") if r.intent in POLICY_INTENTS]
-    run = work / "policy"
+    accepts = [r for r in files.train_rows if r.intent == EDIT_INTENT][: max(EDIT_COUNTS)]
+    test = read_split_rows(spec, files, "test")
+    rows = [r for r in test if r.intent == EDIT_INTENT]
+    others = [r for r in test if r.intent != EDIT_INTENT][::7][:SPILL_ROWS]
+    run = work / kind.replace(" ", "-")
     shutil.copytree(base, run)
-    before = policy_rate(run, rows)
-    result = learn(run, cases_path=write_cases(work / "policy.csv", affected, edit=True))
-    return {"intents": list(POLICY_INTENTS), "change": SIGN_OFF, "cases": len(affected), "test_rows": len(rows),
-            "before_rate": before, "after_rate": policy_rate(run, rows), "learn_seconds": result.seconds}
+    points, first_seconds = [], None
+    with TestClient(create_app(run)) as client:
+        assistant = client.app.state.desk.assistant
+        done = 0
+        for m in EDIT_COUNTS:
+            while done < m:
+                accepted_at = _accept_edited(client, accepts[done], EDITS[kind])
+                done += 1
+                if first_seconds is None:
+                    r = client.post("/api/suggest", json={"message": rows[0].message, "n": 3, "seed": 1}).json()
+                    if carried(kind, [s["filled_text"] for s in r["suggestions"][:1]]):
+                        first_seconds = round(time.perf_counter() - accepted_at, 3)
+            points.append({"accepted_edits": m, "rate": carried(kind, _tops(assistant, rows)),
+                           "spill_over": carried(kind, _tops(assistant, others)) or 0.0})
+            print(json.dumps({"edit": kind, **points[-1]}), file=sys.stderr)
+    result = learn(run)
+    with TestClient(create_app(run)) as client:
+        after_learn = carried(kind, _tops(client.app.state.desk.assistant, rows))
+    return {"kind": kind, "intent": EDIT_INTENT, "test_rows": len(rows), "by_accepted_edits": points,
+            "seconds_to_first_carrying_suggestion": first_seconds, "rate_after_learn": after_learn,
+            "learn_weights_kept": result.weights_kept, "learn_seconds": result.seconds}
+
+
+def team_edits(base: Path, work: Path) -> list[dict[str, Any]]:
+    return [team_edit(base, work, kind) for kind in EDITS]
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -186,8 +248,8 @@ def main() -> None:
             started = time.time()
             train_base(base, model, args.time_limit)
             print(f"{model} base run trained in {time.time() - started:.0f} s", file=sys.stderr)
-        report["models"][model] = {"new_intent": new_intent(base, work / model, args.ks),
-                                   "policy_change": policy_change(base, work / model)}
+        report["models"][model] = {"team_edits": team_edits(base, work / model),
+                                   "new_intent": new_intent(base, work / model, args.ks)}
     # The support recipe's model is the one the goals are about: its figures at the top level.
     report.update(report["models"].get("gpt", {}))
     plot(report, args.plot)

@@ -48,7 +48,9 @@ SHORT_SPAN = 3
 #: The scope of a rule for every intent.
 EVERY_INTENT = "*"
 
-_TOKEN = re.compile(r"\S+\s*|\s+")
+#: Words and punctuation apart, each with the whitespace after it: "conditions." and
+#: "conditions," then differ in their punctuation only, not in their word.
+_TOKEN = re.compile(r"\w+(?:'\w+)*\s*|[^\w\s]+\s*|\s+")
 
 
 @dataclass(frozen=True)

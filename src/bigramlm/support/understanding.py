@@ -25,6 +25,7 @@ embeddings plus the new ones in seconds, without retraining the language model.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -73,6 +74,10 @@ def softmax_rows(scores: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+#: The least total weight an intent's messages get in the classifier's fit.
+MIN_CLASS_WEIGHT = 100
+
+
 class EmbeddingIntentClassifier:
     """Multinomial logistic regression on sentence embeddings.
 
@@ -89,12 +94,23 @@ class EmbeddingIntentClassifier:
 
     @classmethod
     def fit(cls, embeddings: np.ndarray, labels: Sequence[str], c: float = 10.0) -> "EmbeddingIntentClassifier":
-        """C=10 was the best of 1, 10 and 100 on the sample (test 0.994/0.996/0.994, paraphrases 0.87/0.89/0.85)."""
+        """C=10 was the best of 1, 10 and 100 on the sample (test 0.994/0.996/0.994, paraphrases 0.87/0.89/0.85).
+
+        An intent with fewer than ``MIN_CLASS_WEIGHT`` messages has each weighted up to that
+        total, so that a handful of cases of a new intent is not outvoted by the thousands of
+        the others: with 5 cases of a left-out intent, its test recall was 0.40 / 0.43 / 0.67
+        (track_refund / check_refund_policy / delivery_options) unweighted, 0.80 / 0.79 / 1.00
+        weighted, the other intents' accuracy 0.9962 / 0.9961 / 0.9962 either way; on the whole
+        sample (every intent has 71 rows or more) test 0.9962 and paraphrases 0.889 unchanged.
+        """
         from sklearn.linear_model import LogisticRegression
 
+        labels = [str(label) for label in labels]
         if len(set(labels)) < 2:
             raise BigramLMError("an intent classifier needs at least two intents")
-        model = LogisticRegression(max_iter=2000, C=c).fit(embeddings, list(labels))
+        counts = Counter(labels)
+        weights = np.array([max(1.0, MIN_CLASS_WEIGHT / counts[label]) for label in labels])
+        model = LogisticRegression(max_iter=2000, C=c).fit(embeddings, labels, sample_weight=weights)
         return cls([str(k) for k in model.classes_], model.coef_, model.intercept_)
 
     def scores(self, embeddings: np.ndarray) -> np.ndarray:

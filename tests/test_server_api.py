@@ -199,9 +199,15 @@ def test_cases_store_edit_distance_paging_and_stats(client):
     assert r.status_code == 201, r.text
     saved = r.json()
     assert saved["edited"] is False and saved["edit_distance"] == 0.0
+    # Accepting it again is the same case (a suggestion is accepted once).
+    again = client.post("/api/cases", json={"message": "refund my payment", "reply": first["filled_text"],
+                                            "suggestion_id": first["id"]})
+    assert again.status_code == 200 and again.json()["id"] == saved["id"]
     # Edited: the server measures the distance against what it showed.
-    edited_reply = first["filled_text"][: max(1, len(first["filled_text"]) // 2)] + " Thanks!"
-    r = client.post("/api/cases", json={"message": "refund again", "reply": edited_reply, "suggestion_id": first["id"], "edited": True})
+    other = client.post("/api/suggest", json={"message": "refund again", "n": 1, "seed": 12, "max_new_tokens": 60}).json()
+    shown = other["suggestions"][0]
+    edited_reply = shown["filled_text"][: max(1, len(shown["filled_text"]) // 2)] + " Thanks!"
+    r = client.post("/api/cases", json={"message": "refund again", "reply": edited_reply, "suggestion_id": shown["id"], "edited": True})
     saved2 = r.json()
     assert saved2["edited"] is True and 0 < saved2["edit_distance"] <= 1
     # A case typed by hand, and one naming a suggestion that was never shown.

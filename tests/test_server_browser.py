@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from bigramlm.data.cases import Case
+from bigramlm.support.brand import BrandProfile
 from bigramlm.support.results import (
     AssistResult,
     DoneEvent,
@@ -187,6 +188,9 @@ class HostileAssistant:
     """
 
     store = None
+    understanding_method = "hostile"
+    degraded = None
+    brand = BrandProfile()
 
     def suggest_stream(self, message: str, **options: Any) -> Iterator[SuggestEvent]:
         understanding = Understanding(

@@ -9,7 +9,7 @@ import pytest
 
 from bigramlm.data.cases import Case
 from bigramlm.errors import BigramLMError
-from bigramlm.support.store import CaseStore, StoredCase, normalized_edit_distance, store_path
+from bigramlm.support.store import CaseStore, LearnChanges, StoredCase, normalized_edit_distance, store_path
 
 
 def _levenshtein(a: str, b: str) -> int:
@@ -44,10 +44,12 @@ def test_cases_roundtrip_paging_and_learn_mark(tmp_path):
     assert page[0].case.intent == "track_order" and page[0].edited is False and page[0].case.source == "desk"
     assert page[0].to_dict()["message"] == "message 1" and store.list_cases(after_id=ids[3])[0].id == ids[4]
     assert len(store.cases_since_last_learn()) == 5
-    store.record_learn([], ids[:3], None, None)  # a learn that changed no weights
+    store.record_learn([], ids[:3], LearnChanges("w0", "w1"))
     assert [c.id for c in store.cases_since_last_learn()] == ids[3:]
-    store.record_learn([], ids[:1], None, None)  # a learned case keeps its learn: the mark never moves back
-    assert store.desk_stats().last_learned_id == ids[2] and store.last_weights_learn() is None
+    store.record_learn([], ids[:1], LearnChanges("w1", "w2"))  # a learned case keeps its learn: the mark never moves back
+    assert store.desk_stats().last_learned_id == ids[2] and store.last_learn().changes.weights_after == "w2"
+    store.record_learn([], ids[3:], LearnChanges(understanding_before="u0", understanding_after="u1"))
+    assert [c.id for c in store.cases_since_last_learn()] == ids[3:]  # no weights changed: nothing trained on
     more = store.add_cases([StoredCase(Case("m", "r"))] * 3)
     assert len(more) == 3 and store.count() == 8
     assert len(store.list_cases(limit=100)) == 8

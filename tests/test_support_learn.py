@@ -20,8 +20,8 @@ from bigramlm.errors import BigramLMError
 from bigramlm.support import learning
 from bigramlm.support.learning import learn
 from bigramlm.support.publish import undo_learn
-from bigramlm.support.store import SCHEMA_VERSION, CaseStore, store_path
-from bigramlm.support.weights_history import PREVIOUS_WEIGHTS
+from bigramlm.support.store import SCHEMA_VERSION, CaseStore, LearnChanges, store_path
+from bigramlm.support.history import HISTORY_DIR, JOURNAL
 
 from test_support_data import write_small_csv
 
@@ -103,11 +103,11 @@ def test_failed_learns_store_nothing_and_keep_the_weights(run, cases_file, capsy
         assert main(["learn", str(run), "--cases", str(cases_file), "--steps", str(steps)]) == 2
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and "learning diverged" in errors[0] and "weights were kept" in errors[0]
-    assert _sha(run / WEIGHTS) == weights and not (run / PREVIOUS_WEIGHTS).exists()
+    assert _sha(run / WEIGHTS) == weights and not (run / JOURNAL).exists()
     load_run(run)  # still loads: finite weights
     with CaseStore.for_run(run) as store:
         assert [c.id for c in store.list_cases()] == [desk_id]  # no case of the file stored
-        assert store.desk_stats().to_dict()["last_learned_id"] == 0 and store.last_weights_learn() is None
+        assert store.desk_stats().to_dict()["last_learned_id"] == 0 and store.last_learn() is None
     monkeypatch.undo()
     for attempt in range(2):  # a success stores each case once, and learning the file again adds nothing
         assert main(["learn", str(run), "--cases", str(cases_file), "--steps", "5", "--json"]) == 0
@@ -136,7 +136,8 @@ def test_undo_restores_the_weights_bit_for_bit(run, cases_file, capsys):
     assert "no learn to undo" in capsys.readouterr().err
     first = learn(run, cases_file, steps=5)
     after_first = (run / WEIGHTS).read_bytes()
-    assert first.cases == 2 and after_first != original and (run / PREVIOUS_WEIGHTS).read_bytes() == original
+    assert first.cases == 2 and after_first != original
+    assert (run / HISTORY_DIR / f"{hashlib.sha256(original).hexdigest()}.{WEIGHTS}").read_bytes() == original
     with CaseStore.for_run(run) as store:
         store.add_case(Case("blorptastic order question", "Here is the answer.", intent="track_order", category="ORDER"))
     assert learn(run, steps=5).cases == 1  # the desk case
@@ -144,18 +145,19 @@ def test_undo_restores_the_weights_bit_for_bit(run, cases_file, capsys):
     assert main(["learn", str(run), "--undo", "--json"]) == 0
     undone = json.loads(capsys.readouterr().out)
     assert undone["cases_unmarked"] == 1 and undone["weights_sha256"] == hashlib.sha256(after_first).hexdigest()
-    assert (run / WEIGHTS).read_bytes() == after_first and not (run / PREVIOUS_WEIGHTS).exists()
+    assert (run / WEIGHTS).read_bytes() == after_first
     load_run(run)
     with CaseStore.for_run(run) as store:
         assert [c.case.message for c in store.cases_since_last_learn()] == ["blorptastic order question"]
         assert store.count() == 3  # undo keeps the cases; only their marks change
-    # one level: the weights before the first learn are not kept any more
-    with pytest.raises(BigramLMError, match="only the last learn can be undone"):
-        undo_learn(run)
-    assert (run / WEIGHTS).read_bytes() == after_first
-    assert learn(run, steps=5).cases == 1  # the unmarked case is learned again
+    # The history keeps every version a learn replaced: a second undo reaches the original.
     undo_learn(run)
-    assert (run / WEIGHTS).read_bytes() == after_first
+    assert (run / WEIGHTS).read_bytes() == original
+    with pytest.raises(BigramLMError, match="no learn to undo"):
+        undo_learn(run)
+    assert learn(run, steps=5).cases == 3  # every unmarked case is learned again
+    undo_learn(run)
+    assert (run / WEIGHTS).read_bytes() == original
 
 
 def test_undo_refuses_weights_replaced_since(run, cases_file):
@@ -185,7 +187,7 @@ def test_version_1_store_is_migrated(tmp_path):
     with CaseStore(path) as store:
         assert [c.case.message for c in store.cases_since_last_learn()] == ["c"]
         assert store.desk_stats().last_learned_id == 2 and store.count() == 3
-        ids, stored = store.record_learn([Case("d", "rd")], [3], None, None)
+        ids, stored = store.record_learn([Case("d", "rd")], [3], LearnChanges("w0", "w1"))
         assert stored == 1 and store.cases_since_last_learn() == [] and store.desk_stats().last_learned_id == ids[0]
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)

@@ -116,8 +116,8 @@ def _check_after_a_kill(run_dir: Path, acknowledged: dict[int, tuple], old_weigh
 
 def _sha_of_last_learn(run_dir: Path) -> str | None:
     with CaseStore.for_run(run_dir) as store:
-        last = store.last_weights_learn()
-    return last["weights_after"] if last else None
+        last = store.last_learn()
+    return last.changes.weights_after if last else None
 
 
 def test_sigkill_during_learn_loses_nothing_and_a_later_learn_succeeds(tmp_path):
@@ -149,5 +149,5 @@ def test_sigkill_during_learn_loses_nothing_and_a_later_learn_succeeds(tmp_path)
     with CaseStore.for_run(run_dir) as store:
         # The desk's cases still wait for a learn from the store; the file's are learned.
         assert [c.case.message for c in store.cases_since_last_learn()] == [f"desk message {i}" for i in range(3)]
-        assert store.last_weights_learn().weights_after == hashlib.sha256((run_dir / WEIGHTS).read_bytes()).hexdigest()
+        assert store.last_learn().changes.weights_after == hashlib.sha256((run_dir / WEIGHTS).read_bytes()).hexdigest()
     load_run(run_dir)

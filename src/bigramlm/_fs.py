@@ -37,6 +37,11 @@ def check_writable(path: str | os.PathLike[str], param: str, directory: bool = F
     path = Path(path)
     if path.is_dir() and not directory:
         raise BigramLMError(f"{param} {path} is a directory; give a file path", param=param)
+    # Writing renames a new file over the path: a link, a device or a FIFO would be replaced
+    # by a plain file (as root, --out /dev/null would break the machine). New names and
+    # regular files only.
+    if not directory and (path.is_symlink() or (path.exists() and not path.is_file())):
+        raise BigramLMError(f"{param} {path} is not a regular file; give a new file name or a regular file", param=param)
     if path.exists() and directory and not path.is_dir():
         raise BigramLMError(f"{param} {path} exists and is not a directory", param=param)
     folder = path if directory else path.parent

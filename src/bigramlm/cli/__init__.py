@@ -114,6 +114,12 @@ def flag_names(params: tuple[str, ...], command_names: dict[str, str] | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # A byte that is not UTF-8 reaches Python as a lone surrogate (surrogateescape): no
+    # text the models or the store could take. Refuse it here, in one line.
+    for position, arg in enumerate(argv, start=1):
+        if any("\udc80" <= ch <= "\udcff" or "\ud800" <= ch <= "\udfff" for ch in arg):
+            return _error(f"argument {position} is not valid UTF-8 text: {arg.encode('utf-8', 'backslashreplace').decode()}")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0

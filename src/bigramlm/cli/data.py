@@ -39,8 +39,11 @@ def add_exclude_intents_flag(group: argparse._ArgumentGroup) -> None:
 
 
 def intent_names(text: str) -> list[str]:
-    """``a, b,,c`` -> ["a", "b", "c"]: comma-separated, blanks dropped."""
-    return [name.strip() for name in text.split(",") if name.strip()]
+    """``a, b,,c`` -> ["a", "b", "c"]: comma-separated, blanks dropped; naming none is an error."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no intent (give INTENT[,INTENT...])")
+    return names
 
 
 def column_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -10,6 +10,8 @@ them import torch (``tests/test_cli_parser.py`` checks the copy against them).
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,8 @@ def cmd_assist(args: argparse.Namespace) -> int:
     from bigramlm.support.assistant import Assistant
 
     assistant = Assistant.load(args.run_dir, brand_path=args.brand, data=args.data, baseline=args.baseline)
+    if assistant.degraded:
+        print(f"warning: {assistant.degraded}", file=sys.stderr)
     apply_threads(args.threads, assistant.model)
     result = assistant.suggest(args.message, **options, seed=args.seed, k_similar=args.similar).to_dict()
     if args.json:
@@ -83,31 +87,50 @@ def cmd_assist(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Control characters (but newline and tab) and bidirectional overrides: a terminal would
+#: act on them (an ANSI escape, a right-to-left override) instead of showing them.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(value: Any) -> str:
+    """``value`` as text a terminal shows as it is: the characters above escaped (``\\x1b``)."""
+    return _UNPRINTABLE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), str(value))
+
+
 def _print_assist(result: dict[str, Any]) -> None:
+    print(shown(_assist_text(result)))
+
+
+def _assist_text(result: dict[str, Any]) -> str:
+    lines: list[str] = []
+    out = lines.append
     prob = result["intent_probability"]
     if prob is None:
-        print("intent: unknown")
+        out("intent: unknown")
     elif result.get("intent_unsure"):
-        print(f"intent: UNSURE - best guess {result['intent']} ({result['category']}), p = {prob:.3f}; check before replying")
+        out(f"intent: UNSURE - best guess {result['intent']} ({result['category']}), p = {prob:.3f}; check before replying")
     else:
-        print(f"intent: {result['intent']} ({result['category']}), p = {prob:.3f}")
+        out(f"intent: {result['intent']} ({result['category']}), p = {prob:.3f}")
     if "baseline" in result:
         b = result["baseline"]
-        print(f"baseline (TF-IDF + logistic regression): {b['intent']} ({b['category']}), p = {b['probability']:.3f}")
+        out(f"baseline (TF-IDF + logistic regression): {b['intent']} ({b['category']}), p = {b['probability']:.3f}")
     if result["replaced_characters"]:
-        print(f"({result['replaced_characters']} character(s) outside the model's vocabulary were replaced)")
+        out(f"({result['replaced_characters']} character(s) outside the model's vocabulary were replaced)")
     for rank, s in enumerate(result["suggestions"], start=1):
-        print(f"\n--- suggestion {rank} (consensus chrF {s['score']:.1f}) ---")
-        print(s["filled_text"])
+        out(f"\n--- suggestion {rank}: {s.get('label', 'model draft')} (consensus chrF {s['score']:.1f}) ---")
+        out(s["filled_text"])
+        for edit in s.get("team_edits") or []:
+            out(edit["description"])
         if s["unfilled_placeholders"]:
-            print("unfilled: " + ", ".join("{{" + name + "}}" for name in s["unfilled_placeholders"]))
+            out("unfilled: " + ", ".join("{{" + name + "}}" for name in s["unfilled_placeholders"]))
         if s["mangled_placeholders"]:
-            print("MANGLED placeholders: " + "; ".join(repr(m["text"]) for m in s["mangled_placeholders"]))
+            out("MANGLED placeholders: " + "; ".join(repr(m["text"]) for m in s["mangled_placeholders"]))
     if result["similar_cases"]:
-        print("\n--- similar resolved cases ---")
+        out("\n--- similar resolved cases ---")
         for case in result["similar_cases"]:
             reply = " ".join(case["reply"].split())
-            print(f"[{case['score']:.2f}] {case['intent']}: {case['message']}\n    -> {reply[:160]}{'...' if len(reply) > 160 else ''}")
+            out(f"[{case['score']:.2f}] {case['intent']}: {case['message']}\n    -> {reply[:160]}{'...' if len(reply) > 160 else ''}")
+    return "\n".join(lines)
 
 
 # --- brand init ------------------------------------------------------------------------------

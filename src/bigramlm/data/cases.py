@@ -9,11 +9,37 @@ is, so that nobody mistakes a training row for a resolved case, or the reverse.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from bigramlm.errors import BigramLMError
 
 #: Where a case comes from.
 DATASET, DESK, LEARN = "dataset", "desk", "learn"
 SOURCES = (DATASET, DESK, LEARN)
+#: The longest message and reply a case may hold (the desk's own bounds; a 50 MB message
+#: once cost a desk 8 GB and every suggestion after it).
+MAX_MESSAGE_CHARS = 2000
+MAX_REPLY_CHARS = 8000
+#: An intent or category name: letters, digits, ``_ . -`` and spaces, at most 100, no
+#: newline, control character or ``#`` (a name is written into the training format's
+#: header lines, ``### Intent: {intent}``, so it must never start one).
+LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .-]{0,99}")
+
+
+def check_case(case: "Case", what: str = "a case") -> None:
+    """One-line errors for a case no store, index or prompt may take."""
+    if not isinstance(case.message, str) or not isinstance(case.reply, str) or not case.message.strip() or not case.reply.strip():
+        raise BigramLMError(f"{what} needs a message and a reply, both text", param="message")
+    for field, text, most in (("message", case.message, MAX_MESSAGE_CHARS), ("reply", case.reply, MAX_REPLY_CHARS)):
+        if len(text) > most:
+            raise BigramLMError(f"{what}: the {field} has {len(text):,} characters; at most {most:,}", param=field)
+        if any("\ud800" <= ch <= "\udfff" for ch in text):
+            raise BigramLMError(f"{what}: the {field} holds a lone surrogate, which is not text", param=field)
+    for field, label in (("intent", case.intent), ("category", case.category)):
+        if label is not None and (not isinstance(label, str) or not LABEL.fullmatch(label)):
+            raise BigramLMError(f"{what}: {field} {label!r} is not a name (letters, digits, _ . - and spaces, "
+                                "at most 100)", param=field)
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,9 @@ def exclude_intents(
             f"exclude_intents names intent(s) the data does not have: {', '.join(unknown)} "
             f"(it has: {shown or 'no intent column'})", param="exclude_intents")
     drop = set(wanted)
+    if have <= drop:
+        raise BigramLMError(f"exclude_intents names every intent the data has ({len(have)}): nothing would be left "
+                            "to train on", param="exclude_intents")
     kept = {name: [r for r in rows if name == "test" or r.intent not in drop] for name, rows in parts.items()}
     removed = {name: [r for r in rows if r.intent in drop] for name, rows in parts.items()}
     return kept, removed

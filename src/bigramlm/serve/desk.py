@@ -1,9 +1,10 @@
 """The desk: what every route shares (the loaded run and assistant, the case store, the slots).
 
-``learn`` replaces the run's weights while the server runs. A watcher thread, started
-with the app and stopped with it, looks at the weights file's stamp once a second; when
-it changed, the watcher loads the run again and swaps the (assistant, run) pair in one
-assignment. A request reads ``Desk.loaded`` once, so it keeps the pair it started with.
+``learn`` replaces the run's learned files (the weights, the understanding) while the
+server runs. A watcher thread, started with the app and stopped with it, looks at their
+stamps once a second; when one changed and no learn is half-way (its journal is gone,
+``support.history``), the watcher loads the run again and swaps the (assistant, run)
+pair in one assignment. A request reads ``Desk.loaded`` once, so it keeps the pair it started with.
 Weights that do not load (not finite, corrupt, half-written by a tool that does not write
 atomically) are refused: the old pair keeps serving and ``reload_error`` says why, until
 the next change of the file loads.
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # imported when a run is loaded: the assistant pulls in torch
 
 log = logging.getLogger("bigramlm.server")
 
-Stamp = tuple[int, int, int]
+Stamp = tuple[tuple[int, int, int] | None, ...]
 
 
 class Desk:
@@ -118,13 +119,19 @@ class Desk:
         return assistant, run
 
     def _weights_stamp(self) -> Stamp | None:
-        from bigramlm.checkpoint import WEIGHTS
+        """The learned files' stamps; None while a learn is installing them (or the weights are missing)."""
+        from bigramlm.support.history import JOURNAL, LEARNED_FILES
 
-        try:
-            st = (self.run_dir / WEIGHTS).stat()
-        except OSError:
+        if (self.run_dir / JOURNAL).exists():
             return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+        stamps = []
+        for name in LEARNED_FILES:
+            try:
+                st = (self.run_dir / name).stat()
+                stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                stamps.append(None)
+        return tuple(stamps) if stamps[0] is not None else None
 
     def close(self) -> None:
         self._stop.set()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,6 +30,9 @@ class ModelNotFound(Exception):
     def __init__(self, model: str):
         super().__init__(model)
         self.model = model
+
+
+log = logging.getLogger("bigramlm.server")
 
 
 def json_error(status: int, message: str, path: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
@@ -101,7 +106,17 @@ async def _model_not_found(request: Request, exc: ModelNotFound) -> JSONResponse
     return JSONResponse(body, status_code=404)
 
 
+async def _storage(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+    """The store could not write (a full disk, a locked or read-only file): 507 or 503 in
+    JSON, one log line, never a traceback; nothing was acknowledged, so nothing is lost."""
+    full = "full" in str(exc).lower()
+    log.error("store write failed on %s: %s", request.url.path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return json_error(507 if full else 503, f"the case store cannot write now ({exc}); nothing was stored, try again",
+                      request.url.path)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(sqlite3.OperationalError, _storage)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(Busy, _busy)

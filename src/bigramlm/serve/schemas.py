@@ -11,7 +11,7 @@ pydantic must see the real classes, not strings it cannot resolve there.
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, WithJsonSchema, model_validator
 
 from bigramlm.serve.limits import ServerLimits
 
@@ -35,6 +35,26 @@ Stop = Annotated[
     WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": MAX_STOPS},
                               {"type": "null"}]}),
 ]
+
+
+def _lone_surrogate(value: Any, where: str = "body") -> str | None:
+    """Where a string of a request holds a lone surrogate (text no UTF-8 can carry), if anywhere."""
+    if isinstance(value, str):
+        return where if any("\ud800" <= ch <= "\udfff" for ch in value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return next((found for key, item in items if (found := _lone_surrogate(item, f"{where}.{key}"))), None)
+
+
+class ValidText(BaseModel):
+    """A request whose every string is valid Unicode: a lone surrogate is a 422 naming the field."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_lone_surrogates(cls, data: Any) -> Any:
+        found = _lone_surrogate(data)
+        if found:
+            raise ValueError(f"{found.removeprefix('body.')} holds a lone surrogate, which is not text")
+        return data
 
 
 class ContentPart(BaseModel):
@@ -85,10 +105,10 @@ def build_schemas(limits: ServerLimits) -> Schemas:
 
 
 def _suggest_request(limits: ServerLimits) -> type[BaseModel]:
-    class SuggestRequest(BaseModel):
+    class SuggestRequest(ValidText):
         model_config = STRICT
         message: str = Field(min_length=1, max_length=limits.max_message_chars, description="the customer's message")
-        n: int = Field(3, ge=1, le=limits.max_n, description="candidate replies to generate")
+        n: StrictInt = Field(3, ge=1, le=limits.max_n, description="candidate replies to generate")
         max_new_tokens: Optional[int] = Field(None, ge=1, le=limits.max_new_tokens, description="length limit of each reply")
         temperature: Optional[float] = Field(None, ge=0.0, le=5.0)
         top_k: Optional[int] = Field(None, ge=1, le=1_000_000)
@@ -101,14 +121,14 @@ def _suggest_request(limits: ServerLimits) -> type[BaseModel]:
 
 
 def _case_models(limits: ServerLimits) -> tuple[type[BaseModel], type[BaseModel]]:
-    class CaseRequest(BaseModel):
+    class CaseRequest(ValidText):
         model_config = STRICT
         message: str = Field(min_length=1, max_length=limits.max_message_chars)
         reply: str = Field(min_length=1, max_length=limits.max_reply_chars)
         intent: Optional[str] = Field(None, max_length=200)
         category: Optional[str] = Field(None, max_length=200)
         suggestion_id: Optional[str] = Field(None, max_length=200, description="id of the suggestion the reply started from")
-        edited: bool = Field(False, description="whether the agent changed the suggestion")
+        edited: StrictBool = Field(False, description="whether the agent changed the suggestion")
 
     class CasePageQuery(BaseModel):
         offset: int = Field(0, ge=0, le=2**62)
@@ -118,7 +138,7 @@ def _case_models(limits: ServerLimits) -> tuple[type[BaseModel], type[BaseModel]
 
 
 def _feedback_request(limits: ServerLimits) -> type[BaseModel]:
-    class FeedbackRequest(BaseModel):
+    class FeedbackRequest(ValidText):
         model_config = STRICT
         suggestion_id: str = Field(min_length=1, max_length=200, description="id of a suggestion shown by /api/suggest")
         action: Literal["dismiss"] = Field(description="dismiss: the agent rejected the suggestion (negative feedback)")
@@ -130,12 +150,12 @@ def _feedback_request(limits: ServerLimits) -> type[BaseModel]:
 def _openai_request(limits: ServerLimits) -> type[BaseModel]:
     """What both OpenAI routes take besides their prompt: the model, sampling, streaming."""
 
-    class OpenAIRequest(BaseModel):
+    class OpenAIRequest(ValidText):
         model_config = LENIENT
         model: Optional[str] = Field(None, description="the run's id (GET /v1/models); other ids get 404")
         temperature: float = Field(1.0, ge=0.0, le=2.0)
         top_p: float = Field(1.0, gt=0.0, le=1.0)
-        n: int = Field(1, ge=1, le=limits.max_n)
+        n: StrictInt = Field(1, ge=1, le=limits.max_n)
         stream: bool = False
         stream_options: Optional[StreamOptions] = None
         stop: Stop = None
@@ -182,6 +202,8 @@ class Health(BaseModel):
     max_concurrent: int
     reloads: int = Field(description="times the run was reloaded after its weights changed")
     reload_error: Optional[str] = Field(description="why the latest change of the weights was not loaded; None once one is")
+    understanding: Optional[str] = Field(None, description="which understanding reads intents")
+    understanding_degraded: Optional[str] = Field(None, description="why the understanding is a fallback, when it is")
     uptime_s: float
 
 

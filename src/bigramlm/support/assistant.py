@@ -62,7 +62,14 @@ from bigramlm.support.results import (
 )
 from bigramlm.support.retrieval import INDEX_FILE, CaseIndex
 from bigramlm.support.store import CaseStore
-from bigramlm.support.understanding import UNSURE_BELOW, IntentBaseline, IntentPrediction, LanguageModelIntents, Understander
+from bigramlm.support.understanding import (
+    UNDERSTANDING_FILE,
+    UNSURE_BELOW,
+    IntentBaseline,
+    IntentPrediction,
+    LanguageModelIntents,
+    Understander,
+)
 from bigramlm.tokenization import normalize_for_vocab
 
 DEFAULTS = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_k": None, "top_p": 0.95, "k_similar": 3}
@@ -128,6 +135,12 @@ class Assistant:
         #: for other runs, which classify with the language model alone).
         self.understander: Understander | None = loaded[0] if loaded else None
         self.lm_intents = LanguageModelIntents(self.model, self.tokenizer, self.label_set) if self.labels else None
+        #: Why the understanding is a fallback, when the run was trained with one it lacks now:
+        #: every intent is then marked unsure, and the desk and ``assist`` say so.
+        self.degraded: str | None = None
+        if self.understander is None and (run.config.extras.get("recipe") or {}).get("understanding"):
+            self.degraded = (f"{UNDERSTANDING_FILE} is missing from {run.path}: intents come from the language model "
+                             "alone and are marked unsure; retrain the recipe or restore the file")
         self.refresh_cases()
 
     @classmethod
@@ -143,8 +156,7 @@ class Assistant:
         run = load_run(run_dir, device=device)
         run_files = load_run_files(run.path, require_instruction_run(run), data)
         brand = BrandProfile.load(brand_path) if brand_path else None
-        store = CaseStore.for_run(run.path) if use_store else None
-        return cls(run, run_files, brand, store, baseline=baseline)
+        return cls(run, run_files, brand, _store(run.path) if use_store else None, baseline=baseline)
 
     def refresh_cases(self) -> int:
         """Index the store's cases added since the last refresh; returns how many."""
@@ -191,6 +203,11 @@ class Assistant:
 
     def understand_many(self, messages: list[str], k_similar: int = DEFAULTS["k_similar"]) -> list[Understanding]:
         return [r.understanding for r in self._read(messages, k_similar, evidence=0)]
+
+    @property
+    def understanding_method(self) -> str:
+        """Which understanding answers: the calibrated classifier, the language model, or the nearest cases."""
+        return UNDERSTANDER_METHOD if self.understander else LM_METHOD if self.lm_intents else "nearest-cases"
 
     def known_intents(self) -> dict[str, str | None]:
         """Every intent the assistant can answer for, and its category."""
@@ -247,7 +264,7 @@ class Assistant:
                        hits: list[tuple[Case, float]], unsure: bool | None = None) -> Understanding:
         top = ranking[0] if ranking else None
         if unsure is None:
-            unsure = top is None or (self.understander is not None and top.probability < UNSURE_BELOW)
+            unsure = top is None or self.degraded is not None or (self.understander is not None and top.probability < UNSURE_BELOW)
         return Understanding(
             intent=top.intent if top else None,
             category=top.category if top else None,
@@ -343,6 +360,17 @@ class Assistant:
         if self._rules is None or self._rules[0] != key:  # derived again only when a case or a switch came
             self._rules = (key, current_rules(self.store, self.brand.rules))
         return self._rules[1]
+
+
+def _store(run_dir: Path) -> CaseStore | None:
+    """The run's case store; None for a run directory nobody may write (the assistant still
+    answers, from the training rows alone)."""
+    try:
+        return CaseStore.for_run(run_dir)
+    except BigramLMError:
+        if os.access(run_dir, os.W_OK):
+            raise
+        return None
 
 
 def _ranking(classes: list[str], categories: dict[str, str | None], prediction: IntentPrediction) -> list[IntentScore]:

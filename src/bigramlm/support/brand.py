@@ -64,17 +64,20 @@ class BrandProfile:
 
     @classmethod
     def load(cls, path: str | Path, known: Iterable[str] | None = None) -> "BrandProfile":
+        from bigramlm.data.sources import check_input_file
+
         path = Path(path)
+        if not path.exists():
+            raise BigramLMError(f"no such brand profile: {path}")
+        check_input_file(path, "brand profile")  # a regular file of bounded size: never a FIFO or /dev/zero
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BigramLMError(f"no such brand profile: {path}") from None
-        except IsADirectoryError:
-            raise BigramLMError(f"brand profile {path} is a directory") from None
         except UnicodeDecodeError:
             raise BigramLMError(f"brand profile {path} is not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise BigramLMError(f"brand profile {path} is not valid TOML: {exc}") from None
+        except RecursionError:
+            raise BigramLMError(f"brand profile {path} nests its tables too deep to be a brand profile") from None
         table = data.get("placeholders", {})
         if not isinstance(table, dict):
             raise BigramLMError(f"brand profile {path}: [placeholders] must be a table of names to text")

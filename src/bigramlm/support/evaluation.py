@@ -171,6 +171,7 @@ def evaluate_support(
     assistant = Assistant.load(run_dir, data=data, use_store=False)
     configure_threads(assistant.model, threads)  # None: the policy (1 thread for a tiny model, else the idle cores)
     rows = _split_rows(assistant, split, limit, data)
+    para = _paraphrases(assistant, paraphrases, log)  # a bad file is an error before any work
     settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
     results = assistant.suggest_many([r.message for r in rows], settings,
                                      on_progress=lambda done: log(f"{done}/{n * len(rows)} candidates"))
@@ -178,7 +179,6 @@ def evaluate_support(
     references, gold = [row.reply for row in rows], [r.intent for r in rows]
     shown = reply_figures([r.top_reply for r in results], references, gold)
     draft = reply_figures([r.model_draft for r in results], references, gold)
-    para = load_paraphrases(paraphrases)
     baselines, retrieval, consensus = _baselines(assistant, rows, para, references)
     distinct = [d for d in (distinctness([s.text for s in r.suggestions]) for r in results) if d is not None]
     return SupportEvalResult(
@@ -223,6 +223,18 @@ def _understanding_figures(assistant: Assistant, rows: list[Case], results: list
         "model_paraphrase_intent_accuracy": _model_accuracy(assistant, [p["message"] for p in para], para_gold),
         "n_paraphrases": len(para),
     }
+
+
+def _paraphrases(assistant: Assistant, path: str | os.PathLike[str] | None, log: Callable[[str], None]) -> list[dict[str, str]]:
+    """The paraphrases to score: a file's must all name intents the run knows (else one line);
+    the packaged ones of intents a run left out (``--exclude-intents``) are set aside."""
+    para, known = load_paraphrases(path), assistant.known_intents()
+    unknown = sorted({p["intent"] for p in para if p["intent"] not in known})
+    if unknown and path is not None:
+        raise BigramLMError(f"{path} names intents this run does not know: {', '.join(unknown[:5])}", param="paraphrases")
+    if unknown:
+        log(f"paraphrases of intents this run does not know are left out: {', '.join(unknown)}")
+    return [p for p in para if p["intent"] in known]
 
 
 def _model_accuracy(assistant: Assistant, messages: list[str], gold: list[str]) -> float | None:

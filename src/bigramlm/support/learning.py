@@ -25,16 +25,17 @@ import math
 import os
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from bigramlm.checkpoint import Run, load_run
+from bigramlm.checkpoint import Run, load_run, read_config
 from bigramlm.checkpoint.weights import all_finite
 from bigramlm.config import MAX_BATCH_TOKENS, MAX_STEPS, check_count, check_rate, check_types
 from bigramlm.data.batching import draw_windows, encode_units, row_starts_that_fit
-from bigramlm.data.cases import LEARN, Case
+from bigramlm.data.cases import LEARN, Case, check_case
 from bigramlm.data.formats import format_block
 from bigramlm.data.instructions import load_run_files
 from bigramlm.data.run_files import read_train_targets
@@ -44,7 +45,8 @@ from bigramlm.evaluation.lm import total_nats
 from bigramlm.data.instructions import read_split_rows
 from bigramlm.support.assistant import Assistant, require_instruction_run
 from bigramlm.support.gate import GateFigures, GateVerdict, cached_before, gate_rows, keep_before, measure
-from bigramlm.support.publish import Learned, LearnedUnderstanding, append_log, publish
+from bigramlm.support import history
+from bigramlm.support.publish import Learned, LearnedUnderstanding, append_log, publish, recover
 from bigramlm.support.results import LearnResult
 from bigramlm.support.store import CaseStore
 from bigramlm.support.understanding import LanguageModelIntents, Understander
@@ -153,40 +155,50 @@ def learn(
     ``force`` keeps new weights the learn gate refuses."""
     log = log or (lambda message: None)
     started = time.perf_counter()
-    run = load_run(run_dir)
-    spec = require_instruction_run(run)
-    configure_threads(run.model, threads)  # None: the policy (1 thread for a tiny model, else the idle cores)
-    training = run.config.training
+    training = read_config(run_dir).training  # a run, or a one-line error, before anything is locked
     settings = LearnSettings(steps, training.learning_rate * LEARN_LR_FACTOR if learning_rate is None else learning_rate,
                              training.batch_size if batch_size is None else batch_size, replay, seed, time_limit)
     settings.validate(training.block_size)
-    with CaseStore.for_run(run.path) as store:
-        found = _read_cases(store, cases_path, spec, log)
-        if not found.cases:
-            return LearnResult(str(run.path), 0, message="no new cases to learn from")
-        encoded = _encode_cases(run, spec, found.cases)
-        gate = _Gate(run, spec, data, {i for i, _ in encoded.labels}, log)
-        replay_windows = _replay_windows(run, spec, data, settings, log)
-        tuned = _fine_tune(run, encoded, replay_windows, settings)
-        understanding = _refit_understanding(run, found.cases, encoded.labels)
-        verdict = gate.judge(understanding)
-        keep_weights = settings.steps > 0 and (verdict is None or verdict.weights_ok or force)
-        keep_understanding = verdict is None or verdict.understanding_ok or force
-        message = _refusal(verdict, settings.steps > 0 and not keep_weights, not keep_understanding)
-        if message:
-            log(message)
-        stored = publish(run, store, Learned(found.cases, found.from_file, found.store_ids, keep_weights,
-                                             understanding if keep_understanding else None))
-    result = LearnResult(
+    # One learner at a time; and a learn a kill interrupted is finished or rolled back
+    # before this one reads the run.
+    with history.learn_lock(Path(run_dir)), CaseStore.for_run(run_dir) as store:
+        recovered = recover(Path(run_dir), store)
+        if recovered:
+            log(recovered)
+        run = load_run(run_dir)
+        spec = require_instruction_run(run)
+        configure_threads(run.model, threads)  # None: the policy (1 thread for a tiny model, else the idle cores)
+        result = _learn_locked(run, spec, store, cases_path, settings, data, force, log)
+    result.seconds = round(time.perf_counter() - started, 3)
+    append_log(run.path, {"event": "learn", **result.to_dict()})
+    return result
+
+
+def _learn_locked(run: Run, spec: dict[str, Any], store: CaseStore, cases_path: str | os.PathLike[str] | None,
+                  settings: LearnSettings, data: str | None, force: bool, log: Callable[[str], None]) -> LearnResult:
+    found = _read_cases(store, cases_path, spec, log)
+    if not found.cases:
+        return LearnResult(str(run.path), 0, message="no new cases to learn from")
+    encoded = _encode_cases(run, spec, found.cases)
+    gate = _Gate(run, spec, data, {i for i, _ in encoded.labels}, log)
+    replay_windows = _replay_windows(run, spec, data, settings, log)
+    tuned = _fine_tune(run, encoded, replay_windows, settings)
+    understanding = _refit_understanding(run, found.cases, encoded.labels)
+    verdict = gate.judge(understanding)
+    keep_weights = settings.steps > 0 and (verdict is None or verdict.weights_ok or force)
+    keep_understanding = verdict is None or verdict.understanding_ok or force
+    message = _refusal(verdict, settings.steps > 0 and not keep_weights, not keep_understanding)
+    if message:
+        log(message)
+    stored = publish(run, store, Learned(found.cases, found.from_file, found.store_ids, keep_weights,
+                                         understanding if keep_understanding else None))
+    return LearnResult(
         run_dir=str(run.path), cases=len(found.cases), steps=settings.steps, stored_cases=stored,
         learning_rate=settings.learning_rate, batch_size=settings.batch_size, replay=settings.replay,
         block_size=tuned.block_size, replaced_characters=encoded.replaced, case_characters=encoded.characters,
         case_loss_before=tuned.loss_before, case_loss_after=tuned.loss_after, last_batch_loss=tuned.last_batch_loss,
-        seconds=round(time.perf_counter() - started, 3), message=message, weights_kept=keep_weights,
-        gate=verdict.to_dict() if verdict is not None else None,
+        message=message, weights_kept=keep_weights, gate=verdict.to_dict() if verdict is not None else None,
     )
-    append_log(run.path, {"event": "learn", **result.to_dict()})
-    return result
 
 
 def _refusal(verdict: GateVerdict | None, weights: bool, understanding: bool) -> str | None:
@@ -240,8 +252,14 @@ class _Gate:
 
 
 def read_cases_file(path: str | os.PathLike[str], spec: dict[str, Any]) -> list[Case]:
-    """Cases from a CSV/JSONL/Parquet file with the run's column names."""
-    return [replace(row, source=LEARN, id=None) for row in read_table(path, **column_options(spec)).rows]
+    """Cases from a CSV/JSONL/Parquet file with the run's column names, each checked (sizes,
+    names) with the row it came from named."""
+    cases = []
+    for row in read_table(path, **column_options(spec)).rows:
+        case = replace(row, source=LEARN, id=None)
+        check_case(case, f"{path}: row {(row.id or 0) + 1}")
+        cases.append(case)
+    return cases
 
 
 def _read_cases(store: CaseStore, cases_path: str | os.PathLike[str] | None, spec: dict[str, Any],

@@ -16,10 +16,9 @@ def load_paraphrases(path: str | os.PathLike[str] | None = None) -> list[dict[st
         text = resources.files("bigramlm").joinpath("resources/paraphrases.jsonl").read_text(encoding="utf-8")
         where = "bigramlm/resources/paraphrases.jsonl"
     else:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise BigramLMError(f"cannot read paraphrases {path}: {exc.strerror}") from None
+        from bigramlm.data.sources import read_text_file
+
+        text = read_text_file(Path(path))  # a regular UTF-8 file of bounded size, or one line
         where = str(path)
     items = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -28,7 +27,8 @@ def load_paraphrases(path: str | os.PathLike[str] | None = None) -> list[dict[st
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise BigramLMError(f"{where}: line {number}: {exc.msg}") from None
-            if not isinstance(item, dict) or not item.get("message") or not item.get("intent"):
-                raise BigramLMError(f"{where}: line {number} needs a message and an intent")
+            if not isinstance(item, dict) or not isinstance(item.get("message"), str) or not isinstance(item.get("intent"), str) \
+                    or not item["message"].strip() or not item["intent"].strip():
+                raise BigramLMError(f"{where}: line {number} needs a message and an intent, both text")
             items.append(item)
     return items

@@ -239,8 +239,8 @@ class Understander:
 
     # --- the run directory -------------------------------------------------------------------
 
-    def save(self, run_dir: Path, intents: list[str]) -> None:
-        """Write ``understanding.safetensors`` atomically (tensors, and the rest as metadata)."""
+    def save(self, run_dir: Path, intents: list[str], name: str = UNDERSTANDING_FILE) -> None:
+        """Write ``understanding.safetensors`` (or ``name``) atomically (tensors, and the rest as metadata)."""
         import torch
 
         from bigramlm.checkpoint.weights import atomic_save_tensors
@@ -255,7 +255,7 @@ class Understander:
             "message_intents": json.dumps(intents),
             "encoder": "sentence-transformers/all-MiniLM-L6-v2",
         }
-        atomic_save_tensors(Path(run_dir) / UNDERSTANDING_FILE, tensors, metadata)
+        atomic_save_tensors(Path(run_dir) / name, tensors, metadata)
 
     @classmethod
     def load(cls, run_dir: Path) -> tuple["Understander", list[str]] | None:

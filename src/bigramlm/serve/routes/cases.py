@@ -9,23 +9,28 @@ or dismissed, never both (``bigramlm.support.store.feedback``).
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from bigramlm.data.cases import DESK, Case
 from bigramlm.serve.deps import DeskDep
 from bigramlm.serve.desk import Desk
 from bigramlm.serve.schemas import CasePage, CaseSaved, Schemas
-from bigramlm.support.store import StoreStats, SuggestionConflict, normalized_edit_distance
+from bigramlm.support.store import StoredCase, StoreStats, SuggestionConflict, normalized_edit_distance
 
 
 def router(schemas: Schemas) -> APIRouter:
     CaseRequest, CasePageQuery = schemas.CaseRequest, schemas.CasePageQuery
     api = APIRouter(tags=["desk"])
 
-    @api.post("/api/cases", status_code=201, responses={409: {"description": "the suggestion named was dismissed"}})
-    def add_case(req: CaseRequest, desk: DeskDep) -> CaseSaved:  # type: ignore[valid-type]
+    @api.post("/api/cases", status_code=201, responses={
+        200: {"description": "the suggestion had been accepted already: its case, stored once"},
+        409: {"description": "the suggestion named was dismissed"}})
+    def add_case(req: CaseRequest, desk: DeskDep, response: Response) -> CaseSaved:  # type: ignore[valid-type]
         """Store a resolved case. The answer comes only after the row is committed."""
-        return save_case(desk, req)
+        saved, created = save_case(desk, req)
+        if not created:
+            response.status_code = 200
+        return saved
 
     @api.get("/api/cases")
     def list_cases(page: Annotated[CasePageQuery, Query()], desk: DeskDep) -> CasePage:  # type: ignore[valid-type]
@@ -42,7 +47,7 @@ def router(schemas: Schemas) -> APIRouter:
     return api
 
 
-def save_case(desk: Desk, req: Any) -> CaseSaved:
+def save_case(desk: Desk, req: Any) -> tuple[CaseSaved, bool]:
     edited, distance = req.edited, None
     if req.suggestion_id is not None:
         shown = desk.store.get_suggestion(req.suggestion_id)
@@ -53,10 +58,13 @@ def save_case(desk: Desk, req: Any) -> CaseSaved:
         edited = edited or distance > 0
     try:
         case = Case(req.message, req.reply, req.intent, req.category, DESK)
-        case_id = desk.store.add_case(case, suggestion_id=req.suggestion_id, edited=edited, edit_distance=distance)
+        ((case_id, created),) = desk.store.accept([StoredCase(case, None, req.suggestion_id, edited, distance)])
     except SuggestionConflict as exc:
         raise HTTPException(409, str(exc)) from None
-    return CaseSaved(id=case_id, edited=edited, edit_distance=distance)
+    if not created:  # what was stored the first time
+        first = desk.store.get_case(case_id)
+        edited, distance = (first.edited, first.edit_distance) if first else (edited, distance)
+    return CaseSaved(id=case_id, edited=edited, edit_distance=distance), created
 
 
 def case_page(desk: Desk, offset: int, limit: int) -> CasePage:

@@ -33,6 +33,8 @@ def healthz(desk: DeskDep, limits: LimitsDep) -> Health:
         max_concurrent=limits.max_concurrent,
         reloads=desk.reloads,
         reload_error=desk.reload_error,
+        understanding=desk.assistant.understanding_method if desk.assistant is not None else None,
+        understanding_degraded=desk.assistant.degraded if desk.assistant is not None else None,
         uptime_s=round(time.time() - desk.started, 1),
     )
 

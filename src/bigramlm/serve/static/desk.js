@@ -334,6 +334,7 @@ async function init() {
     const health = await (await fetch("/healthz")).json();
     $("run").textContent = "run " + String(health.run);
     if (!health.assistant) showError("this run cannot suggest replies: " + String(health.assistant_error || "no assistant"));
+    else if (health.understanding_degraded) showError("intents are a fallback: " + String(health.understanding_degraded));
   } catch (e) { showError("server unreachable"); }
   refreshStats();
   refreshRules();

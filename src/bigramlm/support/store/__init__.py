@@ -9,7 +9,7 @@ schema and one notion of "cases since the last learn". By concept:
 - ``feedback``: the suggestions shown, dismissals, and the desk's figures.
 """
 
-from bigramlm.support.store.cases import LearnRecord, StoredCase
+from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
 from bigramlm.support.store.case_store import STORE_FILE, CaseStore, normalized_edit_distance, store_path
 from bigramlm.support.store.feedback import Dismissal, ShownSuggestion, StoreStats, SuggestionConflict
 from bigramlm.support.store.schema import SCHEMA_VERSION
@@ -17,6 +17,7 @@ from bigramlm.support.store.schema import SCHEMA_VERSION
 __all__ = [
     "CaseStore",
     "Dismissal",
+    "LearnChanges",
     "LearnRecord",
     "SCHEMA_VERSION",
     "STORE_FILE",

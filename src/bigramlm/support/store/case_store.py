@@ -19,7 +19,7 @@ import numpy as np
 from bigramlm.data.cases import Case
 from bigramlm.errors import BigramLMError
 from bigramlm.support.store import cases as case_rows
-from bigramlm.support.store.cases import LearnRecord, StoredCase
+from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
 from bigramlm.support.store.database import Database
 from bigramlm.support.store.feedback import (
     Dismissal,
@@ -98,6 +98,10 @@ class CaseStore:
 
     def add_cases(self, cases: Sequence[StoredCase]) -> list[int]:
         """Store many cases in one transaction; all or none."""
+        return [case_id for case_id, _ in self.accept(cases)]
+
+    def accept(self, cases: Sequence[StoredCase]) -> list[tuple[int, bool]]:
+        """``add_cases``, saying of each whether it is new: a suggestion accepted twice is one case."""
         with self.db.write() as conn:
             refuse_dismissed(conn, [c.suggestion_id for c in cases if c.suggestion_id is not None])
             return case_rows.insert(conn, cases)
@@ -124,7 +128,7 @@ class CaseStore:
     # --- learns -------------------------------------------------------------------
 
     def record_learn(self, new_cases: Sequence[Case], learned_ids: Iterable[int],
-                     weights_before: str | None, weights_after: str | None) -> tuple[list[int], int]:
+                     changes: LearnChanges = LearnChanges()) -> tuple[list[int], int]:
         """After a ``learn`` wrote its weights: store its file's cases and mark every case it
         trained on, in one transaction. Returns the ids of ``new_cases`` and how many of
         them were new to the store.
@@ -133,7 +137,7 @@ class CaseStore:
         a case an earlier learn trained on keeps that learn (its weights include it).
         """
         with self.db.write() as conn:
-            return case_rows.record_learn(conn, new_cases, learned_ids, weights_before, weights_after)
+            return case_rows.record_learn(conn, new_cases, learned_ids, changes)
 
     def store_learn_cases(self, new_cases: Sequence[Case]) -> tuple[list[int], int]:
         """Store a learn's file cases without marking them learned (its weights were not kept):
@@ -141,9 +145,15 @@ class CaseStore:
         with self.db.write() as conn:
             return case_rows.insert_learn_cases(conn, new_cases)
 
-    def last_weights_learn(self) -> LearnRecord | None:
-        """The latest learn that changed the weights and was not undone, or None."""
-        return case_rows.last_weights_learn(self.db.connection())
+    def last_learn(self) -> LearnRecord | None:
+        """The latest learn that changed a learned file and was not undone, or None."""
+        return case_rows.last_learn(self.db.connection())
+
+    def learn_by_token(self, token: str) -> LearnRecord | None:
+        return case_rows.learn_by_token(self.db.connection(), token)
+
+    def recent_learns(self, limit: int) -> list[LearnRecord]:
+        return case_rows.recent_learns(self.db.connection(), limit)
 
     def undo_learn(self, learn_id: int) -> int:
         """Mark the cases of one learn as not learned, and that learn as undone; returns how many cases."""

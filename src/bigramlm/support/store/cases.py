@@ -20,8 +20,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
-from bigramlm.data.cases import DESK, LEARN, Case
-from bigramlm.errors import BigramLMError
+from bigramlm.data.cases import DESK, LEARN, Case, check_case
 
 
 @dataclass(frozen=True)
@@ -47,14 +46,24 @@ class StoredCase:
 
 
 @dataclass(frozen=True)
+class LearnChanges:
+    """The sha256 of the learned files a learn changed, before and after (None: not changed)."""
+
+    weights_before: str | None = None
+    weights_after: str | None = None
+    understanding_before: str | None = None
+    understanding_after: str | None = None
+    token: str | None = None
+
+
+@dataclass(frozen=True)
 class LearnRecord:
-    """One learn that changed the weights: which cases it counted, and the weights' sha256 before and after."""
+    """One learn: which cases it counted, and what it changed."""
 
     id: int
     created_at: float
     cases: int
-    weights_before: str | None
-    weights_after: str | None
+    changes: LearnChanges
 
 
 COLUMNS = "id, created_at, message, reply, intent, category, suggestion_id, edited, edit_distance, source"
@@ -70,8 +79,7 @@ def case_digest(case: Case) -> str:
 
 def row_values(stored: StoredCase, now: float) -> tuple[Any, ...]:
     c = stored.case
-    if not isinstance(c.message, str) or not isinstance(c.reply, str):
-        raise BigramLMError("a case needs a message and a reply, both text")
+    check_case(c)
     return (now, c.message, c.reply, c.intent, c.category, stored.suggestion_id, 1 if stored.edited else 0,
             stored.edit_distance, c.source if c.resolved else DESK, case_digest(c))
 
@@ -81,9 +89,15 @@ def from_row(row: sqlite3.Row) -> StoredCase:
     return StoredCase(case, float(row["created_at"]), row["suggestion_id"], bool(row["edited"]), row["edit_distance"])
 
 
-def insert(conn: sqlite3.Connection, cases: Sequence[StoredCase]) -> list[int]:
-    now = time.time()
-    return [int(conn.execute(INSERT.format(verb=""), row_values(c, now)).lastrowid) for c in cases]
+def insert(conn: sqlite3.Connection, cases: Sequence[StoredCase]) -> list[tuple[int, bool]]:
+    """Store the cases; (id, stored now) each. A suggestion is accepted once: a case naming
+    one that was accepted already is that case (ten agents on one suggestion make one case)."""
+    now, out = time.time(), []
+    for c in cases:
+        row = conn.execute("SELECT id FROM cases WHERE suggestion_id = ?", (c.suggestion_id,)).fetchone() \
+            if c.suggestion_id is not None else None
+        out.append((int(row[0]), False) if row else (int(conn.execute(INSERT.format(verb=""), row_values(c, now)).lastrowid), True))
+    return out
 
 
 def select(conn: sqlite3.Connection, where: str = "", args: tuple[Any, ...] = (), tail: str = "") -> list[StoredCase]:
@@ -104,26 +118,46 @@ def insert_learn_cases(conn: sqlite3.Connection, new_cases: Sequence[Case]) -> t
 
 
 def record_learn(conn: sqlite3.Connection, new_cases: Sequence[Case], learned_ids: Iterable[int],
-                 weights_before: str | None, weights_after: str | None) -> tuple[list[int], int]:
-    """Store a learn's file cases (once each) and mark every case it trained on; returns
-    the file cases' ids and how many of them were new to the store."""
+                 changes: LearnChanges) -> tuple[list[int], int]:
+    """Store a learn's file cases (once each) and, where it changed the weights, mark every
+    case it trained on; returns the file cases' ids and how many were new to the store."""
     now = time.time()
     ids, stored = insert_learn_cases(conn, new_cases)
-    trained = sorted(set(ids) | {int(i) for i in learned_ids})
-    learn_id = int(conn.execute("INSERT INTO learns(created_at, cases, weights_before, weights_after) VALUES (?, ?, ?, ?)",
-                                (now, len(trained), weights_before, weights_after)).lastrowid)
+    trained = sorted(set(ids) | {int(i) for i in learned_ids}) if changes.weights_after else []
+    c = changes
+    learn_id = int(conn.execute(
+        "INSERT INTO learns(created_at, cases, weights_before, weights_after, understanding_before, understanding_after,"
+        " token) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (now, len(trained), c.weights_before, c.weights_after, c.understanding_before, c.understanding_after, c.token),
+    ).lastrowid)
     conn.executemany("UPDATE cases SET learn_id = ? WHERE id = ? AND learn_id IS NULL", [(learn_id, i) for i in trained])
     refresh_last_learned(conn)
     return ids, stored
 
 
-def last_weights_learn(conn: sqlite3.Connection) -> LearnRecord | None:
-    """The latest learn that changed the weights and was not undone, or None."""
-    row = conn.execute(
-        "SELECT id, created_at, cases, weights_before, weights_after FROM learns"
-        " WHERE undone_at IS NULL AND weights_after IS NOT NULL ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    return LearnRecord(int(row[0]), float(row[1]), int(row[2]), row[3], row[4]) if row else None
+_LEARN = ("SELECT id, created_at, cases, weights_before, weights_after, understanding_before, understanding_after, token"
+          " FROM learns")
+
+
+def _learn(row: sqlite3.Row | None) -> LearnRecord | None:
+    if row is None:
+        return None
+    return LearnRecord(int(row[0]), float(row[1]), int(row[2]), LearnChanges(row[3], row[4], row[5], row[6], row[7]))
+
+
+def last_learn(conn: sqlite3.Connection) -> LearnRecord | None:
+    """The latest learn that changed a learned file and was not undone, or None."""
+    return _learn(conn.execute(f"{_LEARN} WHERE undone_at IS NULL AND (weights_after IS NOT NULL OR"
+                               " understanding_after IS NOT NULL) ORDER BY id DESC LIMIT 1").fetchone())
+
+
+def learn_by_token(conn: sqlite3.Connection, token: str) -> LearnRecord | None:
+    return _learn(conn.execute(f"{_LEARN} WHERE token = ?", (token,)).fetchone())
+
+
+def recent_learns(conn: sqlite3.Connection, limit: int) -> list[LearnRecord]:
+    rows = conn.execute(f"{_LEARN} ORDER BY id DESC LIMIT ?", (int(limit),)).fetchall()
+    return [r for r in map(_learn, rows) if r is not None]
 
 
 def undo_learn(conn: sqlite3.Connection, learn_id: int) -> int:

@@ -12,7 +12,9 @@ Versions: 1 had one ``last_learned_id`` mark; 2 adds the ``learn_id`` and
 suggestion: negative feedback, which no ``learn`` ever trains on) and an index of the
 cases by the suggestion they accepted; 4 adds ``suggestions.base_text`` (a suggestion as
 the model or the case store gave it, before team edits: what a team edit is found
-against) and ``rule_settings`` (the team edit rules agents disabled or enabled again).
+against) and ``rule_settings`` (the team edit rules agents disabled or enabled again);
+5 adds to ``learns`` the understanding's sha256 before and after and the learn's token
+(what a learn's journal names, ``support.history``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sqlite3
 
 from bigramlm.errors import BigramLMError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -135,5 +137,9 @@ def migrate(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
     if "base_text" not in {row[1] for row in conn.execute("PRAGMA table_info(suggestions)")}:
         conn.execute("ALTER TABLE suggestions ADD COLUMN base_text TEXT")
+    learn_columns = {row[1] for row in conn.execute("PRAGMA table_info(learns)")}
+    for column in ("understanding_before", "understanding_after", "token"):
+        if column not in learn_columns:
+            conn.execute(f"ALTER TABLE learns ADD COLUMN {column} TEXT")
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -1,0 +1,118 @@
+"""Learning never loses work: one learner at a time, a learn killed at the exact moment of
+each of its writes is finished or rolled back, and undo always reaches the files from
+before the last learn that changed anything (issue: learning that never loses work)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bigramlm.checkpoint import WEIGHTS, load_run
+from bigramlm.cli import main
+from bigramlm.support.history import HISTORY_DIR, JOURNAL, learn_lock
+from bigramlm.support.store import CaseStore
+from bigramlm.support.understanding import UNDERSTANDING_FILE, Understander
+from desk_helpers import INTENTS, write_support_csv
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and flock are POSIX")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory):
+    """A support recipe run (bigram, with its understanding) that has never seen get_refund."""
+    root = tmp_path_factory.mktemp("reliable")
+    table = write_support_csv(root / "s.csv", copies=6)
+    run = root / "run"
+    assert main(["train", "--data", str(table), "--recipe", "support", "--model", "bigram", "--exclude-intents",
+                 "get_refund", "--out", str(run), "--json"]) == 0
+    return run
+
+
+@pytest.fixture
+def run(recipe_run, tmp_path):
+    return Path(shutil.copytree(recipe_run, tmp_path / "run"))
+
+
+def _cases(path: Path, intent: str = "get_refund") -> Path:
+    category, messages, reply = INTENTS[intent]
+    path.write_text("instruction,response,intent,category\n" + "".join(f'"{m}","{reply}",{intent},{category}\n' for m in messages),
+                    encoding="utf-8")
+    return path
+
+
+def _learn(run: Path, cases: Path, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **({"BIGRAMLM_CRASH_AT": crash_at} if crash_at else {})}
+    return subprocess.run([sys.executable, "-m", "bigramlm", "learn", str(run), "--cases", str(cases), "--steps", "5",
+                           "--force"], capture_output=True, text=True, env=env, timeout=300)
+
+
+def _files(run: Path) -> tuple[str, str]:
+    return _sha(run / WEIGHTS), _sha(run / UNDERSTANDING_FILE)
+
+
+def test_a_second_learn_is_refused_in_one_line_while_one_runs(run, tmp_path):
+    before = _files(run)
+    with learn_lock(run):  # another learn holds the run
+        proc = _learn(run, _cases(tmp_path / "c.csv"))
+    assert proc.returncode == 2 and proc.stderr.startswith("error: another learn") and proc.stderr.count("\n") == 1
+    assert _files(run) == before
+    with CaseStore.for_run(run) as store:
+        assert store.count() == 0  # nothing stored, nothing marked
+    assert _learn(run, tmp_path / "c.csv").returncode == 0  # free again
+
+
+@pytest.mark.parametrize("point", ["journal", f"install:{WEIGHTS}", f"install:{UNDERSTANDING_FILE}", "record"])
+def test_a_kill_at_each_write_is_finished_or_rolled_back(run, tmp_path, point):
+    before = _files(run)
+    cases = _cases(tmp_path / "c.csv")
+    killed = _learn(run, cases, crash_at=point)
+    assert killed.returncode == -9, killed.stderr
+    assert (run / JOURNAL).exists()  # the kill came between the journal and its removal
+    # The next learn (here: of nothing new) recovers first; so does undo, and the desk waits.
+    assert main(["learn", str(run), "--steps", "1"]) == 0
+    assert not (run / JOURNAL).exists()
+    with CaseStore.for_run(run) as store:
+        last = store.last_learn()
+    if point == "record":  # the store had recorded it: the learn happened, whole
+        assert last is not None and _files(run) == (last.changes.weights_after, last.changes.understanding_after)
+        assert "get_refund" in Understander.load(run)[0].classes
+        assert main(["learn", str(run), "--undo"]) == 0
+    else:  # not recorded: the run is exactly as before the learn
+        assert last is None
+    assert _files(run) == before
+    assert "get_refund" not in Understander.load(run)[0].classes
+    load_run(run)
+    # And a learn after all that succeeds, and undo reaches the files from before it.
+    assert _learn(run, cases).returncode == 0 and _files(run) != before
+    assert main(["learn", str(run), "--undo"]) == 0 and _files(run) == before
+
+
+def test_undo_reaches_back_through_every_learn(run, tmp_path):
+    original = _files(run)
+    assert _learn(run, _cases(tmp_path / "a.csv")).returncode == 0
+    first = _files(run)
+    assert _learn(run, _cases(tmp_path / "b.csv", "contact_human_agent")).returncode == 0
+    assert _files(run) != first
+    assert main(["learn", str(run), "--undo"]) == 0 and _files(run) == first
+    assert main(["learn", str(run), "--undo"]) == 0 and _files(run) == original
+    assert (run / HISTORY_DIR).is_dir()
+
+
+def test_a_learn_that_only_refits_the_understanding_can_be_undone(run, tmp_path, capsys):
+    before = _files(run)
+    assert main(["learn", str(run), "--cases", str(_cases(tmp_path / "c.csv")), "--steps", "0"]) == 0
+    assert _sha(run / WEIGHTS) == before[0] and _sha(run / UNDERSTANDING_FILE) != before[1]
+    assert "get_refund" in Understander.load(run)[0].classes
+    capsys.readouterr()
+    assert main(["learn", str(run), "--undo"]) == 0
+    assert _files(run) == before

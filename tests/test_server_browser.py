@@ -236,12 +236,16 @@ def test_model_markup_is_shown_as_text_and_never_runs(browser, tmp_path):
         assert page.locator("#unsure").is_visible()  # a best guess below the threshold says so
         assert PAYLOAD_SCRIPT in page.locator("#similar").inner_text()
         assert page.locator("#token-row").is_hidden()
-        # Edit and accept it too: the stored reply is the text, byte for byte.
+        # Accepting it is refused: markup is no intent name (it would reach the training
+        # format's header lines); the page says so as text, and nothing is stored.
         page.locator(".accept").click()
-        page.wait_for_function("document.querySelector('#suggestions li.accepted') !== null", timeout=10_000)
+        page.wait_for_function("!document.querySelector('#error').hidden", timeout=10_000)
+        assert "is not a name" in page.locator("#error").inner_text()
         assert page.evaluate("window.__xss") is None and dialogs == []
-        stored = httpx.get(server.base + "/api/cases").json()["items"][-1]
-        assert stored["reply"] == PAYLOAD + " {{Order Number}}"
+        assert httpx.get(server.base + "/api/cases").json()["items"] == []
+        # The reply itself may hold markup: stored byte for byte under a real intent.
+        saved = httpx.post(server.base + "/api/cases", json={"message": "m", "reply": PAYLOAD, "intent": "cancel_order"})
+        assert saved.status_code == 201 and httpx.get(server.base + "/api/cases").json()["items"][-1]["reply"] == PAYLOAD
 
     # Control: the same payload does run when parsed as HTML, so the test above means something.
     control = browser.new_page()

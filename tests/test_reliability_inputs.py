@@ -160,3 +160,57 @@ def test_a_read_only_run_still_assists(support_run, tmp_path):
     proc = subprocess.run(["unshare", "-m", "sh", "-c", script, str(run), sys.executable, "-m", "bigramlm", "assist", str(run),
                            "where is my package", "--n", "1", "--max-tokens", "5", "--json"], capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+class _SlowAssistant:
+    """An assistant whose every suggestion takes 20 s, checking its job between steps as the real decode does."""
+
+    store = None
+    brand = None
+    understanding_method = "slow"
+    degraded = None
+
+    def suggest(self, message, check=None, **options):
+        import time
+
+        for _ in range(400):
+            check()
+            time.sleep(0.05)
+        raise AssertionError("a cancelled generation ran to its end")
+
+
+def test_a_client_that_hangs_up_frees_its_slot_at_once(support_run):
+    import time
+
+    import httpx
+
+    from bigramlm.checkpoint import load_run
+    from bigramlm.serve.limits import ServerLimits
+    from desk_helpers import ThreadServer
+
+    app = create_app(support_run, assistant=_SlowAssistant(), run=load_run(support_run),  # type: ignore[arg-type]
+                     limits=ServerLimits(max_concurrent=2))
+    with ThreadServer(app) as server:
+        for _ in range(2):
+            with pytest.raises(httpx.TimeoutException):
+                httpx.post(server.base + "/api/suggest", json={"message": "hi"}, timeout=0.5)
+        deadline = time.monotonic() + 5  # far below the 30 s generation deadline
+        while httpx.get(server.base + "/healthz").json()["generations_running"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert httpx.get(server.base + "/healthz").json()["generations_running"] == 0
+
+
+def test_brand_init_writes_toml_it_reads_back_and_the_token_can_come_from_a_file(tmp_path):
+    from bigramlm.cli.serve import _token_file
+    from bigramlm.errors import BigramLMError
+    from bigramlm.support.brand import BrandProfile, brand_template
+
+    path = tmp_path / "brand.toml"
+    path.write_text(brand_template({"Odd\x7fName\x85": 2}, "test"), encoding="utf-8")  # DEL and a C1 control
+    assert "Odd\x7fName\x85" not in BrandProfile.load(path).values  # it parses; the value is empty
+    secret = tmp_path / "token"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    assert _token_file(secret) == "s3cret"
+    secret.write_text("\n", encoding="utf-8")
+    with pytest.raises(BigramLMError, match="no token"):
+        _token_file(secret)

@@ -24,7 +24,9 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--brand", type=Path, default=None, help="brand profile (TOML) that fills placeholders")
     p.add_argument("--token", default=None,
-                   help="bearer token required on the API (default: $BIGRAMLM_TOKEN); a non-ASCII token is sent as its UTF-8 bytes")
+                   help="bearer token required on the API (default: $BIGRAMLM_TOKEN; a flag is visible to every user in ps, "
+                        "so prefer --token-file or the variable); a non-ASCII token is sent as its UTF-8 bytes")
+    p.add_argument("--token-file", type=Path, default=None, help="read the bearer token from this file (its first line)")
     p.add_argument("--max-concurrent", type=int, default=d.max_concurrent,
                    help=f"generations at once; more get 503 + Retry-After (default {d.max_concurrent})")
     p.add_argument("--timeout", type=float, default=d.timeout_s, help=f"seconds per generation (default {d.timeout_s:g})")
@@ -37,7 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bigramlm.serve.limits import ServerLimits
     from bigramlm.serve.network import check_exposure
 
-    token = args.token or os.environ.get("BIGRAMLM_TOKEN") or None
+    token = args.token or _token_file(args.token_file) or os.environ.get("BIGRAMLM_TOKEN") or None
     check_exposure(args.host, token)
     if not 0 <= args.port <= 65535:
         raise BigramLMError(f"--port must be in 0..65535 (got {args.port})")
@@ -53,3 +55,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve(args.run_dir, host=args.host, port=args.port, brand_path=str(args.brand) if args.brand else None,
           token=token, limits=limits, log_level=args.log_level)
     return 0
+
+
+def _token_file(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    from bigramlm.data.sources import read_text_file
+
+    lines = read_text_file(path).splitlines()
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise BigramLMError(f"--token-file {path} holds no token on its first line")
+    return token

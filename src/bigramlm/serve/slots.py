@@ -12,7 +12,7 @@ import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 from bigramlm.errors import BigramLMError
 
@@ -78,8 +78,10 @@ class GenerationSlots:
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
-    async def run(self, produce: Callable[[Job], Any]) -> Any:
-        """``produce(job)``'s result, computed in a worker thread under the deadline."""
+    async def run(self, produce: Callable[[Job], Any], gone: Callable[[], Awaitable[bool]] | None = None) -> Any:
+        """``produce(job)``'s result, computed in a worker thread under the deadline. ``gone``
+        (the request's ``is_disconnected``) is asked four times a second: a client that hung
+        up cancels its generation, so its slot is free at the next token, not at the deadline."""
         self.acquire()
         job = Job(self.timeout_s)
 
@@ -96,13 +98,21 @@ class GenerationSlots:
             raise
         try:
             # A little grace past the deadline: normally the worker raises GenerationTimeout itself.
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout_s + 1.0)
+            return await asyncio.wait_for(self._watch(future, job, gone), self.timeout_s + 1.0)
         except asyncio.TimeoutError:
             job.cancelled.set()
             raise GenerationTimeout("deadline") from None
         except asyncio.CancelledError:
             job.cancelled.set()
             raise
+
+    @staticmethod
+    async def _watch(future: "asyncio.Future[Any]", job: Job, gone: Callable[[], Awaitable[bool]] | None) -> Any:
+        while gone is not None and not future.done():
+            await asyncio.wait({future}, timeout=0.25)
+            if not future.done() and await gone():
+                job.cancelled.set()
+        return await asyncio.shield(future)
 
     def stream(self, produce: Callable[[Job], Iterable[Any]], max_batch: int = 512) -> AsyncIterator[list[Any]]:
         """Take a slot now (so ``Busy`` becomes a 503 before any byte is sent) and stream ``produce``'s items.

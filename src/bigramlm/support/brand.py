@@ -180,8 +180,9 @@ def _stray_braces(segment: str, offset: int, mangled: list[dict[str, Any]]) -> N
 
 def _toml_string(value: str) -> str:
     # JSON string escapes are valid TOML basic-string escapes, except that TOML has no
-    # surrogate pairs; ensure_ascii=False keeps every non-ASCII character literal.
-    return json.dumps(value, ensure_ascii=False)
+    # surrogate pairs; ensure_ascii=False keeps every non-ASCII character literal. JSON
+    # leaves DEL and the C1 controls raw, which TOML refuses: those are escaped too.
+    return re.sub(r"[\x7f-\x9f]", lambda m: f"\\u{ord(m.group(0)):04X}", json.dumps(value, ensure_ascii=False))
 
 
 def brand_template(counts: Counter, source: str) -> str:

@@ -180,9 +180,12 @@ def _learn_locked(run: Run, spec: dict[str, Any], store: CaseStore, cases_path: 
     if not found.cases:
         return LearnResult(str(run.path), 0, message="no new cases to learn from")
     encoded = _encode_cases(run, spec, found.cases)
+    log(f"encoded the cases: {encoded.characters:,} characters; measuring the other intents before (the learn gate)")
     gate = _Gate(run, spec, data, {i for i, _ in encoded.labels}, log)
     replay_windows = _replay_windows(run, spec, data, settings, log)
+    log(f"fine-tuning: at most {settings.steps:,} steps" + (f" or {settings.time_limit:g} s" if settings.time_limit else ""))
     tuned = _fine_tune(run, encoded, replay_windows, settings)
+    log(f"fine-tuned in {settings.steps:,} steps; refitting the understanding")
     understanding = _refit_understanding(run, found.cases, encoded.labels)
     verdict = gate.judge(understanding)
     keep_weights = settings.steps > 0 and (verdict is None or verdict.weights_ok or force)

@@ -8,7 +8,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -33,10 +33,12 @@ def router(schemas: Schemas) -> APIRouter:
     api = APIRouter(tags=["desk"])
 
     @api.post("/api/suggest")
-    async def suggest(req: SuggestRequest, desk: DeskDep) -> dict[str, Any]:  # type: ignore[valid-type]
-        """Intent, category, ranked suggested replies and similar cases: the ``assist --json`` object."""
+    async def suggest(req: SuggestRequest, desk: DeskDep, request: Request) -> dict[str, Any]:  # type: ignore[valid-type]
+        """Intent, category, ranked suggested replies and similar cases: the ``assist --json`` object.
+        A client that hangs up cancels its generation."""
         assistant, options = need_assistant(desk), suggest_options(req)
-        result = await desk.slots.run(lambda job: assistant.suggest(req.message, **options, check=job.check))
+        result = await desk.slots.run(lambda job: assistant.suggest(req.message, **options, check=job.check),
+                                      gone=request.is_disconnected)
         return await run_in_threadpool(remember, desk.store, result)
 
     @api.post("/api/suggest/stream")

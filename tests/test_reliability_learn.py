@@ -116,3 +116,27 @@ def test_a_learn_that_only_refits_the_understanding_can_be_undone(run, tmp_path,
     capsys.readouterr()
     assert main(["learn", str(run), "--undo"]) == 0
     assert _files(run) == before
+
+
+def test_a_full_disk_during_a_learn_is_one_line_and_the_run_stays_whole(run, tmp_path):
+    """On a tmpfs with room for the run and a few kilobytes more, the new files cannot all be
+    written: one error line, and the run is the run before (after recovery, if any)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a small tmpfs")  # CI runs as root
+    cases = _cases(tmp_path / "c.csv")
+    CaseStore.for_run(run).close()  # the store exists: the learn's own writes are what fill the disk
+    size_kb = sum(p.stat().st_size for p in run.rglob("*") if p.is_file()) // 1024 + 64
+    script = ('mount -t tmpfs -o size="$1"k tmpfs "$2" && cp -a "$3"/. "$2"/ && '
+              '"$4" -m bigramlm learn "$2" --cases "$5" --steps 3 --force; echo "rc=$?"; '
+              '"$4" -m bigramlm learn "$2" --steps 1 >/dev/null 2>&1; '  # recovery, should a journal be left
+              'sha256sum "$2"/model.safetensors "$2"/understanding.safetensors')
+    mount = tmp_path / "small"
+    mount.mkdir()
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(size_kb), str(mount), str(run), sys.executable,
+                           str(cases)], capture_output=True, text=True, timeout=300)
+    assert "rc=2" in proc.stdout, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and ("No space left" in errors[0] or "disk is full" in errors[0]), proc.stderr
+    assert "Traceback" not in proc.stderr
+    shas = dict(reversed(line.split()) for line in proc.stdout.splitlines() if len(line.split()) == 2 and "/" in line)
+    assert (shas[str(mount / WEIGHTS)], shas[str(mount / UNDERSTANDING_FILE)]) == _files(run)

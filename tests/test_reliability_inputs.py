@@ -214,3 +214,18 @@ def test_brand_init_writes_toml_it_reads_back_and_the_token_can_come_from_a_file
     secret.write_text("\n", encoding="utf-8")
     with pytest.raises(BigramLMError, match="no token"):
         _token_file(secret)
+
+
+def test_a_store_of_a_newer_version_is_refused_and_the_terminal_never_runs_escapes(tmp_path):
+    import sqlite3
+
+    from bigramlm.cli.support import shown
+    from bigramlm.errors import BigramLMError
+    from bigramlm.support.store import SCHEMA_VERSION, store_path
+
+    with sqlite3.connect(store_path(tmp_path)) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(BigramLMError, match="newer bigramlm"):
+        CaseStore.for_run(tmp_path)
+    assert shown("a\x1b[31mred\x00\u202eevil\nok\tfine") == "a\\x1b[31mred\\x00\\u202eevil\nok\tfine"

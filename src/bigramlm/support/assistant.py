@@ -185,17 +185,8 @@ class Assistant:
         if self.lm_intents is not None and self.label_set:
             return [_ranking(self.lm_intents.classes, self.lm_intents.categories, p)
                     for p in self.lm_intents.predict(texts)], LM_METHOD
-        return [self._vote(t) for t in texts], "nearest-cases"
-
-    def _vote(self, text: str, k: int = 15) -> list[IntentScore]:
-        """Fallback for runs trained without labels: similarity-weighted nearest cases."""
-        weights: dict[tuple[str, str | None], float] = {}
-        for case, score in self.index.search(text, k):
-            if case.intent:
-                weights[(case.intent, case.category)] = weights.get((case.intent, case.category), 0.0) + max(score, 1e-9)
-        total = sum(weights.values())
-        ranked = sorted(weights.items(), key=lambda kv: -kv[1])
-        return [IntentScore(i, c, w / total) for (i, c), w in ranked] if total else []
+        # A run trained without labels: a similarity-weighted vote of the nearest cases.
+        return [[IntentScore(i, c, p) for (i, c), p in self.index.vote(t)] for t in texts], "nearest-cases"
 
     def understand(self, message: str, k_similar: int = DEFAULTS["k_similar"]) -> Understanding:
         """Normalise the message, rank the intents, find similar cases (and the baseline's answer)."""

@@ -16,15 +16,21 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
-from bigramlm._fs import atomic_write_text
+from bigramlm._fs import atomic_write_text, sha256_of
+from bigramlm.checkpoint import WEIGHTS, Run
 from bigramlm.data.cases import Case
+from bigramlm.data.instructions import load_run_files, read_split_rows
+from bigramlm.errors import BigramLMError
 from bigramlm.support.metrics import reply_metrics
 from bigramlm.support.results import SuggestSettings
+from bigramlm.support.understanding import UNDERSTANDING_FILE
+
+from bigramlm.support.assistant import Assistant
 
 if TYPE_CHECKING:
-    from bigramlm.support.assistant import Assistant
+    from bigramlm.support.publish import LearnedUnderstanding
 
 GATE_FILE = "gate.json"
 GATE_ROWS_PER_INTENT = 2
@@ -86,7 +92,7 @@ def gate_rows(val_rows: list[Case], learned_intents: set[str | None]) -> list[Ca
     return out
 
 
-def measure(assistant: "Assistant", rows: list[Case]) -> GateFigures:
+def measure(assistant: Assistant, rows: list[Case]) -> GateFigures:
     """The assistant's model's greedy draft and understanding on ``rows``."""
     settings = SuggestSettings(1, GATE_TOKENS, 0.0, None, None, 0)
     results = assistant.suggest_many([r.message for r in rows], settings)
@@ -108,3 +114,38 @@ def keep_before(run_dir: Path, key: str, figures: GateFigures) -> None:
         atomic_write_text(Path(run_dir) / GATE_FILE, json.dumps({"key": key, "figures": asdict(figures)}))
     except OSError:
         pass  # a read-only run: measured again next time
+
+
+class Gate:
+    """The run's figures on the other intents' held-out rows, before the fine-tune and after it."""
+
+    def __init__(self, run: Run, spec: dict[str, Any], data: str | None, learned: set[str | None],
+                 log: Callable[[str], None]):
+        self.run, self.log = run, log
+        self.files = load_run_files(run.path, spec, data)
+        try:
+            held_out = read_split_rows(spec, self.files, "val", data)
+        except BigramLMError as exc:  # the dataset is elsewhere: the train rows stand in
+            log(f"the learn gate measures train rows ({exc})")
+            held_out = self.files.train_rows
+        self.rows = gate_rows(held_out, learned)
+        self.before = self._before() if self.rows else None
+
+    def _before(self) -> GateFigures:
+        names = [WEIGHTS, UNDERSTANDING_FILE]
+        key = "|".join(sha256_of(self.run.path / n) if (self.run.path / n).is_file() else "-" for n in names)
+        figures = cached_before(self.run.path, key)
+        if figures is None:
+            figures = measure(Assistant(self.run, self.files), self.rows)
+            keep_before(self.run.path, key, figures)
+        return figures
+
+    def judge(self, understanding: "LearnedUnderstanding | None") -> GateVerdict | None:
+        if self.before is None:
+            return None
+        assistant = Assistant(self.run, self.files)
+        if understanding is not None:
+            assistant.understander = understanding.understander
+        verdict = GateVerdict(self.before, measure(assistant, self.rows))
+        self.log(f"learn gate: {verdict.describe()}")
+        return verdict

@@ -42,9 +42,8 @@ from bigramlm.data.run_files import read_train_targets
 from bigramlm.data.table import column_options, read_table
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.lm import total_nats
-from bigramlm.data.instructions import read_split_rows
-from bigramlm.support.assistant import Assistant, require_instruction_run
-from bigramlm.support.gate import GateFigures, GateVerdict, cached_before, gate_rows, keep_before, measure
+from bigramlm.support.assistant import require_instruction_run
+from bigramlm.support.gate import Gate, GateVerdict
 from bigramlm.support import history
 from bigramlm.support.publish import Learned, LearnedUnderstanding, append_log, publish, recover
 from bigramlm.support.results import LearnResult
@@ -181,7 +180,7 @@ def _learn_locked(run: Run, spec: dict[str, Any], store: CaseStore, cases_path: 
         return LearnResult(str(run.path), 0, message="no new cases to learn from")
     encoded = _encode_cases(run, spec, found.cases)
     log(f"encoded the cases: {encoded.characters:,} characters; measuring the other intents before (the learn gate)")
-    gate = _Gate(run, spec, data, {i for i, _ in encoded.labels}, log)
+    gate = Gate(run, spec, data, {i for i, _ in encoded.labels}, log)
     replay_windows = _replay_windows(run, spec, data, settings, log)
     log(f"fine-tuning: at most {settings.steps:,} steps" + (f" or {settings.time_limit:g} s" if settings.time_limit else ""))
     tuned = _fine_tune(run, encoded, replay_windows, settings)
@@ -210,45 +209,6 @@ def _refusal(verdict: GateVerdict | None, weights: bool, understanding: bool) ->
         return None
     what = "the new weights and understanding" if weights and understanding else "the new weights" if weights else "the new understanding"
     return f"kept the old {what.removeprefix('the new ')}: {verdict.describe()}; --force keeps them anyway"
-
-
-class _Gate:
-    """The run's figures on the other intents' held-out rows, before the fine-tune and after it."""
-
-    def __init__(self, run: Run, spec: dict[str, Any], data: str | None, learned: set[str | None],
-                 log: Callable[[str], None]):
-        self.run, self.log = run, log
-        self.files = load_run_files(run.path, spec, data)
-        try:
-            held_out = read_split_rows(spec, self.files, "val", data)
-        except BigramLMError as exc:  # the dataset is elsewhere: the train rows stand in
-            log(f"the learn gate measures train rows ({exc})")
-            held_out = self.files.train_rows
-        self.rows = gate_rows(held_out, learned)
-        self.before = self._before() if self.rows else None
-
-    def _before(self) -> GateFigures:
-        from bigramlm._fs import sha256_of
-        from bigramlm.checkpoint import WEIGHTS
-        from bigramlm.support.understanding import UNDERSTANDING_FILE
-
-        names = [WEIGHTS, UNDERSTANDING_FILE]
-        key = "|".join(sha256_of(self.run.path / n) if (self.run.path / n).is_file() else "-" for n in names)
-        figures = cached_before(self.run.path, key)
-        if figures is None:
-            figures = measure(Assistant(self.run, self.files), self.rows)
-            keep_before(self.run.path, key, figures)
-        return figures
-
-    def judge(self, understanding: LearnedUnderstanding | None) -> GateVerdict | None:
-        if self.before is None:
-            return None
-        assistant = Assistant(self.run, self.files)
-        if understanding is not None:
-            assistant.understander = understanding.understander
-        verdict = GateVerdict(self.before, measure(assistant, self.rows))
-        self.log(f"learn gate: {verdict.describe()}")
-        return verdict
 
 
 # --- phase 1: read ----------------------------------------------------------------------

@@ -119,6 +119,16 @@ class CaseIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(cases[i], float(scores[i])) for i in top]
 
+    def vote(self, query: str, k: int = 15) -> list[tuple[tuple[str, str | None], float]]:
+        """The (intent, category) pairs of the ``k`` nearest cases, weighted by similarity, as
+        shares summing to 1, likeliest first ([] when none has an intent)."""
+        weights: dict[tuple[str, str | None], float] = {}
+        for case, score in self.search(query, k):
+            if case.intent:
+                weights[(case.intent, case.category)] = weights.get((case.intent, case.category), 0.0) + max(score, 1e-9)
+        total = sum(weights.values())
+        return [(pair, w / total) for pair, w in sorted(weights.items(), key=lambda kv: -kv[1])] if total else []
+
     def search_many(self, queries: Sequence[str], k: int = 1) -> list[list[tuple[Case, float]]]:
         """Batch search (for evaluation): one sparse product for all queries."""
         cases, matrix = self._state

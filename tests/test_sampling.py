@@ -80,14 +80,15 @@ def test_stop_strings_end_a_sample_everywhere(tmp_path, capsys) -> None:
 def test_draw_tokens_samples_the_nucleus_of_filter_logits() -> None:
     """The fast top-p path (nucleus among the likeliest candidates, full sort for wide rows)
     draws from exactly the distribution ``filter_logits`` gives."""
-    from bigramlm.generation.filters import NUCLEUS_CANDIDATES, draw_tokens, filter_logits
+    from bigramlm.generation.filters import NUCLEUS_CANDIDATES, draw_tokens, filter_logits, uniforms
 
     g = torch.Generator().manual_seed(0)
     peaked = torch.randn(1, 512, generator=g) * 4  # a narrow nucleus: the fast path
     flat = torch.zeros(1, 512)  # every token equally likely: wider than the candidates, the fallback
     for logits in (peaked, flat):
         want = filter_logits(logits, 0.8, None, 0.9)[0]
-        draws = draw_tokens(logits.expand(20_000, -1), 0.8, None, 0.9, torch.Generator().manual_seed(1))
+        u = uniforms(1, np.zeros(20_000, dtype=np.int64), np.arange(20_000))
+        draws = draw_tokens(logits.expand(20_000, -1), 0.8, None, 0.9, u)
         seen = torch.bincount(draws, minlength=512).float() / draws.numel()
         assert set(draws.tolist()) <= set(want.nonzero().squeeze(1).tolist())  # never outside the nucleus
         assert (seen - want).abs().max() < 0.02

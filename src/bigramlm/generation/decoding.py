@@ -63,6 +63,8 @@ class CachedDecoder:
         #: Which columns of ``history`` are real tokens (padding is at the left).
         self.real = torch.arange(self.history.size(1), device=device).unsqueeze(0) >= pad.to(device).unsqueeze(1)
         self.cache = model.new_cache(len(contexts), pad)
+        #: Whether a ``verify`` ran (``history`` then lacks its tokens: no sliding after it).
+        self.start, self.speculated = 0, False
         logits, _ = model(self.history, cache=self.cache)
         #: Logits (n, V) of the token after each context.
         self.logits = logits[:, -1, :]
@@ -73,6 +75,10 @@ class CachedDecoder:
         self.history = torch.cat([self.history, tokens], dim=1)[:, -self.block :]
         self.real = torch.cat([self.real, torch.ones_like(tokens, dtype=torch.bool)], dim=1)[:, -self.block :]
         if self.cache.length >= self.block:
+            self.cache.compact()  # a speculative decode's holes first; the window slides only when full of tokens
+        if self.cache.length >= self.block:
+            if self.speculated:
+                raise RuntimeError("a speculative decode outgrew the block; its budget should have ended it")
             window, real = self.history[:, -self.keep :], self.real[:, -self.keep :]
             self.cache = self.model.new_cache(window.size(0), (~real).sum(dim=1))
             logits, _ = self.model(window, cache=self.cache)
@@ -80,6 +86,34 @@ class CachedDecoder:
             logits, _ = self.model(tokens, cache=self.cache)
         self.logits = logits[:, -1, :]
         return self.logits
+
+    def verify(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Run ``T`` tokens per row (B, T) in one pass: logits (B, T, V), row ``b``'s
+        ``t``-th predicting the token after its ``t``-th. ``commit`` then says how many
+        each row keeps; until it does, the decoder holds all ``T``.
+
+        Only within the block: a speculative decode never slides its window (its budget
+        ends where the longest row would outgrow the block), so ``history`` stops here.
+        """
+        if self.cache.length + tokens.size(1) > self.cache.capacity:
+            self.cache.compact()  # ``room`` said how many fit
+        self.start, self.speculated = self.cache.length, True
+        logits, _ = self.model(tokens.to(self.history.device), cache=self.cache)
+        return logits
+
+    def room(self) -> int:
+        """The most tokens per row one ``verify`` can take: every row's positions stay within
+        the block, and the slots within the cache (its holes closed first when they are in the way)."""
+        offset = self.cache.offset
+        longest = self.cache.length - (int(offset.min()) if offset is not None else 0)  # the furthest row's next position
+        if self.cache.capacity - self.cache.length < self.block - longest:
+            self.cache.compact()
+        return min(self.block - longest, self.cache.capacity - self.cache.length)
+
+    def commit(self, kept: torch.Tensor) -> None:
+        """Keep the first ``kept[b]`` tokens of row ``b``'s last ``verify``; ``logits`` is
+        left as it was (the caller holds the verified logits it needs)."""
+        self.cache.commit(self.start, kept)
 
     def keep_rows(self, rows: torch.Tensor) -> None:
         """Go on with these rows only (finished ones leave the batch)."""

@@ -20,7 +20,8 @@ bigram's ``sample``): it walks the chain from pools of pre-drawn tokens
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -28,8 +29,9 @@ import torch
 
 from bigramlm.generation.checks import check_new_tokens, check_sampling, check_seed
 from bigramlm.generation.decoding import make_decoder
-from bigramlm.generation.filters import draw_tokens, filter_logits
+from bigramlm.generation.filters import draw_tokens, filter_logits, uniforms
 from bigramlm.generation.markov import MarkovChainSampler
+from bigramlm.generation.speculation import DecodeStats, Drafter, Speculation
 from bigramlm.generation.text import Detokenizer, StopScanner, cut_at_stop
 from bigramlm.models.base import LanguageModel
 from bigramlm.tokenization import Tokenizer
@@ -57,14 +59,10 @@ def encode_prompt(tokenizer: Tokenizer, text: str) -> list[int]:
     return [int(t) for t in tokenizer.encode(text, on_unknown="replace")] if text else []
 
 
-def _generator(seed: int | None) -> torch.Generator:
+def _seed(seed: int | None) -> int:
+    """The decode's seed: the one given, or a random one."""
     check_seed(seed)
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
-    return generator
+    return secrets.randbits(63) if seed is None else int(seed)
 
 
 # --- what a row keeps of its tokens ----------------------------------------------------------
@@ -147,18 +145,23 @@ class _Decode:
     model: LanguageModel
     max_new_tokens: int
     sampling: Sampling
-    generator: torch.Generator
+    #: Each token's draw is a function of (seed, row, position): ``filters.uniforms``.
+    seed: int
     kv_cache: bool
     check: Callable[[], None] | None
     #: Stop a batch where its longest row would outgrow the context the model was trained
     #: on (replies, which end long before; a reply that long is a loop). A free-running
     #: sample (``generate_ids``) slides its window past the block instead.
     within_block: bool = True
+    #: Draft tokens from ``sources`` and each row's own text, verified in one pass (None: off).
+    speculate: Speculation | None = None
+    stats: DecodeStats = field(default_factory=DecodeStats)
 
 
 @torch.no_grad()
 def _decode(job: _Decode, contexts: Sequence[Sequence[int]], rows: Sequence[_Row], greedy: Sequence[bool],
-            rows_per_batch: int, on_progress: Callable[[int], None] | None) -> Iterator[None]:
+            rows_per_batch: int, on_progress: Callable[[int], None] | None,
+            sources: Sequence[Sequence[Sequence[int]]] | None = None) -> Iterator[None]:
     """Decode every row (longest prompts together, so little padding is computed);
     yields after every step, so a caller can hand out what the rows gathered."""
     order = sorted(range(len(contexts)), key=lambda i: -len(contexts[i]))
@@ -167,51 +170,135 @@ def _decode(job: _Decode, contexts: Sequence[Sequence[int]], rows: Sequence[_Row
     try:
         for start in range(0, len(order), rows_per_batch):
             chunk = order[start : start + rows_per_batch]
-            yield from _decode_batch(job, [contexts[i] for i in chunk], [rows[i] for i in chunk],
-                                     torch.tensor([bool(greedy[i]) for i in chunk]))
+            batch = _Batch(job, chunk, [contexts[i] for i in chunk], [rows[i] for i in chunk],
+                           torch.tensor([bool(greedy[i]) for i in chunk]),
+                           [sources[i] for i in chunk] if sources is not None else None)
+            yield from batch.run()
             if on_progress is not None:
                 on_progress(min(start + rows_per_batch, len(order)))
     finally:
         job.model.train(was_training)
 
 
-def _decode_batch(job: _Decode, contexts: list[Sequence[int]], rows: list[_Row], greedy_rows: torch.Tensor) -> Iterator[None]:
-    """One batch of rows; a finished row is dropped from the decoder once a quarter of the batch has finished."""
-    budget = job.max_new_tokens
-    if job.within_block and not job.model.markov:
-        budget = min(budget, max(1, job.model.get_block_size() - max(len(c) for c in contexts)))
-    if job.max_new_tokens > 0:
-        decoder = make_decoder(job.model, [list(c) for c in contexts], job.kv_cache)
-        slots: list[int | None] = list(range(len(rows)))  # the row each decoder row decodes; None: finished
-        for step in range(budget):
-            if job.check is not None:
-                job.check()
-            tokens = _next_tokens(decoder.logits, job.sampling, job.generator, greedy_rows)
-            for slot, token in enumerate(tokens.tolist()):
-                row = slots[slot]
-                if row is not None and not rows[row].push(token):
-                    slots[slot] = None
-            live = [slot for slot, row in enumerate(slots) if row is not None]
-            if not live or step + 1 == budget:
-                break
-            yield
-            if len(slots) - len(live) >= max(1, len(slots) // COMPACT_SHARE):
-                keep = torch.tensor(live, dtype=torch.long)
-                decoder.keep_rows(keep)
-                tokens, slots, greedy_rows = tokens[keep], [slots[s] for s in live], greedy_rows[keep]
-            decoder.push(tokens)
-    for row in rows:
-        row.finish()
-    yield
+class _Batch:
+    """One batch of rows. Each row holds one ``pending`` token, drawn but not yet run
+    through the model; a pass runs it, with a draft after it where one is found, and
+    draws the next token at every position, keeping the draws while they equal the draft
+    (``generation.speculation``). A finished row leaves the decoder once a quarter of the
+    batch has finished."""
 
+    def __init__(self, job: _Decode, ids: list[int], contexts: list[Sequence[int]], rows: list[_Row],
+                 greedy_rows: torch.Tensor, sources: list[Sequence[Sequence[int]]] | None):
+        self.job, self.ids, self.rows, self.greedy_rows = job, ids, rows, greedy_rows
+        self.budget = job.max_new_tokens
+        if job.within_block and not job.model.markov:
+            self.budget = min(self.budget, max(1, job.model.get_block_size() - max(len(c) for c in contexts)))
+        self.contexts = contexts
+        self.counts = [0] * len(rows)
+        self.drafter: Drafter | None = None
+        if job.speculate is not None and job.within_block and job.kv_cache and job.model.supports_kv_cache:
+            self.drafter = Drafter(job.speculate, contexts, sources if sources is not None else [()] * len(rows))
 
-def _next_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator, greedy_rows: torch.Tensor) -> torch.Tensor:
-    if sampling.temperature == 0:
-        return logits.argmax(dim=-1).cpu()
-    tokens = draw_tokens(logits, sampling.temperature, sampling.top_k, sampling.top_p, generator)
-    if bool(greedy_rows.any()):
-        tokens = torch.where(greedy_rows, logits.argmax(dim=-1).cpu(), tokens)
-    return tokens
+    def run(self) -> Iterator[None]:
+        job = self.job
+        if job.max_new_tokens > 0:
+            self.decoder = make_decoder(job.model, [list(c) for c in self.contexts], job.kv_cache)
+            self.slots: list[int | None] = list(range(len(self.rows)))  # the row each decoder row decodes
+            pending = self._draw(self.decoder.logits, 1)
+            for slot, token in enumerate(pending.tolist()):
+                self._push(slot, [token])
+            while any(row is not None for row in self.slots):
+                yield
+                pending = self._compact(pending)
+                if job.check is not None:
+                    job.check()
+                pending = self._step(pending)
+        for row in self.rows:
+            row.finish()
+        yield
+
+    def _push(self, slot: int, tokens: list[int]) -> None:
+        """Hand a decoder row's new tokens to its row, up to its stop string or budget."""
+        row = self.slots[slot]
+        if row is None:
+            return
+        stats, greedy = self.job.stats, bool(self.greedy_rows[slot])
+        for token in tokens:
+            self.counts[row] += 1
+            stats.tokens += 1
+            stats.greedy_tokens += greedy
+            if self.drafter is not None:
+                self.drafter.push(row, token)
+            if not self.rows[row].push(token) or self.counts[row] >= self.budget:
+                self.slots[slot] = None
+                return
+
+    def _compact(self, pending: torch.Tensor) -> torch.Tensor:
+        live = [slot for slot, row in enumerate(self.slots) if row is not None]
+        if len(self.slots) - len(live) < max(1, len(self.slots) // COMPACT_SHARE):
+            return pending
+        keep = torch.tensor(live, dtype=torch.long)
+        self.decoder.keep_rows(keep)
+        self.slots, self.greedy_rows = [self.slots[s] for s in live], self.greedy_rows[keep]
+        return pending[keep]
+
+    def _drafts(self) -> list[list[int]]:
+        if self.drafter is None:
+            return []
+        room = self.decoder.room() - 1  # type: ignore[union-attr]  # a drafter runs over a CachedDecoder only
+        drafts = [self.drafter.propose(row, min(room, self.budget - self.counts[row])) if row is not None else []
+                  for row in self.slots]
+        return drafts if any(drafts) else []
+
+    def _step(self, pending: torch.Tensor) -> torch.Tensor:
+        """One pass: the pending tokens (and drafts); returns the next pending tokens."""
+        stats = self.job.stats
+        stats.passes += 1
+        stats.greedy_passes += sum(1 for s, row in enumerate(self.slots) if row is not None and bool(self.greedy_rows[s]))
+        drafts = self._drafts()
+        if drafts:
+            return self._verify(pending, drafts)
+        pending = self._draw(self.decoder.push(pending), 1)
+        for slot, token in enumerate(pending.tolist()):
+            self._push(slot, [token])
+        return pending
+
+    def _draw(self, logits: torch.Tensor, width: int) -> torch.Tensor:
+        """The next ``width`` tokens of every decoder row from its logits (B * width, V),
+        each drawn with the uniform of its row and position."""
+        sampling = self.job.sampling
+        if sampling.temperature == 0:
+            return logits.argmax(dim=-1).cpu()
+        rows = np.array([self.ids[r] if r is not None else 0 for r in self.slots], dtype=np.int64)
+        done = np.array([self.counts[r] if r is not None else 0 for r in self.slots], dtype=np.int64)
+        u = uniforms(self.job.seed, np.repeat(rows, width), (done[:, None] + np.arange(width)).reshape(-1))
+        tokens = draw_tokens(logits, sampling.temperature, sampling.top_k, sampling.top_p, u)
+        greedy = self.greedy_rows.repeat_interleave(width)
+        if bool(greedy.any()):
+            tokens = torch.where(greedy, logits.argmax(dim=-1).cpu(), tokens)
+        return tokens
+
+    def _verify(self, pending: torch.Tensor, drafts: list[list[int]]) -> torch.Tensor:
+        """Run each row's pending token and draft in one pass; keep the draws that match."""
+        stats = self.job.stats
+        width = max(len(d) for d in drafts)
+        tokens = torch.zeros(len(drafts), 1 + width, dtype=torch.long)
+        tokens[:, 0] = pending
+        lengths = torch.tensor([len(d) for d in drafts])
+        for slot, draft in enumerate(drafts):
+            tokens[slot, 1 : 1 + len(draft)] = torch.tensor(draft, dtype=torch.long)
+        logits = self.decoder.verify(tokens)  # (B, 1 + width, V)
+        draws = self._draw(logits.reshape(-1, logits.size(-1)), 1 + width).view(len(drafts), 1 + width)
+        # A draft token stands while every draw before it, and its own, equal the draft.
+        same = (draws[:, :width] == tokens[:, 1:]) & (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1))
+        accepted = same.long().cumprod(dim=1).sum(dim=1)
+        self.decoder.commit(1 + accepted)
+        for slot, kept in enumerate(accepted.tolist()):
+            self._push(slot, draws[slot, : kept + 1].tolist())
+        stats.draft_passes += 1
+        stats.drafted += int(lengths.sum())
+        stats.accepted += int(accepted.sum())
+        return draws[torch.arange(len(drafts)), accepted]
 
 
 def _contexts(prompts: Sequence[Sequence[int]], start_id: int) -> list[list[int]]:
@@ -229,17 +316,23 @@ def _check(max_new_tokens: int, rows_per_batch: int) -> None:
 def stream(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Sequence[int]], max_new_tokens: int,
            sampling: Sampling = Sampling(), seed: int | None = None, stop: Sequence[str] = (),
            greedy: Sequence[bool] | None = None, rows_per_batch: int = 64, kv_cache: bool = True,
-           check: Callable[[], None] | None = None, within_block: bool = True) -> Iterator[tuple[int, str]]:
+           check: Callable[[], None] | None = None, within_block: bool = True,
+           speculate: Speculation | None = Speculation(), sources: Sequence[Sequence[Sequence[int]]] | None = None,
+           stats: DecodeStats | None = None) -> Iterator[tuple[int, str]]:
     """``(row, piece)`` as each prompt's continuation grows; a row's pieces concatenate to
     its text in ``generate`` (cut before its first stop string).
 
     ``check`` is called before every step (a deadline or a hung-up client raises there).
     ``within_block=False`` lets a continuation run past the model's block (its window slides).
+    ``speculate`` drafts tokens from ``sources[i]`` (token lists row ``i`` is likely to
+    repeat) and the row's own text (None: one token per pass); ``stats`` is filled in.
     """
     _check(max_new_tokens, rows_per_batch)
     rows = [_TextRow(tokenizer, stop, frozenset(), streaming=True) for _ in prompts]
-    job = _Decode(model, max_new_tokens, sampling, _generator(seed), kv_cache, check, within_block)
-    for _ in _decode(job, _contexts(prompts, tokenizer.start_id), rows, greedy or [False] * len(rows), rows_per_batch, None):
+    job = _Decode(model, max_new_tokens, sampling, _seed(seed), kv_cache, check, within_block, speculate,
+                  stats if stats is not None else DecodeStats())
+    for _ in _decode(job, _contexts(prompts, tokenizer.start_id), rows, greedy or [False] * len(rows), rows_per_batch,
+                     None, sources):
         for index, row in enumerate(rows):
             if row.pending:
                 yield index, row.take()
@@ -248,14 +341,19 @@ def stream(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Sequenc
 def generate(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Sequence[int]], max_new_tokens: int,
              sampling: Sampling = Sampling(), seed: int | None = None, stop: Sequence[str] = (),
              greedy: Sequence[bool] | None = None, rows_per_batch: int = 64, kv_cache: bool = True,
-             check: Callable[[], None] | None = None, on_progress: Callable[[int], None] | None = None) -> list[str]:
+             check: Callable[[], None] | None = None, on_progress: Callable[[int], None] | None = None,
+             speculate: Speculation | None = Speculation(), sources: Sequence[Sequence[Sequence[int]]] | None = None,
+             stats: DecodeStats | None = None) -> list[str]:
     """The continuation of each prompt (not including it), cut before its first stop
-    string; ``greedy[i]`` makes row ``i`` greedy while the others sample."""
+    string; ``greedy[i]`` makes row ``i`` greedy while the others sample. ``speculate``,
+    ``sources`` and ``stats`` as in ``stream``."""
     _check(max_new_tokens, rows_per_batch)
     flags = _stop_flags(tokenizer, stop)
     rows = [_TextRow(tokenizer, stop, flags, streaming=False) for _ in prompts]
-    job = _Decode(model, max_new_tokens, sampling, _generator(seed), kv_cache, check)
-    for _ in _decode(job, _contexts(prompts, tokenizer.start_id), rows, greedy or [False] * len(rows), rows_per_batch, on_progress):
+    job = _Decode(model, max_new_tokens, sampling, _seed(seed), kv_cache, check, True, speculate,
+                  stats if stats is not None else DecodeStats())
+    for _ in _decode(job, _contexts(prompts, tokenizer.start_id), rows, greedy or [False] * len(rows), rows_per_batch,
+                     on_progress, sources):
         pass
     return [row.text for row in rows]
 
@@ -284,7 +382,7 @@ def generate_ids(
         yield from MarkovChainSampler(probs.numpy(), seed=seed).walk(context[-1], max_new_tokens)
         return
     row = _IdRow()
-    job = _Decode(model, max_new_tokens, sampling, _generator(seed), kv_cache, None, within_block=False)
+    job = _Decode(model, max_new_tokens, sampling, _seed(seed), kv_cache, None, within_block=False)
     for _ in _decode(job, [context], [row], [False], 1, None):
         ids = row.take()
         if ids:

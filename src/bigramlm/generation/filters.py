@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -46,10 +47,32 @@ def _probabilities(logits: torch.Tensor, temperature: float, top_k: int | None, 
     return probs.float()
 
 
+def uniforms(seed: int, rows: np.ndarray, positions: np.ndarray) -> torch.Tensor:
+    """One uniform in [0, 1) per (row, position) of a seeded decode (float64): a counter-based
+    hash (splitmix64), so a token's draw depends on its row and place only, never on how
+    many tokens a pass drew before it. Plain and speculative decoding, and any batching,
+    then draw the same tokens from the same distributions."""
+    with np.errstate(over="ignore"):
+        x = (np.uint64(seed & (2**64 - 1)) + rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+             + positions.astype(np.uint64) * np.uint64(0xD1B54A32D192ED03))
+        for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+            x = (x ^ (x >> np.uint64(shift))) * np.uint64(factor)
+        x = x ^ (x >> np.uint64(31))
+    return torch.from_numpy((x >> np.uint64(11)).astype(np.float64) * 2.0**-53)
+
+
+def _pick(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The token whose share of the cumulative mass holds ``u`` (inverse CDF; a token of
+    no mass is never picked)."""
+    cdf = probs.double().cumsum(dim=-1)
+    picks = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1), right=True).squeeze(1)
+    return picks.clamp_max(probs.size(-1) - 1)
+
+
 def draw_tokens(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None,
-                generator: torch.Generator | None) -> torch.Tensor:
-    """One sampled token per row of ``logits`` (B, V), from ``filter_logits``'s distribution
-    (the settings are the caller's to check, once).
+                u: torch.Tensor) -> torch.Tensor:
+    """One sampled token per row of ``logits`` (B, V), from ``filter_logits``'s distribution,
+    with the uniform draws ``u`` (B,) (the settings are the caller's to check, once).
 
     With top-p and no top-k, the nucleus is taken from the ``NUCLEUS_CANDIDATES`` likeliest
     tokens (normalised over the whole vocabulary, so the distribution is the same), and
@@ -57,18 +80,16 @@ def draw_tokens(logits: torch.Tensor, temperature: float, top_k: int | None, top
     """
     vocab = logits.size(-1)
     if temperature == 0 or top_k is not None or top_p is None or top_p >= 1.0 or vocab <= NUCLEUS_CANDIDATES:
-        probs = _probabilities(logits, temperature, top_k, top_p).cpu()
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        return _pick(_probabilities(logits, temperature, top_k, top_p).cpu(), u)
     scaled = (logits.double() - logits.double().amax(dim=-1, keepdim=True)) / temperature
     top, ids = torch.topk(scaled, NUCLEUS_CANDIDATES, dim=-1)  # sorted, likeliest first
     probs = torch.exp(top - torch.logsumexp(scaled, dim=-1, keepdim=True))
     before = probs.cumsum(dim=-1) - probs
     probs = probs.masked_fill(before >= top_p, 0.0)
     wide = before[:, -1] + probs[:, -1] < top_p  # the nucleus reaches past the candidates
-    picks = torch.multinomial(probs.float().cpu(), 1, generator=generator).squeeze(1)
-    tokens = ids.cpu().gather(1, picks.unsqueeze(1)).squeeze(1)
+    tokens = ids.cpu().gather(1, _pick(probs.cpu(), u).unsqueeze(1)).squeeze(1)
     if bool(wide.any()):
         rows = wide.nonzero().squeeze(1)
         full = _probabilities(logits[rows], temperature, None, top_p).cpu()
-        tokens[rows.cpu()] = torch.multinomial(full, 1, generator=generator).squeeze(1)
+        tokens[rows.cpu()] = _pick(full, u[rows.cpu()])
     return tokens

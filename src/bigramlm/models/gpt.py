@@ -63,26 +63,28 @@ class GPTConfig:
 class KVCache:
     """Keys and values of the positions already processed, for every layer.
 
-    Buffers are allocated once at full block size; ``length`` says how much is filled.
-    Rows may hold prompts of different lengths, left-padded to one length: ``pad[b]``
-    is the number of padding positions at the start of row ``b``. Those are never
-    attended to, and each row's positions count from its own first real token, so a
-    row decodes exactly as it would alone.
+    Buffers are allocated once at full block size; ``length`` says how many slots are
+    filled. Rows may hold prompts of different lengths, left-padded to one length, and a
+    speculative decode leaves holes where a row rejected draft tokens that another row
+    kept (``commit``). Neither is ever attended to (``valid``), and each row's positions
+    count its own real tokens only: ``offset[b]`` is how many of row ``b``'s slots so far
+    are not real, so a row decodes exactly as it would alone.
     """
 
     def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype,
                  pad: torch.Tensor | None = None, capacity: int | None = None):
         head_dim = config.n_embd // config.n_head
-        #: Positions the buffers hold: the block, or fewer for a short job (scoring label lines).
+        #: Slots the buffers hold: the block, or fewer for a short job (scoring label lines).
         self.capacity = config.block_size if capacity is None else min(capacity, config.block_size)
         shape = (batch_size, config.n_head, self.capacity, head_dim)
         self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.length = 0
-        self.pad = None if pad is None or not bool(pad.any()) else pad.to(device=device, dtype=torch.long)
-        #: (B, capacity): which cached positions hold real tokens (None: all of them).
-        self.valid = None if self.pad is None else (
-            torch.arange(self.capacity, device=device).unsqueeze(0) >= self.pad.unsqueeze(1)
+        #: (B,): slots of each row that are not real tokens (None: none are).
+        self.offset = None if pad is None or not bool(pad.any()) else pad.to(device=device, dtype=torch.long)
+        #: (B, capacity): which slots hold real tokens (None: all of them).
+        self.valid = None if self.offset is None else (
+            torch.arange(self.capacity, device=device).unsqueeze(0) >= self.offset.unsqueeze(1)
         )
         #: Each layer's weights, gathered by the model's one-position decode step on first use.
         self.weights: list[tuple[torch.Tensor | None, ...]] | None = None
@@ -94,19 +96,19 @@ class KVCache:
         """Keep these rows of the batch only (rows that finished generating leave)."""
         self.keys = [k.index_select(0, rows) for k in self.keys]
         self.values = [v.index_select(0, rows) for v in self.values]
-        if self.pad is not None:
-            self.pad, self.valid = self.pad[rows], self.valid[rows]
+        if self.offset is not None and self.valid is not None:
+            self.offset, self.valid = self.offset[rows], self.valid[rows]
 
     def positions(self, start: int, length: int, device: torch.device) -> torch.Tensor:
         """Position ids of the next ``length`` tokens: (T,), or (B, T) with padded rows."""
         pos = torch.arange(start, start + length, device=device)
-        return pos if self.pad is None else (pos.unsqueeze(0) - self.pad.unsqueeze(1)).clamp_min(0)
+        return pos if self.offset is None else (pos.unsqueeze(0) - self.offset.unsqueeze(1)).clamp_min(0)
 
     def attention_mask(self, start: int, length: int) -> torch.Tensor | None:
         """(B, 1, T, start + T) mask of the keys each new query may see, or None when
         causal order alone decides (no padding, one query)."""
         end = start + length
-        if self.pad is None:
+        if self.valid is None:
             if length == 1:
                 return None
             return torch.ones(length, end, dtype=torch.bool, device=self.keys[0].device).tril(diagonal=start)
@@ -116,6 +118,44 @@ class KVCache:
         itself = torch.zeros(length, end, dtype=torch.bool, device=self.valid.device)
         itself[torch.arange(length), torch.arange(start, end)] = True
         return (causal.unsqueeze(0) & (self.valid[:, None, :end] | itself.unsqueeze(0))).unsqueeze(1)
+
+    def commit(self, start: int, kept: torch.Tensor) -> None:
+        """After a pass over slots ``start..length``, keep the first ``kept[b]`` of them in
+        row ``b`` (a speculative decode's accepted tokens): the cache ends after the longest
+        kept run, and a shorter row's rejected slots become holes it never attends to."""
+        kept = kept.to(self.keys[0].device)
+        end = start + int(kept.max())
+        holes = (end - start) - kept
+        if bool(holes.any()):
+            if self.valid is None or self.offset is None:
+                self.valid = torch.ones(kept.size(0), self.capacity, dtype=torch.bool, device=kept.device)
+                self.offset = torch.zeros(kept.size(0), dtype=torch.long, device=kept.device)
+            cols = torch.arange(start, end, device=kept.device)
+            self.valid[:, start:end] = cols.unsqueeze(0) < (start + kept).unsqueeze(1)
+            self.offset = self.offset + holes
+        self.length = end
+
+    def compact(self) -> None:
+        """Close the holes: each row's real slots move to the end of a left-padded layout
+        (their positions do not change), so the freed slots can be filled again."""
+        if self.valid is None:
+            return
+        valid = self.valid[:, : self.length]
+        counts = valid.sum(dim=1)
+        width = int(counts.max())
+        slots = torch.arange(self.length, device=valid.device)
+        # Each row's real slots first, in order; then gather them behind the new padding.
+        real_first = torch.where(valid, slots, slots + self.length).argsort(dim=1)[:, :width]
+        pad = width - counts
+        source = real_first.gather(1, (torch.arange(width, device=valid.device) - pad.unsqueeze(1)).clamp_min(0))
+        index = source[:, None, :, None]
+        for layer in range(len(self.keys)):
+            for buffers in (self.keys, self.values):
+                moved = buffers[layer].gather(2, index.expand(-1, buffers[layer].size(1), -1, buffers[layer].size(3)))
+                buffers[layer][:, :, :width] = moved
+        self.offset = pad
+        self.valid = torch.arange(self.capacity, device=valid.device).unsqueeze(0) >= pad.unsqueeze(1)
+        self.length = width
 
 
 class CausalSelfAttention(nn.Module):
@@ -271,7 +311,7 @@ class GPT(LanguageModel):
         B, C, H = idx.size(0), self.config.n_embd, self.config.n_head
         pos, shape, end = cache.length, (C,), cache.length + 1
         # Padded rows: each row's own position, and its padding keys masked out.
-        row_pos = pos if cache.pad is None else (pos - cache.pad).clamp_min(0)
+        row_pos = pos if cache.offset is None else (pos - cache.offset).clamp_min(0)
         mask = None if cache.valid is None else cache.valid.narrow(1, 0, end)[:, None, None, :]
         x = self.tok_emb.weight[idx[:, 0]] + self.pos_emb.weight[row_pos]
         for keys, values, (ln1_w, ln1_b, qkv_w, qkv_b, attn_w, attn_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b) in zip(

@@ -42,6 +42,7 @@ from bigramlm.data.instructions import load_run_files
 from bigramlm.data.run_files import InstructionRunFiles
 from bigramlm.errors import BigramLMError
 from bigramlm.generation import Sampling, encode_prompt, generate, stream
+from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import POOL_CASES, check_drafts, choose
 from bigramlm.support.edits import Rule, current_rules
@@ -101,6 +102,8 @@ class _Request:
     #: The resolved cases (or training rows) of the understood intent nearest the message.
     evidence: list[Case]
     prompt: list[int]
+    #: The evidence replies' tokens: what a reply is likely to repeat, so the decode's drafts.
+    sources: list[list[int]]
 
 
 class Assistant:
@@ -130,6 +133,9 @@ class Assistant:
         #: Every word of the run's text, and of the resolved cases as they come (``readability``).
         self.vocabulary = Vocabulary.of([t for r in data.train_rows for t in (r.message, r.reply)] + list(brand.values.values()))
         self._rules: tuple[Any, list[Rule]] | None = None
+        #: Speculative decoding, drafting from the evidence replies (``generation.speculation``);
+        #: None decodes one token per pass (``--no-speculate``). Greedy replies are the same either way.
+        self.speculation: Speculation | None = Speculation()
         loaded = Understander.load(Path(run.path))
         #: The calibrated sentence-embedding classifier of ``--recipe support`` runs (None
         #: for other runs, which classify with the language model alone).
@@ -229,7 +235,13 @@ class Assistant:
         prompts = [encode_prompt(self.tokenizer, prompt_text(t, u.intent, u.category, self.labels,
                                                             self.normalize(ref)[0] if ref is not None else None))
                    for t, u, ref in zip(texts, understandings, references)]
-        return [_Request(*parts) for parts in zip(understandings, texts, cases, prompts)]
+        sources = [self._sources(found) if evidence and self.speculation is not None else [] for found in cases]
+        return [_Request(*parts) for parts in zip(understandings, texts, cases, prompts, sources)]
+
+    def _sources(self, cases: list[Case]) -> list[list[int]]:
+        """The tokens of the replies the decode drafts from: the ``POOL_CASES`` nearest, as
+        the model writes them (normalised), each encoded once per request."""
+        return [encode_prompt(self.tokenizer, self.normalize(c.reply)[0]) for c in cases[:POOL_CASES]]
 
     def references(self, texts: list[str], intents: list[str | None]) -> list[str | None]:
         """What a grounded run reads before it writes, for normalised messages of known intents."""
@@ -294,11 +306,13 @@ class Assistant:
         request = self._read([message], k_similar, intents=[intent])[0]
         yield UnderstandingEvent(request.understanding)
         pieces: list[list[str]] = [[] for _ in range(n)]
+        stats = DecodeStats()
         for index, piece in stream(self.model, self.tokenizer, [request.prompt] * n, max_new_tokens, sampling, seed,
-                                   STOP_STRINGS, greedy=_greedy_first(n, 1), rows_per_batch=ROWS_PER_BATCH, check=check):
+                                   STOP_STRINGS, greedy=_greedy_first(n, 1), rows_per_batch=ROWS_PER_BATCH, check=check,
+                                   speculate=self.speculation, sources=[request.sources] * n, stats=stats):
             pieces[index].append(piece)
             yield TokenEvent(index, piece)
-        yield DoneEvent(self._answer(request, ["".join(p) for p in pieces], settings))
+        yield DoneEvent(self._answer(request, ["".join(p) for p in pieces], settings, stats))
 
     def suggest(self, message: str, **options: Any) -> AssistResult:
         """Understanding, ranked suggestions and similar cases (the ``assist --json`` object)."""
@@ -318,13 +332,16 @@ class Assistant:
         self.refresh_cases()
         requests = self._read(messages, k_similar, intents=intents)
         n = settings.n
+        stats = DecodeStats()
         outputs = generate(self.model, self.tokenizer, [r.prompt for r in requests for _ in range(n)],
                            settings.max_new_tokens, sampling, settings.seed, STOP_STRINGS,
                            greedy=_greedy_first(n, len(requests)), rows_per_batch=rows_per_batch, check=check,
-                           on_progress=on_progress)
-        return [self._answer(r, outputs[i * n : (i + 1) * n], settings) for i, r in enumerate(requests)]
+                           on_progress=on_progress, speculate=self.speculation,
+                           sources=[r.sources for r in requests for _ in range(n)], stats=stats)
+        return [self._answer(r, outputs[i * n : (i + 1) * n], settings, stats) for i, r in enumerate(requests)]
 
-    def _answer(self, request: _Request, candidates: Sequence[str], settings: SuggestSettings) -> AssistResult:
+    def _answer(self, request: _Request, candidates: Sequence[str], settings: SuggestSettings,
+                stats: DecodeStats) -> AssistResult:
         """The drafts checked, the suggestions chosen among them and the evidence
         (``support.choice``), the team's edits made, the brand filled; a suggestion like one
         an agent dismissed on the desk sinks."""
@@ -341,7 +358,7 @@ class Assistant:
                        c.label, self.brand.fill(c.base_text).text, [{"id": r.id, "description": r.describe()} for r in c.rules])
             for c, f, _ in sorted(zip(chosen, filled, order), key=lambda t: -t[2])
         ]
-        return AssistResult(request.understanding, suggestions, self.run.config.model.name, settings, drafts)
+        return AssistResult(request.understanding, suggestions, self.run.config.model.name, settings, drafts, stats)
 
     def rules(self) -> list[Rule]:
         """The team's edit rules now: learned from the store's recent accepts (``support.edits``)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bigramlm.data.cases import Case
+from bigramlm.generation.speculation import DecodeStats
 
 
 @dataclass
@@ -126,6 +127,8 @@ class AssistResult:
     settings: SuggestSettings
     #: Every draft the model wrote for the message, readable or not, best first.
     drafts: list[Draft] = field(default_factory=list)
+    #: What the decode did (shared by the messages of one ``suggest_many``): passes, drafts kept.
+    decode: DecodeStats = field(default_factory=DecodeStats)
 
     @property
     def intent(self) -> str | None:
@@ -147,7 +150,8 @@ class AssistResult:
     def to_dict(self) -> dict[str, Any]:
         """The understanding's fields, then the suggestions, the model and the settings."""
         return {**self.understanding.to_dict(), "suggestions": [asdict(s) for s in self.suggestions],
-                "drafts": [asdict(d) for d in self.drafts], "model": self.model, "settings": asdict(self.settings)}
+                "drafts": [asdict(d) for d in self.drafts], "model": self.model, "settings": asdict(self.settings),
+                "decode": self.decode.as_dict()}
 
 
 @dataclass

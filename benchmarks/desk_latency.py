@@ -10,9 +10,10 @@ all, for each measurement):
   (intent, confidence and the similar-cases panel) and to the first ``token`` event (the
   suggestions start to appear).
 
-The reference, measured in the same run, is what the agent gets without the model: the
-understanding event alone (sentence embedding, classifier, retrieval). The ratio says how
-much longer the full suggestions take than the similar-cases panel.
+Each is measured twice in the same run: on a desk with speculative decoding (the default)
+and on one started with ``--no-speculate`` (the plain decoder, one token per pass); the
+ratio of their p50s is the speed-up. The understanding event alone (sentence embedding,
+classifier, retrieval) says how much of a request is not the model.
 
     python benchmarks/desk_latency.py --run runs/support --json
 """
@@ -58,6 +59,19 @@ def summary(values: list[float]) -> dict[str, float]:
             "mean_ms": round(1000 * statistics.fmean(values), 1)}
 
 
+def measure(run: str, n: int, messages: list[str], extra: tuple[str, ...]) -> dict[str, Any]:
+    """One server's figures: warm ``/api/suggest``, and the stream's first events."""
+    with serving(run, max_concurrent=1, timeout=60.0, extra=extra) as (base, _):
+        with httpx.Client(base_url=base, timeout=65.0) as client:
+            time_suggest(client, MESSAGES[0], n)  # warm: first-call allocations, caches
+            suggest = [time_suggest(client, m, n) for m in messages]
+            streams = [time_stream(client, m, n) for m in messages]
+    understanding = [u for u, _ in streams]
+    return {"suggest": summary(suggest), "stream_understanding": summary(understanding),
+            "stream_first_token": summary([t for _, t in streams]),
+            "suggest_vs_understanding": round(statistics.median(suggest) / statistics.median(understanding), 2)}
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--run", required=True, help="support run directory (e.g. from train --recipe support)")
@@ -65,26 +79,20 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=30, help="requests per measurement (default 30)")
     args = p.parse_args()
     messages = [MESSAGES[i % len(MESSAGES)] for i in range(args.requests)]
-    with serving(args.run, max_concurrent=1, timeout=60.0) as (base, _):
-        with httpx.Client(base_url=base, timeout=65.0) as client:
-            time_suggest(client, MESSAGES[0], args.n)  # warm: first-call allocations, caches
-            suggest = [time_suggest(client, m, args.n) for m in messages]
-            streams = [time_stream(client, m, args.n) for m in messages]
-    understanding = [u for u, _ in streams]
-    report: dict[str, Any] = {
-        "run": args.run, "n": args.n, "requests": args.requests,
-        "suggest": summary(suggest),
-        "stream_understanding": summary(understanding),
-        "stream_first_token": summary([t for _, t in streams]),
-    }
-    report["suggest_vs_understanding"] = round(statistics.median(suggest) / statistics.median(understanding), 2)
+    report: dict[str, Any] = {"run": args.run, "n": args.n, "requests": args.requests,
+                              "speculative": measure(args.run, args.n, messages, ()),
+                              "plain": measure(args.run, args.n, messages, ("--no-speculate",))}
+    fast, plain = report["speculative"]["suggest"], report["plain"]["suggest"]
+    report["plain_vs_speculative_p50"] = round(plain["p50_ms"] / fast["p50_ms"], 2)
     if args.json:
         print(json.dumps(report))
         return
-    print(f"warm POST /api/suggest n={args.n}: p50 {report['suggest']['p50_ms']} ms, p95 {report['suggest']['p95_ms']} ms")
-    print(f"stream: understanding after {report['stream_understanding']['p50_ms']} ms (p50), "
-          f"first token after {report['stream_first_token']['p50_ms']} ms (p50)")
-    print(f"the suggestions take {report['suggest_vs_understanding']}x the understanding and similar cases alone")
+    for name in ("speculative", "plain"):
+        r = report[name]
+        print(f"{name:11s} warm POST /api/suggest n={args.n}: p50 {r['suggest']['p50_ms']} ms, p95 {r['suggest']['p95_ms']} ms; "
+              f"stream: understanding after {r['stream_understanding']['p50_ms']} ms, first token after "
+              f"{r['stream_first_token']['p50_ms']} ms (p50)")
+    print(f"speculative decoding answers {report['plain_vs_speculative_p50']}x as fast as the plain decoder (p50)")
 
 
 if __name__ == "__main__":

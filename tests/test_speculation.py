@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bigramlm.errors import BigramLMError
-from bigramlm.generation import Sampling, encode_prompt, generate, stream
+from bigramlm.generation import Sampling, encode_prompt, engine, generate, stream
 from bigramlm.generation.filters import filter_logits
 from bigramlm.generation.speculation import DecodeStats, Drafter, Speculation
 from bigramlm.models.registry import build_model
@@ -48,8 +48,9 @@ def _prompts(tokenizer: CharTokenizer, count: int) -> list[list[int]]:
     return [encode_prompt(tokenizer, text[(s := rng.randrange(60)) : s + rng.randrange(2, 40)]) for _ in range(count)]
 
 
-def test_greedy_speculative_output_is_plain_decoding_token_for_token(trained) -> None:
+def test_greedy_speculative_output_is_plain_decoding_token_for_token(trained, monkeypatch) -> None:
     model, tokenizer = trained
+    monkeypatch.setattr(engine, "SPECULATE_ROWS", 64)  # speculate in every batch here
     prompts = _prompts(tokenizer, 40)
     sources = [[encode_prompt(tokenizer, REPLY), encode_prompt(tokenizer, "we will refund")]] * len(prompts)
     greedy = Sampling(temperature=0)
@@ -83,10 +84,11 @@ def test_sampled_rows_and_mixed_greedy_rows_match_plain_decoding(trained) -> Non
     assert streamed == fast
 
 
-def test_speculative_sampling_draws_from_the_model_distribution(trained) -> None:
+def test_speculative_sampling_draws_from_the_model_distribution(trained, monkeypatch) -> None:
     """Statistical check: the first two tokens of 6,000 speculative rows, against the exact
     joint distribution the model gives them (drafts are offered at every position)."""
     model, tokenizer = trained
+    monkeypatch.setattr(engine, "SPECULATE_ROWS", 6000)  # one batch
     prompt = encode_prompt(tokenizer, "thank you for cont")
     vocab = tokenizer.vocab_size
     sampling = Sampling(temperature=1.5)  # flatten the learned text so several tokens are likely
@@ -127,8 +129,18 @@ def test_holes_and_compaction_keep_each_row_as_it_would_be_alone(trained) -> Non
     assert together == alone
 
 
+def test_big_batches_decode_one_token_per_pass(trained) -> None:
+    """Where a pass is bound by arithmetic (many rows), verifying drafts costs more than it saves."""
+    model, tokenizer = trained
+    prompts = _prompts(tokenizer, engine.SPECULATE_ROWS + 1)
+    stats = DecodeStats()
+    generate(model, tokenizer, prompts, 20, Sampling(temperature=0), sources=[[encode_prompt(tokenizer, REPLY)]] * len(prompts),
+             rows_per_batch=len(prompts), stats=stats)
+    assert stats.drafted == 0 and stats.passes == 19
+
+
 def test_drafter_proposes_what_followed_the_longest_match() -> None:
-    drafter = Drafter(Speculation(draft_tokens=3, max_match=3), [[1, 2, 3]], [[[9, 2, 3, 4, 5, 6], [2, 3, 7]]])
+    drafter = Drafter(Speculation(draft_tokens=3, max_match=3, min_match=1), [[1, 2, 3]], [[[9, 2, 3, 4, 5, 6], [2, 3, 7]]])
     assert drafter.propose(0, 10) == [4, 5, 6]  # "2 3" matched in the first reply
     drafter.push(0, 4)
     assert drafter.propose(0, 2) == [5, 6]  # "2 3 4": the longest match, cut to the limit

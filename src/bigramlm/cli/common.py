@@ -69,6 +69,12 @@ def add_threads_flag(p: argparse.ArgumentParser, default_help: str = "the librar
                    help=f"intra-op CPU threads (default: {default_help})")
 
 
+def add_speculate_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--no-speculate", dest="speculate", action="store_false",
+                   help="decode one token per pass instead of verifying drafts taken from the similar cases' replies "
+                        "(greedy replies are the same either way; only slower)")
+
+
 def apply_threads(threads: int | None, model: Any = None) -> None:
     """``--threads N``, or without it the library's policy for ``model`` (1 thread for a
     tiny model, else the cores the machine's load leaves idle: ``training.threads``).

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from bigramlm.cli.common import add_threads_flag
+from bigramlm.cli.common import add_speculate_flag, add_threads_flag
 from bigramlm.errors import BigramLMError
 
 
@@ -32,6 +32,7 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=d.timeout_s, help=f"seconds per generation (default {d.timeout_s:g})")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default info)")
     add_threads_flag(p)
+    add_speculate_flag(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -49,7 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise BigramLMError(f"--timeout must be positive (got {args.timeout})")
     if args.brand is not None and not args.brand.is_file():
         raise BigramLMError(f"--brand {args.brand}: no such file")
-    limits = ServerLimits(max_concurrent=args.max_concurrent, timeout_s=args.timeout, threads=args.threads)
+    limits = ServerLimits(max_concurrent=args.max_concurrent, timeout_s=args.timeout, threads=args.threads,
+                          speculate=args.speculate)
     from bigramlm.serve.server import serve  # heavy (FastAPI, uvicorn, torch): only once the arguments are good
 
     serve(args.run_dir, host=args.host, port=args.port, brand_path=str(args.brand) if args.brand else None,

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bigramlm.cli.common import add_json_flag, add_threads_flag, apply_threads, print_json, require, stderr_log
+from bigramlm.cli.common import add_json_flag, add_speculate_flag, add_threads_flag, apply_threads, print_json, require, stderr_log
 from bigramlm.cli.data import add_column_args
 from bigramlm.errors import BigramLMError
 
@@ -33,6 +33,7 @@ def _add_generation_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -
     p.add_argument("--temperature", type=float, default=None, help=f"sampling temperature (default {d['temperature']})")
     p.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest tokens only")
     p.add_argument("--top-p", type=float, default=None, help=f"nucleus mass (default {d['top_p']})")
+    add_speculate_flag(p)
 
 
 def generation_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -75,7 +76,8 @@ def cmd_assist(args: argparse.Namespace) -> int:
     require(args.similar >= 0, f"k_similar must not be negative (got {args.similar})", "k_similar")
     from bigramlm.support.assistant import Assistant
 
-    assistant = Assistant.load(args.run_dir, brand_path=args.brand, data=args.data, baseline=args.baseline)
+    assistant = Assistant.load(args.run_dir, brand_path=args.brand, data=args.data, baseline=args.baseline,
+                               speculate=args.speculate)
     if assistant.degraded:
         print(f"warning: {assistant.degraded}", file=sys.stderr)
     apply_threads(args.threads, assistant.model)
@@ -241,7 +243,8 @@ def cmd_eval_support(args: argparse.Namespace) -> int:
     from bigramlm.support.evaluation import evaluate_support
 
     result = evaluate_support(args.run_dir, data=args.data, split=args.split, seed=args.seed, limit=args.limit,
-                              paraphrases=args.paraphrases, log=stderr_log(args), threads=args.threads, **options).to_dict()
+                              paraphrases=args.paraphrases, log=stderr_log(args), threads=args.threads,
+                              speculate=args.speculate, **options).to_dict()
     if args.json:
         print_json(result)
     else:
@@ -283,3 +286,8 @@ def _print_support_eval(result: dict[str, Any]) -> None:
           f"{pct(s['shown_non_word_rate'])} / {pct(s['shown_loop_rate'])}")
     print(f"  suggestions: {result['suggestions_per_message']:.2f} a message, distinctness {num(result['suggestion_distinctness'])}")
     print(f"  bits/char on responses {num(result['bits_per_char'], 4)}")
+    d = result.get("decode") or {}
+    if d:
+        print(f"  decode {d['seconds']} s, {d['passes']} passes for {d['tokens']} tokens"
+              + (f"; drafts kept {pct(d['acceptance'])}, greedy rows {num(d['greedy_tokens_per_pass'], 2)} tokens a pass"
+                 if d.get("speculate") else " (--no-speculate)"))

@@ -101,14 +101,16 @@ class CachedDecoder:
         logits, _ = self.model(tokens.to(self.history.device), cache=self.cache)
         return logits
 
-    def room(self) -> int:
-        """The most tokens per row one ``verify`` can take: every row's positions stay within
-        the block, and the slots within the cache (its holes closed first when they are in the way)."""
+    def room(self, want: int) -> int:
+        """The most tokens per row (up to ``want``) one ``verify`` can take: every row's
+        positions stay within the block, and the slots within the cache (its holes are
+        closed only when they are in the way)."""
         offset = self.cache.offset
         longest = self.cache.length - (int(offset.min()) if offset is not None else 0)  # the furthest row's next position
-        if self.cache.capacity - self.cache.length < self.block - longest:
+        want = min(want, self.block - longest)
+        if self.cache.capacity - self.cache.length < want:
             self.cache.compact()
-        return min(self.block - longest, self.cache.capacity - self.cache.length)
+        return min(want, self.cache.capacity - self.cache.length)
 
     def commit(self, kept: torch.Tensor) -> None:
         """Keep the first ``kept[b]`` tokens of row ``b``'s last ``verify``; ``logits`` is

@@ -269,8 +269,8 @@ class GPT(LanguageModel):
             raise BigramLMError(
                 f"sequence of {start + T} tokens is longer than the block size {self.config.block_size}; crop the context"
             )
-        if cache is not None and T == 1 and not self.training:
-            return self._decode_one(idx, cache), None
+        if cache is not None and not self.training:
+            return self._decode_step(idx, cache), None
         pos = cache.positions(start, T, idx.device) if cache is not None else torch.arange(T, device=idx.device)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
         for layer, block in enumerate(self.blocks):
@@ -293,14 +293,15 @@ class GPT(LanguageModel):
         return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-    def _decode_one(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Logits (B, 1, V) for one new position per row: ``forward``'s arithmetic, op for op.
+    def _decode_step(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits (B, T, V) for ``T`` new positions per row: ``forward``'s arithmetic, op for op.
 
-        A cached step's matmuls are one row each, so most of its time went to Python
-        (module calls, attribute lookups, reshapes, dropout no-ops). This path calls the
-        functional ops on (B, C) rows with the weights gathered once per cache: same
-        kernels as ``forward``, so the same numbers (a test checks it bit for bit), in
-        0.78-0.86x the time (benchmarks/gpt_generation.py).
+        A cached step's matmuls are a few rows each, so most of its time went to Python
+        (module calls, attribute lookups, reshapes, dropout no-ops, a mask built in every
+        layer). This path calls the functional ops with the weights gathered once per
+        cache and the mask built once per step: same kernels as ``forward``, so the same
+        numbers (a test checks it bit for bit), in 0.78-0.86x the time for one position
+        (benchmarks/gpt_generation.py); a speculative decode verifies its drafts through it.
         """
         if cache.weights is None:
             cache.weights = [
@@ -308,22 +309,20 @@ class GPT(LanguageModel):
                  b.ln2.weight, b.ln2.bias, b.mlp.fc.weight, b.mlp.fc.bias, b.mlp.proj.weight, b.mlp.proj.bias)
                 for b in self.blocks
             ]
-        B, C, H = idx.size(0), self.config.n_embd, self.config.n_head
-        pos, shape, end = cache.length, (C,), cache.length + 1
-        # Padded rows: each row's own position, and its padding keys masked out.
-        row_pos = pos if cache.offset is None else (pos - cache.offset).clamp_min(0)
-        mask = None if cache.valid is None else cache.valid.narrow(1, 0, end)[:, None, None, :]
-        x = self.tok_emb.weight[idx[:, 0]] + self.pos_emb.weight[row_pos]
+        (B, T), C, H = idx.shape, self.config.n_embd, self.config.n_head
+        start, shape = cache.length, (C,)
+        end = start + T
+        mask = cache.attention_mask(start, T)
+        x = self.tok_emb.weight[idx] + self.pos_emb.weight[cache.positions(start, T, idx.device)]
         for keys, values, (ln1_w, ln1_b, qkv_w, qkv_b, attn_w, attn_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b) in zip(
             cache.keys, cache.values, cache.weights
         ):
-            q, k, v = F.linear(F.layer_norm(x, shape, ln1_w, ln1_b), qkv_w, qkv_b).view(B, 3, H, C // H).unbind(1)
-            # select/narrow rather than slicing syntax: Python index parsing cost more
-            # than the copies themselves.
-            keys.select(2, pos).copy_(k)
-            values.select(2, pos).copy_(v)
-            y = F.scaled_dot_product_attention(q.unsqueeze(2), keys.narrow(2, 0, end), values.narrow(2, 0, end), attn_mask=mask)
-            x = x + F.linear(y.view(B, C), attn_w, attn_b)
+            q, k, v = F.linear(F.layer_norm(x, shape, ln1_w, ln1_b), qkv_w, qkv_b).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)
+            # narrow rather than slicing syntax: Python index parsing cost more than the copies themselves.
+            keys.narrow(2, start, T).copy_(k)
+            values.narrow(2, start, T).copy_(v)
+            y = F.scaled_dot_product_attention(q, keys.narrow(2, 0, end), values.narrow(2, 0, end), attn_mask=mask)
+            x = x + F.linear(y.transpose(1, 2).reshape(B, T, C), attn_w, attn_b)
             x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, shape, ln2_w, ln2_b), fc_w, fc_b)), proj_w, proj_b)
         cache.length = end
-        return F.linear(F.layer_norm(x, shape, self.ln_f.weight, self.ln_f.bias), self.tok_emb.weight).unsqueeze(1)
+        return F.linear(F.layer_norm(x, shape, self.ln_f.weight, self.ln_f.bias), self.tok_emb.weight)

@@ -49,7 +49,7 @@ class Desk:
         self.assistant_error: str | None = None
         ours = assistant is None
         if ours:
-            assistant, self.assistant_error = load_assistant(self.run_dir, brand_path)
+            assistant, self.assistant_error = load_assistant(self.run_dir, brand_path, self.limits.speculate)
         if run is None:
             run = assistant.run if assistant is not None else load_plain_run(self.run_dir)
         configure_threads(run, self.limits.threads)
@@ -110,7 +110,7 @@ class Desk:
             run = load_plain_run(self.run_dir)
             assistant = None
         else:
-            assistant, error = load_assistant(self.run_dir, self.brand_path)
+            assistant, error = load_assistant(self.run_dir, self.brand_path, self.limits.speculate)
             if assistant is None:  # never trade the assistant for a plain run
                 raise BigramLMError(error or "the assistant did not load")
             assistant.store = self.store
@@ -141,7 +141,7 @@ class Desk:
         self.store.close()
 
 
-def load_assistant(run_dir: Path, brand_path: Path | None) -> tuple["Assistant | None", str | None]:
+def load_assistant(run_dir: Path, brand_path: Path | None, speculate: bool = True) -> tuple["Assistant | None", str | None]:
     """The support assistant for an instruction run (without a store: the desk gives it its own);
     for any other run, None and why.
 
@@ -157,7 +157,7 @@ def load_assistant(run_dir: Path, brand_path: Path | None) -> tuple["Assistant |
         BrandProfile.load(brand_path)  # a broken brand file is an error at start, not "no assistant"
     try:
         # use_store=False: the desk attaches its one store, rather than a new connection per reload.
-        return Assistant.load(run_dir, brand_path=brand_path, use_store=False), None
+        return Assistant.load(run_dir, brand_path=brand_path, use_store=False, speculate=speculate), None
     except BigramLMError as exc:
         return None, str(exc)
 

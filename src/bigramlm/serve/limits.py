@@ -33,3 +33,5 @@ class ServerLimits:
     #: torch intra-op threads for generation; None: bigramlm.training.threads' policy
     #: (1 for tiny models, else the cores the machine's load leaves idle)
     threads: int | None = None
+    #: speculative decoding from the evidence replies (``generation.speculation``); False: ``--no-speculate``
+    speculate: bool = True

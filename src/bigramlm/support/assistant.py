@@ -151,18 +151,22 @@ class Assistant:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], brand_path: str | os.PathLike[str] | None = None,
-             data: str | None = None, device: str = "cpu", use_store: bool = True, baseline: bool = False) -> "Assistant":
+             data: str | None = None, device: str = "cpu", use_store: bool = True, baseline: bool = False,
+             speculate: bool = True) -> "Assistant":
         """Load a run directory (and an optional brand profile TOML) as an assistant.
 
         ``data`` says where the run's dataset is (its sha256 must match); it is read only
         for a run written before the run kept its rows. ``baseline`` also fits the
         TF-IDF + logistic-regression intent classifier, whose answer then appears as
-        ``baseline`` in every result (seconds to fit).
+        ``baseline`` in every result (seconds to fit). ``speculate=False`` decodes one token
+        per pass (``--no-speculate``).
         """
         run = load_run(run_dir, device=device)
         run_files = load_run_files(run.path, require_instruction_run(run), data)
         brand = BrandProfile.load(brand_path) if brand_path else None
-        return cls(run, run_files, brand, _store(run.path) if use_store else None, baseline=baseline)
+        assistant = cls(run, run_files, brand, _store(run.path) if use_store else None, baseline=baseline)
+        assistant.speculation = Speculation() if speculate else None
+        return assistant
 
     def refresh_cases(self) -> int:
         """Index the store's cases added since the last refresh; returns how many."""

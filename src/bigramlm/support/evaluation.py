@@ -33,7 +33,7 @@ import os
 import time
 
 import numpy as np
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 
@@ -139,6 +139,8 @@ class SupportEvalResult:
     baselines: SupportBaselines
     settings: dict[str, Any]
     seconds: float
+    #: The suggestions' decode: seconds, passes, draft tokens offered and kept (``generation.speculation``).
+    decode: dict[str, Any] = field(default_factory=dict)
     task: str = "support"
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,18 +165,22 @@ def evaluate_support(
     paraphrases: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] | None = None,
     threads: int | None = None,
+    speculate: bool = True,
 ) -> SupportEvalResult:
     """Evaluate the assistant of ``run_dir`` on one split; see the module docstring."""
     log = log or (lambda message: None)
     started = time.perf_counter()
     # No store: desk feedback (dismissals, accepted cases) must not move the figures.
-    assistant = Assistant.load(run_dir, data=data, use_store=False)
+    assistant = Assistant.load(run_dir, data=data, use_store=False, speculate=speculate)
     configure_threads(assistant.model, threads)  # None: the policy (1 thread for a tiny model, else the idle cores)
     rows = _split_rows(assistant, split, limit, data)
     para = _paraphrases(assistant, paraphrases, log)  # a bad file is an error before any work
     settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
+    decode_started = time.perf_counter()
     results = assistant.suggest_many([r.message for r in rows], settings,
                                      on_progress=lambda done: log(f"{done}/{n * len(rows)} candidates"))
+    decode = {"seconds": round(time.perf_counter() - decode_started, 2), "speculate": speculate,
+              **(results[0].decode.as_dict() if results else {})}
     log("suggestions done; scoring")
     references, gold = [row.reply for row in rows], [r.intent for r in rows]
     shown = reply_figures([r.top_reply for r in results], references, gold)
@@ -200,6 +206,7 @@ def evaluate_support(
         settings={"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k,
                   "top_p": top_p, "seed": seed, "limit": limit},
         seconds=round(time.perf_counter() - started, 2),
+        decode=decode,
     )
 
 

@@ -32,7 +32,7 @@ from bigramlm.generation.decoding import make_decoder
 from bigramlm.generation.filters import draw_tokens, filter_logits, uniforms
 from bigramlm.generation.markov import MarkovChainSampler
 from bigramlm.generation.speculation import DecodeStats, Drafter, Speculation
-from bigramlm.generation.text import Detokenizer, StopScanner, cut_at_stop
+from bigramlm.generation.text import IdRow, Row, StopScanner, TextRow, stop_flags
 from bigramlm.models.base import LanguageModel
 from bigramlm.tokenization import Tokenizer
 
@@ -73,87 +73,6 @@ def _seed(seed: int | None) -> int:
     return secrets.randbits(63) if seed is None else int(seed)
 
 
-# --- what a row keeps of its tokens ----------------------------------------------------------
-
-
-class _TextRow:
-    """One row's text and its stop strings. Streamed, it detokenizes every token and
-    keeps the piece that is safe to show; otherwise it decodes only after a token whose
-    text could start a stop string (``flagged``), so most steps decode nothing."""
-
-    def __init__(self, tokenizer: Tokenizer, stop: Sequence[str], flagged: frozenset[int], streaming: bool):
-        self.tokenizer, self.stop, self.flagged = tokenizer, stop, flagged
-        self.ids: list[int] = []
-        self.cut: str | None = None
-        self.detokenizer = Detokenizer(tokenizer) if streaming else None
-        self.scanner = StopScanner(stop) if streaming else None
-        self.pending = ""
-
-    def push(self, token: int) -> bool:
-        """Add a token; False once the row has reached a stop string."""
-        self.ids.append(token)
-        if self.scanner is not None and self.detokenizer is not None:
-            self.pending += self.scanner.feed(self.detokenizer.add(token))
-            return not self.scanner.done
-        if token in self.flagged:
-            self.cut = cut_at_stop(self.tokenizer.decode(self.ids), self.stop)
-        return self.cut is None
-
-    def finish(self) -> None:
-        if self.scanner is not None and self.detokenizer is not None:
-            self.pending += self.scanner.feed(self.detokenizer.flush()) + self.scanner.flush()
-
-    def take(self) -> str:
-        piece, self.pending = self.pending, ""
-        return piece
-
-    @property
-    def text(self) -> str:
-        if self.scanner is not None:
-            return self.scanner.text
-        return self.cut if self.cut is not None else self.tokenizer.decode(self.ids)
-
-
-class _IdRow:
-    """One row's new token ids, handed out as they come (no stop strings)."""
-
-    def __init__(self) -> None:
-        self.pending: list[int] = []
-
-    def push(self, token: int) -> bool:
-        self.pending.append(token)
-        return True
-
-    def finish(self) -> None:
-        pass
-
-    def take(self) -> list[int]:
-        ids, self.pending = self.pending, []
-        return ids
-
-
-_Row = _TextRow | _IdRow
-
-
-def _stop_flags(tokenizer: Tokenizer, stop: Sequence[str]) -> frozenset[int]:
-    """The token ids whose text contains the first character of a stop string (kept per
-    tokenizer: decoding a 2,048-token vocabulary took 33 ms of every desk request)."""
-    starts = frozenset(s[0] for s in stop if s)
-    if not starts:
-        return frozenset()
-    if len(_FLAGS) > 8:  # a desk that reloaded many times: forget the old tokenizers
-        _FLAGS.clear()
-    known = _FLAGS.setdefault(id(tokenizer), (tokenizer, {}))[1]
-    if starts not in known:
-        texts = [tokenizer.decode([t]) for t in range(tokenizer.vocab_size)]
-        known[starts] = frozenset(t for t, text in enumerate(texts) if any(ch in text for ch in starts))
-    return known[starts]
-
-
-#: id(tokenizer) -> (the tokenizer, kept alive so its id is not reused; start characters -> flagged ids).
-_FLAGS: dict[int, tuple[Tokenizer, dict[frozenset[str], frozenset[int]]]] = {}
-
-
 # --- the decode -------------------------------------------------------------------------------
 
 
@@ -178,7 +97,7 @@ class _Decode:
 
 
 @torch.no_grad()
-def _decode(job: _Decode, contexts: Sequence[Sequence[int]], rows: Sequence[_Row], greedy: Sequence[bool],
+def _decode(job: _Decode, contexts: Sequence[Sequence[int]], rows: Sequence[Row], greedy: Sequence[bool],
             rows_per_batch: int, on_progress: Callable[[int], None] | None,
             sources: Sequence[Sequence[Sequence[int]]] | None = None) -> Iterator[None]:
     """Decode every row (longest prompts together, so little padding is computed);
@@ -206,7 +125,7 @@ class _Batch:
     (``generation.speculation``). A finished row leaves the decoder once a quarter of the
     batch has finished."""
 
-    def __init__(self, job: _Decode, ids: list[int], contexts: list[Sequence[int]], rows: list[_Row],
+    def __init__(self, job: _Decode, ids: list[int], contexts: list[Sequence[int]], rows: list[Row],
                  greedy_rows: torch.Tensor, sources: list[Sequence[Sequence[int]]] | None):
         self.job, self.ids, self.rows, self.greedy_rows = job, ids, rows, greedy_rows
         self.budget = job.max_new_tokens
@@ -356,7 +275,7 @@ def stream(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Sequenc
     repeat) and the row's own text (None: one token per pass); ``stats`` is filled in.
     """
     _check(max_new_tokens, rows_per_batch)
-    rows = [_TextRow(tokenizer, stop, frozenset(), streaming=True) for _ in prompts]
+    rows = [TextRow(tokenizer, stop, frozenset(), streaming=True) for _ in prompts]
     job = _Decode(model, max_new_tokens, sampling, _seed(seed), kv_cache, check, within_block, speculate,
                   stats if stats is not None else DecodeStats())
     for _ in _decode(job, _contexts(prompts, tokenizer.start_id), rows, greedy or [False] * len(rows), rows_per_batch,
@@ -376,8 +295,8 @@ def generate(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Seque
     string; ``greedy[i]`` makes row ``i`` greedy while the others sample. ``speculate``,
     ``sources`` and ``stats`` as in ``stream``."""
     _check(max_new_tokens, rows_per_batch)
-    flags = _stop_flags(tokenizer, stop)
-    rows = [_TextRow(tokenizer, stop, flags, streaming=False) for _ in prompts]
+    flags = stop_flags(tokenizer, stop)
+    rows = [TextRow(tokenizer, stop, flags, streaming=False) for _ in prompts]
     job = _Decode(model, max_new_tokens, sampling, _seed(seed), kv_cache, check, True, speculate,
                   stats if stats is not None else DecodeStats())
     for _ in _decode(job, _contexts(prompts, tokenizer.start_id), rows, greedy or [False] * len(rows), rows_per_batch,
@@ -409,7 +328,7 @@ def generate_ids(
         probs = filter_logits(model.transition_logits().detach().cpu(), temperature, top_k, top_p)
         yield from MarkovChainSampler(probs.numpy(), seed=seed).walk(context[-1], max_new_tokens)
         return
-    row = _IdRow()
+    row = IdRow()
     job = _Decode(model, max_new_tokens, sampling, _seed(seed), kv_cache, None, within_block=False)
     for _ in _decode(job, [context], [row], [False], 1, None):
         ids = row.take()

@@ -42,12 +42,18 @@ from bigramlm.tokenization import Tokenizer
 COMPACT_SHARE = 4
 
 
-#: Batches of at most this many rows speculate; bigger ones decode one token per pass. A
-#: pass over a few rows is bound by per-step overhead, so verifying drafts is nearly free
-#: (3 rows, the desk: 8.8 s against 9.4 s plain over 20 requests); a pass over 192 rows (the
-#: evaluation's batches) is bound by arithmetic, and speculating made the decode slower
-#: (``eval --task support --limit 100``: 57.0 s against 47.7 s in all).
+#: Batches of at most this many rows speculate; bigger ones decode one token per pass. On
+#: the desk's 3 rows, verifying drafts about breaks even (benchmarks/speculation.py: 5.94 s
+#: against 6.03 s plain over 20 requests, 5.58 against 5.36 in a rerun; the desk's p50 526
+#: against 556 ms); a pass over 192 rows (the evaluation's batches) is bound by arithmetic,
+#: and speculating made it slower (10.94 s against 8.11 s).
 SPECULATE_ROWS = 16
+
+
+def speculates(rows: int) -> bool:
+    """Whether a batch of ``rows`` rows verifies drafts (``SPECULATE_ROWS``); a caller that
+    makes the drafts' sources asks first, so a decode that will not read them costs nothing."""
+    return rows <= SPECULATE_ROWS
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,8 @@ class _Batch:
     def __init__(self, job: _Decode, ids: list[int], contexts: list[Sequence[int]], rows: list[Row],
                  greedy_rows: torch.Tensor, sources: list[Sequence[Sequence[int]]] | None):
         self.job, self.ids, self.rows, self.greedy_rows = job, ids, rows, greedy_rows
+        #: ``greedy_rows`` as a list, for the per-token bookkeeping (indexing a tensor per token costs more).
+        self.greedy = greedy_rows.tolist()
         self.budget = job.max_new_tokens
         if job.within_block and not job.model.markov:
             self.budget = min(self.budget, max(1, job.model.get_block_size() - max(len(c) for c in contexts)))
@@ -135,7 +143,7 @@ class _Batch:
         self.counts = [0] * len(rows)
         self.drafter: Drafter | None = None
         if (job.speculate is not None and job.within_block and job.kv_cache and job.model.supports_kv_cache
-                and len(rows) <= SPECULATE_ROWS):
+                and speculates(len(rows))):
             self.drafter = Drafter(job.speculate, contexts, sources if sources is not None else [()] * len(rows))
 
     def run(self) -> Iterator[None]:
@@ -161,7 +169,7 @@ class _Batch:
         row = self.slots[slot]
         if row is None:
             return
-        stats, greedy = self.job.stats, bool(self.greedy_rows[slot])
+        stats, greedy = self.job.stats, self.greedy[slot]
         for token in tokens:
             self.counts[row] += 1
             stats.tokens += 1
@@ -179,6 +187,7 @@ class _Batch:
         keep = torch.tensor(live, dtype=torch.long)
         self.decoder.keep_rows(keep)
         self.slots, self.greedy_rows = [self.slots[s] for s in live], self.greedy_rows[keep]
+        self.greedy = [self.greedy[s] for s in live]
         return pending[keep]
 
     def _drafts(self) -> list[list[int]]:
@@ -193,7 +202,7 @@ class _Batch:
         """One pass: the pending tokens (and drafts); returns the next pending tokens."""
         stats = self.job.stats
         stats.passes += 1
-        stats.greedy_passes += sum(1 for s, row in enumerate(self.slots) if row is not None and bool(self.greedy_rows[s]))
+        stats.greedy_passes += sum(1 for row, greedy in zip(self.slots, self.greedy) if row is not None and greedy)
         if self.drafter is not None:
             return self._verify(pending, self._drafts())
         pending = self._draw(self.decoder.push(pending), 1)
@@ -210,9 +219,9 @@ class _Batch:
         rows = np.array([self.ids[r] if r is not None else 0 for r in self.slots], dtype=np.int64)
         done = np.array([self.counts[r] if r is not None else 0 for r in self.slots], dtype=np.int64)
         u = uniforms(self.job.seed, np.repeat(rows, width), (done[:, None] + np.arange(width)).reshape(-1))
-        greedy = self.greedy_rows.repeat_interleave(width)
-        if not bool(greedy.any()):
+        if not any(self.greedy):
             return draw_tokens(logits, sampling.temperature, sampling.top_k, sampling.top_p, u)
+        greedy = self.greedy_rows.repeat_interleave(width)
         tokens = logits.argmax(dim=-1).cpu()
         sampled = (~greedy).nonzero().squeeze(1)  # only the sampled rows pay for the draw
         if sampled.numel():

@@ -27,9 +27,10 @@ class Speculation:
     """How drafts are made: at most ``draft_tokens`` per pass, from a match of
     ``max_match`` down to ``min_match`` tokens."""
 
-    #: At most 4 tokens, from a match of 2 or more: on the recipe's GPT, 10 desk messages x 2
-    #: seeds at n = 3 decoded in 8.8 s against 9.4 s plain (and 9.0 s with 6 tokens); drafts
-    #: of 8 or 12, or from single-token matches, kept fewer of their tokens and ran slower.
+    #: At most 4 tokens, from a match of 2 or more: in one comparison on the recipe's GPT
+    #: (10 desk messages x 2 seeds at n = 3) this was the fastest; drafts of 6, 8 or 12, or
+    #: from single-token matches, kept fewer of their tokens and ran slower.
+    #: ``benchmarks/speculation.py`` measures the default against the plain decoder.
     draft_tokens: int = 4
     max_match: int = 4
     min_match: int = 2
@@ -118,7 +119,7 @@ class _RowDrafts:
                 return list(self.sources[hit[0] - 1][hit[1] : hit[1] + limit])
             for drafts in (self, *siblings):
                 found = drafts.own_index.grams.get(key)
-                if found is not None and len(drafts.own) > found[1]:
+                if found is not None:  # indexed only where a token follows
                     return drafts.own[found[1] : found[1] + limit]
         return []
 

@@ -42,6 +42,7 @@ from bigramlm.data.instructions import load_run_files
 from bigramlm.data.run_files import InstructionRunFiles
 from bigramlm.errors import BigramLMError
 from bigramlm.generation import Sampling, encode_prompt, generate, stream
+from bigramlm.generation.engine import speculates
 from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import POOL_CASES, check_drafts, choose
@@ -110,7 +111,7 @@ class Assistant:
     """A loaded run plus its brand profile, retrieval index and case store."""
 
     def __init__(self, run: Run, data: InstructionRunFiles, brand: BrandProfile | None = None,
-                 store: CaseStore | None = None, baseline: bool = False):
+                 store: CaseStore | None = None, baseline: bool = False, speculate: bool = True):
         self.run = run
         self.model = run.model
         self.tokenizer = run.tokenizer
@@ -135,7 +136,7 @@ class Assistant:
         self._rules: tuple[Any, list[Rule]] | None = None
         #: Speculative decoding, drafting from the evidence replies (``generation.speculation``);
         #: None decodes one token per pass (``--no-speculate``). Greedy replies are the same either way.
-        self.speculation: Speculation | None = Speculation()
+        self.speculation: Speculation | None = Speculation() if speculate else None
         loaded = Understander.load(Path(run.path))
         #: The calibrated sentence-embedding classifier of ``--recipe support`` runs (None
         #: for other runs, which classify with the language model alone).
@@ -164,9 +165,7 @@ class Assistant:
         run = load_run(run_dir, device=device)
         run_files = load_run_files(run.path, require_instruction_run(run), data)
         brand = BrandProfile.load(brand_path) if brand_path else None
-        assistant = cls(run, run_files, brand, _store(run.path) if use_store else None, baseline=baseline)
-        assistant.speculation = Speculation() if speculate else None
-        return assistant
+        return cls(run, run_files, brand, _store(run.path) if use_store else None, baseline=baseline, speculate=speculate)
 
     def refresh_cases(self) -> int:
         """Index the store's cases added since the last refresh; returns how many."""
@@ -217,10 +216,11 @@ class Assistant:
         return dict(self.label_set)
 
     def _read(self, messages: list[str], k_similar: int, evidence: int = EVIDENCE_CASES,
-              intents: Sequence[str | None] | None = None) -> list[_Request]:
+              intents: Sequence[str | None] | None = None, drafts: bool = False) -> list[_Request]:
         """Each message normalised, classified and retrieved once (one search serves the
         similar cases shown and the evidence that votes), and its prompt encoded. ``intents``
-        overrides the understood intent where the agent picked one."""
+        overrides the understood intent where the agent picked one; ``drafts`` also encodes
+        the evidence replies a speculative decode drafts from."""
         normalized = [self.normalize(m) for m in messages]
         texts = [text for text, _ in normalized]
         rankings, method = self.classify_many(texts)
@@ -239,8 +239,12 @@ class Assistant:
         prompts = [encode_prompt(self.tokenizer, prompt_text(t, u.intent, u.category, self.labels,
                                                             self.normalize(ref)[0] if ref is not None else None))
                    for t, u, ref in zip(texts, understandings, references)]
-        sources = [self._sources(found) if evidence and self.speculation is not None else [] for found in cases]
+        sources = [self._sources(found) if drafts else [] for found in cases]
         return [_Request(*parts) for parts in zip(understandings, texts, cases, prompts, sources)]
+
+    def _drafts(self, rows: int) -> bool:
+        """Whether a decode of batches of ``rows`` rows will draft (so its sources are worth encoding)."""
+        return self.speculation is not None and speculates(rows)
 
     def _sources(self, cases: list[Case]) -> list[list[int]]:
         """The tokens of the replies the decode drafts from: the ``POOL_CASES`` nearest, as
@@ -307,7 +311,7 @@ class Assistant:
         settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
         sampling = _check_request([message], settings)
         self.refresh_cases()
-        request = self._read([message], k_similar, intents=[intent])[0]
+        request = self._read([message], k_similar, intents=[intent], drafts=self._drafts(n))[0]
         yield UnderstandingEvent(request.understanding)
         pieces: list[list[str]] = [[] for _ in range(n)]
         stats = DecodeStats()
@@ -334,8 +338,9 @@ class Assistant:
         (what ``eval --task support`` runs); the same candidates, ranking and brand."""
         sampling = _check_request(messages, settings)
         self.refresh_cases()
-        requests = self._read(messages, k_similar, intents=intents)
         n = settings.n
+        requests = self._read(messages, k_similar, intents=intents,
+                              drafts=self._drafts(min(rows_per_batch, n * len(messages))))
         stats = DecodeStats()
         outputs = generate(self.model, self.tokenizer, [r.prompt for r in requests for _ in range(n)],
                            settings.max_new_tokens, sampling, settings.seed, STOP_STRINGS,

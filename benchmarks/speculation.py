@@ -1,0 +1,126 @@
+"""Speculative decoding against the plain decoder, in one process and one run.
+
+Three rows, each measured both ways with the same seeds (the replies are the same either way;
+the benchmark counts the candidates that differ):
+
+- ``desk``: ``Assistant.suggest`` for the everyday desk messages at n = 3 (3 rows a batch,
+  400-token limit), alternating plain and speculative, ``--seeds`` seeds each;
+- ``batch``: one ``suggest_many`` of ``--batch-messages`` messages x 3 candidates decoded
+  192 rows at a time (the evaluation's decode), once plain and once with speculation
+  forced on (``engine.SPECULATE_ROWS`` raised), which is why big batches do not speculate;
+- ``bigram``: the bigram's table sampler (no network per token; it never speculates),
+  tokens per second for the record.
+
+For each: seconds, passes, tokens, draft tokens offered and kept, greedy rows' tokens per pass.
+
+    python benchmarks/speculation.py --run runs/support --json
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+from typing import Any, Callable
+
+from _common import parser
+from bench_server_load import MESSAGES
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def desk(assistant: Any, seeds: int) -> dict[str, Any]:
+    from bigramlm.generation.speculation import DecodeStats, Speculation
+
+    seconds: dict[str, list[float]] = {"plain": [], "speculative": []}
+    stats = {name: DecodeStats() for name in seconds}
+    differ = 0
+    assistant.suggest(MESSAGES[0], seed=0)  # warm
+    for seed in range(seeds):
+        for message in MESSAGES:
+            texts = {}
+            for name, speculation in (("plain", None), ("speculative", Speculation())):
+                assistant.speculation = speculation
+                took, result = _timed(lambda: assistant.suggest(message, seed=seed))
+                seconds[name].append(took)
+                _add(stats[name], result.decode)
+                texts[name] = [d.text for d in result.drafts]
+            differ += sum(a != b for a, b in zip(texts["plain"], texts["speculative"]))
+    rows = {name: {"seconds": round(sum(seconds[name]), 2), "p50_ms": round(1000 * statistics.median(seconds[name]), 1),
+                   **stats[name].as_dict()} for name in seconds}
+    return {**rows, "requests": len(seconds["plain"]), "candidates_differing": differ,
+            "plain_vs_speculative": round(rows["plain"]["seconds"] / rows["speculative"]["seconds"], 2)}
+
+
+def batch(assistant: Any, messages: int) -> dict[str, Any]:
+    from bigramlm.generation import engine
+    from bigramlm.generation.speculation import Speculation
+    from bigramlm.support.results import SuggestSettings
+
+    rows = random.Random(0).sample(assistant.data.train_rows, messages)
+    settings = SuggestSettings(3, 400, 0.8, None, 0.95, 1337)
+    out: dict[str, Any] = {}
+    threshold = engine.SPECULATE_ROWS
+    for name, forced in (("plain", False), ("speculative", True)):
+        assistant.speculation = Speculation() if forced else None
+        engine.SPECULATE_ROWS = 10**9 if forced else threshold
+        try:
+            took, results = _timed(lambda: assistant.suggest_many([r.message for r in rows], settings))
+        finally:
+            engine.SPECULATE_ROWS = threshold
+        out[name] = {"seconds": round(took, 2), **results[0].decode.as_dict()}
+    out["rows"] = 3 * messages
+    out["plain_vs_speculative"] = round(out["plain"]["seconds"] / out["speculative"]["seconds"], 2)
+    return out
+
+
+def bigram(vocab: int, tokens: int) -> dict[str, Any]:
+    import torch
+
+    from bigramlm.generation import generate_ids
+    from bigramlm.models.bigram import BigramConfig, BigramLanguageModel
+
+    torch.manual_seed(0)
+    model = BigramLanguageModel(BigramConfig(vocab))
+    took, ids = _timed(lambda: [t for chunk in generate_ids(model, [0], tokens, seed=0) for t in chunk])
+    return {"tokens": len(ids), "seconds": round(took, 3), "tokens_per_s": round(len(ids) / took)}
+
+
+def _add(total: Any, part: Any) -> None:
+    for name in ("passes", "draft_passes", "tokens", "drafted", "accepted", "greedy_tokens", "greedy_passes"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--run", required=True, help="support run directory (e.g. from train --recipe support)")
+    p.add_argument("--seeds", type=int, default=2, help="seeds per desk message (default 2)")
+    p.add_argument("--batch-messages", type=int, default=64, help="messages of the batch row (default 64: 192 rows)")
+    args = p.parse_args()
+    from bigramlm.support.assistant import Assistant
+    from bigramlm.training.threads import configure_threads
+
+    assistant = Assistant.load(args.run, use_store=False)
+    configure_threads(assistant.model, None)
+    report = {"run": args.run, "desk": desk(assistant, args.seeds), "batch": batch(assistant, args.batch_messages),
+              "bigram": bigram(assistant.tokenizer.vocab_size, 1_000_000)}
+    if args.json:
+        print(json.dumps(report))
+        return
+    for name in ("desk", "batch"):
+        r = report[name]
+        s = r["speculative"]
+        print(f"{name:6s} plain {r['plain']['seconds']} s ({r['plain']['passes']} passes), speculative {s['seconds']} s "
+              f"({s['passes']} passes, drafts kept {s['acceptance']}, greedy rows {s['greedy_tokens_per_pass']} tokens a pass): "
+              f"{r['plain_vs_speculative']}x")
+    print(f"desk: {report['desk']['candidates_differing']} of {3 * report['desk']['requests']} candidates differ")
+    print(f"bigram table sampler: {report['bigram']['tokens_per_s']:,} tokens/s (no speculation)")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,11 +15,18 @@ and on one started with ``--no-speculate`` (the plain decoder, one token per pas
 ratio of their p50s is the speed-up. The understanding event alone (sentence embedding,
 classifier, retrieval) says how much of a request is not the model.
 
+Then ``--clients`` agents at once (closed loop, ``--duration`` seconds, at most
+``--max-requests``, the cap at ``--clients`` so that none is refused): on the default
+desk, whose concurrent requests share their decode (``generation.batcher``), and on one
+started with ``--no-batch`` (each request decoded in its own thread); p50/p95, requests
+per second and errors of each.
+
     python benchmarks/desk_latency.py --run runs/support --json
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import time
@@ -28,7 +35,7 @@ from typing import Any
 import httpx
 
 from _common import parser
-from bench_server_load import MESSAGES, percentile, serving
+from bench_server_load import MESSAGES, drive, percentile, serving
 
 
 def time_suggest(client: httpx.Client, message: str, n: int) -> float:
@@ -72,11 +79,23 @@ def measure(run: str, n: int, messages: list[str], extra: tuple[str, ...]) -> di
             "suggest_vs_understanding": round(statistics.median(suggest) / statistics.median(understanding), 2)}
 
 
+def measure_load(run: str, n: int, clients: int, duration: float, max_requests: int,
+                 extra: tuple[str, ...]) -> dict[str, Any]:
+    """``clients`` closed-loop agents on ``/api/suggest`` of one server (the cap at ``clients``)."""
+    with serving(run, max_concurrent=clients, timeout=60.0, extra=extra) as (base, _):
+        with httpx.Client(base_url=base, timeout=65.0) as client:
+            time_suggest(client, MESSAGES[0], n)  # warm
+        return asyncio.run(drive(base, clients, duration, max_requests, {"n": n, "seed": 0}, 65.0))
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--run", required=True, help="support run directory (e.g. from train --recipe support)")
     p.add_argument("--n", type=int, default=3, help="suggestions per request (default 3)")
     p.add_argument("--requests", type=int, default=30, help="requests per measurement (default 30)")
+    p.add_argument("--clients", type=int, default=8, help="agents at once in the load phase (default 8; 0 skips it)")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of the load phase, each desk (default 30)")
+    p.add_argument("--max-requests", type=int, default=120, help="requests at most in the load phase, each desk (default 120)")
     args = p.parse_args()
     messages = [MESSAGES[i % len(MESSAGES)] for i in range(args.requests)]
     report: dict[str, Any] = {"run": args.run, "n": args.n, "requests": args.requests,
@@ -84,6 +103,10 @@ def main() -> None:
                               "plain": measure(args.run, args.n, messages, ("--no-speculate",))}
     fast, plain = report["speculative"]["suggest"], report["plain"]["suggest"]
     report["plain_vs_speculative_p50"] = round(plain["p50_ms"] / fast["p50_ms"], 2)
+    if args.clients > 0:
+        load = (args.run, args.n, args.clients, args.duration, args.max_requests)
+        report["load"] = {"batched": measure_load(*load, ()), "unbatched": measure_load(*load, ("--no-batch",))}
+        report["unbatched_vs_batched_p50"] = round(report["load"]["unbatched"]["p50_ms"] / report["load"]["batched"]["p50_ms"], 2)
     if args.json:
         print(json.dumps(report))
         return
@@ -93,6 +116,11 @@ def main() -> None:
               f"stream: understanding after {r['stream_understanding']['p50_ms']} ms, first token after "
               f"{r['stream_first_token']['p50_ms']} ms (p50)")
     print(f"speculative decoding answers {report['plain_vs_speculative_p50']}x as fast as the plain decoder (p50)")
+    for name, r in report.get("load", {}).items():
+        print(f"{args.clients} agents, {name:9s}: p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, {r['req_per_s']} req/s, "
+              f"{r['ok']} answered, {r['busy_503']} refused (503), {r['other_errors']} errors")
+    if "load" in report:
+        print(f"with {args.clients} agents, shared decodes answer {report['unbatched_vs_batched_p50']}x as fast (p50)")
 
 
 if __name__ == "__main__":

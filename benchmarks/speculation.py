@@ -7,7 +7,7 @@ the benchmark counts the candidates that differ):
   400-token limit), alternating plain and speculative, ``--seeds`` seeds each;
 - ``batch``: one ``suggest_many`` of ``--batch-messages`` messages x 3 candidates decoded
   192 rows at a time (the evaluation's decode), once plain and once with speculation
-  forced on (``engine.SPECULATE_ROWS`` raised), which is why big batches do not speculate;
+  forced on (``batch.SPECULATE_ROWS`` raised), which is why big batches do not speculate;
 - ``bigram``: the bigram's table sampler (no network per token; it never speculates),
   tokens per second for the record.
 
@@ -58,21 +58,21 @@ def desk(assistant: Any, seeds: int) -> dict[str, Any]:
 
 
 def batch(assistant: Any, messages: int) -> dict[str, Any]:
-    from bigramlm.generation import engine
+    from bigramlm.generation import batch
     from bigramlm.generation.speculation import Speculation
     from bigramlm.support.results import SuggestSettings
 
     rows = random.Random(0).sample(assistant.data.train_rows, messages)
     settings = SuggestSettings(3, 400, 0.8, None, 0.95, 1337)
     out: dict[str, Any] = {}
-    threshold = engine.SPECULATE_ROWS
+    threshold = batch.SPECULATE_ROWS
     for name, forced in (("plain", False), ("speculative", True)):
         assistant.speculation = Speculation() if forced else None
-        engine.SPECULATE_ROWS = 10**9 if forced else threshold
+        batch.SPECULATE_ROWS = 10**9 if forced else threshold
         try:
             took, results = _timed(lambda: assistant.suggest_many([r.message for r in rows], settings))
         finally:
-            engine.SPECULATE_ROWS = threshold
+            batch.SPECULATE_ROWS = threshold
         out[name] = {"seconds": round(took, 2), **results[0].decode.as_dict()}
     out["rows"] = 3 * messages
     out["plain_vs_speculative"] = round(out["plain"]["seconds"] / out["speculative"]["seconds"], 2)

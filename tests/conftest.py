@@ -61,3 +61,34 @@ def tiny_corpus(tmp_path) -> Path:
     path = tmp_path / "tiny.txt"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+#: The text ``repeating_gpt`` learned to repeat.
+REPLY = "thank you for contacting us about your order. we will refund the charge today."
+
+
+@pytest.fixture(scope="session")
+def repeating_gpt():
+    """A small GPT that has learned to repeat support-like text (so drafts are often right),
+    and its character tokenizer."""
+    import torch
+
+    from bigramlm.models.registry import build_model
+    from bigramlm.tokenization.char import CharTokenizer
+
+    text = (REPLY + "\n") * 6 + "please send the invoice number and the email of the account.\n" * 3
+    tokenizer = CharTokenizer.from_text(text + "abcdefghijklmnopqrstuvwxyz")
+    torch.manual_seed(0)
+    model = build_model("gpt", {"vocab_size": tokenizer.vocab_size, "block_size": 96, "n_layer": 2, "n_head": 2,
+                                "n_embd": 32})
+    ids = torch.tensor(tokenizer.encode(text * 3), dtype=torch.long)
+    optimizer = torch.optim.AdamW(model.parameters(), 3e-3)
+    for _ in range(120):
+        starts = torch.randint(0, len(ids) - 65, (16,))
+        x = torch.stack([ids[s : s + 64] for s in starts])
+        y = torch.stack([ids[s + 1 : s + 65] for s in starts])
+        _, loss = model(x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval(), tokenizer

@@ -12,34 +12,17 @@ import pytest
 import torch
 
 from bigramlm.errors import BigramLMError
-from bigramlm.generation import Sampling, encode_prompt, engine, generate, stream
+from bigramlm.generation import Sampling, batch, encode_prompt, generate, stream
 from bigramlm.generation.filters import filter_logits
 from bigramlm.generation.speculation import DecodeStats, Drafter, Speculation
-from bigramlm.models.registry import build_model
 from bigramlm.tokenization.char import CharTokenizer
 
-REPLY = "thank you for contacting us about your order. we will refund the charge today."
+from conftest import REPLY
 
 
 @pytest.fixture(scope="module")
-def trained() -> tuple[torch.nn.Module, CharTokenizer]:
-    """A small GPT that has learned to repeat support-like text (so drafts are often right)."""
-    text = (REPLY + "\n") * 6 + "please send the invoice number and the email of the account.\n" * 3
-    tokenizer = CharTokenizer.from_text(text + "abcdefghijklmnopqrstuvwxyz")
-    torch.manual_seed(0)
-    model = build_model("gpt", {"vocab_size": tokenizer.vocab_size, "block_size": 96, "n_layer": 2, "n_head": 2,
-                                "n_embd": 32})
-    ids = torch.tensor(tokenizer.encode(text * 3), dtype=torch.long)
-    optimizer = torch.optim.AdamW(model.parameters(), 3e-3)
-    for _ in range(120):
-        starts = torch.randint(0, len(ids) - 65, (16,))
-        x = torch.stack([ids[s : s + 64] for s in starts])
-        y = torch.stack([ids[s + 1 : s + 65] for s in starts])
-        _, loss = model(x, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval(), tokenizer
+def trained(repeating_gpt):
+    return repeating_gpt
 
 
 def _prompts(tokenizer: CharTokenizer, count: int) -> list[list[int]]:
@@ -50,7 +33,7 @@ def _prompts(tokenizer: CharTokenizer, count: int) -> list[list[int]]:
 
 def test_greedy_speculative_output_is_plain_decoding_token_for_token(trained, monkeypatch) -> None:
     model, tokenizer = trained
-    monkeypatch.setattr(engine, "SPECULATE_ROWS", 64)  # speculate in every batch here
+    monkeypatch.setattr(batch, "SPECULATE_ROWS", 64)  # speculate in every batch here
     prompts = _prompts(tokenizer, 40)
     sources = [[encode_prompt(tokenizer, REPLY), encode_prompt(tokenizer, "we will refund")]] * len(prompts)
     greedy = Sampling(temperature=0)
@@ -88,7 +71,7 @@ def test_speculative_sampling_draws_from_the_model_distribution(trained, monkeyp
     """Statistical check: the first two tokens of 6,000 speculative rows, against the exact
     joint distribution the model gives them (drafts are offered at every position)."""
     model, tokenizer = trained
-    monkeypatch.setattr(engine, "SPECULATE_ROWS", 6000)  # one batch
+    monkeypatch.setattr(batch, "SPECULATE_ROWS", 6000)  # one batch
     prompt = encode_prompt(tokenizer, "thank you for cont")
     vocab = tokenizer.vocab_size
     sampling = Sampling(temperature=1.5)  # flatten the learned text so several tokens are likely
@@ -132,7 +115,7 @@ def test_holes_and_compaction_keep_each_row_as_it_would_be_alone(trained) -> Non
 def test_big_batches_decode_one_token_per_pass(trained) -> None:
     """Where a pass is bound by arithmetic (many rows), verifying drafts costs more than it saves."""
     model, tokenizer = trained
-    prompts = _prompts(tokenizer, engine.SPECULATE_ROWS + 1)
+    prompts = _prompts(tokenizer, batch.SPECULATE_ROWS + 1)
     stats = DecodeStats()
     generate(model, tokenizer, prompts, 20, Sampling(temperature=0), sources=[[encode_prompt(tokenizer, REPLY)]] * len(prompts),
              rows_per_batch=len(prompts), stats=stats)

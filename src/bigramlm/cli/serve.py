@@ -33,6 +33,9 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default info)")
     add_threads_flag(p)
     add_speculate_flag(p)
+    p.add_argument("--no-batch", dest="batch", action="store_false",
+                   help="decode each suggestion request on its own, instead of the requests that run at the same "
+                        "time together (their replies are the same either way)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -51,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.brand is not None and not args.brand.is_file():
         raise BigramLMError(f"--brand {args.brand}: no such file")
     limits = ServerLimits(max_concurrent=args.max_concurrent, timeout_s=args.timeout, threads=args.threads,
-                          speculate=args.speculate)
+                          speculate=args.speculate, batch=args.batch)
     from bigramlm.serve.server import serve  # heavy (FastAPI, uvicorn, torch): only once the arguments are good
 
     serve(args.run_dir, host=args.host, port=args.port, brand_path=str(args.brand) if args.brand else None,

@@ -1,5 +1,6 @@
 """Generation: one decode path for one or many prompts and candidates, streamed or not,
-over the fastest decoder a model supports (Markov table, KV cache, or re-run window).
+over the fastest decoder a model supports (Markov table, KV cache, or re-run window);
+``batcher`` shares that decode between the requests of a server that run at the same time.
 
 ``checks`` (the bounds of the settings) is torch-free, so that the CLI can check its
 flags before it loads a model; the names below load on first use, as ``bigramlm``'s do.
@@ -12,11 +13,13 @@ from bigramlm._lazy import lazy_exports
 #: Public name -> the module that defines it.
 _PUBLIC = {
     "CachedDecoder": "bigramlm.generation.decoding",
+    "DecodeJob": "bigramlm.generation.batcher",
+    "DecodeQueue": "bigramlm.generation.batcher",
     "MAX_NEW_TOKENS": "bigramlm.generation.checks",
     "MAX_SEED": "bigramlm.generation.checks",
     "MarkovChainSampler": "bigramlm.generation.markov",
     "Detokenizer": "bigramlm.generation.text",
-    "Sampling": "bigramlm.generation.engine",
+    "Sampling": "bigramlm.generation.batch",
     "StopScanner": "bigramlm.generation.text",
     "check_new_tokens": "bigramlm.generation.checks",
     "check_sampling": "bigramlm.generation.checks",

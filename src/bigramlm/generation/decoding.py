@@ -31,6 +31,18 @@ class MarkovDecoder:
         """Go on with these rows only (finished ones leave the batch)."""
         self.logits = self.logits[rows]
 
+    def admit(self, contexts: list[list[int]]) -> torch.Tensor:
+        """Take rows for new contexts after the others; returns their logits (n, V)."""
+        logits = self.table[torch.tensor([c[-1] for c in contexts], dtype=torch.long)]
+        self.logits = torch.cat([self.logits, logits])
+        return logits
+
+
+def _left(rows: torch.Tensor, width: int, value: int | bool) -> torch.Tensor:
+    """``rows`` (B, W) padded with ``value`` on the left to ``width`` columns."""
+    return torch.cat([torch.full((rows.size(0), width - rows.size(1)), value, dtype=rows.dtype, device=rows.device),
+                      rows], dim=1)
+
 
 def left_pad(contexts: list[list[int]], width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The last ``width`` tokens of each context, left-padded with 0: (ids (B, W), pad (B,))."""
@@ -68,6 +80,26 @@ class CachedDecoder:
         logits, _ = model(self.history, cache=self.cache)
         #: Logits (n, V) of the token after each context.
         self.logits = logits[:, -1, :]
+
+    def admit(self, contexts: list[list[int]]) -> torch.Tensor:
+        """Take rows for new contexts after the others (continuous batching): their prompts
+        run on their own, then their cache joins this one (``KVCache.extend``), each row
+        still decoding as it would alone. Returns their logits (n, V)."""
+        new = CachedDecoder(self.model, contexts)
+        if max(self.cache.length, new.cache.length) >= self.cache.capacity:
+            self.cache.compact()
+        self.cache.extend(new.cache)
+        width = max(self.history.size(1), new.history.size(1))
+        self.history = torch.cat([_left(self.history, width, 0), _left(new.history, width, 0)])
+        self.real = torch.cat([_left(self.real, width, False), _left(new.real, width, False)])
+        self.logits = torch.cat([self.logits, new.logits])
+        self.speculated = self.speculated or new.speculated
+        return new.logits
+
+    @property
+    def full(self) -> bool:
+        """Whether the next token has no free slot (finished rows or holes must leave first)."""
+        return self.cache.length >= self.cache.capacity
 
     def push(self, tokens: torch.Tensor) -> torch.Tensor:
         """Append one token per row (shape (n,)); return the logits of the next one."""
@@ -151,6 +183,13 @@ class WindowDecoder:
     def keep_rows(self, rows: torch.Tensor) -> None:
         self.rows = [self.rows[i] for i in rows.tolist()]
         self.logits = self.logits[rows.to(self.logits.device)]
+
+    def admit(self, contexts: list[list[int]]) -> torch.Tensor:
+        """Take rows for new contexts after the others; returns their logits (n, V)."""
+        new = WindowDecoder(self.model, contexts)
+        self.rows += new.rows
+        self.logits = torch.cat([self.logits, new.logits])
+        return new.logits
 
 
 Decoder = MarkovDecoder | CachedDecoder | WindowDecoder

@@ -47,13 +47,15 @@ def _probabilities(logits: torch.Tensor, temperature: float, top_k: int | None, 
     return probs.float()
 
 
-def uniforms(seed: int, rows: np.ndarray, positions: np.ndarray) -> torch.Tensor:
+def uniforms(seed: int | np.ndarray, rows: np.ndarray, positions: np.ndarray) -> torch.Tensor:
     """One uniform in [0, 1) per (row, position) of a seeded decode (float64): a counter-based
     hash (splitmix64), so a token's draw depends on its row and place only, never on how
     many tokens a pass drew before it. Plain and speculative decoding, and any batching,
-    then draw the same tokens from the same distributions."""
+    then draw the same tokens from the same distributions. ``seed`` is one seed, or one per
+    draw (rows of several requests decoded together, each with its own)."""
+    seeds = np.uint64(seed & (2**64 - 1)) if isinstance(seed, int) else np.asarray(seed).astype(np.uint64)
     with np.errstate(over="ignore"):
-        x = (np.uint64(seed & (2**64 - 1)) + rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        x = (seeds + rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
              + positions.astype(np.uint64) * np.uint64(0xD1B54A32D192ED03))
         for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
             x = (x ^ (x >> np.uint64(shift))) * np.uint64(factor)

@@ -59,6 +59,8 @@ class DecodeStats:
     greedy_passes: int = 0
     #: Passes that verified a draft (the others decoded one token per row).
     draft_passes: int = 0
+    #: Requests whose rows shared these passes (``generation.batcher``); the counts are theirs together.
+    requests: int = 1
 
     @property
     def acceptance(self) -> float | None:
@@ -70,7 +72,7 @@ class DecodeStats:
         return self.greedy_tokens / self.greedy_passes if self.greedy_passes else None
 
     def as_dict(self) -> dict[str, float | int | None]:
-        return {"passes": self.passes, "draft_passes": self.draft_passes, "tokens": self.tokens,
+        return {"passes": self.passes, "draft_passes": self.draft_passes, "tokens": self.tokens, "requests": self.requests,
                 "drafted": self.drafted, "accepted": self.accepted,
                 "acceptance": None if self.acceptance is None else round(self.acceptance, 4),
                 "greedy_tokens_per_pass": None if self.greedy_tokens_per_pass is None else round(self.greedy_tokens_per_pass, 3)}
@@ -130,22 +132,27 @@ class Drafter:
     def __init__(self, settings: Speculation, contexts: Sequence[Sequence[int]],
                  sources: Sequence[Sequence[Sequence[int]]]):
         self.settings = settings
-        sizes = range(settings.min_match, settings.max_match + 1)
-        indexes: dict[int, _Index] = {}
+        self.sizes = range(settings.min_match, settings.max_match + 1)
+        #: id(sources) -> (the sources, kept alive so the id is not reused; their index; their rows).
+        self.groups: dict[int, tuple[Sequence[Sequence[int]], _Index, list[_RowDrafts]]] = {}
         self.rows: list[_RowDrafts] = []
         #: Rows that share their sources (one message's candidates) also draft from each other.
         self.siblings: list[list[_RowDrafts]] = []
-        groups: dict[int, list[_RowDrafts]] = {}
+        self.add(contexts, sources)
+
+    def add(self, contexts: Sequence[Sequence[int]], sources: Sequence[Sequence[Sequence[int]]]) -> None:
+        """Rows that join the batch, after the others."""
         for context, row_sources in zip(contexts, sources):
-            shared = indexes.get(id(row_sources))
-            if shared is None:
-                shared = indexes[id(row_sources)] = _Index()
+            group = self.groups.get(id(row_sources))
+            if group is None:
+                shared = _Index()
                 for text_id, text in enumerate(row_sources, start=1):
-                    shared.add(text_id, list(text), sizes, len(text))
-            row = _RowDrafts(settings, list(context), row_sources, shared)
+                    shared.add(text_id, list(text), self.sizes, len(text))
+                group = self.groups[id(row_sources)] = (row_sources, shared, [])
+            row = _RowDrafts(self.settings, list(context), row_sources, group[1])
             self.rows.append(row)
-            self.siblings.append(groups.setdefault(id(row_sources), []))
-            self.siblings[-1].append(row)
+            group[2].append(row)
+            self.siblings.append(group[2])
 
     def push(self, row: int, token: int) -> None:
         self.rows[row].own.append(token)

@@ -102,6 +102,8 @@ class TextRow:
         self.detokenizer = Detokenizer(tokenizer) if streaming else None
         self.scanner = StopScanner(stop) if streaming else None
         self.pending = ""
+        #: Whether the row's text is whole (``finish`` ran; a second call does nothing).
+        self.finished = False
 
     def push(self, token: int) -> bool:
         """Add a token; False once the row has reached a stop string."""
@@ -114,6 +116,9 @@ class TextRow:
         return self.cut is None
 
     def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
         if self.scanner is not None and self.detokenizer is not None:
             self.pending += self.scanner.feed(self.detokenizer.flush()) + self.scanner.flush()
 
@@ -133,13 +138,14 @@ class IdRow:
 
     def __init__(self) -> None:
         self.pending: list[int] = []
+        self.finished = False
 
     def push(self, token: int) -> bool:
         self.pending.append(token)
         return True
 
     def finish(self) -> None:
-        pass
+        self.finished = True
 
     def take(self) -> list[int]:
         ids, self.pending = self.pending, []

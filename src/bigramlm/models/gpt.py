@@ -135,6 +135,39 @@ class KVCache:
             self.offset = self.offset + holes
         self.length = end
 
+    def extend(self, other: "KVCache") -> None:
+        """Append ``other``'s rows (new prompts, run through the model on their own) after
+        this cache's rows: the shorter of the two is shifted right behind padding, so every
+        row's slots end at the same place and keep their positions (continuous batching)."""
+        length = max(self.length, other.length)
+        if length > self.capacity or other.capacity != self.capacity:
+            raise ValueError(f"cannot extend a cache of {self.capacity} slots by one of {other.capacity} "
+                             f"holding {other.length}")
+        device = self.keys[0].device
+        parts = [(self, length - self.length), (other, length - other.length)]
+        offsets, valid = [], []
+        for cache, shift in parts:
+            rows = cache.keys[0].size(0)
+            own = cache.offset if cache.offset is not None else torch.zeros(rows, dtype=torch.long, device=device)
+            offsets.append(own + shift)
+            real = cache.valid if cache.valid is not None else torch.ones(rows, self.capacity, dtype=torch.bool, device=device)
+            valid.append(torch.cat([torch.zeros(rows, shift, dtype=torch.bool, device=device),
+                                    real[:, : self.capacity - shift]], dim=1))
+        # One new buffer per layer, its two parts copied in: a fresh allocation is the costly
+        # part here (first-touch page faults: 0.8 s of CPU for 18 rows, where 3 copies were
+        # made per buffer). Slots past ``length`` are written before any query reads them.
+        rows = self.keys[0].size(0)
+        for mine, theirs in ((self.keys, other.keys), (self.values, other.values)):
+            for layer in range(len(mine)):
+                old, new = mine[layer], theirs[layer]
+                joined = old.new_empty((rows + new.size(0), *old.shape[1:]))
+                for part, (cache, shift), source in ((joined[:rows], parts[0], old), (joined[rows:], parts[1], new)):
+                    part[:, :, :shift].zero_()
+                    part[:, :, shift:length] = source[:, :, : cache.length]
+                mine[layer] = joined
+        self.offset, self.valid, self.length = torch.cat(offsets), torch.cat(valid), length
+        self.valid[:, length:] = True  # the slots still to fill hold real tokens, as in a new cache
+
     def compact(self) -> None:
         """Close the holes: each row's real slots move to the end of a left-padded layout
         (their positions do not change), so the freed slots can be filled again."""

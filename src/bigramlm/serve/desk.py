@@ -49,7 +49,7 @@ class Desk:
         self.assistant_error: str | None = None
         ours = assistant is None
         if ours:
-            assistant, self.assistant_error = load_assistant(self.run_dir, brand_path, self.limits.speculate)
+            assistant, self.assistant_error = load_assistant(self.run_dir, brand_path, self.limits.speculate, self.limits.batch)
         if run is None:
             run = assistant.run if assistant is not None else load_plain_run(self.run_dir)
         configure_threads(run, self.limits.threads)
@@ -110,7 +110,7 @@ class Desk:
             run = load_plain_run(self.run_dir)
             assistant = None
         else:
-            assistant, error = load_assistant(self.run_dir, self.brand_path, self.limits.speculate)
+            assistant, error = load_assistant(self.run_dir, self.brand_path, self.limits.speculate, self.limits.batch)
             if assistant is None:  # never trade the assistant for a plain run
                 raise BigramLMError(error or "the assistant did not load")
             assistant.store = self.store
@@ -141,9 +141,11 @@ class Desk:
         self.store.close()
 
 
-def load_assistant(run_dir: Path, brand_path: Path | None, speculate: bool = True) -> tuple["Assistant | None", str | None]:
-    """The support assistant for an instruction run (without a store: the desk gives it its own);
-    for any other run, None and why.
+def load_assistant(run_dir: Path, brand_path: Path | None, speculate: bool = True,
+                   share_decodes: bool = True) -> tuple["Assistant | None", str | None]:
+    """The support assistant for an instruction run (without a store: the desk gives it its own),
+    decoding concurrent requests together unless ``share_decodes`` is off; for any other
+    run, None and why.
 
     Loading refuses weights that are not finite (``load_run``), like every other problem,
     with a ``BigramLMError`` whose message becomes the "why".
@@ -157,7 +159,8 @@ def load_assistant(run_dir: Path, brand_path: Path | None, speculate: bool = Tru
         BrandProfile.load(brand_path)  # a broken brand file is an error at start, not "no assistant"
     try:
         # use_store=False: the desk attaches its one store, rather than a new connection per reload.
-        return Assistant.load(run_dir, brand_path=brand_path, use_store=False, speculate=speculate), None
+        return Assistant.load(run_dir, brand_path=brand_path, use_store=False, speculate=speculate,
+                              share_decodes=share_decodes), None
     except BigramLMError as exc:
         return None, str(exc)
 

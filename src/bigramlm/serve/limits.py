@@ -19,8 +19,10 @@ class ServerLimits:
     #: characters of the reason an agent may give for dismissing a suggestion
     max_reason_chars: int = 500
     max_chat_messages: int = 64
-    #: generations running at once; requests beyond get 503 + Retry-After, never a queue
-    max_concurrent: int = 4
+    #: generations running at once; requests beyond get 503 + Retry-After, never a queue.
+    #: Eight: the requests that run together share their decode (``batch``), so eight agents
+    #: cost about one batch of 24 rows, not eight decodes (benchmarks/desk_latency.py).
+    max_concurrent: int = 8
     #: seconds one generation may run
     timeout_s: float = 30.0
     retry_after_s: int = 1
@@ -35,3 +37,5 @@ class ServerLimits:
     threads: int | None = None
     #: speculative decoding from the evidence replies (``generation.speculation``); False: ``--no-speculate``
     speculate: bool = True
+    #: concurrent suggestion requests decode together (``generation.batcher``); False: ``--no-batch``
+    batch: bool = True

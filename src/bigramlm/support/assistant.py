@@ -23,7 +23,8 @@ One request, done once
 Thread safety
     Generation and scoring only read the model (always in eval mode) and allocate their
     own tensors; the case index swaps its state atomically. One ``Assistant`` can serve
-    several threads at once.
+    several threads at once; with ``share_decodes`` (the desk) their decodes run together
+    in one worker thread (``generation.batcher``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from bigramlm.data.instructions import load_run_files
 from bigramlm.data.run_files import InstructionRunFiles
 from bigramlm.errors import BigramLMError
 from bigramlm.generation import Sampling, encode_prompt, generate, stream
-from bigramlm.generation.engine import speculates
+from bigramlm.generation.batcher import DecodeJob, DecodeQueue
+from bigramlm.generation.batch import speculates
 from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import POOL_CASES, check_drafts, choose
@@ -111,7 +113,8 @@ class Assistant:
     """A loaded run plus its brand profile, retrieval index and case store."""
 
     def __init__(self, run: Run, data: InstructionRunFiles, brand: BrandProfile | None = None,
-                 store: CaseStore | None = None, baseline: bool = False, speculate: bool = True):
+                 store: CaseStore | None = None, baseline: bool = False, speculate: bool = True,
+                 share_decodes: bool = False):
         self.run = run
         self.model = run.model
         self.tokenizer = run.tokenizer
@@ -137,6 +140,9 @@ class Assistant:
         #: Speculative decoding, drafting from the evidence replies (``generation.speculation``);
         #: None decodes one token per pass (``--no-speculate``). Greedy replies are the same either way.
         self.speculation: Speculation | None = Speculation() if speculate else None
+        #: With ``share_decodes`` (the desk), the requests that run at the same time decode
+        #: together (``generation.batcher``); otherwise each decodes in its caller's thread.
+        self.decodes = DecodeQueue(self.model, self.tokenizer, self.speculation, ROWS_PER_BATCH) if share_decodes else None
         loaded = Understander.load(Path(run.path))
         #: The calibrated sentence-embedding classifier of ``--recipe support`` runs (None
         #: for other runs, which classify with the language model alone).
@@ -153,19 +159,21 @@ class Assistant:
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], brand_path: str | os.PathLike[str] | None = None,
              data: str | None = None, device: str = "cpu", use_store: bool = True, baseline: bool = False,
-             speculate: bool = True) -> "Assistant":
+             speculate: bool = True, share_decodes: bool = False) -> "Assistant":
         """Load a run directory (and an optional brand profile TOML) as an assistant.
 
         ``data`` says where the run's dataset is (its sha256 must match); it is read only
         for a run written before the run kept its rows. ``baseline`` also fits the
         TF-IDF + logistic-regression intent classifier, whose answer then appears as
         ``baseline`` in every result (seconds to fit). ``speculate=False`` decodes one token
-        per pass (``--no-speculate``).
+        per pass (``--no-speculate``); ``share_decodes`` decodes concurrent requests together
+        (the desk; ``serve --no-batch`` turns it off).
         """
         run = load_run(run_dir, device=device)
         run_files = load_run_files(run.path, require_instruction_run(run), data)
         brand = BrandProfile.load(brand_path) if brand_path else None
-        return cls(run, run_files, brand, _store(run.path) if use_store else None, baseline=baseline, speculate=speculate)
+        return cls(run, run_files, brand, _store(run.path) if use_store else None, baseline=baseline, speculate=speculate,
+                   share_decodes=share_decodes)
 
     def refresh_cases(self) -> int:
         """Index the store's cases added since the last refresh; returns how many."""
@@ -315,9 +323,7 @@ class Assistant:
         yield UnderstandingEvent(request.understanding)
         pieces: list[list[str]] = [[] for _ in range(n)]
         stats = DecodeStats()
-        for index, piece in stream(self.model, self.tokenizer, [request.prompt] * n, max_new_tokens, sampling, seed,
-                                   STOP_STRINGS, greedy=_greedy_first(n, 1), rows_per_batch=ROWS_PER_BATCH, check=check,
-                                   speculate=self.speculation, sources=[request.sources] * n, stats=stats):
+        for index, piece in self._stream([request], settings, sampling, check, stats):
             pieces[index].append(piece)
             yield TokenEvent(index, piece)
         yield DoneEvent(self._answer(request, ["".join(p) for p in pieces], settings, stats))
@@ -342,12 +348,32 @@ class Assistant:
         requests = self._read(messages, k_similar, intents=intents,
                               drafts=self._drafts(min(rows_per_batch, n * len(messages))))
         stats = DecodeStats()
-        outputs = generate(self.model, self.tokenizer, [r.prompt for r in requests for _ in range(n)],
-                           settings.max_new_tokens, sampling, settings.seed, STOP_STRINGS,
-                           greedy=_greedy_first(n, len(requests)), rows_per_batch=rows_per_batch, check=check,
-                           on_progress=on_progress, speculate=self.speculation,
-                           sources=[r.sources for r in requests for _ in range(n)], stats=stats)
+        if self.decodes is not None and n * len(requests) <= rows_per_batch:  # a desk request
+            outputs = [""] * (n * len(requests))
+            for index, piece in self._stream(requests, settings, sampling, check, stats):
+                outputs[index] += piece
+        else:
+            outputs = generate(self.model, self.tokenizer, [r.prompt for r in requests for _ in range(n)],
+                               settings.max_new_tokens, sampling, settings.seed, STOP_STRINGS,
+                               greedy=_greedy_first(n, len(requests)), rows_per_batch=rows_per_batch, check=check,
+                               on_progress=on_progress, speculate=self.speculation,
+                               sources=[r.sources for r in requests for _ in range(n)], stats=stats)
         return [self._answer(r, outputs[i * n : (i + 1) * n], settings, stats) for i, r in enumerate(requests)]
+
+    def _stream(self, requests: list[_Request], settings: SuggestSettings, sampling: Sampling,
+                check: Callable[[], None] | None, stats: DecodeStats) -> Iterator[tuple[int, str]]:
+        """``(row, piece)`` of the requests' candidates (``n`` rows each, the first greedy):
+        through the shared decodes where there are any, else decoded here."""
+        n = settings.n
+        prompts = [r.prompt for r in requests for _ in range(n)]
+        sources = [r.sources for r in requests for _ in range(n)]
+        greedy = _greedy_first(n, len(requests))
+        if self.decodes is not None:
+            job = DecodeJob(prompts, settings.max_new_tokens, sampling, settings.seed, STOP_STRINGS, greedy, sources)
+            return self.decodes.stream(job, check, stats)
+        return stream(self.model, self.tokenizer, prompts, settings.max_new_tokens, sampling, settings.seed, STOP_STRINGS,
+                      greedy=greedy, rows_per_batch=ROWS_PER_BATCH, check=check, speculate=self.speculation,
+                      sources=sources, stats=stats)
 
     def _answer(self, request: _Request, candidates: Sequence[str], settings: SuggestSettings,
                 stats: DecodeStats) -> AssistResult:

@@ -80,9 +80,12 @@ def test_openai_errors(servers):
     with pytest.raises(openai.AuthenticationError):
         client_for(servers["support"], "wrong").chat.completions.create(model="x", messages=[{"role": "user", "content": "hi"}])
     client = client_for(servers["text"])
-    with pytest.raises(openai.UnprocessableEntityError) as info:
+    with pytest.raises(openai.BadRequestError) as info:  # OpenAI's 400, not FastAPI's 422
         client.completions.create(model="text-run", prompt="x", max_tokens=5000)
     assert "max_tokens" in str(info.value)
+    error = info.value.body
+    assert error["param"] == "max_tokens" and error["type"] == "invalid_request_error"
+    assert error["code"] is None or isinstance(error["code"], str)
 
 
 def test_stop_may_be_a_string_of_any_length(servers):
@@ -93,7 +96,7 @@ def test_stop_may_be_a_string_of_any_length(servers):
     assert greedy.choices[0].text == " the the the"
     c = client.completions.create(model="text-run", prompt="the", max_tokens=200, stop="e the", temperature=0)
     assert c.choices[0].text == " th" and c.choices[0].finish_reason == "stop"
-    with pytest.raises(openai.UnprocessableEntityError):
+    with pytest.raises(openai.BadRequestError):
         client.completions.create(model="text-run", prompt="the", max_tokens=5, stop=["a", "b", "c", "d", "e"])
 
 
@@ -157,7 +160,7 @@ def test_content_part_text_must_be_a_string(servers, text):
     for server, headers in ((servers["support"], {"Authorization": "Bearer tok-123"}), (servers["text"], {})):
         r = httpx.post(f"{server.base}/v1/chat/completions", headers=headers,
                        json={"messages": [{"role": "user", "content": [{"type": "text", "text": text}]}], "max_tokens": 3})
-        assert r.status_code == 422, r.text
+        assert r.status_code == 400, r.text
         error = r.json()["error"]
         assert error["type"] == "invalid_request_error" and error["param"].startswith("messages.0.content")
     # Well-formed parts are read (text parts joined; others ignored).
@@ -165,3 +168,57 @@ def test_content_part_text_must_be_a_string(servers, text):
                    json={"messages": [{"role": "user", "content": [{"type": "text", "text": "the "}, {"type": "image_url", "image_url": {"url": "x"}},
                                                                    {"type": "text", "text": "cat"}]}], "max_tokens": 3})
     assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == len("the cat\n")
+
+
+def test_models_retrieve(servers):
+    client = client_for(servers["text"])
+    model = client.models.retrieve("text-run")
+    assert model.id == "text-run" and model.object == "model"
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve("gpt-4o")
+    assert info.value.body["code"] == "model_not_found"
+
+
+def test_chat_honours_stop_with_the_assistant(servers):
+    client = client_for(servers["support"], "tok-123")
+    messages = [{"role": "user", "content": "please cancel my purchase"}]
+    whole = client.chat.completions.create(model="support-run", messages=messages, max_tokens=80, n=2, seed=4)
+    text = whole.choices[0].message.content
+    cut = text.split()[2]  # a word the reply holds
+    stopped = client.chat.completions.create(model="support-run", messages=messages, max_tokens=80, n=2, seed=4, stop=[cut])
+    for choice in stopped.choices:
+        assert cut not in choice.message.content and choice.finish_reason == "stop"
+    streamed = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="support-run", messages=messages, max_tokens=80, seed=4, stop=cut, stream=True) if c.choices and c.choices[0].index == 0)
+    assert cut not in streamed
+
+
+@pytest.mark.parametrize("option, value", [("tools", [{"type": "function", "function": {"name": "f", "parameters": {}}}]),
+                                           ("response_format", {"type": "json_object"}), ("logprobs", True),
+                                           ("tool_choice", "required"), ("frequency_penalty", 0.5), ("no_such_option", 1)])
+def test_unsupported_options_are_refused_by_name(servers, option, value):
+    client = client_for(servers["support"], "tok-123")
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="support-run", messages=[{"role": "user", "content": "hi"}], max_tokens=5,
+                                       extra_body={option: value})
+    error = info.value.body
+    assert error["param"] == option and error["type"] == "invalid_request_error" and isinstance(error["code"], str)
+    assert option in error["message"]
+    # The values that change nothing are accepted.
+    ok = client.chat.completions.create(model="support-run", messages=[{"role": "user", "content": "hi"}], max_tokens=5,
+                                        extra_body={"logprobs": False, "tools": None, "response_format": {"type": "text"},
+                                                    "user": "agent-7"})
+    assert ok.choices
+    with pytest.raises(openai.BadRequestError) as info:
+        client_for(servers["text"]).completions.create(model="text-run", prompt="the", max_tokens=3, echo=True)
+    assert info.value.body["param"] == "echo"
+
+
+def test_chat_says_which_messages_the_assistant_read(servers):
+    r = httpx.post(f"{servers['support'].base}/v1/chat/completions", headers={"Authorization": "Bearer tok-123"},
+                   json={"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"},
+                                      {"role": "assistant", "content": "hi"}, {"role": "user", "content": "cancel my order"}],
+                         "max_tokens": 20, "seed": 1})
+    assert r.status_code == 200
+    assert r.headers["x-bigramlm-messages-ignored"] == "3"
+    assert r.json()["bigramlm"]["messages_ignored"] == 3 and r.json()["bigramlm"]["messages_read"] == "the last user message"

@@ -13,6 +13,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 
 from bigramlm.checkpoint import Run
 from bigramlm.generation import Sampling, encode_prompt, stream
+from bigramlm.generation.text import cut_at_stop
 from bigramlm.serve.slots import GenerationTimeout, Job
 from bigramlm.serve.sse import PlaceholderStream, merge_pieces, sse
 from bigramlm.support.results import AssistResult
@@ -87,7 +88,11 @@ class ChatReplies:
     piecewise while streaming. From the assistant, its result: checked suggestions, which
     can only be sent whole once chosen (a draft may be replaced by a resolved reply)."""
 
-    def __init__(self, n: int, fill: Callable[[str], str] | None):
+    def __init__(self, n: int, fill: Callable[[str], str] | None, stops: list[str] | None = None,
+                 ignored_messages: int = 0):
+        self.stops = stops or []
+        #: Messages of the conversation the assistant did not read (it reads the last user message).
+        self.ignored_messages = ignored_messages
         self.raw = [""] * n
         self.filled = [""] * n
         self._fillers = [PlaceholderStream(fill) for _ in range(n)] if fill is not None else None
@@ -132,6 +137,8 @@ class ChatReplies:
         shown = {s.text for s in self.result.suggestions}
         out += [(fill(d.text), finish_reason(run, d.text, max_tokens)) for d in self.result.drafts
                 if d.readable and d.text not in shown]
+        # ``stop`` holds for every choice, a resolved case's reply too (the drafts stopped there already).
+        out = [(cut, "stop") if (cut := cut_at_stop(text, self.stops)) is not None else (text, reason) for text, reason in out]
         while out and len(out) < len(self.raw):
             out.append(out[0])
         return out[: len(self.raw)] or [("", "stop")] * len(self.raw)
@@ -149,7 +156,8 @@ def chat_body(env: Envelope, replies: ChatReplies, run: Run, prompt: str, max_to
     result = replies.result
     if result is not None:
         body["bigramlm"] = {"intent": result.intent, "category": result.category,
-                            "intent_probability": result.understanding.intent_probability}
+                            "intent_probability": result.understanding.intent_probability,
+                            "messages_read": "the last user message", "messages_ignored": replies.ignored_messages}
     body["usage"] = usage(run, [prompt], replies.generated)  # the tokens the model generated
     return body
 

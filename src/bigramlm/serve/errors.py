@@ -16,12 +16,23 @@ from bigramlm.errors import BigramLMError
 from bigramlm.serve.slots import Busy, GenerationTimeout
 
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                 408: "timeout", 413: "invalid_request_error", 415: "invalid_request_error",
-                 422: "invalid_request_error", 503: "server_overloaded", 504: "timeout"}
+                 405: "invalid_request_error", 408: "timeout", 409: "invalid_request_error", 413: "invalid_request_error",
+                 415: "invalid_request_error", 421: "invalid_request_error", 422: "invalid_request_error",
+                 503: "server_overloaded", 504: "timeout"}
+#: OpenAI's ``code`` strings for the errors that have one (it is null for the others).
+_OPENAI_CODES = {401: "invalid_api_key", 413: "request_too_large", 503: "server_overloaded", 504: "timeout"}
 #: The bounds pydantic reports in an error's context, shown as ``(le=8)``.
 _BOUNDS = ("ge", "gt", "le", "lt", "min_length", "max_length")
 #: How pydantic names a union member in an error's location: ``str``, ``list[ContentPart]``.
 _UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|[\w-]+\[.*\])$")
+
+
+class Unsupported(Exception):
+    """A ``/v1`` request used an option this server does not support: OpenAI's 400, naming it."""
+
+    def __init__(self, param: str, message: str, code: str):
+        super().__init__(message)
+        self.param, self.message, self.code = param, message, code
 
 
 class ModelNotFound(Exception):
@@ -38,8 +49,11 @@ log = logging.getLogger("bigramlm.server")
 def json_error(status: int, message: str, path: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     """Errors in the shape the caller's client expects: OpenAI's for /v1, ours elsewhere."""
     if path.startswith("/v1/"):
-        kind = _OPENAI_TYPES.get(status, "server_error")
-        body: dict[str, Any] = {"error": {"message": message, "type": kind, "param": extra.get("field"), "code": status}}
+        # OpenAI answers a request it cannot take with 400 (FastAPI's validation says 422).
+        status = 400 if status == 422 else status
+        kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        body: dict[str, Any] = {"error": {"message": message, "type": kind, "param": extra.get("field"),
+                                          "code": extra.get("code", _OPENAI_CODES.get(status))}}
     else:
         body = {"detail": message, **extra}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -106,6 +120,10 @@ async def _model_not_found(request: Request, exc: ModelNotFound) -> JSONResponse
     return JSONResponse(body, status_code=404)
 
 
+async def _unsupported(request: Request, exc: Unsupported) -> JSONResponse:
+    return json_error(400, exc.message, request.url.path, field=exc.param, code=exc.code)
+
+
 async def _storage(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
     """The store could not write (a full disk, a locked or read-only file): 507 or 503 in
     JSON, one log line, never a traceback; nothing was acknowledged, so nothing is lost."""
@@ -123,3 +141,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GenerationTimeout, _timeout)
     app.add_exception_handler(BigramLMError, _user_error)
     app.add_exception_handler(ModelNotFound, _model_not_found)
+    app.add_exception_handler(Unsupported, _unsupported)

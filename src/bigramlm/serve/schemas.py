@@ -151,7 +151,8 @@ def _openai_request(limits: ServerLimits) -> type[BaseModel]:
     """What both OpenAI routes take besides their prompt: the model, sampling, streaming."""
 
     class OpenAIRequest(ValidText):
-        model_config = LENIENT
+        # Extra fields are kept, so that the route refuses the ones it cannot honour by name.
+        model_config = ConfigDict(extra="allow")
         model: Optional[str] = Field(None, description="the run's id (GET /v1/models); other ids get 404")
         temperature: float = Field(1.0, ge=0.0, le=2.0)
         top_p: float = Field(1.0, gt=0.0, le=1.0)

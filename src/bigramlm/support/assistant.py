@@ -308,13 +308,14 @@ class Assistant:
                        temperature: float = DEFAULTS["temperature"], top_k: int | None = DEFAULTS["top_k"],
                        top_p: float | None = DEFAULTS["top_p"], seed: int | None = None,
                        k_similar: int = DEFAULTS["k_similar"], check: Callable[[], None] | None = None,
-                       intent: str | None = None) -> Iterator[SuggestEvent]:
+                       intent: str | None = None, stop: Sequence[str] = ()) -> Iterator[SuggestEvent]:
         """Yield the understanding, then ``TokenEvent``s as the candidates grow, then ``DoneEvent``.
 
         Candidate 0 is the model's greedy reply, the others are samples; ``DoneEvent.result``
         (what ``suggest`` returns, ``assist --json``) holds them ranked by consensus.
         ``check`` runs before every decoding step (a deadline or a gone client raises there).
-        ``intent`` answers for the intent an agent picked instead of the one understood.
+        ``intent`` answers for the intent an agent picked instead of the one understood;
+        ``stop`` ends each draft at these strings too (besides the next block header).
         """
         settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
         sampling = _check_request([message], settings)
@@ -323,7 +324,7 @@ class Assistant:
         yield UnderstandingEvent(request.understanding)
         pieces: list[list[str]] = [[] for _ in range(n)]
         stats = DecodeStats()
-        for index, piece in self._stream([request], settings, sampling, check, stats):
+        for index, piece in self._stream([request], settings, sampling, check, stats, stop):
             pieces[index].append(piece)
             yield TokenEvent(index, piece)
         yield DoneEvent(self._answer(request, ["".join(p) for p in pieces], settings, stats))
@@ -331,15 +332,15 @@ class Assistant:
     def suggest(self, message: str, **options: Any) -> AssistResult:
         """Understanding, ranked suggestions and similar cases (the ``assist --json`` object)."""
         k_similar, check = options.pop("k_similar", DEFAULTS["k_similar"]), options.pop("check", None)
-        intent = options.pop("intent", None)
+        intent, stop = options.pop("intent", None), options.pop("stop", ())
         defaults = {k: v for k, v in DEFAULTS.items() if k != "k_similar"}
         settings = SuggestSettings(**{**defaults, "seed": None, **options})
-        return self.suggest_many([message], settings, k_similar, check=check, intents=[intent])[0]
+        return self.suggest_many([message], settings, k_similar, check=check, intents=[intent], stop=stop)[0]
 
     def suggest_many(self, messages: list[str], settings: SuggestSettings, k_similar: int = 0,
                      rows_per_batch: int = ROWS_PER_BATCH, on_progress: Callable[[int], None] | None = None,
                      check: Callable[[], None] | None = None,
-                     intents: Sequence[str | None] | None = None) -> list[AssistResult]:
+                     intents: Sequence[str | None] | None = None, stop: Sequence[str] = ()) -> list[AssistResult]:
         """``suggest`` for many messages at once, decoded as one batched, KV-cached job
         (what ``eval --task support`` runs); the same candidates, ranking and brand."""
         sampling = _check_request(messages, settings)
@@ -350,28 +351,28 @@ class Assistant:
         stats = DecodeStats()
         if self.decodes is not None and n * len(requests) <= rows_per_batch:  # a desk request
             outputs = [""] * (n * len(requests))
-            for index, piece in self._stream(requests, settings, sampling, check, stats):
+            for index, piece in self._stream(requests, settings, sampling, check, stats, stop):
                 outputs[index] += piece
         else:
             outputs = generate(self.model, self.tokenizer, [r.prompt for r in requests for _ in range(n)],
-                               settings.max_new_tokens, sampling, settings.seed, STOP_STRINGS,
+                               settings.max_new_tokens, sampling, settings.seed, [*STOP_STRINGS, *stop],
                                greedy=_greedy_first(n, len(requests)), rows_per_batch=rows_per_batch, check=check,
                                on_progress=on_progress, speculate=self.speculation,
                                sources=[r.sources for r in requests for _ in range(n)], stats=stats)
         return [self._answer(r, outputs[i * n : (i + 1) * n], settings, stats) for i, r in enumerate(requests)]
 
     def _stream(self, requests: list[_Request], settings: SuggestSettings, sampling: Sampling,
-                check: Callable[[], None] | None, stats: DecodeStats) -> Iterator[tuple[int, str]]:
+                check: Callable[[], None] | None, stats: DecodeStats, stop: Sequence[str] = ()) -> Iterator[tuple[int, str]]:
         """``(row, piece)`` of the requests' candidates (``n`` rows each, the first greedy):
         through the shared decodes where there are any, else decoded here."""
-        n = settings.n
+        n, stops = settings.n, [*STOP_STRINGS, *stop]
         prompts = [r.prompt for r in requests for _ in range(n)]
         sources = [r.sources for r in requests for _ in range(n)]
         greedy = _greedy_first(n, len(requests))
         if self.decodes is not None:
-            job = DecodeJob(prompts, settings.max_new_tokens, sampling, settings.seed, STOP_STRINGS, greedy, sources)
+            job = DecodeJob(prompts, settings.max_new_tokens, sampling, settings.seed, stops, greedy, sources)
             return self.decodes.stream(job, check, stats)
-        return stream(self.model, self.tokenizer, prompts, settings.max_new_tokens, sampling, settings.seed, STOP_STRINGS,
+        return stream(self.model, self.tokenizer, prompts, settings.max_new_tokens, sampling, settings.seed, stops,
                       greedy=greedy, rows_per_batch=ROWS_PER_BATCH, check=check, speculate=self.speculation,
                       sources=sources, stats=stats)
 

@@ -387,11 +387,64 @@ def test_one_log_line_per_request_without_the_message(client, caplog):
         client.post("/api/suggest", json={"message": secret, "n": 99})
     lines = [r.getMessage() for r in caplog.records if r.name == "bigramlm.server"]
     assert len(lines) == 4
-    assert lines[0].startswith("POST /api/suggest 200 ") and lines[0].endswith("ms")
+    assert lines[0].startswith("POST /api/suggest 200 ") and "ms request_id=" in lines[0]
     assert lines[1].startswith("POST /api/cases 201 ")
     assert lines[2].startswith("GET /api/cases 200 ")
     assert lines[3].startswith("POST /api/suggest 422 ")
     assert not any("SECRET" in line or "4111" in line for line in lines)
+
+
+def test_the_request_id_is_in_the_answer_its_header_and_the_access_line(client, caplog):
+    with caplog.at_level(logging.INFO, logger="bigramlm.server"):
+        r = client.post("/api/suggest", json={"message": "where is my order", "max_new_tokens": 10})
+    rid = r.headers["x-request-id"]
+    assert r.json()["request_id"] == rid and len(rid) == 32
+    assert any(rec.getMessage().endswith(f"request_id={rid}") and rec.request_id == rid for rec in caplog.records)
+    # A proxy's own id is kept; anything that is not a plain token is replaced.
+    assert client.get("/healthz", headers={"X-Request-ID": "edge-42.a_b"}).headers["x-request-id"] == "edge-42.a_b"
+    forged = client.get("/healthz", headers={"X-Request-ID": "x y\\n"}).headers["x-request-id"]
+    assert forged != "x y\\n" and len(forged) == 32
+
+
+def test_json_logs_carry_the_request_id(capsys):
+    import json as json_lib
+
+    from bigramlm.serve.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("info", "json")
+        logging.getLogger("bigramlm.server").info("GET /healthz 200 1.0ms", extra={"request_id": "abc", "status": 200})
+        logging.getLogger("uvicorn.error").info("Started server process")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = [json_lib.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert lines[0]["request_id"] == "abc" and lines[0]["status"] == 200 and lines[0]["logger"] == "bigramlm.server"
+    assert lines[1]["logger"] == "uvicorn.error" and set(lines[1]) == {"time", "level", "logger", "message"}
+
+
+def test_allowed_host_lets_a_reverse_proxy_on_the_same_host_in(runs):
+    from bigramlm.serve.network import allowed_host_names
+
+    names = allowed_host_names("127.0.0.1", ("Desk.Example.com",))
+    assert "desk.example.com" in names and "127.0.0.1" in names
+    assert allowed_host_names("0.0.0.0", ("desk.example.com",)) is None  # beyond loopback: the token guards
+    with TestClient(create_app(runs["text"], allowed_hosts=names), base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/api/stats", headers={"Host": "desk.example.com"}).status_code == 200
+        assert c.get("/api/stats", headers={"Host": "evil.example"}).status_code == 421
+
+
+def test_the_page_works_under_a_path_prefix():
+    """Behind a proxy at /desk/ the page must ask for desk/api/..., not /api/...: every URL it uses is relative."""
+    from bigramlm.serve.routes.meta import STATIC_DIR
+
+    page = (STATIC_DIR / "desk.html").read_text()
+    script = (STATIC_DIR / "desk.js").read_text()
+    assert 'href="/' not in page and 'src="/' not in page
+    for absolute in ('api("/', 'fetch("/', "api(`/"):
+        assert absolute not in script
 
 
 def test_streamed_chat_fills_placeholders_like_the_whole_reply():

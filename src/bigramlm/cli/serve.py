@@ -31,6 +31,13 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"generations at once; more get 503 + Retry-After (default {d.max_concurrent})")
     p.add_argument("--timeout", type=float, default=d.timeout_s, help=f"seconds per generation (default {d.timeout_s:g})")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default info)")
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="log lines as text or one JSON object each (default text); the access line carries the request_id")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="answer to this Host name too on a loopback address, as a reverse proxy on the same host passes it "
+                        "(repeatable; other names get 421)")
+    p.add_argument("--root-path", default="", metavar="PREFIX",
+                   help="the path prefix a reverse proxy mounts the desk under, e.g. /desk (the proxy strips it)")
     add_threads_flag(p)
     add_speculate_flag(p)
     p.add_argument("--no-batch", dest="batch", action="store_false",
@@ -53,12 +60,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise BigramLMError(f"--timeout must be positive (got {args.timeout})")
     if args.brand is not None and not args.brand.is_file():
         raise BigramLMError(f"--brand {args.brand}: no such file")
+    if args.root_path and (not args.root_path.startswith("/") or args.root_path.endswith("/")):
+        raise BigramLMError(f"--root-path must start with / and not end with one, e.g. /desk (got {args.root_path!r})")
+    for name in args.allowed_host:
+        if not name or any(c.isspace() or c in "/@" for c in name):
+            raise BigramLMError(f"--allowed-host must be a host name such as support.example.com (got {name!r})")
     limits = ServerLimits(max_concurrent=args.max_concurrent, timeout_s=args.timeout, threads=args.threads,
                           speculate=args.speculate, batch=args.batch)
+    from bigramlm.serve.logs import configure_logging
     from bigramlm.serve.server import serve  # heavy (FastAPI, uvicorn, torch): only once the arguments are good
 
+    configure_logging(args.log_level, args.log_format)
     serve(args.run_dir, host=args.host, port=args.port, brand_path=str(args.brand) if args.brand else None,
-          token=token, limits=limits, log_level=args.log_level)
+          token=token, limits=limits, log_level=args.log_level, allowed_hosts=tuple(args.allowed_host),
+          root_path=args.root_path)
     return 0
 
 

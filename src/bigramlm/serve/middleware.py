@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import time
+import uuid
 from typing import Any, Callable, Iterable
 
 from fastapi import FastAPI
@@ -57,8 +59,19 @@ class _HTTPMiddleware:
         raise NotImplementedError
 
 
+#: A client's own ``X-Request-ID`` is kept when it is this plain (a proxy's id, say); any other gets a new one.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_id(scope: dict) -> str:
+    """The request's id: the one ``AccessLog`` gave it (the API's ``request_id``, the
+    ``X-Request-ID`` header and the access line all carry it)."""
+    return str(scope.setdefault("state", {}).setdefault("request_id", uuid.uuid4().hex))
+
+
 class AccessLog(_HTTPMiddleware):
-    """One log line per request when its response has finished: method, route, status, latency.
+    """One log line per request when its response has finished: method, route, status,
+    latency and the request's id (also sent back as ``X-Request-ID``).
 
     The path is logged without its query string, escaped (``printable``), and bodies are
     never looked at, so a customer's message cannot reach the log nor a client forge a line.
@@ -67,10 +80,14 @@ class AccessLog(_HTTPMiddleware):
     async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
         start = time.perf_counter()
         status = {"code": 500}
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        scope.setdefault("state", {})["request_id"] = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        rid = request_id(scope)
 
         async def send_logged(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode("ascii"))]}
             await send(message)
 
         try:
@@ -78,8 +95,9 @@ class AccessLog(_HTTPMiddleware):
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or scope.get("path", "?")
-            log.info("%s %s %d %.1fms", printable(str(scope.get("method", "?"))), printable(str(path)), status["code"],
-                     (time.perf_counter() - start) * 1000)
+            log.info("%s %s %d %.1fms request_id=%s", printable(str(scope.get("method", "?"))), printable(str(path)),
+                     status["code"], (time.perf_counter() - start) * 1000, rid,
+                     extra={"request_id": rid, "status": status["code"]})
 
 
 class RequestGuard(_HTTPMiddleware):

@@ -32,11 +32,14 @@ def check_exposure(host: str, token: str | None) -> None:
         )
 
 
-def allowed_host_names(host: str) -> tuple[str, ...] | None:
-    """The ``Host`` names a server bound to ``host`` answers to; None (any) beyond loopback."""
+def allowed_host_names(host: str, extra: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The ``Host`` names a server bound to ``host`` answers to: loopback's, its own and
+    ``extra`` (``--allowed-host``: the name a reverse proxy on the same host passes);
+    None (any) beyond loopback."""
     if not is_loopback(host):
         return None
-    return LOOPBACK_NAMES + ((host,) if host not in LOOPBACK_NAMES else ())
+    names = LOOPBACK_NAMES + ((host,) if host not in LOOPBACK_NAMES else ())
+    return names + tuple(host_name(name) for name in extra if host_name(name) not in names)
 
 
 def host_name(host_header: str) -> str:

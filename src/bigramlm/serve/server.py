@@ -71,25 +71,32 @@ class HeaderDeadline(H11Protocol):
             self.transport.close()
 
 
-def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
-    """uvicorn's settings for ``app``, with the deadlines of the app's ``ServerLimits``."""
+def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info", root_path: str = "") -> uvicorn.Config:
+    """uvicorn's settings for ``app``, with the deadlines of the app's ``ServerLimits``.
+    No logging configuration of its own: its lines go wherever the program sends its logs
+    (``serve.logs``). ``root_path``: the prefix a reverse proxy mounts the desk under."""
     limits: ServerLimits = app.state.limits
     protocol = type("HeaderDeadline", (HeaderDeadline,), {"header_timeout_s": limits.header_timeout_s})
     # uvicorn's own access log would be a second line per request (with the query string).
     return uvicorn.Config(app, host=host, port=port, http=protocol, access_log=False, log_level=log_level,
-                          timeout_keep_alive=limits.keep_alive_s, timeout_graceful_shutdown=5)
+                          log_config=None, root_path=root_path, timeout_keep_alive=limits.keep_alive_s,
+                          timeout_graceful_shutdown=5)
 
 
 def serve(run_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000, brand_path: str | None = None,
-          token: str | None = None, limits: ServerLimits | None = None, log_level: str = "info") -> None:
-    """Run the desk with uvicorn until interrupted; a port in use is a one-line ``BigramLMError``."""
+          token: str | None = None, limits: ServerLimits | None = None, log_level: str = "info",
+          allowed_hosts: tuple[str, ...] = (), root_path: str = "") -> None:
+    """Run the desk with uvicorn until interrupted; a port in use is a one-line ``BigramLMError``.
+
+    ``allowed_hosts``: ``Host`` names answered besides loopback's (a reverse proxy on the
+    same host that passes its own name); ``root_path``: the prefix it mounts the desk under."""
     check_exposure(host, token)
-    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     sock = bind_listener(host, port)  # before loading the run: a busy port fails at once
     try:
-        app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits, allowed_hosts=allowed_host_names(host))
+        app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits,
+                         allowed_hosts=allowed_host_names(host, allowed_hosts))
         bound = sock.getsockname()[1]
         log.info("serving %s on http://%s:%d/", app.state.desk.model_id, f"[{host}]" if ":" in host else host, bound)
-        uvicorn.Server(uvicorn_config(app, host, bound, log_level)).run(sockets=[sock])
+        uvicorn.Server(uvicorn_config(app, host, bound, log_level, root_path)).run(sockets=[sock])
     finally:
         sock.close()

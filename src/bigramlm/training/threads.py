@@ -82,11 +82,31 @@ def busy_cores(window: float = BUSY_WINDOW_S) -> float | None:
     return max(0.0, busy_share * (os.cpu_count() or 1))
 
 
-def usable_cores() -> int:
+def usable_cores(cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """The cores this process may run on: its CPU affinity, cut to its cgroup's CPU quota
+    (a container limited to 2 CPUs on a 64-core host must not start 64 threads)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cgroup_root)
+    return max(1, min(cores, math.floor(quota))) if quota is not None else cores
+
+
+def cgroup_cpu_quota(root: str = "/sys/fs/cgroup") -> float | None:
+    """CPUs the cgroup may use (``cpu.max`` of cgroup v2, ``cpu.cfs_quota_us`` /
+    ``cpu.cfs_period_us`` of v1), or None where there is no quota."""
+    try:
+        quota, period = open(os.path.join(root, "cpu.max")).read().split()[:2]  # "max 100000" or "200000 100000"
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int(open(os.path.join(root, "cpu", "cpu.cfs_quota_us")).read())
+        period_us = int(open(os.path.join(root, "cpu", "cpu.cfs_period_us")).read())
+        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+    except (OSError, ValueError):
+        return None
 
 
 def choose_threads(parameters: int, load: float | None = None, cores: int | None = None, ceiling: int | None = None) -> int:

@@ -83,7 +83,7 @@ function renderWithPlaceholders(el, text) {
 
 async function refreshStats() {
   try {
-    const s = await (await api("/api/stats")).json();
+    const s = await (await api("api/stats")).json();
     const pct = (x) => (x === null || x === undefined ? "–" : (100 * x).toFixed(0) + "%");
     const dist = s.mean_edit_distance === null ? "–" : s.mean_edit_distance.toFixed(3);
     $("stats").textContent = `cases ${s.cases} · since last learn ${s.cases_since_last_learn} · acceptance ${pct(s.acceptance_rate)}` +
@@ -167,7 +167,7 @@ function suggestionCard(s, message, result) {
         intent: result.intent == null ? null : String(result.intent),
         category: result.category == null ? null : String(result.category),
       };
-      const saved = await (await api("/api/cases", {
+      const saved = await (await api("api/cases", {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       })).json();
       li.classList.add("accepted");
@@ -188,7 +188,7 @@ function suggestionCard(s, message, result) {
     try {
       const body = { suggestion_id: String(s.id), action: "dismiss" };
       if (reason.value) body.reason = reason.value;
-      await api("/api/feedback", {
+      await api("api/feedback", {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       });
       li.classList.add("dismissed");
@@ -272,7 +272,7 @@ async function suggest(ev) {
   setStatus("generating…");
   document.body.dataset.state = "streaming";
   try {
-    const response = await api("/api/suggest/stream", {
+    const response = await api("api/suggest/stream", {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ message, n }), signal: controller.signal,
     });
@@ -295,7 +295,7 @@ async function suggest(ev) {
 
 async function refreshRules() {
   try {
-    const { rules } = await (await api("/api/rules")).json();
+    const { rules } = await (await api("api/rules")).json();
     const list = $("rules");
     list.replaceChildren(...(rules || []).map((r) => {
       const li = document.createElement("li");
@@ -310,7 +310,7 @@ async function refreshRules() {
       toggle.addEventListener("click", async () => {
         toggle.disabled = true;
         try {
-          await api(`/api/rules/${encodeURIComponent(String(r.id))}/${r.enabled ? "disable" : "enable"}`, {
+          await api(`api/rules/${encodeURIComponent(String(r.id))}/${r.enabled ? "disable" : "enable"}`, {
             method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
           });
           refreshRules();
@@ -331,7 +331,7 @@ async function refreshRules() {
 async function init() {
   $("ask").addEventListener("submit", suggest);
   try {
-    const health = await (await fetch("/healthz")).json();
+    const health = await (await fetch("healthz")).json();
     $("run").textContent = "run " + String(health.run);
     if (!health.assistant) showError("this run cannot suggest replies: " + String(health.assistant_error || "no assistant"));
     else if (health.understanding_degraded) showError("intents are a fallback: " + String(health.understanding_degraded));

@@ -1,0 +1,41 @@
+"""The bounds of the desk server, in a module light enough for the CLI to import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ServerLimits:
+    """Every bound the server enforces; each is named in the 422 that breaks it."""
+
+    max_message_chars: int = 2000
+    max_reply_chars: int = 8000
+    max_prompt_chars: int = 8000
+    max_n: int = 8
+    max_new_tokens: int = 1000
+    max_body_bytes: int = 64 * 1024
+    max_page: int = 200
+    #: characters of the reason an agent may give for dismissing a suggestion
+    max_reason_chars: int = 500
+    max_chat_messages: int = 64
+    #: generations running at once; requests beyond get 503 + Retry-After, never a queue.
+    #: Eight: the requests that run together share their decode (``batch``), so eight agents
+    #: cost about one batch of 24 rows, not eight decodes (benchmarks/desk_latency.py).
+    max_concurrent: int = 8
+    #: seconds one generation may run
+    timeout_s: float = 30.0
+    retry_after_s: int = 1
+    #: seconds a client may take to send a request's headers; then the connection is closed
+    header_timeout_s: float = 10.0
+    #: seconds a client may take to send a whole request body; then 408 and the connection is closed
+    body_timeout_s: float = 10.0
+    #: seconds an idle keep-alive connection is held open between requests
+    keep_alive_s: float = 5.0
+    #: torch intra-op threads for generation; None: bigramlm.training.threads' policy
+    #: (1 for tiny models, else the cores the machine's load leaves idle)
+    threads: int | None = None
+    #: speculative decoding from the evidence replies (``generation.speculation``); False: ``--no-speculate``
+    speculate: bool = True
+    #: concurrent suggestion requests decode together (``generation.batcher``); False: ``--no-batch``
+    batch: bool = True

@@ -1,0 +1,230 @@
+"""Pure ASGI middleware: the access log, the request guard, the security headers.
+
+Outermost first at request time: log, then security headers, then the guard, so that
+every answer, the guard's refusals included, is logged once and carries the headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import time
+import uuid
+from typing import Any, Callable, Iterable
+
+from fastapi import FastAPI
+
+from bigramlm.serve.docs import DOCS_ASSETS_URL, DOCS_URL
+from bigramlm.serve.errors import json_error
+from bigramlm.serve.limits import ServerLimits
+from bigramlm.serve.network import host_name
+
+log = logging.getLogger("bigramlm.server")
+
+#: Reachable without the bearer token: the page, its files, liveness and the API's documentation.
+PUBLIC_PATHS = {"/", "/healthz", DOCS_URL, DOCS_URL + "/oauth2-redirect", "/openapi.json", "/favicon.ico"}
+PUBLIC_PREFIXES = ("/static/", DOCS_ASSETS_URL + "/")
+_JSON_TYPES = ("application/json",)
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that could break a log line escaped, as ``repr`` would.
+
+    Control characters (a decoded ``%0A`` in a path could forge a second log line), other
+    non-printables, spaces (the log's field separator) and backslashes (so an escape in
+    the log is never ambiguous) become ``\\n``, ``\\x00``, ``\\x20``, ``\\\\``.
+    """
+    return "".join(c if c.isprintable() and c not in " \\" else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    return "\\x20" if c == " " else c.encode("unicode_escape").decode("ascii")
+
+
+class _HTTPMiddleware:
+    """Pure ASGI middleware that acts on HTTP requests and passes anything else (lifespan) through."""
+
+    def __init__(self, app: Callable):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
+        raise NotImplementedError
+
+
+#: A client's own ``X-Request-ID`` is kept when it is this plain (a proxy's id, say); any other gets a new one.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_id(scope: dict) -> str:
+    """The request's id: the one ``AccessLog`` gave it (the API's ``request_id``, the
+    ``X-Request-ID`` header and the access line all carry it)."""
+    return str(scope.setdefault("state", {}).setdefault("request_id", uuid.uuid4().hex))
+
+
+class AccessLog(_HTTPMiddleware):
+    """One log line per request when its response has finished: method, route, status,
+    latency and the request's id (also sent back as ``X-Request-ID``).
+
+    The path is logged without its query string, escaped (``printable``), and bodies are
+    never looked at, so a customer's message cannot reach the log nor a client forge a line.
+    """
+
+    async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
+        start = time.perf_counter()
+        status = {"code": 500}
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        scope.setdefault("state", {})["request_id"] = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        rid = request_id(scope)
+
+        async def send_logged(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode("ascii"))]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_logged)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or scope.get("path", "?")
+            log.info("%s %s %d %.1fms request_id=%s", printable(str(scope.get("method", "?"))), printable(str(path)),
+                     status["code"], (time.perf_counter() - start) * 1000, rid,
+                     extra={"request_id": rid, "status": status["code"]})
+
+
+class RequestGuard(_HTTPMiddleware):
+    """Host, bearer token, JSON content type, body size and body deadline, checked before any route runs.
+
+    ``allowed_hosts``: on loopback the desk has no token, so a web page elsewhere could
+    try DNS rebinding (its own name resolving to 127.0.0.1) to read the API from the
+    agent's browser; such requests carry that foreign name in ``Host`` and are refused.
+
+    ``token``: compared with the UTF-8 bytes after ``Bearer `` in ``Authorization``. Header
+    values are bytes on the wire, so a non-ASCII token is sent as its UTF-8 bytes (the desk
+    page does so; with httpx, pass the header value as bytes).
+    """
+
+    def __init__(self, app: Callable, token: str | None, limits: ServerLimits, allowed_hosts: Iterable[str] | None = None):
+        super().__init__(app)
+        self.token = token.encode("utf-8") if token else None
+        self.limits = limits
+        self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts is not None else None
+
+    async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
+        path: str = scope.get("path", "")
+        raw = {k.lower(): v for k, v in scope.get("headers", [])}
+        refusal = self._refusal(path, raw, scope.get("method"))
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            # Read the body here, bounded in size and time, so that neither a chunked upload
+            # without end nor a client trickling bytes can hold the server.
+            async with asyncio.timeout(self.limits.body_timeout_s):
+                body = await self._read_body(receive)
+        except TimeoutError:
+            await json_error(408, f"the request body took longer than {self.limits.body_timeout_s:g} s to arrive", path,
+                             {"Connection": "close"}, bound="body_timeout_s")(scope, receive, send)
+            return
+        if body is None:  # the client went away
+            return
+        if len(body) > self.limits.max_body_bytes:
+            await self._too_large(path)(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _refusal(self, path: str, raw: dict[bytes, bytes], method: str | None) -> Callable | None:
+        """The response that refuses this request before its body is read, or None."""
+        if self.allowed_hosts is not None and host_name(raw.get(b"host", b"").decode("latin-1")) not in self.allowed_hosts:
+            return json_error(421, "this server answers only to its loopback address", path)
+        if self.token is not None and not _is_public(path) and not self._authorized(raw.get(b"authorization", b"")):
+            return json_error(401, "missing or wrong bearer token", path, {"WWW-Authenticate": "Bearer"})
+        if method in ("POST", "PUT", "PATCH"):
+            ctype = raw.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+            if ctype not in _JSON_TYPES:
+                return json_error(415, f"content type must be application/json (got {ctype or 'none'})", path)
+            declared = raw.get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.limits.max_body_bytes:
+                return self._too_large(path)
+        return None
+
+    def _authorized(self, header: bytes) -> bool:
+        scheme, _, value = header.partition(b" ")
+        # compare_digest takes time independent of where the secrets differ.
+        return scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self.token or b"")
+
+    def _too_large(self, path: str) -> Any:
+        return json_error(413, f"request body too large: at most {self.limits.max_body_bytes} bytes", path,
+                          bound="max_body_bytes")
+
+    async def _read_body(self, receive: Callable) -> bytearray | None:
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limits.max_body_bytes:
+                break
+        return body
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def _replay(body: bytearray, receive: Callable) -> Callable:
+    replayed = {"done": False}
+
+    async def replay() -> dict:
+        if not replayed["done"]:
+            replayed["done"] = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class SecurityHeaders(_HTTPMiddleware):
+    """No framing, no sniffing, no referrer; a strict CSP on the desk page itself.
+
+    The CSP is a second line behind inserting model text with ``textContent``: even if
+    markup slipped into the DOM, inline scripts and event handlers would not run.
+    """
+
+    CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+           "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+    async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
+        path = scope.get("path", "")
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                         (b"x-frame-options", b"DENY")]
+                if path == "/" or path.startswith("/static/"):
+                    extra.append((b"content-security-policy", self.CSP.encode()))
+                message = {**message, "headers": list(message.get("headers", [])) + extra}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def add_middleware(app: FastAPI, limits: ServerLimits, token: str | None, allowed_hosts: Iterable[str] | None) -> None:
+    # Added innermost first: Starlette wraps each new one around the ones before.
+    app.add_middleware(RequestGuard, token=token, limits=limits, allowed_hosts=allowed_hosts)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessLog)

@@ -1,0 +1,65 @@
+"""Where the desk listens: loopback checks, ``Host`` names, and binding the port up front.
+
+Light on purpose (no FastAPI, no uvicorn): the CLI checks its arguments with it before
+anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+from bigramlm.errors import BigramLMError
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Refuse to listen beyond loopback without a token."""
+    if not is_loopback(host) and not token:
+        raise BigramLMError(
+            f"host {host} is not a loopback address: give a bearer secret as token (or BIGRAMLM_TOKEN)",
+            param=("host", "token"),
+        )
+
+
+def allowed_host_names(host: str, extra: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The ``Host`` names a server bound to ``host`` answers to: loopback's, its own and
+    ``extra`` (``--allowed-host``: the name a reverse proxy on the same host passes);
+    None (any) beyond loopback."""
+    if not is_loopback(host):
+        return None
+    names = LOOPBACK_NAMES + ((host,) if host not in LOOPBACK_NAMES else ())
+    return names + tuple(host_name(name) for name in extra if host_name(name) not in names)
+
+
+def host_name(host_header: str) -> str:
+    """``Host`` without its port: ``127.0.0.1:8000`` -> ``127.0.0.1``, ``[::1]:80`` -> ``::1``."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port``, or a one-line error (port in use, no such address).
+
+    Bound here rather than by uvicorn, whose failure is a multi-line log and exit status 3.
+    """
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.create_server(address, family=family, backlog=2048)
+    except OSError as exc:  # socket.gaierror included
+        reason = exc.strerror or str(exc)
+        raise BigramLMError(f"cannot listen on host {host} port {port}: {reason}", param=("host", "port")) from None
+    sock.set_inheritable(True)
+    return sock

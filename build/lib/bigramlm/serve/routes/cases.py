@@ -1,0 +1,74 @@
+"""Resolved cases and the desk's figures: ``POST /api/cases``, ``GET /api/cases``, ``GET /api/stats``.
+
+Accepting a suggestion that an agent dismissed is refused (409): a suggestion is accepted
+or dismissed, never both (``bigramlm.support.store.feedback``).
+"""
+
+# No ``from __future__ import annotations``: the request models are made per app inside
+# ``router(schemas)``, and FastAPI must see those classes, not names it cannot resolve.
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from bigramlm.data.cases import DESK, Case
+from bigramlm.serve.deps import DeskDep
+from bigramlm.serve.desk import Desk
+from bigramlm.serve.schemas import CasePage, CaseSaved, Schemas
+from bigramlm.support.store import StoredCase, StoreStats, SuggestionConflict, normalized_edit_distance
+
+
+def router(schemas: Schemas) -> APIRouter:
+    CaseRequest, CasePageQuery = schemas.CaseRequest, schemas.CasePageQuery
+    api = APIRouter(tags=["desk"])
+
+    @api.post("/api/cases", status_code=201, responses={
+        200: {"description": "the suggestion had been accepted already: its case, stored once"},
+        409: {"description": "the suggestion named was dismissed"}})
+    def add_case(req: CaseRequest, desk: DeskDep, response: Response) -> CaseSaved:  # type: ignore[valid-type]
+        """Store a resolved case. The answer comes only after the row is committed."""
+        saved, created = save_case(desk, req)
+        if not created:
+            response.status_code = 200
+        return saved
+
+    @api.get("/api/cases")
+    def list_cases(page: Annotated[CasePageQuery, Query()], desk: DeskDep) -> CasePage:  # type: ignore[valid-type]
+        """Page through the stored cases, oldest first."""
+        return case_page(desk, page.offset, page.limit)  # type: ignore[attr-defined]
+
+    @api.get("/api/stats")
+    def stats(desk: DeskDep) -> StoreStats:
+        """Acceptance (all, and with light edits only: under 40% normalised edit distance), edit
+        distance, dismissals (over suggestions shown), and cases stored since the last ``learn``.
+        The rates are null until there is something to divide by."""
+        return desk.store.desk_stats()
+
+    return api
+
+
+def save_case(desk: Desk, req: Any) -> tuple[CaseSaved, bool]:
+    edited, distance = req.edited, None
+    if req.suggestion_id is not None:
+        shown = desk.store.get_suggestion(req.suggestion_id)
+        if shown is None:
+            raise HTTPException(404, f"no suggestion with id {req.suggestion_id!r} was shown")
+        # Measured here from what was really shown, not taken from the client.
+        distance = normalized_edit_distance(shown.text, req.reply)
+        edited = edited or distance > 0
+    try:
+        case = Case(req.message, req.reply, req.intent, req.category, DESK)
+        ((case_id, created),) = desk.store.accept([StoredCase(case, None, req.suggestion_id, edited, distance)])
+    except SuggestionConflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    if not created:  # what was stored the first time
+        first = desk.store.get_case(case_id)
+        edited, distance = (first.edited, first.edit_distance) if first else (edited, distance)
+    return CaseSaved(id=case_id, edited=edited, edit_distance=distance), created
+
+
+def case_page(desk: Desk, offset: int, limit: int) -> CasePage:
+    total = desk.store.count()
+    items = [c.to_dict() for c in desk.store.list_cases(offset=offset, limit=limit)]
+    nxt = offset + len(items)
+    return CasePage(total=total, offset=offset, limit=limit, items=items, next_offset=nxt if nxt < total else None)

@@ -1,0 +1,103 @@
+"""Suggested replies: ``POST /api/suggest`` (the ``assist --json`` object) and
+``POST /api/suggest/stream`` (server-sent events: ``understanding``, ``token``, ``done``)."""
+
+# No ``from __future__ import annotations``: the request models are made per app inside
+# ``router(schemas)``, and FastAPI must see those classes, not names it cannot resolve.
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from bigramlm.errors import BigramLMError
+from bigramlm.serve.deps import DeskDep, LimitsDep
+from bigramlm.serve.desk import Desk
+from bigramlm.serve.limits import ServerLimits
+from bigramlm.serve.middleware import request_id
+from bigramlm.serve.schemas import Schemas
+from bigramlm.serve.slots import GenerationTimeout, Job
+from bigramlm.serve.sse import MEDIA_TYPE, STREAM_HEADERS, merge_token_events, sse
+from bigramlm.support.results import AssistResult, DoneEvent, SuggestEvent
+from bigramlm.support.store import CaseStore
+
+if TYPE_CHECKING:  # loaded with the run: the assistant pulls in torch and scikit-learn
+    from bigramlm.support.assistant import Assistant
+
+log = logging.getLogger("bigramlm.server")
+
+
+def router(schemas: Schemas) -> APIRouter:
+    SuggestRequest = schemas.SuggestRequest
+    api = APIRouter(tags=["desk"])
+
+    @api.post("/api/suggest")
+    async def suggest(req: SuggestRequest, desk: DeskDep, request: Request) -> dict[str, Any]:  # type: ignore[valid-type]
+        """Intent, category, ranked suggested replies and similar cases: the ``assist --json`` object.
+        A client that hangs up cancels its generation."""
+        assistant, options = need_assistant(desk), suggest_options(req)
+        result = await desk.slots.run(lambda job: assistant.suggest(req.message, **options, check=job.check),
+                                      gone=request.is_disconnected)
+        return await run_in_threadpool(remember, desk.store, result, request_id(request.scope))
+
+    @api.post("/api/suggest/stream")
+    async def suggest_stream(req: SuggestRequest, desk: DeskDep, limits: LimitsDep,  # type: ignore[valid-type]
+                             request: Request) -> StreamingResponse:
+        """Server-sent events: ``understanding``, ``token`` (index, text), then ``done`` with the full object."""
+        assistant, options = need_assistant(desk), suggest_options(req)
+        items = desk.slots.stream(lambda job: suggest_events(assistant, req.message, options, job))
+        return StreamingResponse(event_stream(items, desk.store, limits, request_id(request.scope)), media_type=MEDIA_TYPE,
+                                 headers=STREAM_HEADERS)
+
+    return api
+
+
+def need_assistant(desk: Desk) -> "Assistant":
+    assistant = desk.assistant
+    if assistant is None:
+        raise HTTPException(409, f"this run cannot suggest replies: {desk.assistant_error}")
+    return assistant
+
+
+def suggest_options(req: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {"n": req.n, "seed": req.seed}
+    for name in ("max_new_tokens", "temperature", "top_k", "top_p", "intent"):
+        value = getattr(req, name)
+        if value is not None:
+            options[name] = value
+    return options
+
+
+def suggest_events(assistant: "Assistant", message: str, options: dict[str, Any], job: Job) -> Iterator[SuggestEvent]:
+    return assistant.suggest_stream(message, **options, check=job.check)
+
+
+def remember(store: CaseStore, result: AssistResult, rid: str) -> dict[str, Any]:
+    """Record what was shown, so acceptance and edit distance are measured against it; the
+    request's id (the access log's) ties the suggestions to it."""
+    for s in result.suggestions:
+        if not s.id:  # the assistant gives uuids; anything else gets one here
+            s.id = uuid.uuid4().hex
+    store.record_suggestions([(str(s.id), s.filled_text, s.score, s.base_text or None) for s in result.suggestions],
+                             request_id=rid)
+    return {**result.to_dict(), "request_id": rid}
+
+
+async def event_stream(items: AsyncIterator[list[SuggestEvent]], store: CaseStore, limits: ServerLimits,
+                       rid: str) -> AsyncIterator[bytes]:
+    try:
+        async for batch in items:
+            for event in merge_token_events(batch):
+                if isinstance(event, DoneEvent):
+                    yield sse(await run_in_threadpool(remember, store, event.result, rid), "done")
+                else:
+                    yield sse(event.to_dict(), event.type)
+    except GenerationTimeout:
+        yield sse({"message": f"generation took longer than {limits.timeout_s:g} s"}, "error")
+    except BigramLMError as exc:
+        yield sse({"message": str(exc)}, "error")
+    except Exception:
+        log.exception("suggestion stream failed")
+        yield sse({"message": "internal error"}, "error")

@@ -1,0 +1,46 @@
+"""The page, liveness and the bounds: ``GET /``, ``GET /healthz``, ``GET /api/config``."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from bigramlm.serve.deps import DeskDep, LimitsDep
+from bigramlm.serve.schemas import Health, ServerConfig
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+def page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "desk.html", media_type="text/html")
+
+
+@router.get("/healthz", tags=["meta"])
+def healthz(desk: DeskDep, limits: LimitsDep) -> Health:
+    """Liveness, running generations, and reloads of the run (``reload_error`` when one was refused)."""
+    return Health(
+        run=desk.model_id,
+        assistant=desk.assistant is not None,
+        assistant_error=desk.assistant_error,
+        generations_running=desk.slots.running,
+        max_concurrent=limits.max_concurrent,
+        reloads=desk.reloads,
+        reload_error=desk.reload_error,
+        understanding=desk.assistant.understanding_method if desk.assistant is not None else None,
+        understanding_degraded=desk.assistant.degraded if desk.assistant is not None else None,
+        uptime_s=round(time.time() - desk.started, 1),
+    )
+
+
+@router.get("/api/config", tags=["desk"])
+def config(desk: DeskDep, limits: LimitsDep) -> ServerConfig:
+    """The bounds, for the page and for clients that want to stay inside them."""
+    return ServerConfig(limits=dataclasses.asdict(limits), assistant=desk.assistant is not None,
+                        assistant_error=desk.assistant_error)

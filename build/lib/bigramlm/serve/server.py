@@ -1,0 +1,102 @@
+"""Running the desk: uvicorn, with deadlines on slow clients and the port bound up front.
+
+uvicorn times out idle keep-alive connections but not a client that sends its request
+headers slowly: each such connection is held for as long as the client likes (measured:
+100 slow connections all held for 30 s). ``HeaderDeadline`` closes a connection whose
+request headers are not complete within ``header_timeout_s``; slow *bodies* get a 408
+from the request guard (``body_timeout_s``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from bigramlm.serve.app import create_app
+from bigramlm.serve.limits import ServerLimits
+from bigramlm.serve.network import allowed_host_names, bind_listener, check_exposure
+
+log = logging.getLogger("bigramlm.server")
+
+
+class HeaderDeadline(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline on each request's headers.
+
+    The deadline is armed when the connection opens and after each response (waiting for
+    the next request) and disarmed when a request's headers are complete.
+    """
+
+    header_timeout_s = ServerLimits.header_timeout_s
+    _TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._headers_deadline: Any = None
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        self._arm()  # before the pipelined next request is parsed, which disarms it
+        super().on_response_complete()
+
+    def handle_events(self) -> None:
+        cycle = self.cycle
+        super().handle_events()
+        if self.cycle is not cycle:  # a request's headers arrived
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        if not self.transport.is_closing():
+            self._headers_deadline = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if getattr(self, "_headers_deadline", None) is not None:
+            self._headers_deadline.cancel()
+            self._headers_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._headers_deadline = None
+        if not self.transport.is_closing():
+            log.info("closed a connection whose request headers took longer than %g s", self.header_timeout_s)
+            self.transport.write(self._TIMEOUT_RESPONSE)
+            self.transport.close()
+
+
+def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info", root_path: str = "") -> uvicorn.Config:
+    """uvicorn's settings for ``app``, with the deadlines of the app's ``ServerLimits``.
+    No logging configuration of its own: its lines go wherever the program sends its logs
+    (``serve.logs``). ``root_path``: the prefix a reverse proxy mounts the desk under."""
+    limits: ServerLimits = app.state.limits
+    protocol = type("HeaderDeadline", (HeaderDeadline,), {"header_timeout_s": limits.header_timeout_s})
+    # uvicorn's own access log would be a second line per request (with the query string).
+    return uvicorn.Config(app, host=host, port=port, http=protocol, access_log=False, log_level=log_level,
+                          log_config=None, root_path=root_path, timeout_keep_alive=limits.keep_alive_s,
+                          timeout_graceful_shutdown=5)
+
+
+def serve(run_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000, brand_path: str | None = None,
+          token: str | None = None, limits: ServerLimits | None = None, log_level: str = "info",
+          allowed_hosts: tuple[str, ...] = (), root_path: str = "") -> None:
+    """Run the desk with uvicorn until interrupted; a port in use is a one-line ``BigramLMError``.
+
+    ``allowed_hosts``: ``Host`` names answered besides loopback's (a reverse proxy on the
+    same host that passes its own name); ``root_path``: the prefix it mounts the desk under."""
+    check_exposure(host, token)
+    sock = bind_listener(host, port)  # before loading the run: a busy port fails at once
+    try:
+        app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits,
+                         allowed_hosts=allowed_host_names(host, allowed_hosts))
+        bound = sock.getsockname()[1]
+        log.info("serving %s on http://%s:%d/", app.state.desk.model_id, f"[{host}]" if ":" in host else host, bound)
+        uvicorn.Server(uvicorn_config(app, host, bound, log_level, root_path)).run(sockets=[sock])
+    finally:
+        sock.close()

@@ -1,0 +1,343 @@
+// The agent desk. No build step, no framework.
+// Rule: everything that comes from the model, the store or the brand profile is put in
+// the page with textContent / createTextNode, never parsed as HTML. The model can and
+// will emit "<script>".
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const PLACEHOLDER = /\{\{[^{}]*\}\}/g;
+
+let current = null;    // {message, result} of the last finished suggestion request
+let controller = null; // aborts an in-flight stream when a new request starts
+
+function token() { return sessionStorage.getItem("bigramlm-token") || ""; }
+
+// Header values are bytes on the wire, and fetch() takes them as ISO-8859-1 strings (it
+// refuses other characters). The server compares the token's UTF-8 bytes, so a token is
+// sent as one character per UTF-8 byte: "ä" (C3 A4) goes as "\u00c3\u00a4".
+function utf8Bytes(text) {
+  return Array.from(new TextEncoder().encode(text), (b) => String.fromCharCode(b)).join("");
+}
+
+function headers(extra) {
+  const h = Object.assign({}, extra || {});
+  if (token()) h["Authorization"] = "Bearer " + utf8Bytes(token());
+  return h;
+}
+
+async function api(path, options) {
+  const opts = Object.assign({}, options || {});
+  opts.headers = headers(opts.headers);
+  const response = await fetch(path, opts);
+  if (response.status === 401) {
+    $("token-row").hidden = false;
+    throw new Error("this desk needs an access token: enter it and try again");
+  }
+  if (!response.ok) {
+    let detail = response.status + " " + response.statusText;
+    try { const body = await response.json(); if (body.detail) detail = body.detail; } catch (e) { /* not JSON */ }
+    throw new Error(detail);
+  }
+  return response;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+function setStatus(text) { $("status").textContent = text; }
+
+// Normalised Levenshtein distance, the same measure the server stores.
+function editDistance(a, b) {
+  if (a === b) return 0;
+  const s = Array.from(a), t = Array.from(b);
+  if (!s.length || !t.length) return 1;
+  let prev = Array.from({ length: t.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= s.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= t.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (s[i - 1] === t[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[t.length] / Math.max(s.length, t.length);
+}
+
+// Text with every remaining {{placeholder}} wrapped in <mark>, built from text nodes.
+function renderWithPlaceholders(el, text) {
+  el.replaceChildren();
+  let last = 0;
+  for (const m of text.matchAll(PLACEHOLDER)) {
+    if (m.index > last) el.appendChild(document.createTextNode(text.slice(last, m.index)));
+    const mark = document.createElement("mark");
+    mark.className = "unfilled";
+    mark.title = "fill this in before sending";
+    mark.textContent = m[0];
+    el.appendChild(mark);
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) el.appendChild(document.createTextNode(text.slice(last)));
+}
+
+async function refreshStats() {
+  try {
+    const s = await (await api("api/stats")).json();
+    const pct = (x) => (x === null || x === undefined ? "–" : (100 * x).toFixed(0) + "%");
+    const dist = s.mean_edit_distance === null ? "–" : s.mean_edit_distance.toFixed(3);
+    $("stats").textContent = `cases ${s.cases} · since last learn ${s.cases_since_last_learn} · acceptance ${pct(s.acceptance_rate)}` +
+      ` (light edits ${pct(s.light_edit_acceptance_rate)}) · mean edit distance ${dist}` +
+      ` · dismissed ${s.dismissed} (${pct(s.dismissal_rate)})`;
+  } catch (e) { /* stats are a nicety; errors show on actions */ }
+}
+
+function showUnderstanding(u) {
+  $("understanding").hidden = false;
+  $("intent").textContent = u.intent == null ? "–" : String(u.intent);
+  $("category").textContent = u.category == null ? "–" : String(u.category);
+  const p = u.intent_probability;
+  $("confidence").textContent = typeof p === "number" ? (100 * p).toFixed(1) + "%" : "–";
+  // Below the calibrated threshold the intent is a best guess, and the page says so.
+  $("unsure").hidden = !u.intent_unsure;
+  $("understanding").classList.toggle("unsure", Boolean(u.intent_unsure));
+  const replaced = u.replaced_characters || 0;
+  $("replaced").textContent = replaced ? `${replaced} unknown character(s) replaced` : "";
+}
+
+function streamingCard(index) {
+  const list = $("suggestions");
+  let li = list.querySelector(`li[data-index="${index}"]`);
+  if (!li) {
+    li = document.createElement("li");
+    li.className = "suggestion streaming";
+    li.dataset.index = String(index);
+    const text = document.createElement("div");
+    text.className = "text";
+    li.appendChild(text);
+    list.appendChild(li);
+  }
+  return li.querySelector(".text");
+}
+
+function suggestionCard(s, message, result) {
+  const li = $("suggestion-template").content.firstElementChild.cloneNode(true);
+  const original = String(s.filled_text ?? s.text ?? "");
+  li.dataset.id = String(s.id);
+  li.dataset.source = String(s.source ?? "model");
+  // Where it comes from: the model's draft, or a resolved case's (or training row's) reply, copied.
+  li.querySelector(".origin").textContent = String(s.label ?? "model draft");
+  li.querySelector(".team-edits").textContent = (s.team_edits || []).map((e) => String(e.description)).join(" · ");
+  li.querySelector(".score").textContent = typeof s.score === "number" ? `score ${s.score.toFixed(3)}` : "";
+  const warnings = [];
+  const unfilled = s.unfilled_placeholders || [];
+  const mangled = s.mangled_placeholders || [];
+  if (unfilled.length) warnings.push(`${unfilled.length} placeholder(s) to fill`);
+  const mangledText = (m) => (m && typeof m === "object" ? String(m.text ?? "") : String(m));
+  if (mangled.length) warnings.push(`check garbled placeholder(s): ${mangled.map(mangledText).join(" | ")}`);
+  li.querySelector(".warn").textContent = warnings.join(" · ");
+  const textEl = li.querySelector(".text");
+  renderWithPlaceholders(textEl, original);
+  const editor = li.querySelector(".editor");
+  const info = li.querySelector(".edit-info");
+  const finalText = () => (editor.hidden ? original : editor.value);
+  const describe = () => {
+    const d = editDistance(original, finalText());
+    info.textContent = d === 0 ? "not edited" : `edited · distance ${d.toFixed(3)}`;
+  };
+  editor.addEventListener("input", describe);
+  li.querySelector(".copy").addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText(finalText()); info.textContent = "copied"; }
+    catch (e) { editor.hidden = false; editor.value = finalText(); editor.select(); info.textContent = "press Ctrl+C to copy"; }
+  });
+  li.querySelector(".edit").addEventListener("click", () => {
+    if (editor.hidden) { editor.value = original; editor.hidden = false; textEl.hidden = true; editor.focus(); describe(); }
+  });
+  const accept = li.querySelector(".accept");
+  const dismiss = li.querySelector(".dismiss");
+  const reason = li.querySelector(".reason");
+  accept.addEventListener("click", async () => {
+    const reply = finalText();
+    if (!reply.trim()) { showError("the reply is empty"); return; }
+    accept.disabled = dismiss.disabled = true; // one answer per suggestion: accepted or dismissed
+    try {
+      const body = {
+        message, reply, suggestion_id: String(s.id),
+        edited: reply !== original,
+        intent: result.intent == null ? null : String(result.intent),
+        category: result.category == null ? null : String(result.category),
+      };
+      const saved = await (await api("api/cases", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      })).json();
+      li.classList.add("accepted");
+      reason.disabled = true;
+      const d = saved.edit_distance;
+      info.textContent = `saved as case #${saved.id} · ${saved.edited ? "edited" : "not edited"}` +
+        (typeof d === "number" ? ` · edit distance ${d.toFixed(3)}` : "");
+      showError("");
+      refreshStats();
+      refreshRules();
+    } catch (e) {
+      accept.disabled = dismiss.disabled = false;
+      showError("could not store the case: " + e.message);
+    }
+  });
+  dismiss.addEventListener("click", async () => {
+    accept.disabled = dismiss.disabled = true;
+    try {
+      const body = { suggestion_id: String(s.id), action: "dismiss" };
+      if (reason.value) body.reason = reason.value;
+      await api("api/feedback", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      li.classList.add("dismissed");
+      for (const b of li.querySelectorAll("button, select")) b.disabled = true;
+      editor.hidden = true;
+      textEl.hidden = false;
+      info.textContent = "dismissed" + (reason.value ? ` · ${reason.value}` : "");
+      showError("");
+      refreshStats();
+    } catch (e) {
+      accept.disabled = dismiss.disabled = false;
+      showError("could not dismiss the suggestion: " + e.message);
+    }
+  });
+  return li;
+}
+
+function showResult(message, result) {
+  current = { message, result };
+  showUnderstanding(result);
+  const list = $("suggestions");
+  list.replaceChildren(...(result.suggestions || []).map((s) => suggestionCard(s, message, result)));
+  const similar = $("similar");
+  similar.replaceChildren();
+  for (const c of result.similar_cases || []) {
+    const li = document.createElement("li");
+    const meta = document.createElement("div");
+    meta.className = "case-meta";
+    const bits = [];
+    if (c.label) bits.push(String(c.label));  // "resolved case #12" or "training row #345"
+    if (c.intent != null) bits.push(String(c.intent));
+    if (typeof c.score === "number") bits.push(`similarity ${c.score.toFixed(3)}`);
+    meta.textContent = bits.join(" · ");
+    const msg = document.createElement("div");
+    msg.className = "case-message";
+    msg.textContent = String(c.message ?? c.instruction ?? "");
+    const reply = document.createElement("div");
+    reply.className = "case-reply";
+    renderWithPlaceholders(reply, String(c.reply ?? c.response ?? ""));
+    li.append(meta, msg, reply);
+    similar.appendChild(li);
+  }
+}
+
+// Server-sent events over a POST response: "event: x\ndata: {...}\n\n".
+async function* sseEvents(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) event = line.slice(7);
+        else if (line.startsWith("data: ")) data += line.slice(6);
+      }
+      if (data) yield { event, data: JSON.parse(data) };
+    }
+  }
+}
+
+async function suggest(ev) {
+  ev.preventDefault();
+  const message = $("message").value;
+  if (!message.trim()) return;
+  if ($("token").value) sessionStorage.setItem("bigramlm-token", $("token").value);
+  if (controller) controller.abort();
+  controller = new AbortController();
+  const n = Math.max(1, Math.min(8, parseInt($("n").value, 10) || 3));
+  showError("");
+  $("suggestions").replaceChildren();
+  $("similar").replaceChildren();
+  $("understanding").hidden = true;
+  $("suggest").disabled = true;
+  setStatus("generating…");
+  document.body.dataset.state = "streaming";
+  try {
+    const response = await api("api/suggest/stream", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ message, n }), signal: controller.signal,
+    });
+    let finished = false;
+    for await (const { event, data } of sseEvents(response)) {
+      if (event === "understanding") showUnderstanding(data);
+      else if (event === "token") { const el = streamingCard(data.index); el.textContent += String(data.text); }
+      else if (event === "done") { showResult(message, data); finished = true; }
+      else if (event === "error") throw new Error(String(data.message));
+    }
+    if (!finished) throw new Error("the stream ended early");
+    setStatus("");
+    document.body.dataset.state = "done";
+  } catch (e) {
+    if (e.name !== "AbortError") { showError(e.message); setStatus(""); document.body.dataset.state = "error"; }
+  } finally {
+    $("suggest").disabled = false;
+  }
+}
+
+async function refreshRules() {
+  try {
+    const { rules } = await (await api("api/rules")).json();
+    const list = $("rules");
+    list.replaceChildren(...(rules || []).map((r) => {
+      const li = document.createElement("li");
+      li.className = "rule" + (r.enabled ? "" : " off");
+      li.dataset.id = String(r.id);
+      const text = document.createElement("span");
+      text.textContent = String(r.description);
+      const toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "toggle-rule";
+      toggle.textContent = r.enabled ? "Disable" : "Enable";
+      toggle.addEventListener("click", async () => {
+        toggle.disabled = true;
+        try {
+          await api(`api/rules/${encodeURIComponent(String(r.id))}/${r.enabled ? "disable" : "enable"}`, {
+            method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+          });
+          refreshRules();
+        } catch (e) { showError("could not switch the rule: " + e.message); toggle.disabled = false; }
+      });
+      li.append(text, " ", toggle);
+      return li;
+    }));
+    if (!list.children.length) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = "none yet";
+      list.appendChild(li);
+    }
+  } catch (e) { /* rules are shown when the server has them */ }
+}
+
+async function init() {
+  $("ask").addEventListener("submit", suggest);
+  try {
+    const health = await (await fetch("healthz")).json();
+    $("run").textContent = "run " + String(health.run);
+    if (!health.assistant) showError("this run cannot suggest replies: " + String(health.assistant_error || "no assistant"));
+    else if (health.understanding_degraded) showError("intents are a fallback: " + String(health.understanding_degraded));
+  } catch (e) { showError("server unreachable"); }
+  refreshStats();
+  refreshRules();
+}
+
+init();

@@ -1,0 +1,23 @@
+"""The support-agent assistant: understand a customer's message, suggest brand-aligned
+replies, show similar resolved cases, and learn from new ones.
+
+By concept, the modules lower in this list never import the ones above them:
+
+- ``assistant``: the orchestration of one request (understand, retrieve, decode, rank);
+  ``results``: what it answers, as typed data;
+- ``evaluation``: ``eval --task support``, with ``metrics`` (corpus chrF, BLEU,
+  ROUGE-L) and ``paraphrases`` (the hand-written messages);
+- ``learning``: ``learn`` and its undo, with ``weights_history`` keeping the files from
+  before the last learn; ``recipe``: ``train --recipe support``;
+- ``understanding``: the calibrated classifier, the language model's own intent scorer
+  and the TF-IDF baseline, over ``encoder`` (the sentence encoder);
+- ``ranking``: the one consensus pick, dismissals and distinctness, over ``chrf`` (the
+  one sentence-chrF engine);
+- ``retrieval``: similar cases (its fitted index kept in the run);
+- ``store``: resolved cases, desk feedback and which learn trained on each case (SQLite);
+- ``brand``: placeholder profiles.
+
+The assistant reads nothing but its run directory: training saves the rows, labels and
+split it needs there (``bigramlm.data.run_files``). A case is ``bigramlm.data.cases.Case``
+everywhere, from the dataset's rows to the store and the desk.
+"""

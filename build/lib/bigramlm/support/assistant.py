@@ -1,0 +1,448 @@
+"""The support-agent assistant: understand a customer message, suggest replies, show similar cases.
+
+``Assistant.load(run_dir)`` needs nothing but an instruction run's folder: the run's
+``config.json`` records the block format, and the files training saved beside it
+(``bigramlm.data.run_files``) hold the train rows (the retrieval base), the intent
+classes and the known placeholder names. The dataset is not read; a run written before
+those files existed rebuilds them from its dataset once, and saves them.
+
+Understanding
+    A run of ``--recipe support`` has a calibrated classifier over sentence embeddings
+    (``understanding.Understander``). A labelled run without one asks the language model
+    itself (``understanding.LanguageModelIntents``); a run trained without labels falls
+    back to a similarity-weighted vote of the nearest training cases.
+
+One request, done once
+    The message is normalised once (NFKC, then every character outside the vocabulary
+    becomes the tokenizer's replacement character; ``replaced_characters`` counts them),
+    retrieved once (the similar cases shown and the evidence that votes in the ranking
+    come from one search) and its prompt encoded once. ``suggest``, ``suggest_stream`` and
+    ``suggest_many`` are the same request: one batched decode (``generation.generate``,
+    or its streamed face), then the same ranking.
+
+Thread safety
+    Generation and scoring only read the model (always in eval mode) and allocate their
+    own tensors; the case index swaps its state atomically. One ``Assistant`` can serve
+    several threads at once; with ``share_decodes`` (the desk) their decodes run together
+    in one worker thread (``generation.batcher``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from bigramlm.checkpoint import Run, load_run
+from bigramlm.data.cases import Case
+from bigramlm.data.formats import STOP_STRINGS, prompt_text
+from bigramlm.data.instructions import load_run_files
+from bigramlm.data.run_files import InstructionRunFiles
+from bigramlm.errors import BigramLMError
+from bigramlm.generation import Sampling, encode_prompt, generate, stream
+from bigramlm.generation.batcher import DecodeJob, DecodeQueue
+from bigramlm.generation.batch import speculates
+from bigramlm.generation.speculation import DecodeStats, Speculation
+from bigramlm.support.brand import BrandProfile
+from bigramlm.support.choice import POOL_CASES, check_drafts, choose
+from bigramlm.support.edits import Rule, current_rules
+from bigramlm.support.ranking import DISMISSED_LIMIT, EVIDENCE_CASES, dismissal_penalty, most_central, penalized_scores
+from bigramlm.support.readability import Vocabulary
+from bigramlm.support.results import (
+    AssistResult,
+    BaselineIntent,
+    DoneEvent,
+    IntentScore,
+    SimilarCase,
+    Suggestion,
+    SuggestEvent,
+    SuggestSettings,
+    TokenEvent,
+    Understanding,
+    UnderstandingEvent,
+)
+from bigramlm.support.retrieval import INDEX_FILE, CaseIndex
+from bigramlm.support.store import CaseStore
+from bigramlm.support.understanding import (
+    UNDERSTANDING_FILE,
+    UNSURE_BELOW,
+    IntentBaseline,
+    IntentPrediction,
+    LanguageModelIntents,
+    Understander,
+)
+from bigramlm.tokenization import normalize_for_vocab
+
+DEFAULTS = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_k": None, "top_p": 0.95, "k_similar": 3}
+MAX_N = 16
+UNDERSTANDER_METHOD = "sentence-embedding-logreg-calibrated"
+LM_METHOD = "lm-labelled-likelihood"
+#: The intent an agent picked on the desk (``suggest(..., intent=...)``).
+AGENT_METHOD = "picked-by-agent"
+#: 192 rows a decode batch: 120 test messages x 3 candidates with the recipe's GPT decoded
+#: in 31.5 s, against 34.7 s at 96 rows (the KV cache of 192 rows is 380 MB).
+ROWS_PER_BATCH = 192
+
+
+def require_instruction_run(run: Run) -> dict[str, Any]:
+    spec = run.config.data
+    if spec.get("kind") != "instructions":
+        raise BigramLMError(
+            f"{run.path} was not trained on an instruction dataset; train one with --data bitext or --data FILE.csv"
+        )
+    return spec
+
+
+@dataclass
+class _Request:
+    """One message, read once: its normalised text, its understanding, its evidence, its prompt."""
+
+    understanding: Understanding
+    text: str
+    #: The resolved cases (or training rows) of the understood intent nearest the message.
+    evidence: list[Case]
+    prompt: list[int]
+    #: The evidence replies' tokens: what a reply is likely to repeat, so the decode's drafts.
+    sources: list[list[int]]
+
+
+class Assistant:
+    """A loaded run plus its brand profile, retrieval index and case store."""
+
+    def __init__(self, run: Run, data: InstructionRunFiles, brand: BrandProfile | None = None,
+                 store: CaseStore | None = None, baseline: bool = False, speculate: bool = True,
+                 share_decodes: bool = False):
+        self.run = run
+        self.model = run.model
+        self.tokenizer = run.tokenizer
+        self.spec = require_instruction_run(run)
+        self.data = data
+        self.labels = bool((self.spec.get("format") or {}).get("labels"))
+        #: A grounded run's prompt holds the most central evidence reply (``support.recipe``).
+        self.grounded = "reference" in (self.spec.get("format") or {})
+        self.label_set: list[tuple[str, str | None]] = [(str(i), c if c else None) for i, c in data.label_set]
+        self.known_placeholders = set(data.known_placeholders)
+        brand = brand if brand is not None else BrandProfile()
+        brand.known = self.known_placeholders | set(brand.values)
+        self.brand = brand
+        self.index = CaseIndex.cached(data.train_rows, Path(run.path) / INDEX_FILE)
+        self.store = store
+        #: The classic comparison, TF-IDF + logistic regression on the train rows, when asked for.
+        self.baseline = _baseline(data) if baseline else None
+        self._store_seen = 0
+        self._refresh_lock = threading.Lock()
+        #: Every word of the run's text, and of the resolved cases as they come (``readability``).
+        self.vocabulary = Vocabulary.of([t for r in data.train_rows for t in (r.message, r.reply)] + list(brand.values.values()))
+        self._rules: tuple[Any, list[Rule]] | None = None
+        #: Speculative decoding, drafting from the evidence replies (``generation.speculation``);
+        #: None decodes one token per pass (``--no-speculate``). Greedy replies are the same either way.
+        self.speculation: Speculation | None = Speculation() if speculate else None
+        #: With ``share_decodes`` (the desk), the requests that run at the same time decode
+        #: together (``generation.batcher``); otherwise each decodes in its caller's thread.
+        self.decodes = DecodeQueue(self.model, self.tokenizer, self.speculation, ROWS_PER_BATCH) if share_decodes else None
+        loaded = Understander.load(Path(run.path))
+        #: The calibrated sentence-embedding classifier of ``--recipe support`` runs (None
+        #: for other runs, which classify with the language model alone).
+        self.understander: Understander | None = loaded[0] if loaded else None
+        self.lm_intents = LanguageModelIntents(self.model, self.tokenizer, self.label_set) if self.labels else None
+        #: Why the understanding is a fallback, when the run was trained with one it lacks now:
+        #: every intent is then marked unsure, and the desk and ``assist`` say so.
+        self.degraded: str | None = None
+        if self.understander is None and (run.config.extras.get("recipe") or {}).get("understanding"):
+            self.degraded = (f"{UNDERSTANDING_FILE} is missing from {run.path}: intents come from the language model "
+                             "alone and are marked unsure; retrain the recipe or restore the file")
+        self.refresh_cases()
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str], brand_path: str | os.PathLike[str] | None = None,
+             data: str | None = None, device: str = "cpu", use_store: bool = True, baseline: bool = False,
+             speculate: bool = True, share_decodes: bool = False) -> "Assistant":
+        """Load a run directory (and an optional brand profile TOML) as an assistant.
+
+        ``data`` says where the run's dataset is (its sha256 must match); it is read only
+        for a run written before the run kept its rows. ``baseline`` also fits the
+        TF-IDF + logistic-regression intent classifier, whose answer then appears as
+        ``baseline`` in every result (seconds to fit). ``speculate=False`` decodes one token
+        per pass (``--no-speculate``); ``share_decodes`` decodes concurrent requests together
+        (the desk; ``serve --no-batch`` turns it off).
+        """
+        run = load_run(run_dir, device=device)
+        run_files = load_run_files(run.path, require_instruction_run(run), data)
+        brand = BrandProfile.load(brand_path) if brand_path else None
+        return cls(run, run_files, brand, _store(run.path) if use_store else None, baseline=baseline, speculate=speculate,
+                   share_decodes=share_decodes)
+
+    def refresh_cases(self) -> int:
+        """Index the store's cases added since the last refresh; returns how many."""
+        if self.store is None:
+            return 0
+        with self._refresh_lock:
+            new = self.store.list_cases(after_id=self._store_seen, limit=1 << 30)
+            self.index.add([stored.case for stored in new])
+            self.vocabulary.add(t for stored in new for t in (stored.case.message, stored.case.reply))
+            if new:
+                self._store_seen = max(int(stored.case.id or 0) for stored in new)
+            return len(new)
+
+    # --- understanding ---------------------------------------------------------------------
+
+    def normalize(self, message: str) -> tuple[str, int]:
+        """The documented policy for unseen characters: NFKC, then replacement."""
+        text, replaced = normalize_for_vocab(message, self.tokenizer)
+        return text.strip(), replaced
+
+    def classify_many(self, texts: list[str]) -> tuple[list[list[IntentScore]], str | None]:
+        """Every intent with its probability, likeliest first, for each normalised message; and the method."""
+        if self.understander is not None:
+            return [_ranking(self.understander.classes, self.understander.categories, p)
+                    for p in self.understander.predict(texts)], UNDERSTANDER_METHOD
+        if self.lm_intents is not None and self.label_set:
+            return [_ranking(self.lm_intents.classes, self.lm_intents.categories, p)
+                    for p in self.lm_intents.predict(texts)], LM_METHOD
+        # A run trained without labels: a similarity-weighted vote of the nearest cases.
+        return [[IntentScore(i, c, p) for (i, c), p in self.index.vote(t)] for t in texts], "nearest-cases"
+
+    def understand(self, message: str, k_similar: int = DEFAULTS["k_similar"]) -> Understanding:
+        """Normalise the message, rank the intents, find similar cases (and the baseline's answer)."""
+        return self.understand_many([message], k_similar)[0]
+
+    def understand_many(self, messages: list[str], k_similar: int = DEFAULTS["k_similar"]) -> list[Understanding]:
+        return [r.understanding for r in self._read(messages, k_similar, evidence=0)]
+
+    @property
+    def understanding_method(self) -> str:
+        """Which understanding answers: the calibrated classifier, the language model, or the nearest cases."""
+        return UNDERSTANDER_METHOD if self.understander else LM_METHOD if self.lm_intents else "nearest-cases"
+
+    def known_intents(self) -> dict[str, str | None]:
+        """Every intent the assistant can answer for, and its category."""
+        if self.understander is not None:
+            return {i: self.understander.categories.get(i) for i in self.understander.classes}
+        return dict(self.label_set)
+
+    def _read(self, messages: list[str], k_similar: int, evidence: int = EVIDENCE_CASES,
+              intents: Sequence[str | None] | None = None, drafts: bool = False) -> list[_Request]:
+        """Each message normalised, classified and retrieved once (one search serves the
+        similar cases shown and the evidence that votes), and its prompt encoded. ``intents``
+        overrides the understood intent where the agent picked one; ``drafts`` also encodes
+        the evidence replies a speculative decode drafts from."""
+        normalized = [self.normalize(m) for m in messages]
+        texts = [text for text, _ in normalized]
+        rankings, method = self.classify_many(texts)
+        chosen = list(intents or [None] * len(texts))
+        rankings = [self._picked(ranking, intent) if intent else ranking for ranking, intent in zip(rankings, chosen)]
+        depth = max(k_similar, 2 * POOL_CASES if evidence else 0)  # half of the hits are of other intents
+        hits = self.index.search_many(texts, depth) if depth > 0 else [[] for _ in texts]
+        understandings = [self._understanding(text, replaced, ranking, (AGENT_METHOD if pick else method) if ranking else None,
+                                              found[:k_similar], unsure=False if pick else None)
+                          for (text, replaced), ranking, found, pick in zip(normalized, rankings, hits, chosen)]
+        # Every same-intent case the search found, nearest first: the first ``evidence`` vote on
+        # the drafts and ground the prompt; the others can stand in for a draft not shown.
+        cases = [[c for c, _ in found if u.intent is None or c.intent == u.intent] or [c for c, _ in found]
+                 for u, found in zip(understandings, hits)]
+        references = self._references(cases, evidence) if self.grounded else [None] * len(texts)
+        prompts = [encode_prompt(self.tokenizer, prompt_text(t, u.intent, u.category, self.labels,
+                                                            self.normalize(ref)[0] if ref is not None else None))
+                   for t, u, ref in zip(texts, understandings, references)]
+        sources = [self._sources(found) if drafts else [] for found in cases]
+        return [_Request(*parts) for parts in zip(understandings, texts, cases, prompts, sources)]
+
+    def _drafts(self, rows: int) -> bool:
+        """Whether a decode of batches of ``rows`` rows will draft (so its sources are worth encoding)."""
+        return self.speculation is not None and speculates(rows)
+
+    def _sources(self, cases: list[Case]) -> list[list[int]]:
+        """The tokens of the replies the decode drafts from: the ``POOL_CASES`` nearest, as
+        the model writes them (normalised), each encoded once per request."""
+        return [encode_prompt(self.tokenizer, self.normalize(c.reply)[0]) for c in cases[:POOL_CASES]]
+
+    def references(self, texts: list[str], intents: list[str | None]) -> list[str | None]:
+        """What a grounded run reads before it writes, for normalised messages of known intents."""
+        hits = self.index.search_many(texts, 4 * EVIDENCE_CASES)
+        return self._references([[c for c, _ in found if c.intent == i] for found, i in zip(hits, intents)], EVIDENCE_CASES)
+
+    @staticmethod
+    def _references(cases: list[list[Case]], evidence: int) -> list[str | None]:
+        """The most central of each message's first ``evidence`` cases' replies (None without any)."""
+        groups = [[c.reply for c in group[:evidence]] for group in cases]
+        return [group[i] if group else None for group, i in zip(groups, most_central(groups))]
+
+    def _picked(self, ranking: list[IntentScore], intent: str) -> list[IntentScore]:
+        """The ranking with the intent an agent picked first (its own probability kept)."""
+        known = self.known_intents()
+        if intent not in known:
+            raise BigramLMError(f"intent {intent!r} is not one this run knows (it knows {len(known)}: "
+                                f"{', '.join(sorted(known)[:5])}, ...)", param="intent")
+        mine = next((s for s in ranking if s.intent == intent), IntentScore(intent, known[intent], 0.0))
+        return [mine] + [s for s in ranking if s.intent != intent]
+
+    def _understanding(self, text: str, replaced: int, ranking: list[IntentScore], method: str | None,
+                       hits: list[tuple[Case, float]], unsure: bool | None = None) -> Understanding:
+        top = ranking[0] if ranking else None
+        if unsure is None:
+            unsure = top is None or self.degraded is not None or (self.understander is not None and top.probability < UNSURE_BELOW)
+        return Understanding(
+            intent=top.intent if top else None,
+            category=top.category if top else None,
+            intent_probability=top.probability if top else None,
+            intent_unsure=unsure,
+            intent_method=method,
+            intents=ranking[:5],
+            similar_cases=[SimilarCase(case, round(float(score), 4)) for case, score in hits],
+            replaced_characters=replaced,
+            baseline=self._baseline_answer(text),
+        )
+
+    def _baseline_answer(self, text: str) -> BaselineIntent | None:
+        if self.baseline is None:
+            return None
+        intent, probability = self.baseline.top(text)
+        return BaselineIntent(intent, self.baseline.categories.get(intent), probability)
+
+    # --- suggest -------------------------------------------------------------------------
+
+    def suggest_stream(self, message: str, n: int = DEFAULTS["n"], max_new_tokens: int = DEFAULTS["max_new_tokens"],
+                       temperature: float = DEFAULTS["temperature"], top_k: int | None = DEFAULTS["top_k"],
+                       top_p: float | None = DEFAULTS["top_p"], seed: int | None = None,
+                       k_similar: int = DEFAULTS["k_similar"], check: Callable[[], None] | None = None,
+                       intent: str | None = None, stop: Sequence[str] = ()) -> Iterator[SuggestEvent]:
+        """Yield the understanding, then ``TokenEvent``s as the candidates grow, then ``DoneEvent``.
+
+        Candidate 0 is the model's greedy reply, the others are samples; ``DoneEvent.result``
+        (what ``suggest`` returns, ``assist --json``) holds them ranked by consensus.
+        ``check`` runs before every decoding step (a deadline or a gone client raises there).
+        ``intent`` answers for the intent an agent picked instead of the one understood;
+        ``stop`` ends each draft at these strings too (besides the next block header).
+        """
+        settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
+        sampling = _check_request([message], settings)
+        self.refresh_cases()
+        request = self._read([message], k_similar, intents=[intent], drafts=self._drafts(n))[0]
+        yield UnderstandingEvent(request.understanding)
+        pieces: list[list[str]] = [[] for _ in range(n)]
+        stats = DecodeStats()
+        for index, piece in self._stream([request], settings, sampling, check, stats, stop):
+            pieces[index].append(piece)
+            yield TokenEvent(index, piece)
+        yield DoneEvent(self._answer(request, ["".join(p) for p in pieces], settings, stats))
+
+    def suggest(self, message: str, **options: Any) -> AssistResult:
+        """Understanding, ranked suggestions and similar cases (the ``assist --json`` object)."""
+        k_similar, check = options.pop("k_similar", DEFAULTS["k_similar"]), options.pop("check", None)
+        intent, stop = options.pop("intent", None), options.pop("stop", ())
+        defaults = {k: v for k, v in DEFAULTS.items() if k != "k_similar"}
+        settings = SuggestSettings(**{**defaults, "seed": None, **options})
+        return self.suggest_many([message], settings, k_similar, check=check, intents=[intent], stop=stop)[0]
+
+    def suggest_many(self, messages: list[str], settings: SuggestSettings, k_similar: int = 0,
+                     rows_per_batch: int = ROWS_PER_BATCH, on_progress: Callable[[int], None] | None = None,
+                     check: Callable[[], None] | None = None,
+                     intents: Sequence[str | None] | None = None, stop: Sequence[str] = ()) -> list[AssistResult]:
+        """``suggest`` for many messages at once, decoded as one batched, KV-cached job
+        (what ``eval --task support`` runs); the same candidates, ranking and brand."""
+        sampling = _check_request(messages, settings)
+        self.refresh_cases()
+        n = settings.n
+        requests = self._read(messages, k_similar, intents=intents,
+                              drafts=self._drafts(min(rows_per_batch, n * len(messages))))
+        stats = DecodeStats()
+        if self.decodes is not None and n * len(requests) <= rows_per_batch:  # a desk request
+            outputs = [""] * (n * len(requests))
+            for index, piece in self._stream(requests, settings, sampling, check, stats, stop):
+                outputs[index] += piece
+        else:
+            outputs = generate(self.model, self.tokenizer, [r.prompt for r in requests for _ in range(n)],
+                               settings.max_new_tokens, sampling, settings.seed, [*STOP_STRINGS, *stop],
+                               greedy=_greedy_first(n, len(requests)), rows_per_batch=rows_per_batch, check=check,
+                               on_progress=on_progress, speculate=self.speculation,
+                               sources=[r.sources for r in requests for _ in range(n)], stats=stats)
+        return [self._answer(r, outputs[i * n : (i + 1) * n], settings, stats) for i, r in enumerate(requests)]
+
+    def _stream(self, requests: list[_Request], settings: SuggestSettings, sampling: Sampling,
+                check: Callable[[], None] | None, stats: DecodeStats, stop: Sequence[str] = ()) -> Iterator[tuple[int, str]]:
+        """``(row, piece)`` of the requests' candidates (``n`` rows each, the first greedy):
+        through the shared decodes where there are any, else decoded here."""
+        n, stops = settings.n, [*STOP_STRINGS, *stop]
+        prompts = [r.prompt for r in requests for _ in range(n)]
+        sources = [r.sources for r in requests for _ in range(n)]
+        greedy = _greedy_first(n, len(requests))
+        if self.decodes is not None:
+            job = DecodeJob(prompts, settings.max_new_tokens, sampling, settings.seed, stops, greedy, sources)
+            return self.decodes.stream(job, check, stats)
+        return stream(self.model, self.tokenizer, prompts, settings.max_new_tokens, sampling, settings.seed, stops,
+                      greedy=greedy, rows_per_batch=ROWS_PER_BATCH, check=check, speculate=self.speculation,
+                      sources=sources, stats=stats)
+
+    def _answer(self, request: _Request, candidates: Sequence[str], settings: SuggestSettings,
+                stats: DecodeStats) -> AssistResult:
+        """The drafts checked, the suggestions chosen among them and the evidence
+        (``support.choice``), the team's edits made, the brand filled; a suggestion like one
+        an agent dismissed on the desk sinks."""
+        intent = request.understanding.intent
+        drafts = check_drafts(candidates, request.evidence[:EVIDENCE_CASES], self.vocabulary, request.text)
+        chosen = choose(drafts, request.evidence, settings.n, self.rules(), intent)
+        filled = [self.brand.fill(c.text) for c in chosen]
+        # Compare what the agent saw: the store keeps the filled text of a dismissed suggestion.
+        dismissed = self.store.dismissed_texts(DISMISSED_LIMIT) if self.store is not None else []
+        penalties = dismissal_penalty([f.text for f in filled], dismissed)
+        order = penalized_scores([c.score for c in chosen], penalties)
+        suggestions = [
+            Suggestion(uuid.uuid4().hex, c.index, c.text, f.text, c.score, f.unfilled, f.mangled, c.source, c.case_id,
+                       c.label, self.brand.fill(c.base_text).text, [{"id": r.id, "description": r.describe()} for r in c.rules])
+            for c, f, _ in sorted(zip(chosen, filled, order), key=lambda t: -t[2])
+        ]
+        return AssistResult(request.understanding, suggestions, self.run.config.model.name, settings, drafts, stats)
+
+    def rules(self) -> list[Rule]:
+        """The team's edit rules now: learned from the store's recent accepts (``support.edits``)
+        and written in the brand profile, each as agents switched it."""
+        states = self.store.rule_settings() if self.store is not None else {}
+        key = (self._store_seen, tuple(sorted(states.items())))
+        if self._rules is None or self._rules[0] != key:  # derived again only when a case or a switch came
+            self._rules = (key, current_rules(self.store, self.brand.rules))
+        return self._rules[1]
+
+
+def _store(run_dir: Path) -> CaseStore | None:
+    """The run's case store; None for a run directory nobody may write (the assistant still
+    answers, from the training rows alone)."""
+    try:
+        return CaseStore.for_run(run_dir)
+    except BigramLMError:
+        if os.access(run_dir, os.W_OK):
+            raise
+        return None
+
+
+def _ranking(classes: list[str], categories: dict[str, str | None], prediction: IntentPrediction) -> list[IntentScore]:
+    ranked = sorted(zip(classes, prediction.probabilities), key=lambda t: -t[1])
+    return [IntentScore(i, categories.get(i), float(p)) for i, p in ranked]
+
+
+def _baseline(data: InstructionRunFiles) -> IntentBaseline | None:
+    labelled = [r for r in data.train_rows if r.intent]
+    if len({r.intent for r in labelled}) < 2:
+        return None
+    return IntentBaseline([r.message for r in labelled], [str(r.intent) for r in labelled],
+                          {str(r.intent): r.category for r in labelled})
+
+
+def _greedy_first(n: int, messages: int) -> list[bool]:
+    """Candidate 0 of each message is the greedy reply; the others sample."""
+    return [i % n == 0 for i in range(n * messages)]
+
+
+def _check_request(messages: list[str], settings: SuggestSettings) -> Sampling:
+    if not messages or any(not isinstance(m, str) or not m.strip() for m in messages):
+        raise BigramLMError("the customer message is empty", param="message")
+    if not 1 <= settings.n <= MAX_N:
+        raise BigramLMError(f"n must be between 1 and {MAX_N} (got {settings.n})", param="n")
+    if settings.max_new_tokens < 1:
+        raise BigramLMError(f"max_new_tokens must be at least 1 (got {settings.max_new_tokens})", param="max_new_tokens")
+    return Sampling(settings.temperature, settings.top_k, settings.top_p)
+
+
+__all__ = ["Assistant", "DEFAULTS", "require_instruction_run"]

@@ -1,0 +1,204 @@
+"""Brand profiles: the brand's values for the dataset's ``{{Placeholder}}`` slots.
+
+A profile is TOML::
+
+    [brand]
+    name = "Acme"
+
+    [placeholders]
+    "Customer Support Phone Number" = "+1 555 0100"
+    "Website URL" = "https://acme.example"
+    "Order Number" = ""            # left empty: stays visible for the agent to fill
+
+Teams can also write the rules their agents would otherwise apply by hand, as macros
+(``support.edits``)::
+
+    [[rules]]
+    kind = "append"                  # append, prepend, replace, remove or forbid
+    text = "Warm regards, the Acme Care Team."
+    intents = ["get_refund"]         # left out: every intent
+
+    [[rules]]
+    kind = "replace"
+    old = "within 14 days"
+    new = "within 30 days"
+
+``fill`` substitutes the filled values. A well-formed placeholder with no value stays in
+the text as ``{{Name}}`` and is listed as unfilled. Anything the model garbled, such as an
+unbalanced ``{{`` or a placeholder name that never occurs in the data, is reported as
+mangled; it is left in the text exactly as generated, so the agent sees it and is told.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from bigramlm.data.formats import PLACEHOLDER, count_placeholders  # noqa: F401 (count_placeholders: re-exported)
+from bigramlm.errors import BigramLMError
+from bigramlm.support.edits import APPEND, EVERY_INTENT, FORBID, KINDS, PREPEND, REMOVE, REPLACE, Edit, Rule
+
+_BRACES = re.compile(r"\{+|\}+")
+
+
+@dataclass
+class FillResult:
+    text: str
+    unfilled: list[str] = field(default_factory=list)
+    mangled: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class BrandProfile:
+    values: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+    #: Placeholder names known from the training data; a name outside it is mangled.
+    known: set[str] | None = None
+    #: The team's own edit rules (``[[rules]]``).
+    rules: list[Rule] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: str | Path, known: Iterable[str] | None = None) -> "BrandProfile":
+        from bigramlm.data.sources import check_input_file
+
+        path = Path(path)
+        if not path.exists():
+            raise BigramLMError(f"no such brand profile: {path}")
+        check_input_file(path, "brand profile")  # a regular file of bounded size: never a FIFO or /dev/zero
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise BigramLMError(f"brand profile {path} is not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise BigramLMError(f"brand profile {path} is not valid TOML: {exc}") from None
+        except RecursionError:
+            raise BigramLMError(f"brand profile {path} nests its tables too deep to be a brand profile") from None
+        table = data.get("placeholders", {})
+        if not isinstance(table, dict):
+            raise BigramLMError(f"brand profile {path}: [placeholders] must be a table of names to text")
+        values: dict[str, str] = {}
+        for key, value in table.items():
+            if not isinstance(value, (str, int, float)):
+                raise BigramLMError(f"brand profile {path}: placeholder {key!r} must be text")
+            value = str(value)
+            if value.strip():
+                values[_bare(key)] = value
+        brand = data.get("brand", {})
+        name = brand.get("name") if isinstance(brand, dict) else None
+        rules = _rules(data.get("rules", []), path)
+        return cls(values=values, name=name or None, known=set(known) if known is not None else None, rules=rules)
+
+    def fill(self, text: str) -> FillResult:
+        return fill_placeholders(text, self.values, self.known)
+
+
+def _rules(table: Any, path: Path) -> list[Rule]:
+    """The ``[[rules]]`` of a profile, each checked: a one-line error names the rule."""
+    if not isinstance(table, list):
+        raise BigramLMError(f"brand profile {path}: rules must be an array of tables ([[rules]])")
+    rules = []
+    for number, entry in enumerate(table, start=1):
+        where = f"brand profile {path}: rule {number}"
+        if not isinstance(entry, dict) or entry.get("kind") not in KINDS:
+            raise BigramLMError(f"{where} needs a kind: one of {', '.join(KINDS)}")
+        kind = entry["kind"]
+        fields = {"old": entry.get("old", entry.get("text", "") if kind in (REMOVE, FORBID) else ""),
+                  "new": entry.get("new", entry.get("text", "") if kind in (APPEND, PREPEND) else "")}
+        needed = {APPEND: ["new"], PREPEND: ["new"], REPLACE: ["old", "new"]}.get(kind, ["old"])
+        if not all(isinstance(v, str) for v in fields.values()) or not all(fields[k].strip() for k in needed):
+            raise BigramLMError(f"{where} ({kind}) needs its text" + (" (old and new)" if kind == REPLACE else ""))
+        intents = entry.get("intents", [EVERY_INTENT])
+        if not isinstance(intents, list) or not intents or not all(isinstance(i, str) and i for i in intents):
+            raise BigramLMError(f"{where}: intents must be a non-empty list of intent names")
+        separator = entry.get("separator", "\n\n")  # a sign-off or a greeting: a paragraph of its own
+        if not isinstance(separator, str) or separator.strip():
+            raise BigramLMError(f"{where}: separator must be whitespace")
+        edit = Edit(kind, fields["old"].strip(), fields["new"].strip(), separator,
+                    removed=fields["old"].strip() if kind == REMOVE else "")
+        rules += [Rule(edit, scope, 0, origin="brand profile") for scope in intents]
+    return rules
+
+
+def _bare(key: str) -> str:
+    """Accept ``Order Number`` and ``{{Order Number}}`` alike as profile keys."""
+    key = key.strip()
+    if key.startswith("{{") and key.endswith("}}"):
+        key = key[2:-2].strip()
+    return key
+
+
+def fill_placeholders(text: str, values: dict[str, str], known: set[str] | None = None) -> FillResult:
+    """Substitute ``values`` into ``text``; list unfilled and mangled placeholders."""
+    unfilled: list[str] = []
+    mangled: list[dict[str, Any]] = []
+    pieces: list[str] = []
+    last = 0
+    for match in PLACEHOLDER.finditer(text):
+        between = text[last : match.start()]
+        _stray_braces(between, last, mangled)
+        pieces.append(between)
+        name = match.group(1)
+        key = name.strip()
+        if known is not None and key not in known and key not in values:
+            mangled.append({"text": match.group(0), "position": match.start(), "reason": "unknown placeholder name"})
+            pieces.append(match.group(0))
+        elif key in values:
+            pieces.append(values[key])
+        else:
+            if key not in unfilled:
+                unfilled.append(key)
+            pieces.append(match.group(0))
+        last = match.end()
+    tail = text[last:]
+    _stray_braces(tail, last, mangled)
+    pieces.append(tail)
+    return FillResult("".join(pieces), unfilled, mangled)
+
+
+def _stray_braces(segment: str, offset: int, mangled: list[dict[str, Any]]) -> None:
+    """Braces outside well-formed placeholders: a half-written or broken slot.
+
+    Brace runs close to each other belong to one broken slot and are reported once,
+    with a little of the text around them so the agent can find it.
+    """
+    runs = [(m.start(), m.end()) for m in _BRACES.finditer(segment)]
+    clusters: list[list[int]] = []
+    for start, end in runs:
+        if clusters and start - clusters[-1][1] <= 12:
+            clusters[-1][1] = end
+        else:
+            clusters.append([start, end])
+    for start, end in clusters:
+        lo, hi = max(0, start - 12), min(len(segment), end + 24)
+        mangled.append({"text": segment[lo:hi], "position": offset + start, "reason": "unbalanced braces"})
+
+
+def _toml_string(value: str) -> str:
+    # JSON string escapes are valid TOML basic-string escapes, except that TOML has no
+    # surrogate pairs; ensure_ascii=False keeps every non-ASCII character literal. JSON
+    # leaves DEL and the C1 controls raw, which TOML refuses: those are escaped too.
+    return re.sub(r"[\x7f-\x9f]", lambda m: f"\\u{ord(m.group(0)):04X}", json.dumps(value, ensure_ascii=False))
+
+
+def brand_template(counts: Counter, source: str) -> str:
+    """A profile template listing every placeholder found, most frequent first."""
+    lines = [
+        "# Brand profile for `bigramlm assist --brand` and `bigramlm serve --brand`.",
+        f"# Every placeholder found in the responses of {source}, with how often it occurs.",
+        "# Fill in the values you want substituted; an empty value stays visible as {{Name}}",
+        "# in suggestions and is listed as unfilled, so the agent fills it by hand.",
+        "",
+        "[brand]",
+        'name = ""',
+        "",
+        "[placeholders]",
+    ]
+    for name, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"# {count} occurrence{'s' if count != 1 else ''}")
+        lines.append(f"{_toml_string(name)} = \"\"")
+    return "\n".join(lines) + "\n"

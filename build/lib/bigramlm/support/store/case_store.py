@@ -1,0 +1,211 @@
+"""``CaseStore``: the one object the desk and ``learn`` read and write the store through.
+
+Each method is one transaction on the run's database (``database``), and a writer
+returns only after its commit. Feedback keeps a suggestion accepted or dismissed, never
+both (``feedback``), so a dismissed suggestion's text never becomes a case, and
+``learn``, which reads cases only, never trains on it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from bigramlm.data.cases import Case
+from bigramlm.errors import BigramLMError
+from bigramlm.support.store import cases as case_rows
+from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
+from bigramlm.support.store.database import Database
+from bigramlm.support.store.feedback import (
+    Dismissal,
+    accepted_edits,
+    rule_settings,
+    set_rule,
+    ShownSuggestion,
+    StoreStats,
+    insert_dismissal,
+    insert_suggestions,
+    read_stats,
+    recent_dismissed_texts,
+    refuse_dismissed,
+    select_suggestion,
+)
+
+STORE_FILE = "cases.sqlite"
+
+
+def store_path(run_dir: str | os.PathLike[str]) -> Path:
+    """Where a run keeps its resolved cases."""
+    return Path(run_dir) / STORE_FILE
+
+
+def normalized_edit_distance(a: str, b: str) -> float:
+    """Levenshtein distance divided by the longer length: 0 for equal, 1 for nothing shared.
+
+    One numpy pass per character of ``a``. The insertion term of the recurrence,
+    ``row[j] = min(row[j], row[j-1] + 1)``, is a running minimum of ``row[j] - j``,
+    which ``np.minimum.accumulate`` computes without a Python loop over ``b``.
+    """
+    if a == b:
+        return 0.0
+    if not a or not b:
+        return 1.0
+    aa = np.frombuffer(a.encode("utf-32-le"), dtype=np.uint32)
+    bb = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
+    offsets = np.arange(len(b) + 1, dtype=np.int64)
+    prev = offsets.copy()
+    for i, code in enumerate(aa, start=1):
+        cur = np.empty_like(prev)
+        cur[0] = i
+        # substitution (or match) from the diagonal, deletion from above
+        cur[1:] = np.minimum(prev[:-1] + (bb != code), prev[1:] + 1)
+        cur = np.minimum.accumulate(cur - offsets) + offsets
+        prev = cur
+    return float(prev[-1]) / max(len(a), len(b))
+
+
+class CaseStore:
+    """Resolved cases and desk feedback in ``path`` (created on first use)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.db = Database(path)
+        self.path = self.db.path
+
+    @classmethod
+    def for_run(cls, run_dir: str | os.PathLike[str]) -> "CaseStore":
+        return cls(store_path(run_dir))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "CaseStore":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- cases --------------------------------------------------------------------
+
+    def add_case(self, case: Case, suggestion_id: str | None = None, edited: bool = False,
+                 edit_distance: float | None = None) -> int:
+        """Store one resolved case; returns its id after the transaction has committed."""
+        return self.add_cases([StoredCase(case, None, suggestion_id, edited, edit_distance)])[0]
+
+    def add_cases(self, cases: Sequence[StoredCase]) -> list[int]:
+        """Store many cases in one transaction; all or none."""
+        return [case_id for case_id, _ in self.accept(cases)]
+
+    def accept(self, cases: Sequence[StoredCase]) -> list[tuple[int, bool]]:
+        """``add_cases``, saying of each whether it is new: a suggestion accepted twice is one case."""
+        with self.db.write() as conn:
+            refuse_dismissed(conn, [c.suggestion_id for c in cases if c.suggestion_id is not None])
+            return case_rows.insert(conn, cases)
+
+    def get_case(self, case_id: int) -> StoredCase | None:
+        found = case_rows.select(self.db.connection(), "WHERE id = ?", (int(case_id),))
+        return found[0] if found else None
+
+    def list_cases(self, offset: int = 0, limit: int = 50, after_id: int | None = None) -> list[StoredCase]:
+        """Cases oldest first, ``limit`` of them after skipping ``offset`` (or after the case ``after_id``)."""
+        if offset < 0 or limit < 0:
+            raise BigramLMError("offset and limit must not be negative")
+        if after_id is not None:
+            return case_rows.select(self.db.connection(), "WHERE id > ?", (int(after_id),), f"LIMIT {int(limit)}")
+        return case_rows.select(self.db.connection(), "", (), f"LIMIT {int(limit)} OFFSET {int(offset)}")
+
+    def count(self) -> int:
+        return int(self.db.connection().execute("SELECT COUNT(*) FROM cases").fetchone()[0])
+
+    def cases_since_last_learn(self) -> list[StoredCase]:
+        """The cases no ``learn`` has trained on yet, oldest first."""
+        return case_rows.select(self.db.connection(), "WHERE learn_id IS NULL")
+
+    # --- learns -------------------------------------------------------------------
+
+    def record_learn(self, new_cases: Sequence[Case], learned_ids: Iterable[int],
+                     changes: LearnChanges = LearnChanges()) -> tuple[list[int], int]:
+        """After a ``learn`` wrote its weights: store its file's cases and mark every case it
+        trained on, in one transaction. Returns the ids of ``new_cases`` and how many of
+        them were new to the store.
+
+        A file case already stored (same message, reply and labels) is not stored again;
+        a case an earlier learn trained on keeps that learn (its weights include it).
+        """
+        with self.db.write() as conn:
+            return case_rows.record_learn(conn, new_cases, learned_ids, changes)
+
+    def store_learn_cases(self, new_cases: Sequence[Case]) -> tuple[list[int], int]:
+        """Store a learn's file cases without marking them learned (its weights were not kept):
+        the similar cases and the evidence see them, the next learn trains on them again."""
+        with self.db.write() as conn:
+            return case_rows.insert_learn_cases(conn, new_cases)
+
+    def last_learn(self) -> LearnRecord | None:
+        """The latest learn that changed a learned file and was not undone, or None."""
+        return case_rows.last_learn(self.db.connection())
+
+    def learn_by_token(self, token: str) -> LearnRecord | None:
+        return case_rows.learn_by_token(self.db.connection(), token)
+
+    def recent_learns(self, limit: int) -> list[LearnRecord]:
+        return case_rows.recent_learns(self.db.connection(), limit)
+
+    def undo_learn(self, learn_id: int) -> int:
+        """Mark the cases of one learn as not learned, and that learn as undone; returns how many cases."""
+        with self.db.write() as conn:
+            return case_rows.undo_learn(conn, learn_id)
+
+    # --- feedback -------------------------------------------------------------------
+
+    def record_suggestions(self, suggestions: Sequence[tuple[str, str, float | None] | tuple[str, str, float | None, str | None]],
+                           request_id: str | None = None) -> str:
+        """Remember the suggestions (id, text, score[, text before team edits]) shown for one
+        request; returns the request id."""
+        request_id = request_id or uuid.uuid4().hex
+        rows = [(s[0], s[1], s[2], s[3] if len(s) > 3 else None) for s in suggestions]
+        with self.db.write() as conn:
+            insert_suggestions(conn, rows, request_id)
+        return request_id
+
+    def accepted_edits(self, per_intent: int) -> list[tuple[str | None, str, str]]:
+        """The latest ``per_intent`` accepted suggestions of each intent, oldest first:
+        (intent, suggestion before team edits, reply sent)."""
+        return accepted_edits(self.db.connection(), per_intent)
+
+    def rule_settings(self) -> dict[str, bool]:
+        """Rule id -> enabled, for the rules agents switched off (or back on)."""
+        return rule_settings(self.db.connection())
+
+    def set_rule(self, rule_id: str, enabled: bool, description: str | None = None) -> None:
+        with self.db.write() as conn:
+            set_rule(conn, rule_id, enabled, description)
+
+    def get_suggestion(self, suggestion_id: str) -> ShownSuggestion | None:
+        return select_suggestion(self.db.connection(), suggestion_id)
+
+    def dismiss_suggestion(self, suggestion_id: str, reason: str | None = None) -> Dismissal | None:
+        """Record that an agent dismissed a suggestion; returns after the commit, or None
+        when no suggestion with that id was shown. Dismissing one twice keeps the first
+        record (``created`` False); dismissing an accepted one raises ``SuggestionConflict``."""
+        with self.db.write() as conn:
+            return insert_dismissal(conn, str(suggestion_id), reason)
+
+    def dismissed_texts(self, limit: int = 200) -> list[str]:
+        """The texts of the latest ``limit`` dismissed suggestions, newest first, each once."""
+        if limit < 0:
+            raise BigramLMError("limit must not be negative", param="limit")
+        return recent_dismissed_texts(self.db.connection(), limit)
+
+    def desk_stats(self) -> StoreStats:
+        """The desk's figures, read from one snapshot (see ``StoreStats``)."""
+        with self.db.read() as conn:
+            return read_stats(conn)
+
+    def integrity_check(self) -> str:
+        return str(self.db.connection().execute("PRAGMA integrity_check").fetchone()[0])
+

@@ -1,0 +1,174 @@
+"""The store's resolved cases and the learns that trained on them.
+
+Each case records the ``learn`` that trained on it (``learn_id``; NULL: not learned yet),
+and ``learns`` keeps one row per learn with the sha256 of the weights before and after,
+so that ``undo_learn`` can restore the weights and the marks together. ``learn --cases
+FILE`` adds its cases only after the new weights are written, in the same transaction
+that marks them learned, and a file's case is stored once however often it is learned
+(a unique index on its content's sha256). ``last_learned_id`` (in ``meta``) is kept as
+the newest learned case, for the desk's figures.
+
+The functions here run on a connection the store gives them, inside its transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Sequence
+
+from bigramlm.data.cases import DESK, LEARN, Case, check_case
+
+
+@dataclass(frozen=True)
+class StoredCase:
+    """A case as the store keeps it: the case (its id is the store's), when it was stored,
+    and, for one accepted on the desk, the suggestion it accepted and how much it was edited."""
+
+    case: Case
+    created_at: float | None = None  # None until stored
+    suggestion_id: str | None = None
+    edited: bool = False
+    edit_distance: float | None = None
+
+    @property
+    def id(self) -> int | None:
+        return self.case.id
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.case
+        return {"id": c.id, "created_at": self.created_at, "message": c.message, "reply": c.reply, "intent": c.intent,
+                "category": c.category, "suggestion_id": self.suggestion_id, "edited": self.edited,
+                "edit_distance": self.edit_distance, "source": c.source}
+
+
+@dataclass(frozen=True)
+class LearnChanges:
+    """The sha256 of the learned files a learn changed, before and after (None: not changed)."""
+
+    weights_before: str | None = None
+    weights_after: str | None = None
+    understanding_before: str | None = None
+    understanding_after: str | None = None
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class LearnRecord:
+    """One learn: which cases it counted, and what it changed."""
+
+    id: int
+    created_at: float
+    cases: int
+    changes: LearnChanges
+
+
+COLUMNS = "id, created_at, message, reply, intent, category, suggestion_id, edited, edit_distance, source"
+INSERT = ("INSERT {verb} INTO cases(created_at, message, reply, intent, category, suggestion_id, edited, edit_distance,"
+          " source, content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def case_digest(case: Case) -> str:
+    """What makes a case the same case: its message, reply and labels."""
+    return hashlib.sha256(json.dumps([case.message, case.reply, case.intent, case.category],
+                                     ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def row_values(stored: StoredCase, now: float) -> tuple[Any, ...]:
+    c = stored.case
+    check_case(c)
+    return (now, c.message, c.reply, c.intent, c.category, stored.suggestion_id, 1 if stored.edited else 0,
+            stored.edit_distance, c.source if c.resolved else DESK, case_digest(c))
+
+
+def from_row(row: sqlite3.Row) -> StoredCase:
+    case = Case(row["message"], row["reply"], row["intent"], row["category"], row["source"], int(row["id"]))
+    return StoredCase(case, float(row["created_at"]), row["suggestion_id"], bool(row["edited"]), row["edit_distance"])
+
+
+def insert(conn: sqlite3.Connection, cases: Sequence[StoredCase]) -> list[tuple[int, bool]]:
+    """Store the cases; (id, stored now) each. A suggestion is accepted once: a case naming
+    one that was accepted already is that case (ten agents on one suggestion make one case)."""
+    now, out = time.time(), []
+    for c in cases:
+        row = conn.execute("SELECT id FROM cases WHERE suggestion_id = ?", (c.suggestion_id,)).fetchone() \
+            if c.suggestion_id is not None else None
+        out.append((int(row[0]), False) if row else (int(conn.execute(INSERT.format(verb=""), row_values(c, now)).lastrowid), True))
+    return out
+
+
+def select(conn: sqlite3.Connection, where: str = "", args: tuple[Any, ...] = (), tail: str = "") -> list[StoredCase]:
+    rows = conn.execute(f"SELECT {COLUMNS} FROM cases {where} ORDER BY id {tail}", args).fetchall()
+    return [from_row(r) for r in rows]
+
+
+def insert_learn_cases(conn: sqlite3.Connection, new_cases: Sequence[Case]) -> tuple[list[int], int]:
+    """Store a learn's file cases, once each however often they are learned; returns their
+    ids and how many of them were new to the store."""
+    now, stored, ids = time.time(), 0, []
+    for case in new_cases:
+        values = row_values(StoredCase(replace(case, source=LEARN)), now)
+        stored += conn.execute(INSERT.format(verb="OR IGNORE"), values).rowcount
+        ids.append(int(conn.execute("SELECT id FROM cases WHERE source = ? AND content_sha256 = ?",
+                                    (LEARN, values[-1])).fetchone()[0]))
+    return ids, stored
+
+
+def record_learn(conn: sqlite3.Connection, new_cases: Sequence[Case], learned_ids: Iterable[int],
+                 changes: LearnChanges) -> tuple[list[int], int]:
+    """Store a learn's file cases (once each) and, where it changed the weights, mark every
+    case it trained on; returns the file cases' ids and how many were new to the store."""
+    now = time.time()
+    ids, stored = insert_learn_cases(conn, new_cases)
+    trained = sorted(set(ids) | {int(i) for i in learned_ids}) if changes.weights_after else []
+    c = changes
+    learn_id = int(conn.execute(
+        "INSERT INTO learns(created_at, cases, weights_before, weights_after, understanding_before, understanding_after,"
+        " token) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (now, len(trained), c.weights_before, c.weights_after, c.understanding_before, c.understanding_after, c.token),
+    ).lastrowid)
+    conn.executemany("UPDATE cases SET learn_id = ? WHERE id = ? AND learn_id IS NULL", [(learn_id, i) for i in trained])
+    refresh_last_learned(conn)
+    return ids, stored
+
+
+_LEARN = ("SELECT id, created_at, cases, weights_before, weights_after, understanding_before, understanding_after, token"
+          " FROM learns")
+
+
+def _learn(row: sqlite3.Row | None) -> LearnRecord | None:
+    if row is None:
+        return None
+    return LearnRecord(int(row[0]), float(row[1]), int(row[2]), LearnChanges(row[3], row[4], row[5], row[6], row[7]))
+
+
+def last_learn(conn: sqlite3.Connection) -> LearnRecord | None:
+    """The latest learn that changed a learned file and was not undone, or None."""
+    return _learn(conn.execute(f"{_LEARN} WHERE undone_at IS NULL AND (weights_after IS NOT NULL OR"
+                               " understanding_after IS NOT NULL) ORDER BY id DESC LIMIT 1").fetchone())
+
+
+def learn_by_token(conn: sqlite3.Connection, token: str) -> LearnRecord | None:
+    return _learn(conn.execute(f"{_LEARN} WHERE token = ?", (token,)).fetchone())
+
+
+def recent_learns(conn: sqlite3.Connection, limit: int) -> list[LearnRecord]:
+    rows = conn.execute(f"{_LEARN} ORDER BY id DESC LIMIT ?", (int(limit),)).fetchall()
+    return [r for r in map(_learn, rows) if r is not None]
+
+
+def undo_learn(conn: sqlite3.Connection, learn_id: int) -> int:
+    """Mark one learn's cases as not learned and the learn as undone; returns how many cases."""
+    cur = conn.execute("UPDATE cases SET learn_id = NULL WHERE learn_id = ?", (int(learn_id),))
+    conn.execute("UPDATE learns SET undone_at = ? WHERE id = ?", (time.time(), int(learn_id)))
+    refresh_last_learned(conn)
+    return int(cur.rowcount)
+
+
+def refresh_last_learned(conn: sqlite3.Connection) -> None:
+    """``last_learned_id``: the newest case a learn trained on (kept for the desk's figures)."""
+    conn.execute("UPDATE meta SET value = (SELECT CAST(COALESCE(MAX(id), 0) AS TEXT) FROM cases WHERE learn_id IS NOT NULL)"
+                 " WHERE key = 'last_learned_id'")

@@ -1,0 +1,185 @@
+"""The case store's desk feedback: the suggestions shown, the dismissed ones, and the
+figures of the desk.
+
+A suggestion an agent was shown ends in one of three ways: accepted (a case that names
+it: ``CaseStore.add_case(..., suggestion_id=...)``), dismissed (a ``feedback`` row, action
+``dismiss``), or neither. Never both: the store refuses to accept a dismissed suggestion
+and to dismiss an accepted one (``SuggestionConflict``), each check inside the writing
+transaction, so two agents racing on one suggestion cannot make it both. That is what
+keeps a dismissed suggestion's text out of every ``learn``: learn reads the cases table
+only, and the text can reach it only by being accepted.
+
+The functions here run on a connection the store gives them, inside its transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+from bigramlm.errors import BigramLMError
+
+DISMISS = "dismiss"
+ACTIONS = (DISMISS,)
+
+#: An accepted suggestion counts as lightly edited below this normalised edit distance.
+#: Agent-assist products usually count a suggestion as used when the agent sends it as it
+#: is or with light edits, not only verbatim; the issue set the cut-off at 40 %.
+LIGHT_EDIT_DISTANCE = 0.4
+
+
+@dataclass(frozen=True)
+class ShownSuggestion:
+    """A suggestion as it was shown: what acceptance and edit distance are measured against."""
+
+    id: str
+    request_id: str
+    created_at: float
+    text: str
+    score: float | None
+
+
+def insert_suggestions(conn: sqlite3.Connection, suggestions: Sequence[tuple[str, str, float | None, str | None]],
+                       request_id: str) -> None:
+    """Record shown suggestions: (id, text shown, score, text before team edits or None when the same)."""
+    now = time.time()
+    conn.executemany(
+        "INSERT OR REPLACE INTO suggestions(id, request_id, created_at, text, score, base_text) VALUES (?, ?, ?, ?, ?, ?)",
+        [(str(sid), request_id, now, text, score, base) for sid, text, score, base in suggestions])
+
+
+def accepted_edits(conn: sqlite3.Connection, per_intent: int) -> list[tuple[str | None, str, str]]:
+    """The latest ``per_intent`` accepted suggestions of each intent, oldest first: (intent,
+    the suggestion before team edits, the reply sent)."""
+    rows = conn.execute(
+        "SELECT intent, shown, reply FROM (SELECT c.id, c.intent, COALESCE(s.base_text, s.text) AS shown, c.reply,"
+        " ROW_NUMBER() OVER (PARTITION BY c.intent ORDER BY c.id DESC) AS recent"
+        " FROM cases c JOIN suggestions s ON s.id = c.suggestion_id) WHERE recent <= ? ORDER BY id",
+        (int(per_intent),)).fetchall()
+    return [(r[0], str(r[1]), str(r[2])) for r in rows]
+
+
+def rule_settings(conn: sqlite3.Connection) -> dict[str, bool]:
+    return {str(r[0]): bool(r[1]) for r in conn.execute("SELECT rule_id, enabled FROM rule_settings")}
+
+
+def set_rule(conn: sqlite3.Connection, rule_id: str, enabled: bool, description: str | None) -> None:
+    conn.execute("INSERT OR REPLACE INTO rule_settings(rule_id, enabled, updated_at, description) VALUES (?, ?, ?, ?)",
+                 (rule_id, 1 if enabled else 0, time.time(), description))
+
+
+def select_suggestion(conn: sqlite3.Connection, suggestion_id: str) -> ShownSuggestion | None:
+    row = conn.execute("SELECT id, request_id, created_at, text, score FROM suggestions WHERE id = ?",
+                       (str(suggestion_id),)).fetchone()
+    return ShownSuggestion(str(row[0]), str(row[1]), float(row[2]), str(row[3]), row[4]) if row else None
+
+
+class SuggestionConflict(BigramLMError):
+    """A suggestion cannot be both accepted and dismissed."""
+
+    def __init__(self, message: str):
+        super().__init__(message, param="suggestion_id")
+
+
+@dataclass(frozen=True)
+class Dismissal:
+    """One dismissed suggestion: which one, of which request, when, and why (if said)."""
+
+    id: int
+    suggestion_id: str
+    request_id: str
+    created_at: float
+    reason: str | None
+    text: str
+    #: False when the suggestion had been dismissed already (the earlier row is returned).
+    created: bool
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """The desk's figures (``GET /api/stats``); the rates are None until there is something to divide by."""
+
+    cases: int
+    cases_since_last_learn: int
+    last_learned_id: int
+    suggestion_requests: int
+    suggestions_shown: int
+    accepted: int
+    accepted_edited: int
+    #: requests of which one suggestion was accepted, edited or not, over requests shown
+    acceptance_rate: float | None
+    #: requests whose accepted suggestion was edited by less than LIGHT_EDIT_DISTANCE, over requests shown
+    light_edit_acceptance_rate: float | None
+    unedited_rate: float | None
+    mean_edit_distance: float | None
+    #: suggestions dismissed, and their share of the suggestions shown
+    dismissed: int
+    dismissal_rate: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def insert_dismissal(conn: sqlite3.Connection, suggestion_id: str, reason: str | None) -> Dismissal | None:
+    """Record a dismissal of ``suggestion_id``; None if no such suggestion was shown."""
+    shown = conn.execute("SELECT request_id, text FROM suggestions WHERE id = ?", (suggestion_id,)).fetchone()
+    if shown is None:
+        return None
+    accepted = conn.execute("SELECT id FROM cases WHERE suggestion_id = ? LIMIT 1", (suggestion_id,)).fetchone()
+    if accepted is not None:
+        raise SuggestionConflict(f"suggestion_id {suggestion_id!r} was accepted (case {accepted[0]}); it cannot be dismissed")
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO feedback(created_at, suggestion_id, request_id, action, reason) VALUES (?, ?, ?, ?, ?)",
+        (time.time(), suggestion_id, shown[0], DISMISS, reason),
+    )
+    row = conn.execute("SELECT id, created_at, reason FROM feedback WHERE suggestion_id = ? AND action = ?",
+                       (suggestion_id, DISMISS)).fetchone()
+    return Dismissal(int(row[0]), suggestion_id, str(shown[0]), float(row[1]), row[2], str(shown[1]), cur.rowcount == 1)
+
+
+def refuse_dismissed(conn: sqlite3.Connection, suggestion_ids: list[str]) -> None:
+    """Refuse to accept a suggestion that was dismissed (inside the transaction that would store it)."""
+    for suggestion_id in suggestion_ids:
+        if conn.execute("SELECT 1 FROM feedback WHERE suggestion_id = ? AND action = ?",
+                        (suggestion_id, DISMISS)).fetchone() is not None:
+            raise SuggestionConflict(f"suggestion_id {suggestion_id!r} was dismissed; it cannot be accepted")
+
+
+def recent_dismissed_texts(conn: sqlite3.Connection, limit: int) -> list[str]:
+    """The texts of the ``limit`` latest dismissals, newest first, each text once."""
+    rows = conn.execute(
+        "SELECT s.text FROM feedback f JOIN suggestions s ON s.id = f.suggestion_id"
+        " WHERE f.action = ? ORDER BY f.id DESC LIMIT ?", (DISMISS, int(limit)),
+    ).fetchall()
+    return list(dict.fromkeys(str(r[0]) for r in rows))
+
+
+def read_stats(conn: sqlite3.Connection) -> StoreStats:
+    """The figures, from one connection (the caller reads them in one transaction)."""
+    one = lambda sql, *args: conn.execute(sql, args).fetchone()  # noqa: E731
+    total, since = one("SELECT COUNT(*), COUNT(*) FILTER (WHERE learn_id IS NULL) FROM cases")
+    requests, shown = one("SELECT COUNT(DISTINCT request_id), COUNT(*) FROM suggestions")
+    # An unedited acceptance counts as distance 0; one marked edited without a distance
+    # (a library caller) is not known to be light, so it does not count as light.
+    accepted_requests, light_requests = one(
+        "SELECT COUNT(DISTINCT s.request_id), COUNT(DISTINCT s.request_id) FILTER (WHERE"
+        " COALESCE(c.edit_distance, CASE WHEN c.edited THEN 1.0 ELSE 0.0 END) < ?)"
+        " FROM cases c JOIN suggestions s ON s.id = c.suggestion_id", LIGHT_EDIT_DISTANCE,
+    )
+    accepted, edited, mean_distance = one(
+        "SELECT COUNT(*), COALESCE(SUM(edited), 0), AVG(edit_distance) FROM cases WHERE suggestion_id IS NOT NULL"
+    )
+    (dismissed,) = one("SELECT COUNT(*) FROM feedback WHERE action = ?", DISMISS)
+    (last,) = one("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_learned_id'")
+    rate = lambda part, whole: part / whole if whole else None  # noqa: E731
+    return StoreStats(
+        cases=int(total), cases_since_last_learn=int(since), last_learned_id=int(last or 0),
+        suggestion_requests=int(requests), suggestions_shown=int(shown), accepted=int(accepted),
+        accepted_edited=int(edited), acceptance_rate=rate(accepted_requests, requests),
+        light_edit_acceptance_rate=rate(light_requests, requests),
+        unedited_rate=rate(accepted - edited, accepted),
+        mean_edit_distance=float(mean_distance) if mean_distance is not None else None,
+        dismissed=int(dismissed), dismissal_rate=rate(dismissed, shown),
+    )

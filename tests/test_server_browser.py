@@ -79,6 +79,7 @@ def test_agent_gets_streamed_suggestions_edits_one_and_accepts_it(browser, tmp_p
         """)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("dialog", lambda d: d.accept())  # "the reply still holds a placeholder: accept anyway?"
         page.goto(server.base + "/")
         page.fill("#message", "Hello, I would like to cancel my order please, it has not shipped yet")
         page.fill("#n", "3")
@@ -139,6 +140,7 @@ def test_agent_dismisses_a_suggestion_and_the_store_and_figures_show_it(browser,
         page = browser.new_page(bypass_csp=True)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("dialog", lambda d: d.accept())  # the confirmation before accepting a reply with a placeholder
         page.goto(server.base + "/")
         page.fill("#message", "where is my package, it has not arrived")
         page.fill("#n", "3")
@@ -218,7 +220,9 @@ def test_model_markup_is_shown_as_text_and_never_runs(browser, tmp_path):
         # Without the page's CSP, so that only the textContent rule stands between the
         # markup and execution (the CSP is a second line, tested by the API tests).
         page = browser.new_page(bypass_csp=True)
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        confirms: list[str] = []  # the page's own questions (a placeholder left, an unsure intent)
+        page.on("dialog", lambda d: (confirms.append(d.message), d.accept()) if d.type == "confirm"
+                else (dialogs.append(d.message), d.dismiss()))
         page.goto(server.base + "/")
         page.fill("#message", "show me something nasty")
         page.click("#suggest")
@@ -241,6 +245,7 @@ def test_model_markup_is_shown_as_text_and_never_runs(browser, tmp_path):
         page.locator(".accept").click()
         page.wait_for_function("!document.querySelector('#error').hidden", timeout=10_000)
         assert "is not a name" in page.locator("#error").inner_text()
+        assert any("placeholder" in c for c in confirms) and any("unsure" in c for c in confirms)
         assert page.evaluate("window.__xss") is None and dialogs == []
         assert httpx.get(server.base + "/api/cases").json()["items"] == []
         # The reply itself may hold markup: stored byte for byte under a real intent.
@@ -266,6 +271,7 @@ def test_desk_page_sends_a_non_ascii_token(browser, tmp_path):
         page = browser.new_page(bypass_csp=True)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("dialog", lambda d: d.accept())  # the confirmation before accepting a reply with a placeholder
         page.goto(server.base + "/")
         page.wait_for_selector("#token-row:not([hidden])", timeout=10_000)  # the stats call got 401
         page.fill("#token", token)
@@ -302,3 +308,95 @@ def test_docs_render_without_the_internet(browser, tmp_path):
             page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
             assert "/v1/chat/completions" in page.locator(".swagger-ui").inner_text()
         assert outside == []
+
+
+class SidebarAssistant:
+    """A scripted assistant for the desk's own behaviour: an unsure intent with alternatives,
+    similar cases in the first event, a slow stream, two suggestions (one with a placeholder)."""
+
+    store = None
+    understanding_method = "scripted"
+    degraded = None
+    brand = BrandProfile()
+
+    def __init__(self) -> None:
+        self.intents: list[str | None] = []
+
+    def suggest_stream(self, message: str, **options: Any) -> Iterator[SuggestEvent]:
+        import time
+
+        from bigramlm.support.results import IntentScore
+
+        picked = options.get("intent")
+        self.intents.append(picked)
+        understanding = Understanding(
+            intent=picked or "cancel_order", category="ORDER", intent_probability=0.41, intent_method="scripted",
+            intent_unsure=picked is None,
+            intents=[IntentScore("cancel_order", "ORDER", 0.41), IntentScore("check_refund_policy", "REFUND", 0.38)],
+            similar_cases=[SimilarCase(Case("cancel my order", "I have cancelled order {{Order Number}}.", "cancel_order",
+                                            "ORDER", "desk", 3), 0.8)],
+        )
+        yield UnderstandingEvent(understanding)
+        for word in "I can help you cancel that order right away .".split():
+            time.sleep(0.15)  # slow enough that the page is seen before the replies are done
+            yield TokenEvent(0, word + " ")
+        first = Suggestion("s-1", 0, "I have cancelled order {{Order Number}}.", "I have cancelled order {{Order Number}}.",
+                           64.3, ["Order Number"], [])
+        second = Suggestion("s-2", 1, "Your order is cancelled.", "Your order is cancelled.", 55.3, [], [])
+        settings = SuggestSettings(n=2, max_new_tokens=10, temperature=1.0, top_k=None, top_p=None, seed=None)
+        yield DoneEvent(AssistResult(understanding, [first, second], "scripted", settings))
+
+
+def test_the_desk_in_a_crm_sidebar_by_keyboard_and_accessible(browser, tmp_path):
+    """420 px wide, driven from the keyboard: the limit and counter, Ctrl+Enter, similar
+    cases before the replies end, focus on the best reply, shortcuts, the confirmations,
+    another intent picked, and axe-core finding no violation."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    from bigramlm.checkpoint import load_run
+    from bigramlm.serve.app import create_app
+    from desk_helpers import ThreadServer, train_text_run
+
+    run_dir = train_text_run(tmp_path)
+    assistant = SidebarAssistant()
+    with ThreadServer(create_app(run_dir, assistant=assistant, run=load_run(run_dir))) as server:  # type: ignore[arg-type]
+        page = browser.new_page(viewport={"width": 420, "height": 900}, bypass_csp=True)
+        errors: list[str] = []
+        confirms: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("dialog", lambda d: (confirms.append(d.message), d.accept()))
+        page.goto(server.base + "/")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420  # no sideways scrolling
+        assert page.locator("#run").inner_text() == "serving text-run"
+        box = page.locator("#message")
+        assert box.get_attribute("maxlength") == "2000"
+        box.fill("x" * 2100)  # the limit holds, and the counter says so
+        assert len(box.input_value()) == 2000 and page.locator("#counter").inner_text() == "2000 / 2000"
+        box.fill("please cancel my order")
+        assert page.locator("#counter").inner_text() == "22 / 2000"
+        box.press("Control+Enter")
+        page.wait_for_selector("#similar li", timeout=10_000)
+        assert page.evaluate("document.body.dataset.state") == "streaming"  # the cases came first
+        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
+        cards = page.locator("#suggestions li.suggestion")
+        assert cards.nth(0).locator(".score").inner_text() == "agreement 64/100"
+        assert page.evaluate("document.activeElement.dataset.id") == "s-1"  # focus on the best reply
+        page.keyboard.press("a")  # accept: a placeholder is left and the intent is unsure, so it asks twice
+        page.wait_for_function("document.querySelector('#suggestions li.accepted') !== null", timeout=10_000)
+        assert any("placeholder" in c and "{{Order Number}}" in c for c in confirms)
+        assert any("unsure" in c for c in confirms)
+        cards.nth(1).focus()
+        page.keyboard.press("d")
+        page.wait_for_function("document.querySelector('#suggestions li.dismissed') !== null", timeout=10_000)
+        results = Axe().run(page)
+        violations = [(v["id"], len(v["nodes"])) for v in results.response["violations"]]
+        assert violations == [], violations
+        # Another of the ranked intents: the replies are asked for that one.
+        assert page.locator("#pick-row").is_visible()
+        page.select_option("#intent-pick", "check_refund_policy")
+        page.wait_for_function("document.body.dataset.state === 'done' && document.querySelector('#intent').textContent"
+                               " === 'check_refund_policy'", timeout=30_000)
+        assert assistant.intents[-1] == "check_refund_policy"
+        assert httpx.get(server.base + "/favicon.ico").headers["content-type"].startswith("image/svg")
+        assert not errors, errors

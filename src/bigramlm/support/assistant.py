@@ -389,10 +389,12 @@ class Assistant:
         dismissed = self.store.dismissed_texts(DISMISSED_LIMIT) if self.store is not None else []
         penalties = dismissal_penalty([f.text for f in filled], dismissed)
         order = penalized_scores([c.score for c in chosen], penalties)
+        # The score shown is the one the order uses (a dismissal's penalty included), so the
+        # cards never read out of order.
         suggestions = [
-            Suggestion(uuid.uuid4().hex, c.index, c.text, f.text, c.score, f.unfilled, f.mangled, c.source, c.case_id,
+            Suggestion(uuid.uuid4().hex, c.index, c.text, f.text, round(score, 2), f.unfilled, f.mangled, c.source, c.case_id,
                        c.label, self.brand.fill(c.base_text).text, [{"id": r.id, "description": r.describe()} for r in c.rules])
-            for c, f, _ in sorted(zip(chosen, filled, order), key=lambda t: -t[2])
+            for c, f, score in sorted(zip(chosen, filled, order), key=lambda t: -t[2])
         ]
         return AssistResult(request.understanding, suggestions, self.run.config.model.name, settings, drafts, stats)
 

@@ -22,6 +22,12 @@ def page() -> FileResponse:
     return FileResponse(STATIC_DIR / "desk.html", media_type="text/html")
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """The page names its icon; browsers that ask for /favicon.ico anyway get the same one."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+
 @router.get("/healthz", tags=["meta"])
 def healthz(desk: DeskDep, limits: LimitsDep) -> Health:
     """Liveness, running generations, and reloads of the run (``reload_error`` when one was refused)."""

@@ -103,6 +103,24 @@ function showUnderstanding(u) {
   $("understanding").classList.toggle("unsure", Boolean(u.intent_unsure));
   const replaced = u.replaced_characters || 0;
   $("replaced").textContent = replaced ? `${replaced} unknown character(s) replaced` : "";
+  // The first event carries the similar cases: show them while the replies are written.
+  if (Array.isArray(u.similar_cases)) showSimilar(u.similar_cases);
+  showIntentPicker(u);
+}
+
+// The intents the understanding ranked: an agent who knows better answers for another.
+function showIntentPicker(u) {
+  const pick = $("intent-pick");
+  const intents = (u.intents || []).filter((i) => i && i.intent != null);
+  pick.replaceChildren(...intents.map((i) => {
+    const option = document.createElement("option");
+    option.value = String(i.intent);
+    const p = typeof i.probability === "number" ? ` (${(100 * i.probability).toFixed(0)}%)` : "";
+    option.textContent = String(i.intent) + p;
+    return option;
+  }));
+  if (u.intent != null) pick.value = String(u.intent);
+  $("pick-row").hidden = intents.length < 2;
 }
 
 function streamingCard(index) {
@@ -128,7 +146,9 @@ function suggestionCard(s, message, result) {
   // Where it comes from: the model's draft, or a resolved case's (or training row's) reply, copied.
   li.querySelector(".origin").textContent = String(s.label ?? "model draft");
   li.querySelector(".team-edits").textContent = (s.team_edits || []).map((e) => String(e.description)).join(" · ");
-  li.querySelector(".score").textContent = typeof s.score === "number" ? `score ${s.score.toFixed(3)}` : "";
+  // One score, the one the order uses: how much the reply agrees with the other candidates
+  // and the similar cases' replies (chrF, 0-100), lowered when it is like a dismissed one.
+  li.querySelector(".score").textContent = typeof s.score === "number" ? `agreement ${Math.round(s.score)}/100` : "";
   const warnings = [];
   const unfilled = s.unfilled_placeholders || [];
   const mangled = s.mangled_placeholders || [];
@@ -159,6 +179,10 @@ function suggestionCard(s, message, result) {
   accept.addEventListener("click", async () => {
     const reply = finalText();
     if (!reply.trim()) { showError("the reply is empty"); return; }
+    const open = (reply.match(PLACEHOLDER) || []).length;
+    if (open && !window.confirm(`The reply still holds ${open} placeholder(s) such as ${reply.match(PLACEHOLDER)[0]}. Accept it anyway?`)) return;
+    if (result.intent_unsure && !window.confirm(`The intent (${String(result.intent)}) is unsure. Accept this reply anyway?`)) return;
+    if (current && current.accepted > 0 && !window.confirm("You already accepted a reply to this message. Accept this one too?")) return;
     accept.disabled = dismiss.disabled = true; // one answer per suggestion: accepted or dismissed
     try {
       const body = {
@@ -172,6 +196,7 @@ function suggestionCard(s, message, result) {
       })).json();
       li.classList.add("accepted");
       reason.disabled = true;
+      if (current) current.accepted += 1;
       const d = saved.edit_distance;
       info.textContent = `saved as case #${saved.id} · ${saved.edited ? "edited" : "not edited"}` +
         (typeof d === "number" ? ` · edit distance ${d.toFixed(3)}` : "");
@@ -203,17 +228,27 @@ function suggestionCard(s, message, result) {
       showError("could not dismiss the suggestion: " + e.message);
     }
   });
+  li.addEventListener("keydown", (e) => {
+    if (e.target !== li || e.ctrlKey || e.metaKey || e.altKey) return;  // typing in the editor is typing
+    const button = { c: ".copy", e: ".edit", a: ".accept", d: ".dismiss" }[e.key.toLowerCase()];
+    if (button) { e.preventDefault(); li.querySelector(button).click(); }
+  });
   return li;
 }
 
 function showResult(message, result) {
-  current = { message, result };
+  current = { message, result, accepted: 0 };
   showUnderstanding(result);
   const list = $("suggestions");
   list.replaceChildren(...(result.suggestions || []).map((s) => suggestionCard(s, message, result)));
+  const first = list.querySelector("li.suggestion");
+  if (first) first.focus();  // the keyboard lands on the best reply
+}
+
+function showSimilar(cases) {
   const similar = $("similar");
   similar.replaceChildren();
-  for (const c of result.similar_cases || []) {
+  for (const c of cases || []) {
     const li = document.createElement("li");
     const meta = document.createElement("div");
     meta.className = "case-meta";
@@ -256,8 +291,8 @@ async function* sseEvents(response) {
   }
 }
 
-async function suggest(ev) {
-  ev.preventDefault();
+async function suggest(ev, intent) {
+  if (ev) ev.preventDefault();
   const message = $("message").value;
   if (!message.trim()) return;
   if ($("token").value) sessionStorage.setItem("bigramlm-token", $("token").value);
@@ -267,14 +302,14 @@ async function suggest(ev) {
   showError("");
   $("suggestions").replaceChildren();
   $("similar").replaceChildren();
-  $("understanding").hidden = true;
+  if (!intent) $("understanding").hidden = true;
   $("suggest").disabled = true;
   setStatus("generating…");
   document.body.dataset.state = "streaming";
   try {
     const response = await api("api/suggest/stream", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ message, n }), signal: controller.signal,
+      body: JSON.stringify(intent ? { message, n, intent } : { message, n }), signal: controller.signal,
     });
     let finished = false;
     for await (const { event, data } of sseEvents(response)) {
@@ -328,11 +363,29 @@ async function refreshRules() {
   } catch (e) { /* rules are shown when the server has them */ }
 }
 
+function showCounter() {
+  const box = $("message");
+  const limit = box.maxLength > 0 ? box.maxLength : 2000;
+  $("counter").textContent = `${box.value.length} / ${limit}`;
+  $("counter").classList.toggle("warn", box.value.length >= limit);
+}
+
 async function init() {
-  $("ask").addEventListener("submit", suggest);
+  $("ask").addEventListener("submit", (e) => suggest(e));
+  $("message").addEventListener("input", showCounter);
+  $("message").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); $("ask").requestSubmit(); }
+  });
+  $("intent-pick").addEventListener("change", () => suggest(null, $("intent-pick").value));
+  try {
+    const config = await (await api("api/config")).json();
+    const limit = config.limits && config.limits.max_message_chars;
+    if (Number.isInteger(limit) && limit > 0) $("message").maxLength = limit;
+  } catch (e) { /* the default limit stays */ }
+  showCounter();
   try {
     const health = await (await fetch("healthz")).json();
-    $("run").textContent = "run " + String(health.run);
+    $("run").textContent = "serving " + String(health.run);
     if (!health.assistant) showError("this run cannot suggest replies: " + String(health.assistant_error || "no assistant"));
     else if (health.understanding_degraded) showError("intents are a fallback: " + String(health.understanding_degraded));
   } catch (e) { showError("server unreachable"); }

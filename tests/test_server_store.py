@@ -33,6 +33,18 @@ def test_normalized_edit_distance_matches_textbook(a, b):
     assert normalized_edit_distance(a, b) == pytest.approx(expected)
 
 
+def test_normalized_edit_distance_matches_textbook_on_random_replies():
+    import random
+
+    rng = random.Random(7)
+    alphabet = "ab cdé🙂{}"
+    for _ in range(300):
+        a = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 25)))
+        b = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 25)))
+        expected = 0.0 if a == b else _levenshtein(a, b) / max(len(a), len(b))
+        assert normalized_edit_distance(a, b) == pytest.approx(expected), (a, b)
+
+
 def test_cases_roundtrip_paging_and_learn_mark(tmp_path):
     store = CaseStore.for_run(tmp_path)
     assert store.path == store_path(tmp_path)

@@ -1,10 +1,11 @@
 """The case store's SQLite schema and its migrations.
 
-``SCHEMA`` creates a fresh store; ``migrate`` then brings any store, fresh or written by
-an earlier version, to ``SCHEMA_VERSION`` inside one transaction. Migrations only add
-(columns with ``ALTER TABLE``, tables and indexes ``IF NOT EXISTS``), so a store stays
-readable by the code that wrote it. The version is SQLite's own ``PRAGMA user_version``
-(mirrored in ``meta.schema_version`` for people reading the file); a store written by a
+``migrate`` brings any store, fresh or written by an earlier version, to
+``SCHEMA_VERSION`` inside one transaction: it reads the store's version (SQLite's own
+``PRAGMA user_version``, mirrored in ``meta.schema_version`` for people reading the file)
+and runs each step after it, in order (``STEPS``); a fresh store is version 0, so it
+takes the same path as an old one. Steps only add (columns with ``ALTER TABLE``, tables
+and indexes), so a store stays readable by the code that wrote it. A store written by a
 newer version of bigramlm is refused with one line, never relabelled.
 
 Versions: 1 had one ``last_learned_id`` mark; 2 adds the ``learn_id`` and
@@ -25,6 +26,7 @@ from bigramlm.errors import BigramLMError
 
 SCHEMA_VERSION = 5
 
+#: Version 1: cases, the suggestions shown, and the meta table.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -40,9 +42,7 @@ CREATE TABLE IF NOT EXISTS cases (
     suggestion_id TEXT,
     edited        INTEGER NOT NULL DEFAULT 0,
     edit_distance REAL,
-    source        TEXT    NOT NULL DEFAULT 'desk',
-    content_sha256 TEXT,
-    learn_id      INTEGER
+    source        TEXT    NOT NULL DEFAULT 'desk'
 );
 -- One row per suggestion shown to an agent, so that acceptance can be measured
 -- against what was offered, and edit distance computed against the real original.
@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS suggestions (
 CREATE INDEX IF NOT EXISTS suggestions_request ON suggestions(request_id);
 """
 
-#: Version 2, run in one transaction after ``SCHEMA`` (whose ``cases`` table may be version 1's).
+#: Version 2: learns, and the cases' ``content_sha256`` and ``learn_id`` (added by ``_v2``).
 V2_TABLES = """
 CREATE TABLE IF NOT EXISTS learns (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -115,31 +115,50 @@ def _has_meta(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is not None
 
 
+def _run(conn: sqlite3.Connection, script: str) -> None:
+    for statement in filter(str.strip, script.split(";")):
+        conn.execute(statement)
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    _run(conn, SCHEMA)
+    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('last_learned_id', '0')")
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE cases ADD COLUMN content_sha256 TEXT")
+    conn.execute("ALTER TABLE cases ADD COLUMN learn_id INTEGER")
+    # Version 1's mark: every case up to it had been learned (by "learn 0").
+    conn.execute("UPDATE cases SET learn_id = 0 WHERE id <= "
+                 "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_learned_id')")
+    _run(conn, V2_TABLES)
+
+
+def _v4(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE suggestions ADD COLUMN base_text TEXT")
+    _run(conn, V4_TABLES)
+
+
+def _v5(conn: sqlite3.Connection) -> None:
+    for column in ("understanding_before", "understanding_after", "token"):
+        conn.execute(f"ALTER TABLE learns ADD COLUMN {column} TEXT")
+
+
+#: The step that makes each version from the one before it.
+STEPS = {1: _v1, 2: _v2, 3: lambda conn: _run(conn, V3_TABLES), 4: _v4, 5: _v5}
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Bring a store of any earlier version to ``SCHEMA_VERSION`` (inside the caller's
-    transaction); refuse one written by a newer version."""
+    transaction), one step per version; refuse one written by a newer version."""
     version = stored_version(conn)
     if version > SCHEMA_VERSION:
         raise BigramLMError(f"the case store was written by a newer bigramlm (schema {version}; this one reads up to "
                             f"{SCHEMA_VERSION}); upgrade bigramlm to use it")
-    for statement in filter(str.strip, SCHEMA.split(";")):
-        conn.execute(statement)
-    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('last_learned_id', '0')")
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(cases)")}
-    if "content_sha256" not in columns:
-        conn.execute("ALTER TABLE cases ADD COLUMN content_sha256 TEXT")
-    if "learn_id" not in columns:
-        conn.execute("ALTER TABLE cases ADD COLUMN learn_id INTEGER")
-        # Version 1's mark: every case up to it had been learned (by "learn 0").
-        conn.execute("UPDATE cases SET learn_id = 0 WHERE id <= "
-                     "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_learned_id')")
-    for statement in filter(str.strip, (V2_TABLES + V3_TABLES + V4_TABLES).split(";")):
-        conn.execute(statement)
-    if "base_text" not in {row[1] for row in conn.execute("PRAGMA table_info(suggestions)")}:
-        conn.execute("ALTER TABLE suggestions ADD COLUMN base_text TEXT")
-    learn_columns = {row[1] for row in conn.execute("PRAGMA table_info(learns)")}
-    for column in ("understanding_before", "understanding_after", "token"):
-        if column not in learn_columns:
-            conn.execute(f"ALTER TABLE learns ADD COLUMN {column} TEXT")
-    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    # Step 1 (tables IF NOT EXISTS) runs again for version-1 stores: the earliest of them
+    # were written before the suggestions table, under the same version.
+    for step in range(1 if version <= 1 else version + 1, SCHEMA_VERSION + 1):
+        STEPS[step](conn)
+    if version < SCHEMA_VERSION:
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -342,7 +342,8 @@ class SidebarAssistant:
             yield TokenEvent(0, word + " ")
         first = Suggestion("s-1", 0, "I have cancelled order {{Order Number}}.", "I have cancelled order {{Order Number}}.",
                            64.3, ["Order Number"], [])
-        second = Suggestion("s-2", 1, "Your order is cancelled.", "Your order is cancelled.", 55.3, [], [])
+        second = Suggestion("s-2", 1, "Your order {{Order Number}} is cancelled.", "Your order 5521 is cancelled.", 55.3, [], [],
+                            from_message={"Order Number": "5521"})
         settings = SuggestSettings(n=2, max_new_tokens=10, temperature=1.0, top_k=None, top_p=None, seed=None)
         yield DoneEvent(AssistResult(understanding, [first, second], "scripted", settings))
 
@@ -381,6 +382,9 @@ def test_the_desk_in_a_crm_sidebar_by_keyboard_and_accessible(browser, tmp_path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 420
         cards = page.locator("#suggestions li.suggestion")
         assert cards.nth(0).locator(".score").inner_text() == "agreement 64/100"
+        # A value taken from the message is marked, and named above the reply.
+        assert cards.nth(1).locator("mark.from-message").inner_text() == "5521"
+        assert "Order Number" in cards.nth(1).locator(".stated").inner_text()
         assert page.evaluate("document.activeElement.dataset.id") == "s-1"  # focus on the best reply
         page.keyboard.press("a")  # accept: a placeholder is left and the intent is unsure, so it asks twice
         page.wait_for_function("document.querySelector('#suggestions li.accepted') !== null", timeout=10_000)

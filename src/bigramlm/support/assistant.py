@@ -49,6 +49,7 @@ from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import POOL_CASES, check_drafts, choose
 from bigramlm.support.edits import Rule, current_rules
+from bigramlm.support.message_values import message_values
 from bigramlm.support.ranking import DISMISSED_LIMIT, EVIDENCE_CASES, dismissal_penalty, most_central, penalized_scores
 from bigramlm.support.readability import Vocabulary
 from bigramlm.support.results import (
@@ -107,6 +108,8 @@ class _Request:
     prompt: list[int]
     #: The evidence replies' tokens: what a reply is likely to repeat, so the decode's drafts.
     sources: list[list[int]]
+    #: The message as the customer wrote it (before normalising): what its values are read from.
+    message: str = ""
 
 
 class Assistant:
@@ -248,7 +251,7 @@ class Assistant:
                                                             self.normalize(ref)[0] if ref is not None else None))
                    for t, u, ref in zip(texts, understandings, references)]
         sources = [self._sources(found) if drafts else [] for found in cases]
-        return [_Request(*parts) for parts in zip(understandings, texts, cases, prompts, sources)]
+        return [_Request(*parts) for parts in zip(understandings, texts, cases, prompts, sources, messages)]
 
     def _drafts(self, rows: int) -> bool:
         """Whether a decode of batches of ``rows`` rows will draft (so its sources are worth encoding)."""
@@ -384,7 +387,8 @@ class Assistant:
         intent = request.understanding.intent
         drafts = check_drafts(candidates, request.evidence[:EVIDENCE_CASES], self.vocabulary, request.text)
         chosen = choose(drafts, request.evidence, settings.n, self.rules(), intent)
-        filled = [self.brand.fill(c.text) for c in chosen]
+        stated = message_values(request.message)  # "cancel order 5521": 5521 for {{Order Number}}
+        filled = [self.brand.fill(c.text, stated) for c in chosen]
         # Compare what the agent saw: the store keeps the filled text of a dismissed suggestion.
         dismissed = self.store.dismissed_texts(DISMISSED_LIMIT) if self.store is not None else []
         penalties = dismissal_penalty([f.text for f in filled], dismissed)
@@ -393,7 +397,8 @@ class Assistant:
         # cards never read out of order.
         suggestions = [
             Suggestion(uuid.uuid4().hex, c.index, c.text, f.text, round(score, 2), f.unfilled, f.mangled, c.source, c.case_id,
-                       c.label, self.brand.fill(c.base_text).text, [{"id": r.id, "description": r.describe()} for r in c.rules])
+                       c.label, self.brand.fill(c.base_text, stated).text,
+                       [{"id": r.id, "description": r.describe()} for r in c.rules], f.from_message)
             for c, f, score in sorted(zip(chosen, filled, order), key=lambda t: -t[2])
         ]
         return AssistResult(request.understanding, suggestions, self.run.config.model.name, settings, drafts, stats)

@@ -51,6 +51,8 @@ class FillResult:
     text: str
     unfilled: list[str] = field(default_factory=list)
     mangled: list[dict[str, Any]] = field(default_factory=list)
+    #: Placeholders filled with what the customer's message said (``support.message_values``).
+    from_message: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,8 +95,15 @@ class BrandProfile:
         rules = _rules(data.get("rules", []), path)
         return cls(values=values, name=name or None, known=set(known) if known is not None else None, rules=rules)
 
-    def fill(self, text: str) -> FillResult:
-        return fill_placeholders(text, self.values, self.known)
+    def fill(self, text: str, from_message: dict[str, str] | None = None) -> FillResult:
+        """The brand's values in ``text``; then, for the placeholders the brand does not
+        fill, the values the customer's message stated (``from_message``), recorded as such."""
+        result = fill_placeholders(text, self.values, self.known)
+        taken = {k: v for k, v in (from_message or {}).items() if k in result.unfilled}
+        if not taken:
+            return result
+        again = fill_placeholders(result.text, taken)
+        return FillResult(again.text, [k for k in result.unfilled if k not in taken], result.mangled, taken)
 
 
 def _rules(table: Any, path: Path) -> list[Rule]:

@@ -88,6 +88,8 @@ class Suggestion:
     base_text: str = ""
     #: The team edit rules made on it: {"id", "description"}.
     team_edits: list[dict[str, str]] = field(default_factory=list)
+    #: Placeholders filled with what the customer's message said: name -> value.
+    from_message: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

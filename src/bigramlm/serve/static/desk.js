@@ -65,15 +65,25 @@ function editDistance(a, b) {
   return prev[t.length] / Math.max(s.length, t.length);
 }
 
-// Text with every remaining {{placeholder}} wrapped in <mark>, built from text nodes.
-function renderWithPlaceholders(el, text) {
+// Text with every remaining {{placeholder}} wrapped in <mark>, and each value filled in from
+// the customer's message marked as such (``stated``: placeholder -> value), from text nodes.
+function renderWithPlaceholders(el, text, stated) {
   el.replaceChildren();
+  const values = Object.entries(stated || {}).filter(([, v]) => String(v));
+  const escape = (v) => String(v).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const pattern = new RegExp([PLACEHOLDER.source, ...values.map(([, v]) => escape(v))].join("|"), "g");
   let last = 0;
-  for (const m of text.matchAll(PLACEHOLDER)) {
+  for (const m of text.matchAll(pattern)) {
     if (m.index > last) el.appendChild(document.createTextNode(text.slice(last, m.index)));
     const mark = document.createElement("mark");
-    mark.className = "unfilled";
-    mark.title = "fill this in before sending";
+    if (m[0].startsWith("{{")) {
+      mark.className = "unfilled";
+      mark.title = "fill this in before sending";
+    } else {
+      const named = values.find(([, v]) => String(v) === m[0]);
+      mark.className = "from-message";
+      mark.title = `taken from the customer's message: ${named ? named[0] : "a value"} (check it)`;
+    }
     mark.textContent = m[0];
     el.appendChild(mark);
     last = m.index + m[0].length;
@@ -156,8 +166,11 @@ function suggestionCard(s, message, result) {
   const mangledText = (m) => (m && typeof m === "object" ? String(m.text ?? "") : String(m));
   if (mangled.length) warnings.push(`check garbled placeholder(s): ${mangled.map(mangledText).join(" | ")}`);
   li.querySelector(".warn").textContent = warnings.join(" · ");
+  const stated = s.from_message || {};
+  li.querySelector(".stated").textContent = Object.keys(stated).length
+    ? "from the message: " + Object.keys(stated).map(String).join(", ") : "";
   const textEl = li.querySelector(".text");
-  renderWithPlaceholders(textEl, original);
+  renderWithPlaceholders(textEl, original, stated);
   const editor = li.querySelector(".editor");
   const info = li.querySelector(".edit-info");
   const finalText = () => (editor.hidden ? original : editor.value);

@@ -121,6 +121,8 @@ class DecodeBatch:
         #: Per batch row: whether it takes the likeliest token rather than a sample.
         self.greedy: list[bool] = []
         self.pending = torch.zeros(0, dtype=torch.long)
+        #: ``_layout`` of the decoder's rows, while they stay the same rows.
+        self._cached: tuple[np.ndarray, np.ndarray, np.ndarray, list[int]] | None = None
 
     def run(self) -> Iterator[None]:
         job = self.job
@@ -153,6 +155,7 @@ class DecodeBatch:
             logits = self.decoder.admit(contexts)
         rows = list(range(start, start + len(new.rows)))
         self.slots += rows
+        self._cached = None
         first = self._draw(logits, 1, rows)
         self.pending = torch.cat([self.pending, first])
         for slot, token in zip(range(len(self.slots) - len(rows), len(self.slots)), first.tolist()):
@@ -208,6 +211,7 @@ class DecodeBatch:
             self.decoder.keep_rows(keep)  # type: ignore[union-attr]
             self.slots = [self.slots[s] for s in live]
             self.pending = self.pending[keep]
+            self._cached = None
         if isinstance(self.decoder, CachedDecoder) and self.decoder.full:
             self.decoder.cache.compact()  # holes and padding out of the way of the next token
 
@@ -227,30 +231,45 @@ class DecodeBatch:
             self._verify(self._drafts())
             return
         assert self.decoder is not None
-        self.pending = self._draw(self.decoder.push(self.pending), 1, self.slots)
+        self.pending = self._draw(self.decoder.push(self.pending), 1)
         for slot, token in enumerate(self.pending.tolist()):
             self._push(slot, [token])
 
-    def _draw(self, logits: torch.Tensor, width: int, rows: Sequence[int | None]) -> torch.Tensor:
-        """The next ``width`` tokens of the batch rows ``rows`` (None: a finished one) from
-        their logits (B * width, V), each drawn with the uniform of its seed, row and position."""
+    def _draw(self, logits: torch.Tensor, width: int, rows: Sequence[int | None] | None = None) -> torch.Tensor:
+        """The next ``width`` tokens of the batch rows ``rows`` (default: the decoder's rows;
+        None: a finished one) from their logits (B * width, V), each sampled row drawing with
+        the uniform of its seed, row and position, each greedy row taking the likeliest."""
         sampling = self.job.sampling
         if sampling.temperature == 0:
             return logits.argmax(dim=-1).cpu()
-        known = [r if r is not None else 0 for r in rows]
-        seeds = np.repeat(np.array([self.seeds[r] for r in known], dtype=np.uint64), width)
-        keys = np.repeat(np.array([self.keys[r] for r in known], dtype=np.int64), width)
-        done = np.array([self.counts[r] if r is not None else 0 for r in rows], dtype=np.int64)
-        u = uniforms(seeds, keys, (done[:, None] + np.arange(width)).reshape(-1))
-        greedy = [self.greedy[r] for r in known]
-        if not any(greedy):
+        seeds, keys, sampled, known = self._layout(rows)
+        if not sampled.any():
+            return logits.argmax(dim=-1).cpu()
+        done = np.array([self.counts[r] for r in known], dtype=np.int64)
+        draws = np.flatnonzero(np.repeat(sampled, width))  # only the sampled rows pay for the draw
+        u = uniforms(np.repeat(seeds, width)[draws], np.repeat(keys, width)[draws],
+                     (done[:, None] + np.arange(width)).reshape(-1)[draws])
+        if len(draws) == logits.size(0):
             return draw_tokens(logits, sampling.temperature, sampling.top_k, sampling.top_p, u)
         tokens = logits.argmax(dim=-1).cpu()
-        sampled = (~torch.tensor(greedy).repeat_interleave(width)).nonzero().squeeze(1)  # only these pay for the draw
-        if sampled.numel():
-            tokens[sampled] = draw_tokens(logits[sampled.to(logits.device)], sampling.temperature, sampling.top_k,
-                                          sampling.top_p, u[sampled])
+        picked = torch.from_numpy(draws)
+        tokens[picked] = draw_tokens(logits[picked.to(logits.device)], sampling.temperature, sampling.top_k,
+                                     sampling.top_p, u)
         return tokens
+
+    def _layout(self, rows: Sequence[int | None] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+        """Seeds, keys, which are sampled, and the batch row of each decoder row (a finished
+        one stands in as row 0): kept for the decoder's rows until rows join or leave (a
+        pass's draw cost 87 us of Python per pass when rebuilt every time)."""
+        if rows is None and self._cached is not None:
+            return self._cached
+        known = [r if r is not None else 0 for r in (self.slots if rows is None else rows)]
+        layout = (np.array([self.seeds[r] for r in known], dtype=np.uint64),
+                  np.array([self.keys[r] for r in known], dtype=np.int64),
+                  np.array([not self.greedy[r] for r in known], dtype=bool), known)
+        if rows is None:
+            self._cached = layout
+        return layout
 
     def _verify(self, drafts: list[list[int]]) -> None:
         """Run each row's pending token and draft in one pass; keep the draws that match.
@@ -264,7 +283,7 @@ class DecodeBatch:
         for slot, draft in enumerate(drafts):
             tokens[slot, 1 : 1 + len(draft)] = torch.tensor(draft, dtype=torch.long)
         logits = self.decoder.verify(tokens)  # (B, 1 + width, V)
-        draws = self._draw(logits.reshape(-1, logits.size(-1)), 1 + width, self.slots).view(len(drafts), 1 + width)
+        draws = self._draw(logits.reshape(-1, logits.size(-1)), 1 + width).view(len(drafts), 1 + width)
         # A draft token stands while every draw before it, and its own, equal the draft.
         same = (draws[:, :width] == tokens[:, 1:]) & (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1))
         accepted = same.long().cumprod(dim=1).sum(dim=1)

@@ -436,6 +436,22 @@ def test_allowed_host_lets_a_reverse_proxy_on_the_same_host_in(runs):
         assert c.get("/api/stats", headers={"Host": "evil.example"}).status_code == 421
 
 
+def test_a_path_prefix_keeps_public_paths_open_and_openai_errors_in_shape(runs):
+    """Behind a proxy that mounts the desk at /desk (``serve --root-path /desk``), the
+    ASGI path carries the prefix: the guard and the error shapes must look past it."""
+    from bigramlm.serve.errors import app_path
+
+    assert app_path({"path": "/desk/healthz", "root_path": "/desk"}) == "/healthz"
+    assert app_path({"path": "/desk", "root_path": "/desk"}) == "/"
+    assert app_path({"path": "/healthz", "root_path": ""}) == "/healthz"
+    with TestClient(create_app(runs["text"], token="tok"), root_path="/desk") as c:
+        assert c.get("/desk/healthz").status_code == 200  # public, though a token guards the API
+        assert c.get("/desk/api/stats").status_code == 401
+        r = c.post("/desk/v1/completions", json={"prompt": "a", "max_tokens": 0}, headers={"Authorization": "Bearer tok"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens"  # OpenAI's shape under the prefix
+        assert c.get("/desk/openapi.json").json()["servers"] == [{"url": "/desk"}]
+
+
 def test_the_page_works_under_a_path_prefix():
     """Behind a proxy at /desk/ the page must ask for desk/api/..., not /api/...: every URL it uses is relative."""
     from bigramlm.serve.routes.meta import STATIC_DIR

@@ -46,6 +46,15 @@ class ModelNotFound(Exception):
 log = logging.getLogger("bigramlm.server")
 
 
+def app_path(scope: dict[str, Any]) -> str:
+    """The path the app routes: the prefix a reverse proxy mounts it under (``--root-path``,
+    which the ASGI path includes) taken off."""
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    if root and path.startswith(root):
+        return path[len(root):] or "/"
+    return path
+
+
 def json_error(status: int, message: str, path: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     """Errors in the shape the caller's client expects: OpenAI's for /v1, ours elsewhere."""
     if path.startswith("/v1/"):
@@ -88,29 +97,29 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> list[str]:
 async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
-        return json_error(400, "request body is not valid JSON", request.url.path)
+        return json_error(400, "request body is not valid JSON", app_path(request.scope))
     message, field_name = describe_validation(errors)
     safe = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
-    return json_error(422, message, request.url.path, field=field_name, errors=safe)
+    return json_error(422, message, app_path(request.scope), field=field_name, errors=safe)
 
 
 async def _http(request: Request, exc: HTTPException) -> JSONResponse:
     # Starlette's class, so that unknown routes (404, 405) answer in the caller's shape too.
-    return json_error(exc.status_code, str(exc.detail), request.url.path, headers=exc.headers)
+    return json_error(exc.status_code, str(exc.detail), app_path(request.scope), headers=exc.headers)
 
 
 async def _busy(request: Request, exc: Busy) -> JSONResponse:
     limits = request.app.state.limits
     return json_error(503, f"all {limits.max_concurrent} generation slots are busy; retry shortly",
-                      request.url.path, headers={"Retry-After": str(limits.retry_after_s)})
+                      app_path(request.scope), headers={"Retry-After": str(limits.retry_after_s)})
 
 
 async def _timeout(request: Request, exc: GenerationTimeout) -> JSONResponse:
-    return json_error(504, f"generation took longer than {request.app.state.limits.timeout_s:g} s", request.url.path)
+    return json_error(504, f"generation took longer than {request.app.state.limits.timeout_s:g} s", app_path(request.scope))
 
 
 async def _user_error(request: Request, exc: BigramLMError) -> JSONResponse:
-    return json_error(422, str(exc), request.url.path, field=exc.param)
+    return json_error(422, str(exc), app_path(request.scope), field=exc.param)
 
 
 async def _model_not_found(request: Request, exc: ModelNotFound) -> JSONResponse:
@@ -121,16 +130,16 @@ async def _model_not_found(request: Request, exc: ModelNotFound) -> JSONResponse
 
 
 async def _unsupported(request: Request, exc: Unsupported) -> JSONResponse:
-    return json_error(400, exc.message, request.url.path, field=exc.param, code=exc.code)
+    return json_error(400, exc.message, app_path(request.scope), field=exc.param, code=exc.code)
 
 
 async def _storage(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
     """The store could not write (a full disk, a locked or read-only file): 507 or 503 in
     JSON, one log line, never a traceback; nothing was acknowledged, so nothing is lost."""
     full = "full" in str(exc).lower()
-    log.error("store write failed on %s: %s", request.url.path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    log.error("store write failed on %s: %s", app_path(request.scope), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     return json_error(507 if full else 503, f"the case store cannot write now ({exc}); nothing was stored, try again",
-                      request.url.path)
+                      app_path(request.scope))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 from fastapi import FastAPI
 
 from bigramlm.serve.docs import DOCS_ASSETS_URL, DOCS_URL
-from bigramlm.serve.errors import json_error
+from bigramlm.serve.errors import app_path, json_error
 from bigramlm.serve.limits import ServerLimits
 from bigramlm.serve.network import host_name
 
@@ -94,7 +94,7 @@ class AccessLog(_HTTPMiddleware):
             await self.app(scope, receive, send_logged)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", None) or scope.get("path", "?")
+            path = getattr(route, "path", None) or app_path(scope) or "?"
             log.info("%s %s %d %.1fms request_id=%s", printable(str(scope.get("method", "?"))), printable(str(path)),
                      status["code"], (time.perf_counter() - start) * 1000, rid,
                      extra={"request_id": rid, "status": status["code"]})
@@ -119,7 +119,7 @@ class RequestGuard(_HTTPMiddleware):
         self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts is not None else None
 
     async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
-        path: str = scope.get("path", "")
+        path: str = app_path(scope)
         raw = {k.lower(): v for k, v in scope.get("headers", [])}
         refusal = self._refusal(path, raw, scope.get("method"))
         if refusal is not None:
@@ -209,7 +209,7 @@ class SecurityHeaders(_HTTPMiddleware):
            "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
     async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
-        path = scope.get("path", "")
+        path = app_path(scope)
 
         async def send_with_headers(message: dict) -> None:
             if message["type"] == "http.response.start":

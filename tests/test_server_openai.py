@@ -222,3 +222,28 @@ def test_chat_says_which_messages_the_assistant_read(servers):
     assert r.status_code == 200
     assert r.headers["x-bigramlm-messages-ignored"] == "3"
     assert r.json()["bigramlm"]["messages_ignored"] == 3 and r.json()["bigramlm"]["messages_read"] == "the last user message"
+
+
+def test_langchain_chat_model_streams_stops_and_counts(servers):
+    """LangChain's ChatOpenAI, as a team would point it at the desk: invoke, n, stop, stream with usage."""
+    langchain_openai = pytest.importorskip("langchain_openai")
+    chat = langchain_openai.ChatOpenAI(base_url=f"{servers['support'].base}/v1", api_key="tok-123", model="support-run",
+                                       max_tokens=60, seed=4, max_retries=0, stream_usage=True)
+    reply = chat.invoke("please cancel my purchase")
+    assert reply.content and reply.usage_metadata["total_tokens"] > 0
+    assert reply.response_metadata["model_name"] == "support-run"
+    cut = reply.content.split()[1]
+    stopped = chat.invoke("please cancel my purchase", stop=[cut])
+    assert cut not in stopped.content
+    chunks = list(chat.stream("where is my package"))
+    assert "".join(c.content for c in chunks) and any(c.usage_metadata for c in chunks)
+    two = langchain_openai.ChatOpenAI(base_url=f"{servers['support'].base}/v1", api_key="tok-123", model="support-run",
+                                      max_tokens=40, n=2, seed=4, max_retries=0)
+    from langchain_core.messages import HumanMessage
+
+    result = two.generate([[HumanMessage("where is my package")]])
+    assert len(result.generations[0]) == 2 and all(g.text for g in result.generations[0])
+    # Structured output needs tools or response_format: refused by name, not ignored.
+    with pytest.raises(Exception) as info:
+        chat.bind_tools([{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]).invoke("hi")
+    assert "tools" in str(info.value)

@@ -92,6 +92,8 @@ def test_dismissals_are_stored_once_and_never_become_cases(tmp_path):
             store.dismiss_suggestion("a0")
         store.dismiss_suggestion("b1")
         assert store.dismissed_texts() == ["No", "Hi"] and store.dismissed_texts(limit=1) == ["No"]
+        # "Hi" was dismissed as the wrong intent's reply: the text itself is not to blame.
+        assert store.dismissed_texts(exclude_reasons=["wrong intent"]) == ["No"]
         # The accepted case waits for a learn; the dismissed texts are nowhere among the cases.
         assert [c.id for c in store.cases_since_last_learn()] == [case_id]
         assert {c.case.reply for c in store.list_cases(limit=10**9)} == {"Hello there"}

@@ -50,7 +50,14 @@ from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import POOL_CASES, check_drafts, choose
 from bigramlm.support.edits import Rule, current_rules
 from bigramlm.support.message_values import message_values
-from bigramlm.support.ranking import DISMISSED_LIMIT, EVIDENCE_CASES, dismissal_penalty, most_central, penalized_scores
+from bigramlm.support.ranking import (
+    DISMISSED_LIMIT,
+    EVIDENCE_CASES,
+    NOT_THE_REPLY,
+    dismissal_penalty,
+    most_central,
+    penalized_scores,
+)
 from bigramlm.support.readability import Vocabulary
 from bigramlm.support.results import (
     AssistResult,
@@ -390,7 +397,7 @@ class Assistant:
         stated = message_values(request.message)  # "cancel order 5521": 5521 for {{Order Number}}
         filled = [self.brand.fill(c.text, stated) for c in chosen]
         # Compare what the agent saw: the store keeps the filled text of a dismissed suggestion.
-        dismissed = self.store.dismissed_texts(DISMISSED_LIMIT) if self.store is not None else []
+        dismissed = self.store.dismissed_texts(DISMISSED_LIMIT, NOT_THE_REPLY) if self.store is not None else []
         penalties = dismissal_penalty([f.text for f in filled], dismissed)
         order = penalized_scores([c.score for c in chosen], penalties)
         # The score shown is the one the order uses (a dismissal's penalty included), so the

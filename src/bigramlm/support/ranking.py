@@ -112,6 +112,11 @@ def max_similarity(candidates: Sequence[str], dismissed: Sequence[str]) -> np.nd
     return np.maximum(as_hypothesis, as_reference).max(axis=1) / 100.0
 
 
+#: Dismissal reasons that blame the understanding, not the reply: a reply dismissed as the
+#: wrong intent's may be right for its own, so it does not sink (``dismissal_penalty``).
+NOT_THE_REPLY = ("wrong intent",)
+
+
 def dismissal_penalty(candidates: Sequence[str], dismissed: Sequence[str]) -> list[float]:
     """A penalty in [0, 1] per candidate: 0 when it is unlike every dismissed text, 1 when
     it is (nearly) one of them; linear in chrF between the two thresholds."""

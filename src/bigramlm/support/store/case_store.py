@@ -181,11 +181,12 @@ class CaseStore:
         with self.db.write() as conn:
             return insert_dismissal(conn, str(suggestion_id), reason)
 
-    def dismissed_texts(self, limit: int = 200) -> list[str]:
-        """The texts of the latest ``limit`` dismissed suggestions, newest first, each once."""
+    def dismissed_texts(self, limit: int = 200, exclude_reasons: Sequence[str] = ()) -> list[str]:
+        """The texts of the latest ``limit`` dismissed suggestions, newest first, each once
+        (without those dismissed for one of ``exclude_reasons``)."""
         if limit < 0:
             raise BigramLMError("limit must not be negative", param="limit")
-        return recent_dismissed_texts(self.db.connection(), limit)
+        return recent_dismissed_texts(self.db.connection(), limit, tuple(exclude_reasons))
 
     def desk_stats(self) -> StoreStats:
         """The desk's figures, read from one snapshot (see ``StoreStats``)."""

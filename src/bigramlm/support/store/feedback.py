@@ -147,11 +147,14 @@ def refuse_dismissed(conn: sqlite3.Connection, suggestion_ids: list[str]) -> Non
             raise SuggestionConflict(f"suggestion_id {suggestion_id!r} was dismissed; it cannot be accepted")
 
 
-def recent_dismissed_texts(conn: sqlite3.Connection, limit: int) -> list[str]:
-    """The texts of the ``limit`` latest dismissals, newest first, each text once."""
+def recent_dismissed_texts(conn: sqlite3.Connection, limit: int, exclude_reasons: Sequence[str] = ()) -> list[str]:
+    """The texts of the ``limit`` latest dismissals, newest first, each text once; those
+    dismissed for one of ``exclude_reasons`` left out."""
+    marks = ", ".join("?" * len(exclude_reasons))
+    skip = f" AND (f.reason IS NULL OR f.reason NOT IN ({marks}))" if exclude_reasons else ""
     rows = conn.execute(
         "SELECT s.text FROM feedback f JOIN suggestions s ON s.id = f.suggestion_id"
-        " WHERE f.action = ? ORDER BY f.id DESC LIMIT ?", (DISMISS, int(limit)),
+        f" WHERE f.action = ?{skip} ORDER BY f.id DESC LIMIT ?", (DISMISS, *exclude_reasons, int(limit)),
     ).fetchall()
     return list(dict.fromkeys(str(r[0]) for r in rows))
 

@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 from bigramlm.cli.common import EXIT_USAGE
 from bigramlm.cli.data import add_data_parser
 from bigramlm.cli.evaluate import add_eval_parser
+from bigramlm.cli.agents import add_agents_parser
 from bigramlm.cli.rules import add_rules_parser
 from bigramlm.cli.sample import add_sample_parser
 from bigramlm.cli.serve import add_serve_parser
@@ -40,6 +41,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_brand_parser,
     add_learn_parser,
     add_rules_parser,
+    add_agents_parser,
     add_serve_parser,
 ]
 

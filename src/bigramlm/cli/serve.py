@@ -51,7 +51,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bigramlm.serve.network import check_exposure
 
     token = args.token or _token_file(args.token_file) or os.environ.get("BIGRAMLM_TOKEN") or None
-    check_exposure(args.host, token)
+    from bigramlm.support.store import run_has_agents
+
+    check_exposure(args.host, token, run_has_agents(args.run_dir))
     if not 0 <= args.port <= 65535:
         raise BigramLMError(f"--port must be in 0..65535 (got {args.port})")
     if args.max_concurrent < 1:

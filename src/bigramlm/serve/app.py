@@ -79,7 +79,7 @@ def create_app(
     app.include_router(feedback.router(schemas))
     app.include_router(rules.router)
     app.include_router(openai.router(schemas))
-    add_middleware(app, limits, token, allowed_hosts)
+    add_middleware(app, limits, token, allowed_hosts, desk.store)
     return app
 
 

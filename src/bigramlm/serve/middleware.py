@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, MutableMapping, Protocol
 
 from fastapi import FastAPI
 
@@ -100,6 +100,24 @@ class AccessLog(_HTTPMiddleware):
                      extra={"request_id": rid, "status": status["code"]})
 
 
+#: ``RequestGuard._caller``'s answer for a request without a valid token.
+_REFUSED = object()
+
+
+class AgentDirectory(Protocol):
+    """Who may use the desk (the case store: ``support.store.agents``)."""
+
+    def has_agents(self) -> bool: ...
+
+    def agent_for_token(self, token: bytes) -> str | None: ...
+
+
+def request_agent(scope: MutableMapping[str, Any]) -> str | None:
+    """The named agent a request comes from (None on a desk without agents)."""
+    agent = scope.get("state", {}).get("agent")
+    return str(agent) if agent is not None else None
+
+
 class RequestGuard(_HTTPMiddleware):
     """Host, bearer token, JSON content type, body size and body deadline, checked before any route runs.
 
@@ -110,18 +128,24 @@ class RequestGuard(_HTTPMiddleware):
     ``token``: compared with the UTF-8 bytes after ``Bearer `` in ``Authorization``. Header
     values are bytes on the wire, so a non-ASCII token is sent as its UTF-8 bytes (the desk
     page does so; with httpx, pass the header value as bytes).
+
+    ``agents``: once the store has an agent (``bigramlm agents add``), only an active
+    agent's token is accepted (``token`` no longer is), and the agent's name goes with the
+    request (``request_agent``) into what it stores.
     """
 
-    def __init__(self, app: Callable, token: str | None, limits: ServerLimits, allowed_hosts: Iterable[str] | None = None):
+    def __init__(self, app: Callable, token: str | None, limits: ServerLimits, allowed_hosts: Iterable[str] | None = None,
+                 agents: "AgentDirectory | None" = None):
         super().__init__(app)
         self.token = token.encode("utf-8") if token else None
+        self.agents = agents
         self.limits = limits
         self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts is not None else None
 
     async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
         path: str = app_path(scope)
         raw = {k.lower(): v for k, v in scope.get("headers", [])}
-        refusal = self._refusal(path, raw, scope.get("method"))
+        refusal = self._refusal(scope, path, raw, scope.get("method"))
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -144,12 +168,15 @@ class RequestGuard(_HTTPMiddleware):
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def _refusal(self, path: str, raw: dict[bytes, bytes], method: str | None) -> Callable | None:
+    def _refusal(self, scope: dict, path: str, raw: dict[bytes, bytes], method: str | None) -> Callable | None:
         """The response that refuses this request before its body is read, or None."""
         if self.allowed_hosts is not None and host_name(raw.get(b"host", b"").decode("latin-1")) not in self.allowed_hosts:
             return json_error(421, "this server answers only to its loopback address", path)
-        if self.token is not None and not _is_public(path) and not self._authorized(raw.get(b"authorization", b"")):
-            return json_error(401, "missing or wrong bearer token", path, {"WWW-Authenticate": "Bearer"})
+        if not _is_public(path):
+            agent = self._caller(raw.get(b"authorization", b""))
+            if agent is _REFUSED:
+                return json_error(401, "missing or wrong bearer token", path, {"WWW-Authenticate": "Bearer"})
+            scope.setdefault("state", {})["agent"] = agent
         if method in ("POST", "PUT", "PATCH"):
             ctype = raw.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
             if ctype not in _JSON_TYPES:
@@ -159,10 +186,17 @@ class RequestGuard(_HTTPMiddleware):
                 return self._too_large(path)
         return None
 
-    def _authorized(self, header: bytes) -> bool:
+    def _caller(self, header: bytes) -> "str | None | object":
+        """The agent the request comes from (None: no agents, or none needed), or ``_REFUSED``."""
         scheme, _, value = header.partition(b" ")
+        bearer, value = scheme.lower() == b"bearer", value.strip()
+        if self.agents is not None and self.agents.has_agents():
+            name = self.agents.agent_for_token(value) if bearer and value else None
+            return name if name is not None else _REFUSED
+        if self.token is None:
+            return None
         # compare_digest takes time independent of where the secrets differ.
-        return scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self.token or b"")
+        return None if bearer and hmac.compare_digest(value, self.token) else _REFUSED
 
     def _too_large(self, path: str) -> Any:
         return json_error(413, f"request body too large: at most {self.limits.max_body_bytes} bytes", path,
@@ -223,8 +257,9 @@ class SecurityHeaders(_HTTPMiddleware):
         await self.app(scope, receive, send_with_headers)
 
 
-def add_middleware(app: FastAPI, limits: ServerLimits, token: str | None, allowed_hosts: Iterable[str] | None) -> None:
+def add_middleware(app: FastAPI, limits: ServerLimits, token: str | None, allowed_hosts: Iterable[str] | None,
+                   agents: AgentDirectory | None = None) -> None:
     # Added innermost first: Starlette wraps each new one around the ones before.
-    app.add_middleware(RequestGuard, token=token, limits=limits, allowed_hosts=allowed_hosts)
+    app.add_middleware(RequestGuard, token=token, limits=limits, allowed_hosts=allowed_hosts, agents=agents)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)

@@ -23,11 +23,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_exposure(host: str, token: str | None) -> None:
-    """Refuse to listen beyond loopback without a token."""
-    if not is_loopback(host) and not token:
+def check_exposure(host: str, token: str | None, agents: bool = False) -> None:
+    """Refuse to listen beyond loopback without a token, or named agents (whose tokens guard it)."""
+    if not is_loopback(host) and not token and not agents:
         raise BigramLMError(
-            f"host {host} is not a loopback address: give a bearer secret as token (or BIGRAMLM_TOKEN)",
+            f"host {host} is not a loopback address: give a bearer secret as token (or BIGRAMLM_TOKEN), "
+            "or add agents (bigramlm agents add NAME RUN)",
             param=("host", "token"),
         )
 

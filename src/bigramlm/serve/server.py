@@ -20,6 +20,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from bigramlm.serve.app import create_app
 from bigramlm.serve.limits import ServerLimits
 from bigramlm.serve.network import allowed_host_names, bind_listener, check_exposure
+from bigramlm.support.store import run_has_agents
 
 log = logging.getLogger("bigramlm.server")
 
@@ -90,7 +91,7 @@ def serve(run_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 
 
     ``allowed_hosts``: ``Host`` names answered besides loopback's (a reverse proxy on the
     same host that passes its own name); ``root_path``: the prefix it mounts the desk under."""
-    check_exposure(host, token)
+    check_exposure(host, token, run_has_agents(run_dir))
     sock = bind_listener(host, port)  # before loading the run: a busy port fails at once
     try:
         app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits,

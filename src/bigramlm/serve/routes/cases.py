@@ -9,13 +9,18 @@ or dismissed, never both (``bigramlm.support.store.feedback``).
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from bigramlm.data.cases import DESK, Case
 from bigramlm.serve.deps import DeskDep
 from bigramlm.serve.desk import Desk
+from bigramlm.serve.middleware import request_agent
 from bigramlm.serve.schemas import CasePage, CaseSaved, Schemas
 from bigramlm.support.store import StoredCase, StoreStats, SuggestionConflict, normalized_edit_distance
+
+
+#: An agent's name (``support.store.agents.NAME``).
+AGENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 def router(schemas: Schemas) -> APIRouter:
@@ -25,9 +30,11 @@ def router(schemas: Schemas) -> APIRouter:
     @api.post("/api/cases", status_code=201, responses={
         200: {"description": "the suggestion had been accepted already: its case, stored once"},
         409: {"description": "the suggestion named was dismissed"}})
-    def add_case(req: CaseRequest, desk: DeskDep, response: Response) -> CaseSaved:  # type: ignore[valid-type]
-        """Store a resolved case. The answer comes only after the row is committed."""
-        saved, created = save_case(desk, req)
+    def add_case(req: CaseRequest, desk: DeskDep, response: Response,  # type: ignore[valid-type]
+                 request: Request) -> CaseSaved:
+        """Store a resolved case (by the agent whose token came with it). The answer comes
+        only after the row is committed."""
+        saved, created = save_case(desk, req, request_agent(request.scope))
         if not created:
             response.status_code = 200
         return saved
@@ -38,16 +45,22 @@ def router(schemas: Schemas) -> APIRouter:
         return case_page(desk, page.offset, page.limit)  # type: ignore[attr-defined]
 
     @api.get("/api/stats")
-    def stats(desk: DeskDep) -> StoreStats:
+    def stats(desk: DeskDep, agent: Annotated[str | None, Query(pattern=AGENT_NAME, max_length=64)] = None) -> StoreStats:
         """Acceptance (all, and with light edits only: under 40% normalised edit distance), edit
-        distance, dismissals (over suggestions shown), and cases stored since the last ``learn``.
+        distance, dismissals (over suggestions shown), and cases stored since the last ``learn``;
+        with ``agent``, that agent's (the suggestions shown to it, its accepts, its dismissals).
         The rates are null until there is something to divide by."""
-        return desk.store.desk_stats()
+        return desk.store.desk_stats(agent)
+
+    @api.get("/api/me")
+    def me(request: Request) -> dict[str, str | None]:
+        """The agent this request's token belongs to (null on a desk without named agents)."""
+        return {"agent": request_agent(request.scope)}
 
     return api
 
 
-def save_case(desk: Desk, req: Any) -> tuple[CaseSaved, bool]:
+def save_case(desk: Desk, req: Any, agent: str | None = None) -> tuple[CaseSaved, bool]:
     edited, distance = req.edited, None
     if req.suggestion_id is not None:
         shown = desk.store.get_suggestion(req.suggestion_id)
@@ -58,7 +71,7 @@ def save_case(desk: Desk, req: Any) -> tuple[CaseSaved, bool]:
         edited = edited or distance > 0
     try:
         case = Case(req.message, req.reply, req.intent, req.category, DESK)
-        ((case_id, created),) = desk.store.accept([StoredCase(case, None, req.suggestion_id, edited, distance)])
+        ((case_id, created),) = desk.store.accept([StoredCase(case, None, req.suggestion_id, edited, distance, agent)])
     except SuggestionConflict as exc:
         raise HTTPException(409, str(exc)) from None
     if not created:  # what was stored the first time

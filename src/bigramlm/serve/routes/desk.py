@@ -16,7 +16,7 @@ from bigramlm.errors import BigramLMError
 from bigramlm.serve.deps import DeskDep, LimitsDep
 from bigramlm.serve.desk import Desk
 from bigramlm.serve.limits import ServerLimits
-from bigramlm.serve.middleware import request_id
+from bigramlm.serve.middleware import request_agent, request_id
 from bigramlm.serve.schemas import Schemas
 from bigramlm.serve.slots import GenerationTimeout, Job
 from bigramlm.serve.sse import MEDIA_TYPE, STREAM_HEADERS, merge_token_events, sse
@@ -40,7 +40,7 @@ def router(schemas: Schemas) -> APIRouter:
         assistant, options = need_assistant(desk), suggest_options(req)
         result = await desk.slots.run(lambda job: assistant.suggest(req.message, **options, check=job.check),
                                       gone=request.is_disconnected)
-        return await run_in_threadpool(remember, desk.store, result, request_id(request.scope))
+        return await run_in_threadpool(remember, desk.store, result, request_id(request.scope), request_agent(request.scope))
 
     @api.post("/api/suggest/stream")
     async def suggest_stream(req: SuggestRequest, desk: DeskDep, limits: LimitsDep,  # type: ignore[valid-type]
@@ -48,8 +48,8 @@ def router(schemas: Schemas) -> APIRouter:
         """Server-sent events: ``understanding``, ``token`` (index, text), then ``done`` with the full object."""
         assistant, options = need_assistant(desk), suggest_options(req)
         items = desk.slots.stream(lambda job: suggest_events(assistant, req.message, options, job))
-        return StreamingResponse(event_stream(items, desk.store, limits, request_id(request.scope)), media_type=MEDIA_TYPE,
-                                 headers=STREAM_HEADERS)
+        stream = event_stream(items, desk.store, limits, request_id(request.scope), request_agent(request.scope))
+        return StreamingResponse(stream, media_type=MEDIA_TYPE, headers=STREAM_HEADERS)
 
     return api
 
@@ -74,24 +74,24 @@ def suggest_events(assistant: "Assistant", message: str, options: dict[str, Any]
     return assistant.suggest_stream(message, **options, check=job.check)
 
 
-def remember(store: CaseStore, result: AssistResult, rid: str) -> dict[str, Any]:
-    """Record what was shown, so acceptance and edit distance are measured against it; the
-    request's id (the access log's) ties the suggestions to it."""
+def remember(store: CaseStore, result: AssistResult, rid: str, agent: str | None = None) -> dict[str, Any]:
+    """Record what was shown (to ``agent``), so acceptance and edit distance are measured
+    against it; the request's id (the access log's) ties the suggestions to it."""
     for s in result.suggestions:
         if not s.id:  # the assistant gives uuids; anything else gets one here
             s.id = uuid.uuid4().hex
     store.record_suggestions([(str(s.id), s.filled_text, s.score, s.base_text or None) for s in result.suggestions],
-                             request_id=rid)
+                             request_id=rid, agent=agent)
     return {**result.to_dict(), "request_id": rid}
 
 
 async def event_stream(items: AsyncIterator[list[SuggestEvent]], store: CaseStore, limits: ServerLimits,
-                       rid: str) -> AsyncIterator[bytes]:
+                       rid: str, agent: str | None = None) -> AsyncIterator[bytes]:
     try:
         async for batch in items:
             for event in merge_token_events(batch):
                 if isinstance(event, DoneEvent):
-                    yield sse(await run_in_threadpool(remember, store, event.result, rid), "done")
+                    yield sse(await run_in_threadpool(remember, store, event.result, rid, agent), "done")
                 else:
                     yield sse(event.to_dict(), event.type)
     except GenerationTimeout:

@@ -11,10 +11,11 @@ look like it down (``bigramlm.support.ranking``). It never becomes a resolved ca
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from bigramlm.serve.deps import DeskDep
 from bigramlm.serve.desk import Desk
+from bigramlm.serve.middleware import request_agent
 from bigramlm.serve.schemas import FeedbackSaved, Schemas
 from bigramlm.support.store import SuggestionConflict
 
@@ -30,9 +31,10 @@ def router(schemas: Schemas) -> APIRouter:
     api = APIRouter(tags=["desk"])
 
     @api.post("/api/feedback", status_code=201, responses=RESPONSES)
-    def add_feedback(req: FeedbackRequest, desk: DeskDep, response: Response) -> FeedbackSaved:  # type: ignore[valid-type]
+    def add_feedback(req: FeedbackRequest, desk: DeskDep, response: Response,  # type: ignore[valid-type]
+                     request: Request) -> FeedbackSaved:
         """Dismiss a suggestion. The answer (201) comes only after the record is committed."""
-        saved = dismiss(desk, req)
+        saved = dismiss(desk, req, request_agent(request.scope))
         if not saved.created:
             response.status_code = 200
         return saved
@@ -40,9 +42,9 @@ def router(schemas: Schemas) -> APIRouter:
     return api
 
 
-def dismiss(desk: Desk, req: Any) -> FeedbackSaved:
+def dismiss(desk: Desk, req: Any, agent: str | None = None) -> FeedbackSaved:
     try:
-        dismissal = desk.store.dismiss_suggestion(req.suggestion_id, reason=req.reason)
+        dismissal = desk.store.dismiss_suggestion(req.suggestion_id, reason=req.reason, agent=agent)
     except SuggestionConflict as exc:
         raise HTTPException(409, str(exc)) from None
     if dismissal is None:

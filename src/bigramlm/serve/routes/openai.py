@@ -2,7 +2,7 @@
 
 Completions continue the raw prompt with the run's model. Chat on an instruction run asks
 the assistant: it reads the last user message only (the customer's), and says so, in the
-body's ``bigramlm.messages_ignored`` and the ``X-BigramLM-Messages-Ignored`` header; on
+body's "bigramlm" object (its messages_ignored) and the X-BigramLM-Messages-Ignored header; on
 any other run it continues the messages' text. ``model`` may be left out or name this
 run; any other gets OpenAI's 404 ``model_not_found``. An option this server does not
 support (``tools``, ``response_format`` other than text, ``logprobs``, ...) is refused with
@@ -52,7 +52,7 @@ def router(schemas: Schemas) -> APIRouter:
 
     @api.get("/v1/models/{model_id}")
     def model(model_id: str, desk: DeskDep) -> ModelCard:
-        """The run, as OpenAI's ``models.retrieve``; any other id is OpenAI's 404 ``model_not_found``."""
+        """The run, as OpenAI's models.retrieve answers it; any other id is OpenAI's 404 ``model_not_found``."""
         check_model(desk, model_id)
         return model_card(desk)
 

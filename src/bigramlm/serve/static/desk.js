@@ -91,12 +91,14 @@ function renderWithPlaceholders(el, text, stated) {
   if (last < text.length) el.appendChild(document.createTextNode(text.slice(last)));
 }
 
+let agent = null;  // the named agent whose token this page sends (GET api/me), or null
+
 async function refreshStats() {
   try {
-    const s = await (await api("api/stats")).json();
+    const s = await (await api(agent ? `api/stats?agent=${encodeURIComponent(agent)}` : "api/stats")).json();
     const pct = (x) => (x === null || x === undefined ? "–" : (100 * x).toFixed(0) + "%");
     const dist = s.mean_edit_distance === null ? "–" : s.mean_edit_distance.toFixed(3);
-    $("stats").textContent = `cases ${s.cases} · since last learn ${s.cases_since_last_learn} · acceptance ${pct(s.acceptance_rate)}` +
+    $("stats").textContent = (agent ? `${agent}: ` : "") + `cases ${s.cases} · since last learn ${s.cases_since_last_learn} · acceptance ${pct(s.acceptance_rate)}` +
       ` (light edits ${pct(s.light_edit_acceptance_rate)}) · mean edit distance ${dist}` +
       ` · dismissed ${s.dismissed} (${pct(s.dismissal_rate)})`;
   } catch (e) { /* stats are a nicety; errors show on actions */ }
@@ -308,7 +310,10 @@ async function suggest(ev, intent) {
   if (ev) ev.preventDefault();
   const message = $("message").value;
   if (!message.trim()) return;
-  if ($("token").value) sessionStorage.setItem("bigramlm-token", $("token").value);
+  if ($("token").value) {
+    sessionStorage.setItem("bigramlm-token", $("token").value);
+    if (!agent) api("api/me").then((r) => r.json()).then((d) => { agent = d.agent; }).catch(() => {});
+  }
   if (controller) controller.abort();
   controller = new AbortController();
   const n = Math.max(1, Math.min(8, parseInt($("n").value, 10) || 3));
@@ -396,6 +401,7 @@ async function init() {
     if (Number.isInteger(limit) && limit > 0) $("message").maxLength = limit;
   } catch (e) { /* the default limit stays */ }
   showCounter();
+  try { agent = (await (await api("api/me")).json()).agent; } catch (e) { /* asks for the token on first use */ }
   try {
     const health = await (await fetch("healthz")).json();
     $("run").textContent = "serving " + String(health.run);

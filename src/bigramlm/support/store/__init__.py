@@ -6,15 +6,18 @@ schema and one notion of "cases since the last learn". By concept:
 - ``database``: the file, per-thread connections and transactions (durability);
 - ``schema``: the tables and the migrations between versions;
 - ``cases``: resolved cases (``StoredCase``) and the learns that trained on them;
-- ``feedback``: the suggestions shown, dismissals, and the desk's figures.
+- ``feedback``: the suggestions shown, dismissals, and the desk's figures;
+- ``agents``: agents' names and their tokens' digests.
 """
 
+from bigramlm.support.store.agents import Agent
 from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
-from bigramlm.support.store.case_store import STORE_FILE, CaseStore, normalized_edit_distance, store_path
+from bigramlm.support.store.case_store import STORE_FILE, CaseStore, normalized_edit_distance, run_has_agents, store_path
 from bigramlm.support.store.feedback import Dismissal, ShownSuggestion, StoreStats, SuggestionConflict
 from bigramlm.support.store.schema import SCHEMA_VERSION
 
 __all__ = [
+    "Agent",
     "CaseStore",
     "Dismissal",
     "LearnChanges",
@@ -26,5 +29,6 @@ __all__ = [
     "StoredCase",
     "SuggestionConflict",
     "normalized_edit_distance",
+    "run_has_agents",
     "store_path",
 ]

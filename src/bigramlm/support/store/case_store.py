@@ -18,7 +18,9 @@ from rapidfuzz.distance import Levenshtein
 
 from bigramlm.data.cases import Case
 from bigramlm.errors import BigramLMError
+from bigramlm.support.store import agents as agent_rows
 from bigramlm.support.store import cases as case_rows
+from bigramlm.support.store.agents import Agent
 from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
 from bigramlm.support.store.database import Database
 from bigramlm.support.store.feedback import (
@@ -42,6 +44,14 @@ STORE_FILE = "cases.sqlite"
 def store_path(run_dir: str | os.PathLike[str]) -> Path:
     """Where a run keeps its resolved cases."""
     return Path(run_dir) / STORE_FILE
+
+
+def run_has_agents(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether the run's store has an active named agent (then agents' tokens guard its desk)."""
+    if not store_path(run_dir).is_file():
+        return False
+    with CaseStore.for_run(run_dir) as store:
+        return store.has_agents()
 
 
 def normalized_edit_distance(a: str, b: str) -> float:
@@ -149,13 +159,13 @@ class CaseStore:
     # --- feedback -------------------------------------------------------------------
 
     def record_suggestions(self, suggestions: Sequence[tuple[str, str, float | None] | tuple[str, str, float | None, str | None]],
-                           request_id: str | None = None) -> str:
+                           request_id: str | None = None, agent: str | None = None) -> str:
         """Remember the suggestions (id, text, score[, text before team edits]) shown for one
-        request; returns the request id."""
+        request (to ``agent``); returns the request id."""
         request_id = request_id or uuid.uuid4().hex
         rows = [(s[0], s[1], s[2], s[3] if len(s) > 3 else None) for s in suggestions]
         with self.db.write() as conn:
-            insert_suggestions(conn, rows, request_id)
+            insert_suggestions(conn, rows, request_id, agent)
         return request_id
 
     def accepted_edits(self, per_intent: int) -> list[tuple[str | None, str, str]]:
@@ -174,12 +184,12 @@ class CaseStore:
     def get_suggestion(self, suggestion_id: str) -> ShownSuggestion | None:
         return select_suggestion(self.db.connection(), suggestion_id)
 
-    def dismiss_suggestion(self, suggestion_id: str, reason: str | None = None) -> Dismissal | None:
+    def dismiss_suggestion(self, suggestion_id: str, reason: str | None = None, agent: str | None = None) -> Dismissal | None:
         """Record that an agent dismissed a suggestion; returns after the commit, or None
         when no suggestion with that id was shown. Dismissing one twice keeps the first
         record (``created`` False); dismissing an accepted one raises ``SuggestionConflict``."""
         with self.db.write() as conn:
-            return insert_dismissal(conn, str(suggestion_id), reason)
+            return insert_dismissal(conn, str(suggestion_id), reason, agent)
 
     def dismissed_texts(self, limit: int = 200, exclude_reasons: Sequence[str] = ()) -> list[str]:
         """The texts of the latest ``limit`` dismissed suggestions, newest first, each once
@@ -188,10 +198,31 @@ class CaseStore:
             raise BigramLMError("limit must not be negative", param="limit")
         return recent_dismissed_texts(self.db.connection(), limit, tuple(exclude_reasons))
 
-    def desk_stats(self) -> StoreStats:
-        """The desk's figures, read from one snapshot (see ``StoreStats``)."""
+    def desk_stats(self, agent: str | None = None) -> StoreStats:
+        """The desk's figures (one agent's, with ``agent``), read from one snapshot (see ``StoreStats``)."""
         with self.db.read() as conn:
-            return read_stats(conn)
+            return read_stats(conn, agent)
+
+    # --- agents (``support.store.agents``) ------------------------------------------------
+
+    def add_agent(self, name: str) -> str:
+        """A new agent; returns its token, which the store keeps only as a digest."""
+        with self.db.write() as conn:
+            return agent_rows.add_agent(conn, name)
+
+    def remove_agent(self, name: str) -> bool:
+        with self.db.write() as conn:
+            return agent_rows.remove_agent(conn, name)
+
+    def agents(self) -> list[Agent]:
+        return agent_rows.list_agents(self.db.connection())
+
+    def agent_for_token(self, token: bytes) -> str | None:
+        """The active agent whose token this is (None: no such agent, or removed)."""
+        return agent_rows.agent_for_token(self.db.connection(), token)
+
+    def has_agents(self) -> bool:
+        return agent_rows.any_agents(self.db.connection())
 
     def integrity_check(self) -> str:
         return str(self.db.connection().execute("PRAGMA integrity_check").fetchone()[0])

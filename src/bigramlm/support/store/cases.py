@@ -33,6 +33,8 @@ class StoredCase:
     suggestion_id: str | None = None
     edited: bool = False
     edit_distance: float | None = None
+    #: The agent who accepted it on the desk (``support.store.agents``), when agents have names.
+    agent: str | None = None
 
     @property
     def id(self) -> int | None:
@@ -42,7 +44,7 @@ class StoredCase:
         c = self.case
         return {"id": c.id, "created_at": self.created_at, "message": c.message, "reply": c.reply, "intent": c.intent,
                 "category": c.category, "suggestion_id": self.suggestion_id, "edited": self.edited,
-                "edit_distance": self.edit_distance, "source": c.source}
+                "edit_distance": self.edit_distance, "source": c.source, "agent": self.agent}
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,9 @@ class LearnRecord:
     changes: LearnChanges
 
 
-COLUMNS = "id, created_at, message, reply, intent, category, suggestion_id, edited, edit_distance, source"
+COLUMNS = "id, created_at, message, reply, intent, category, suggestion_id, edited, edit_distance, source, agent"
 INSERT = ("INSERT {verb} INTO cases(created_at, message, reply, intent, category, suggestion_id, edited, edit_distance,"
-          " source, content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+          " source, content_sha256, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def case_digest(case: Case) -> str:
@@ -81,12 +83,13 @@ def row_values(stored: StoredCase, now: float) -> tuple[Any, ...]:
     c = stored.case
     check_case(c)
     return (now, c.message, c.reply, c.intent, c.category, stored.suggestion_id, 1 if stored.edited else 0,
-            stored.edit_distance, c.source if c.resolved else DESK, case_digest(c))
+            stored.edit_distance, c.source if c.resolved else DESK, case_digest(c), stored.agent)
 
 
 def from_row(row: sqlite3.Row) -> StoredCase:
     case = Case(row["message"], row["reply"], row["intent"], row["category"], row["source"], int(row["id"]))
-    return StoredCase(case, float(row["created_at"]), row["suggestion_id"], bool(row["edited"]), row["edit_distance"])
+    return StoredCase(case, float(row["created_at"]), row["suggestion_id"], bool(row["edited"]), row["edit_distance"],
+                      row["agent"])
 
 
 def insert(conn: sqlite3.Connection, cases: Sequence[StoredCase]) -> list[tuple[int, bool]]:
@@ -110,10 +113,10 @@ def insert_learn_cases(conn: sqlite3.Connection, new_cases: Sequence[Case]) -> t
     ids and how many of them were new to the store."""
     now, stored, ids = time.time(), 0, []
     for case in new_cases:
-        values = row_values(StoredCase(replace(case, source=LEARN)), now)
-        stored += conn.execute(INSERT.format(verb="OR IGNORE"), values).rowcount
+        learned = replace(case, source=LEARN)
+        stored += conn.execute(INSERT.format(verb="OR IGNORE"), row_values(StoredCase(learned), now)).rowcount
         ids.append(int(conn.execute("SELECT id FROM cases WHERE source = ? AND content_sha256 = ?",
-                                    (LEARN, values[-1])).fetchone()[0]))
+                                    (LEARN, case_digest(learned))).fetchone()[0]))
     return ids, stored
 
 

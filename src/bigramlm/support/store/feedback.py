@@ -42,12 +42,14 @@ class ShownSuggestion:
 
 
 def insert_suggestions(conn: sqlite3.Connection, suggestions: Sequence[tuple[str, str, float | None, str | None]],
-                       request_id: str) -> None:
-    """Record shown suggestions: (id, text shown, score, text before team edits or None when the same)."""
+                       request_id: str, agent: str | None = None) -> None:
+    """Record shown suggestions: (id, text shown, score, text before team edits or None when
+    the same), and the agent they were shown to."""
     now = time.time()
     conn.executemany(
-        "INSERT OR REPLACE INTO suggestions(id, request_id, created_at, text, score, base_text) VALUES (?, ?, ?, ?, ?, ?)",
-        [(str(sid), request_id, now, text, score, base) for sid, text, score, base in suggestions])
+        "INSERT OR REPLACE INTO suggestions(id, request_id, created_at, text, score, base_text, agent)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(str(sid), request_id, now, text, score, base, agent) for sid, text, score, base in suggestions])
 
 
 def accepted_edits(conn: sqlite3.Connection, per_intent: int) -> list[tuple[str | None, str, str]]:
@@ -122,7 +124,8 @@ class StoreStats:
         return asdict(self)
 
 
-def insert_dismissal(conn: sqlite3.Connection, suggestion_id: str, reason: str | None) -> Dismissal | None:
+def insert_dismissal(conn: sqlite3.Connection, suggestion_id: str, reason: str | None,
+                     agent: str | None = None) -> Dismissal | None:
     """Record a dismissal of ``suggestion_id``; None if no such suggestion was shown."""
     shown = conn.execute("SELECT request_id, text FROM suggestions WHERE id = ?", (suggestion_id,)).fetchone()
     if shown is None:
@@ -131,8 +134,9 @@ def insert_dismissal(conn: sqlite3.Connection, suggestion_id: str, reason: str |
     if accepted is not None:
         raise SuggestionConflict(f"suggestion_id {suggestion_id!r} was accepted (case {accepted[0]}); it cannot be dismissed")
     cur = conn.execute(
-        "INSERT OR IGNORE INTO feedback(created_at, suggestion_id, request_id, action, reason) VALUES (?, ?, ?, ?, ?)",
-        (time.time(), suggestion_id, shown[0], DISMISS, reason),
+        "INSERT OR IGNORE INTO feedback(created_at, suggestion_id, request_id, action, reason, agent)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (time.time(), suggestion_id, shown[0], DISMISS, reason, agent),
     )
     row = conn.execute("SELECT id, created_at, reason FROM feedback WHERE suggestion_id = ? AND action = ?",
                        (suggestion_id, DISMISS)).fetchone()
@@ -159,22 +163,26 @@ def recent_dismissed_texts(conn: sqlite3.Connection, limit: int, exclude_reasons
     return list(dict.fromkeys(str(r[0]) for r in rows))
 
 
-def read_stats(conn: sqlite3.Connection) -> StoreStats:
-    """The figures, from one connection (the caller reads them in one transaction)."""
+def read_stats(conn: sqlite3.Connection, agent: str | None = None) -> StoreStats:
+    """The figures, from one connection (the caller reads them in one transaction); with
+    ``agent``, that agent's: the suggestions shown to it, its accepts and its dismissals."""
     one = lambda sql, *args: conn.execute(sql, args).fetchone()  # noqa: E731
-    total, since = one("SELECT COUNT(*), COUNT(*) FILTER (WHERE learn_id IS NULL) FROM cases")
-    requests, shown = one("SELECT COUNT(DISTINCT request_id), COUNT(*) FROM suggestions")
+    mine = "" if agent is None else " AND {}agent = ?"  # each query's filter, on its table's alias
+    who = () if agent is None else (agent,)
+    total, since = one("SELECT COUNT(*), COUNT(*) FILTER (WHERE learn_id IS NULL) FROM cases WHERE 1" + mine.format(""), *who)
+    requests, shown = one("SELECT COUNT(DISTINCT request_id), COUNT(*) FROM suggestions WHERE 1" + mine.format(""), *who)
     # An unedited acceptance counts as distance 0; one marked edited without a distance
     # (a library caller) is not known to be light, so it does not count as light.
     accepted_requests, light_requests = one(
         "SELECT COUNT(DISTINCT s.request_id), COUNT(DISTINCT s.request_id) FILTER (WHERE"
         " COALESCE(c.edit_distance, CASE WHEN c.edited THEN 1.0 ELSE 0.0 END) < ?)"
-        " FROM cases c JOIN suggestions s ON s.id = c.suggestion_id", LIGHT_EDIT_DISTANCE,
+        " FROM cases c JOIN suggestions s ON s.id = c.suggestion_id WHERE 1" + mine.format("c."), LIGHT_EDIT_DISTANCE, *who,
     )
     accepted, edited, mean_distance = one(
         "SELECT COUNT(*), COALESCE(SUM(edited), 0), AVG(edit_distance) FROM cases WHERE suggestion_id IS NOT NULL"
+        + mine.format(""), *who,
     )
-    (dismissed,) = one("SELECT COUNT(*) FROM feedback WHERE action = ?", DISMISS)
+    (dismissed,) = one("SELECT COUNT(*) FROM feedback WHERE action = ?" + mine.format(""), DISMISS, *who)
     (last,) = one("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_learned_id'")
     rate = lambda part, whole: part / whole if whole else None  # noqa: E731
     return StoreStats(

@@ -15,7 +15,9 @@ cases by the suggestion they accepted; 4 adds ``suggestions.base_text`` (a sugge
 the model or the case store gave it, before team edits: what a team edit is found
 against) and ``rule_settings`` (the team edit rules agents disabled or enabled again);
 5 adds to ``learns`` the understanding's sha256 before and after and the learn's token
-(what a learn's journal names, ``support.history``).
+(what a learn's journal names, ``support.history``); 6 adds ``agents`` (names and their
+tokens' sha256, ``support.store.agents``) and the agent of each case, dismissal and
+suggestion shown.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import sqlite3
 
 from bigramlm.errors import BigramLMError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Version 1: cases, the suggestions shown, and the meta table.
 SCHEMA = """
@@ -144,8 +146,25 @@ def _v5(conn: sqlite3.Connection) -> None:
         conn.execute(f"ALTER TABLE learns ADD COLUMN {column} TEXT")
 
 
+#: Version 6: agents with names; who accepted, dismissed, was shown.
+V6_TABLES = """
+CREATE TABLE IF NOT EXISTS agents (
+    name         TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at   REAL NOT NULL,
+    removed_at   REAL
+);
+"""
+
+
+def _v6(conn: sqlite3.Connection) -> None:
+    _run(conn, V6_TABLES)
+    for table in ("cases", "feedback", "suggestions"):
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN agent TEXT")
+
+
 #: The step that makes each version from the one before it.
-STEPS = {1: _v1, 2: _v2, 3: lambda conn: _run(conn, V3_TABLES), 4: _v4, 5: _v5}
+STEPS = {1: _v1, 2: _v2, 3: lambda conn: _run(conn, V3_TABLES), 4: _v4, 5: _v5, 6: _v6}
 
 
 def migrate(conn: sqlite3.Connection) -> None:

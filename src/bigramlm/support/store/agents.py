@@ -1,0 +1,83 @@
+"""Agents with names: each has a token, which the store keeps only as its sha256.
+
+``bigramlm agents add NAME RUN`` prints a new agent's token once; the desk then accepts
+only agents' tokens (``serve.middleware.RequestGuard``), and what an agent accepts,
+edits, dismisses and is shown is recorded under its name, for ``/api/stats?agent=NAME``.
+A removed agent's token is refused from the next request on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from bigramlm.errors import BigramLMError
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: Tokens start with this, so that one found in a log or a config says what it is.
+TOKEN_PREFIX = "bla_"
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    created_at: float
+    removed_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.removed_at is None
+
+
+def digest(token: str | bytes) -> str:
+    return hashlib.sha256(token if isinstance(token, bytes) else token.encode("utf-8")).hexdigest()
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME.match(name):
+        raise BigramLMError(f"agent name {name!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a "
+                            "letter or digit", param="name")
+    return name
+
+
+def add_agent(conn: sqlite3.Connection, name: str) -> str:
+    """A new agent (or a removed one back, with a new token); returns its token."""
+    check_name(name)
+    row = conn.execute("SELECT removed_at FROM agents WHERE name = ?", (name,)).fetchone()
+    if row is not None and row[0] is None:
+        raise BigramLMError(f"agent {name!r} exists already; remove it first to give it a new token", param="name")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    conn.execute("INSERT OR REPLACE INTO agents(name, token_sha256, created_at, removed_at) VALUES (?, ?, ?, NULL)",
+                 (name, digest(token), time.time()))
+    return token
+
+
+def remove_agent(conn: sqlite3.Connection, name: str) -> bool:
+    """Refuse the agent's token from now on (its records keep its name); False if no such agent."""
+    return conn.execute("UPDATE agents SET removed_at = ? WHERE name = ? AND removed_at IS NULL",
+                        (time.time(), check_name(name))).rowcount == 1
+
+
+def list_agents(conn: sqlite3.Connection) -> list[Agent]:
+    return [Agent(str(r[0]), float(r[1]), r[2]) for r in
+            conn.execute("SELECT name, created_at, removed_at FROM agents ORDER BY name").fetchall()]
+
+
+def agent_for_token(conn: sqlite3.Connection, token: bytes) -> str | None:
+    """The active agent whose token this is, or None. Every active agent's digest is
+    compared in constant time, so the answer's timing says nothing about the token."""
+    wanted = digest(token).encode("ascii")
+    found = None
+    for name, stored in conn.execute("SELECT name, token_sha256 FROM agents WHERE removed_at IS NULL").fetchall():
+        if hmac.compare_digest(wanted, str(stored).encode("ascii")):
+            found = str(name)
+    return found
+
+
+def any_agents(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM agents WHERE removed_at IS NULL LIMIT 1").fetchone() is not None

@@ -406,21 +406,22 @@ def test_the_request_id_is_in_the_answer_its_header_and_the_access_line(client, 
     assert forged != "x y\\n" and len(forged) == 32
 
 
-def test_json_logs_carry_the_request_id(capsys):
+def test_json_logs_carry_the_request_id():
+    import io
     import json as json_lib
 
     from bigramlm.serve.logs import configure_logging
 
-    root = logging.getLogger()
+    root, out = logging.getLogger(), io.StringIO()
     saved = root.handlers[:], root.level
     try:
-        configure_logging("info", "json")
+        configure_logging("info", "json", out)
         logging.getLogger("bigramlm.server").info("GET /healthz 200 1.0ms", extra={"request_id": "abc", "status": 200})
         logging.getLogger("uvicorn.error").info("Started server process")
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
-    lines = [json_lib.loads(line) for line in capsys.readouterr().err.splitlines()]
+    lines = [json_lib.loads(line) for line in out.getvalue().splitlines()]
     assert lines[0]["request_id"] == "abc" and lines[0]["status"] == 200 and lines[0]["logger"] == "bigramlm.server"
     assert lines[1]["logger"] == "uvicorn.error" and set(lines[1]) == {"time", "level", "logger", "message"}
 

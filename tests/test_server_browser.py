@@ -368,6 +368,7 @@ def test_the_desk_in_a_crm_sidebar_by_keyboard_and_accessible(browser, tmp_path)
         page.on("dialog", lambda d: (confirms.append(d.message), d.accept()))
         page.goto(server.base + "/")
         assert page.evaluate("document.documentElement.scrollWidth") <= 420  # no sideways scrolling
+        page.wait_for_function("document.querySelector('#run').textContent !== ''", timeout=10_000)
         assert page.locator("#run").inner_text() == "serving text-run"
         box = page.locator("#message")
         assert box.get_attribute("maxlength") == "2000"

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from typing import IO
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 #: Attributes a log call may add (``extra=``) that a JSON line carries as fields.
@@ -31,13 +32,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def configure_logging(level: str = "info", fmt: str = "text") -> None:
-    """Send every logger's lines (bigramlm's, uvicorn's) to stderr in one format."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(level: str = "info", fmt: str = "text", stream: IO[str] | None = None) -> None:
+    """Send every logger's lines (bigramlm's, uvicorn's) to ``stream`` (stderr) in one format."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "bigramlm"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+        logging.getLogger(name).setLevel(logging.NOTSET)  # the root's level decides

@@ -47,7 +47,8 @@ class ModelNotFound(Exception):
 log = logging.getLogger("bigramlm.server")
 
 
-def json_error(status: int, message: str, path: str, headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
+def json_error(status: int, message: str, path: str, headers: Mapping[str, str] | None = None,
+               **extra: Any) -> JSONResponse:
     """Errors in the shape the caller's client expects: OpenAI's for /v1, ours elsewhere."""
     if path.startswith("/v1/"):
         # OpenAI answers a request it cannot take with 400 (FastAPI's validation says 422).

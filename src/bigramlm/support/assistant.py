@@ -34,7 +34,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypedDict
+from typing import Any, Callable, Iterator, Sequence
 
 from bigramlm.checkpoint import Run, load_run
 from bigramlm.data.cases import Case
@@ -52,6 +52,7 @@ from bigramlm.support.edits import Rule, current_rules
 from bigramlm.support.ranking import DISMISSED_LIMIT, EVIDENCE_CASES, dismissal_penalty, most_central, penalized_scores
 from bigramlm.support.readability import Vocabulary
 from bigramlm.support.results import (
+    AssistantDefaults,
     AssistResult,
     BaselineIntent,
     DoneEvent,
@@ -76,19 +77,8 @@ from bigramlm.support.understanding import (
 )
 from bigramlm.tokenization import normalize_for_vocab
 
-
-class Defaults(TypedDict):
-    """The defaults of ``suggest``'s settings and of ``k_similar``."""
-
-    n: int
-    max_new_tokens: int
-    temperature: float
-    top_k: int | None
-    top_p: float | None
-    k_similar: int
-
-
-DEFAULTS: Defaults = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_k": None, "top_p": 0.95, "k_similar": 3}
+DEFAULTS: AssistantDefaults = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_k": None, "top_p": 0.95,
+                               "k_similar": 3}
 MAX_N = 16
 UNDERSTANDER_METHOD = "sentence-embedding-logreg-calibrated"
 LM_METHOD = "lm-labelled-likelihood"

@@ -96,7 +96,8 @@ def insert(conn: sqlite3.Connection, cases: Sequence[StoredCase]) -> list[tuple[
     for c in cases:
         row = conn.execute("SELECT id FROM cases WHERE suggestion_id = ?", (c.suggestion_id,)).fetchone() \
             if c.suggestion_id is not None else None
-        out.append((int(row[0]), False) if row else (_inserted_id(conn.execute(INSERT.format(verb=""), row_values(c, now))), True))
+        out.append((int(row[0]), False) if row else
+                   (_inserted_id(conn.execute(INSERT.format(verb=""), row_values(c, now))), True))
     return out
 
 

@@ -54,8 +54,8 @@ def check_writable(path: str | os.PathLike[str], param: str, directory: bool = F
         raise BigramLMError(f"{param} {path}: {existing} is not writable", param=param)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None], mode: int = FILE_MODE) -> None:
-    """Call ``write(tmp_path)``, then rename the temporary file onto ``path``."""
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object], mode: int = FILE_MODE) -> None:
+    """Call ``write(tmp_path)`` (what it returns is ignored), then rename the temporary file onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

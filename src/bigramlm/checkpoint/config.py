@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from bigramlm._fs import atomic_write_text
@@ -15,7 +16,7 @@ def write_config(run_dir: Path, config: RunConfig) -> None:
     atomic_write_text(Path(run_dir) / CONFIG, json.dumps(config.to_dict(), indent=2, ensure_ascii=False))
 
 
-def read_config(run_dir: Path) -> RunConfig:
+def read_config(run_dir: str | os.PathLike[str]) -> RunConfig:
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise BigramLMError(f"no such run directory: {run_dir}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NoReturn
 
 from bigramlm.cli.common import EXIT_USAGE
 from bigramlm.cli.data import add_data_parser
@@ -59,7 +59,7 @@ FLAG_NAMES = {
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like BigramLMError
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like BigramLMError
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 

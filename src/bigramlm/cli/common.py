@@ -64,7 +64,8 @@ def thread_count(value: str) -> int:
     return number
 
 
-def add_threads_flag(p: argparse.ArgumentParser, default_help: str = "the library's policy") -> None:
+def add_threads_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup,
+                     default_help: str = "the library's policy") -> None:
     p.add_argument("--threads", type=thread_count, default=None, metavar="N",
                    help=f"intra-op CPU threads (default: {default_help})")
 

@@ -189,6 +189,7 @@ def resolve_device(name: str) -> str:
             raise BigramLMError("device 'mps' is not available: torch finds no Apple GPU here (use cpu or auto)", param="device")
         return name
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert cuda is not None  # the name is cuda or cuda:N
     index = int(cuda.group(1) or 0)
     if index >= count:
         found = f"{count} CUDA GPU(s)" if count else "no CUDA GPU"

@@ -112,7 +112,13 @@ class InstructionRunFiles:
 
 
 def split_ids(parts: dict[str, list[Case]]) -> dict[str, list[int]]:
-    return {name: [r.id for r in rows] for name, rows in parts.items()}
+    return {name: [_row_id(r) for r in rows] for name, rows in parts.items()}
+
+
+def _row_id(row: Case) -> int:
+    """A dataset row's id: its position in its file, which every row read from a table has."""
+    assert row.id is not None
+    return row.id
 
 
 #: The replies a run's language model was trained on, where they are not the rows' own

@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from bigramlm.data.cases import DATASET, Case
 from bigramlm.data.sources import check_input_file
@@ -140,7 +140,17 @@ def read_table(
     return Table(rows=rows, skipped=n - len(rows), columns=columns)
 
 
-def column_options(spec: dict[str, Any]) -> dict[str, str | None]:
+class ColumnOptions(TypedDict):
+    """The ``*_col`` keyword arguments of ``read_table``."""
+
+    instruction_col: str | None
+    response_col: str | None
+    intent_col: str | None
+    category_col: str | None
+
+
+def column_options(spec: dict[str, Any]) -> ColumnOptions:
     """The ``*_col`` keyword arguments of ``read_table`` that a run's data spec recorded."""
     columns = spec.get("columns") or {}
-    return {f"{role}_col": columns.get(role) for role in ("instruction", "response", "intent", "category")}
+    return ColumnOptions(instruction_col=columns.get("instruction"), response_col=columns.get("response"),
+                         intent_col=columns.get("intent"), category_col=columns.get("category"))

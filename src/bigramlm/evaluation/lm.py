@@ -6,10 +6,10 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from bigramlm.errors import BigramLMError
+from bigramlm.models.base import LanguageModel
 
 
 @dataclass
@@ -27,7 +27,7 @@ class EvalResult:
 
 @torch.no_grad()
 def total_nats(
-    model: nn.Module, ids: torch.Tensor, block_size: int | None = None, batch_windows: int = 256
+    model: LanguageModel, ids: torch.Tensor, block_size: int | None = None, batch_windows: int = 256
 ) -> tuple[float, int]:
     """Sum of next-token negative log-likelihoods over every target in ``ids``.
 
@@ -87,7 +87,7 @@ def summarize(split: str, nats: float, tokens: int, characters: int | None = Non
 
 
 def evaluate_ids(
-    model: nn.Module,
+    model: LanguageModel,
     ids: torch.Tensor,
     split: str = "val",
     characters: int | None = None,

@@ -74,7 +74,7 @@ def _decode(job: Decode, contexts: Sequence[Sequence[int]], rows: Sequence[Row],
         job.model.train(was_training)
 
 
-def _contexts(prompts: Sequence[Sequence[int]], start_id: int) -> list[list[int]]:
+def _contexts(prompts: Sequence[Sequence[int] | np.ndarray], start_id: int) -> list[list[int]]:
     return [[int(i) for i in np.asarray(p).reshape(-1)] or [start_id] for p in prompts]
 
 
@@ -86,8 +86,8 @@ def _check(max_new_tokens: int, rows_per_batch: int) -> None:
         raise BigramLMError(f"rows_per_batch must be at least 1 (got {rows_per_batch})", param="rows_per_batch")
 
 
-def stream(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Sequence[int]], max_new_tokens: int,
-           sampling: Sampling = Sampling(), seed: int | None = None, stop: Sequence[str] = (),
+def stream(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Sequence[int] | np.ndarray],
+           max_new_tokens: int, sampling: Sampling = Sampling(), seed: int | None = None, stop: Sequence[str] = (),
            greedy: Sequence[bool] | None = None, rows_per_batch: int = 64, kv_cache: bool = True,
            check: Callable[[], None] | None = None, within_block: bool = True,
            speculate: Speculation | None = Speculation(), sources: Sequence[Sequence[Sequence[int]]] | None = None,
@@ -175,7 +175,7 @@ def generate_text(
     stop: Sequence[str] = (),
 ) -> Iterator[str]:
     """Stream decoded text that continues ``prompt`` (not repeated), ending before the first stop string."""
-    prompt_ids = tokenizer.encode(prompt) if prompt else []
+    prompt_ids: Sequence[int] | np.ndarray = tokenizer.encode(prompt) if prompt else []
     if not model.markov:
         for _, piece in stream(model, tokenizer, [prompt_ids], max_new_tokens, Sampling(temperature, top_k, top_p),
                                seed, stop, kv_cache=kv_cache, within_block=False):

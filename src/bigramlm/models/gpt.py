@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, cast
 
 import torch
 import torch.nn as nn
@@ -60,6 +60,14 @@ class GPTConfig:
         return self.n_layer * per_block + (self.vocab_size + self.block_size + 1) * self.n_embd
 
 
+#: One layer's weights as the decode step uses them: (weight, bias) of ln1, attn.qkv, attn.proj, ln2, mlp.fc
+#: and mlp.proj, in that order; the biases are None in a model without biases.
+LayerWeights = tuple[
+    torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None,
+    torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None,
+]
+
+
 class KVCache:
     """Keys and values of the positions already processed, for every layer.
 
@@ -87,7 +95,7 @@ class KVCache:
             torch.arange(self.capacity, device=device).unsqueeze(0) >= self.offset.unsqueeze(1)
         )
         #: Each layer's weights, gathered by the model's one-position decode step on first use.
-        self.weights: list[tuple[torch.Tensor | None, ...]] | None = None
+        self.weights: list[LayerWeights] | None = None
 
     def reset(self) -> None:
         self.length = 0
@@ -319,7 +327,8 @@ class GPT(LanguageModel):
     def optimizer_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """AdamW groups: decay the matrices (linear weights, embeddings), not the
         gains and biases, which only shift and scale and gain nothing from shrinking."""
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for param in self.parameters():
             if param.requires_grad:
                 (decay if param.dim() >= 2 else no_decay).append(param)
@@ -340,7 +349,7 @@ class GPT(LanguageModel):
             cache.weights = [
                 (b.ln1.weight, b.ln1.bias, b.attn.qkv.weight, b.attn.qkv.bias, b.attn.proj.weight, b.attn.proj.bias,
                  b.ln2.weight, b.ln2.bias, b.mlp.fc.weight, b.mlp.fc.bias, b.mlp.proj.weight, b.mlp.proj.bias)
-                for b in self.blocks
+                for b in cast("Iterable[Block]", self.blocks)
             ]
         (B, T), C, H = idx.shape, self.config.n_embd, self.config.n_head
         start, shape = cache.length, (C,)

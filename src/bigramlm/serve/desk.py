@@ -124,7 +124,7 @@ class Desk:
 
         if (self.run_dir / JOURNAL).exists():
             return None
-        stamps = []
+        stamps: list[tuple[int, int, int] | None] = []
         for name in LEARNED_FILES:
             try:
                 st = (self.run_dir / name).stat()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-from typing import Any
+from typing import Any, Awaitable, Callable, Mapping, TypeVar, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import HTTPExceptionHandler
 
 from bigramlm.errors import BigramLMError
 from bigramlm.serve.slots import Busy, GenerationTimeout
@@ -46,7 +47,7 @@ class ModelNotFound(Exception):
 log = logging.getLogger("bigramlm.server")
 
 
-def app_path(scope: dict[str, Any]) -> str:
+def app_path(scope: Mapping[str, Any]) -> str:
     """The path the app routes: the prefix a reverse proxy mounts it under (``--root-path``,
     which the ASGI path includes) taken off."""
     path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
@@ -55,7 +56,8 @@ def app_path(scope: dict[str, Any]) -> str:
     return path
 
 
-def json_error(status: int, message: str, path: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+def json_error(status: int, message: str, path: str, headers: Mapping[str, str] | None = None,
+               **extra: Any) -> JSONResponse:
     """Errors in the shape the caller's client expects: OpenAI's for /v1, ours elsewhere."""
     if path.startswith("/v1/"):
         # OpenAI answers a request it cannot take with 400 (FastAPI's validation says 422).
@@ -142,12 +144,21 @@ async def _storage(request: Request, exc: sqlite3.OperationalError) -> JSONRespo
                       app_path(request.scope))
 
 
+_E = TypeVar("_E", bound=Exception)
+
+
+def _add_handler(app: FastAPI, kind: type[_E], handler: Callable[[Request, _E], Awaitable[Response]]) -> None:
+    """``app.add_exception_handler(kind, handler)``, with the handler's type checked against ``kind``:
+    Starlette types a handler as taking any ``Exception``, but calls it only with a ``kind``."""
+    app.add_exception_handler(kind, cast(HTTPExceptionHandler, handler))
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(sqlite3.OperationalError, _storage)
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(Busy, _busy)
-    app.add_exception_handler(GenerationTimeout, _timeout)
-    app.add_exception_handler(BigramLMError, _user_error)
-    app.add_exception_handler(ModelNotFound, _model_not_found)
-    app.add_exception_handler(Unsupported, _unsupported)
+    _add_handler(app, sqlite3.OperationalError, _storage)
+    _add_handler(app, RequestValidationError, _validation)
+    _add_handler(app, HTTPException, _http)
+    _add_handler(app, Busy, _busy)
+    _add_handler(app, GenerationTimeout, _timeout)
+    _add_handler(app, BigramLMError, _user_error)
+    _add_handler(app, ModelNotFound, _model_not_found)
+    _add_handler(app, Unsupported, _unsupported)

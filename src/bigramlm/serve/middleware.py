@@ -63,7 +63,7 @@ class _HTTPMiddleware:
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def request_id(scope: dict) -> str:
+def request_id(scope: MutableMapping[str, Any]) -> str:
     """The request's id: the one ``AccessLog`` gave it (the API's ``request_id``, the
     ``X-Request-ID`` header and the access line all carry it)."""
     return str(scope.setdefault("state", {}).setdefault("request_id", uuid.uuid4().hex))

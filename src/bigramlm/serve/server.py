@@ -79,8 +79,10 @@ def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info", 
     limits: ServerLimits = app.state.limits
     protocol = type("HeaderDeadline", (HeaderDeadline,), {"header_timeout_s": limits.header_timeout_s})
     # uvicorn's own access log would be a second line per request (with the query string).
+    # timeout_keep_alive: uvicorn annotates it int, but hands it to loop.call_later, which takes float seconds.
     return uvicorn.Config(app, host=host, port=port, http=protocol, access_log=False, log_level=log_level,
-                          log_config=None, root_path=root_path, timeout_keep_alive=limits.keep_alive_s,
+                          log_config=None, root_path=root_path,
+                          timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
                           timeout_graceful_shutdown=5)
 
 

@@ -158,9 +158,9 @@ async def _batches(queue: asyncio.Queue, job: Job, max_batch: int) -> AsyncItera
                 if item is _END or isinstance(item, BaseException):
                     if batch:
                         yield batch
-                    if item is _END:
-                        return
-                    raise item
+                    if isinstance(item, BaseException):
+                        raise item
+                    return
                 batch.append(item)
             yield batch
     finally:

@@ -60,6 +60,7 @@ from bigramlm.support.ranking import (
 )
 from bigramlm.support.readability import Vocabulary
 from bigramlm.support.results import (
+    AssistantDefaults,
     AssistResult,
     BaselineIntent,
     DoneEvent,
@@ -84,7 +85,8 @@ from bigramlm.support.understanding import (
 )
 from bigramlm.tokenization import normalize_for_vocab
 
-DEFAULTS = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_k": None, "top_p": 0.95, "k_similar": 3}
+DEFAULTS: AssistantDefaults = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_k": None, "top_p": 0.95,
+                               "k_similar": 3}
 MAX_N = 16
 UNDERSTANDER_METHOD = "sentence-embedding-logreg-calibrated"
 LM_METHOD = "lm-labelled-likelihood"

@@ -32,6 +32,7 @@ mangled; it is left in the text exactly as generated, so the agent sees it and i
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from collections import Counter
@@ -65,7 +66,7 @@ class BrandProfile:
     rules: list[Rule] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: str | Path, known: Iterable[str] | None = None) -> "BrandProfile":
+    def load(cls, path: str | os.PathLike[str], known: Iterable[str] | None = None) -> "BrandProfile":
         from bigramlm.data.sources import check_input_file
 
         path = Path(path)
@@ -116,8 +117,8 @@ def _rules(table: Any, path: Path) -> list[Rule]:
         if not isinstance(entry, dict) or entry.get("kind") not in KINDS:
             raise BigramLMError(f"{where} needs a kind: one of {', '.join(KINDS)}")
         kind = entry["kind"]
-        fields = {"old": entry.get("old", entry.get("text", "") if kind in (REMOVE, FORBID) else ""),
-                  "new": entry.get("new", entry.get("text", "") if kind in (APPEND, PREPEND) else "")}
+        fields: dict[str, Any] = {"old": entry.get("old", entry.get("text", "") if kind in (REMOVE, FORBID) else ""),
+                                  "new": entry.get("new", entry.get("text", "") if kind in (APPEND, PREPEND) else "")}
         needed = {APPEND: ["new"], PREPEND: ["new"], REPLACE: ["old", "new"]}.get(kind, ["old"])
         if not all(isinstance(v, str) for v in fields.values()) or not all(fields[k].strip() for k in needed):
             raise BigramLMError(f"{where} ({kind}) needs its text" + (" (old and new)" if kind == REPLACE else ""))

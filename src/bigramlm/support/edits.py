@@ -113,6 +113,12 @@ def _tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+def _trailing_space(text: str) -> str:
+    match = re.search(r"\s*$", text)
+    assert match is not None  # the pattern matches every string
+    return match.group(0)
+
+
 def edits_between(shown: str, sent: str) -> list[Edit]:
     """The edits that turn ``shown`` into ``sent``, word by word (whitespace is not an edit)."""
     a, b = _tokens(shown), _tokens(sent)
@@ -123,10 +129,10 @@ def edits_between(shown: str, sent: str) -> list[Edit]:
             continue
         old, new = "".join(a[i1:i2]).strip(), "".join(b[j1:j2]).strip()
         if op == "insert" and i1 == len(a):
-            gap = re.search(r"\s*$", "".join(b[:j1])).group(0) if j1 else ""
+            gap = _trailing_space("".join(b[:j1])) if j1 else ""
             out.append(Edit(APPEND, "", new, gap or " "))
         elif op == "insert" and i1 == 0:
-            gap = re.search(r"\s*$", "".join(b[j1:j2])).group(0)
+            gap = _trailing_space("".join(b[j1:j2]))
             out.append(Edit(PREPEND, "", new, gap or " "))
         elif old or new:
             lo, hi = (i1 - 1, i2 + 1) if i2 - i1 < SHORT_SPAN else (i1, i2)
@@ -157,7 +163,7 @@ def carries(edit: Edit, shown: str, sent: str) -> bool | None:
 def team_rules(accepts: Sequence[tuple[str | None, str, str]], min_edits: int = MIN_EDITS,
                recent: int = RECENT) -> list[Rule]:
     """Rules from accepted suggestions ``(intent, suggestion before any rule, reply sent)``, oldest first."""
-    by_intent: dict[str | None, list[tuple[str, str]]] = defaultdict(list)
+    by_intent: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for intent, shown, sent in accepts:
         if intent is not None:
             by_intent[intent].append((shown, sent))
@@ -191,7 +197,7 @@ def current_rules(store: "CaseStore | None", written: Sequence[Rule] = ()) -> li
 def apply(text: str, rules: Iterable[Rule], intent: str | None) -> tuple[str, list[Rule], bool]:
     """``text`` with every rule for ``intent`` that applies made; the rules made; and False
     when a ``forbid`` rule keeps the text from being shown at all."""
-    made = []
+    made: list[Rule] = []
     for rule in rules:
         if not rule.applies_to(intent):
             continue

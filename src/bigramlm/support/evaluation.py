@@ -244,7 +244,7 @@ def _paraphrases(assistant: Assistant, path: str | os.PathLike[str] | None, log:
     return [p for p in para if p["intent"] in known]
 
 
-def _model_accuracy(assistant: Assistant, messages: list[str], gold: list[str]) -> float | None:
+def _model_accuracy(assistant: Assistant, messages: list[str], gold: Sequence[str | None]) -> float | None:
     """The language model alone (``understanding.LanguageModelIntents``): the intent whose
     labelled lines it finds likeliest after the message."""
     if assistant.lm_intents is None:

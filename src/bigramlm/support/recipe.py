@@ -24,6 +24,7 @@ import numpy as np
 from bigramlm.checkpoint import read_config, write_config
 from bigramlm.config import TrainConfig
 from bigramlm.data.instructions import InstructionData
+from bigramlm.data.text import TextData
 from bigramlm.errors import BigramLMError
 from bigramlm.tokenization import build_tokenizer
 from bigramlm.training import TrainResult, train
@@ -143,10 +144,10 @@ def fit_understanding(data: InstructionData) -> tuple[Understander, list[str]]:
     val_rows = [r for r in data.parts.get("val", []) if r.intent]
     if len({r.intent for r in train_rows}) < 2:
         raise BigramLMError("the support recipe needs an intent column with at least two intents", param="data")
-    intents = [r.intent for r in train_rows]
+    intents = [r.intent for r in train_rows if r.intent]  # all of them: the filter narrows the type
     understander = Understander.fit(
         ([r.message for r in train_rows], intents, [r.category for r in train_rows]),
-        ([r.message for r in val_rows], [r.intent for r in val_rows]),
+        ([r.message for r in val_rows], [r.intent for r in val_rows if r.intent]),
     )
     return understander, intents
 
@@ -166,7 +167,7 @@ def support_configs(data: InstructionData, model_name: str, time_limit: float | 
 
 
 def train_support(
-    data: InstructionData,
+    data: TextData,
     out_dir: str | Path,
     model_name: str = "gpt",
     time_limit: float | None = None,

@@ -4,7 +4,7 @@ and ``eval --task support`` alike. ``to_dict`` gives the JSON object they print 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from bigramlm.data.cases import Case
 from bigramlm.generation.speculation import DecodeStats
@@ -117,6 +117,17 @@ class SuggestSettings:
     top_k: int | None
     top_p: float | None
     seed: int | None
+
+
+class AssistantDefaults(TypedDict):
+    """The type of ``assistant.DEFAULTS``: the settings' defaults but the seed, and ``k_similar``'s."""
+
+    n: int
+    max_new_tokens: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    k_similar: int
 
 
 @dataclass

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 
 from bigramlm.evaluation.lm import EvalResult, summarize, total_nats
+from bigramlm.models.base import LanguageModel
 from bigramlm.training.amp import autocast
 from bigramlm.training.distributed import Dist
 
@@ -26,10 +26,10 @@ class SplitEvaluator:
         hi = self.tokens if dist.rank == dist.world_size - 1 else min((dist.rank + 1) * per_rank, windows) * block_size
         self.ids = ids[lo : hi + 1]
 
-    def __call__(self, model: nn.Module, split: str = "val") -> EvalResult:
+    def __call__(self, model: LanguageModel, split: str = "val") -> EvalResult:
         nats, count = 0.0, 0
         if len(self.ids) > 1:
             with autocast(self.amp, self.ids.device):
                 nats, count = total_nats(model, self.ids, block_size=self.block_size)
-        nats, count = self.dist.all_reduce_sum([nats, float(count)])
-        return summarize(split, nats, int(count), self.characters)
+        all_nats, all_count = self.dist.all_reduce_sum([nats, float(count)])  # over the ranks
+        return summarize(split, all_nats, int(all_count), self.characters)

@@ -42,7 +42,7 @@ def final_evaluation(setup: TrainSetup, state: TrainState) -> EvalResult:
     config, model = setup.config, setup.model
     if state.val is None:  # resumed after training had ended, before the run was written
         state.val = setup.periodic_eval(model)
-    kept = state.val
+    kept: EvalResult | None = state.val
     if config.keep_best and state.best_state is not None and state.best < state.val.loss:
         # An earlier evaluation was better: the run keeps those weights.
         model.load_state_dict(state.best_state)

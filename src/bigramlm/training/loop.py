@@ -24,7 +24,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch.nn as nn
 
@@ -34,6 +34,7 @@ from bigramlm.config import TrainConfig
 from bigramlm.data.text import TextData
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.lm import EvalResult
+from bigramlm.models.bigram import BigramLanguageModel
 from bigramlm.training.budget import TimeBudget, exit_allowance
 from bigramlm.training.clock import skip_exit_collection
 from bigramlm.training.counts import fit_counts
@@ -113,6 +114,7 @@ def _fit_counts(setup: TrainSetup, started_at: float) -> TrainResult:
     model, config = setup.model, setup.config
     if setup.model_name != "bigram":
         raise BigramLMError("method counts fits the bigram only; use method sgd for other models", param="method")
+    assert isinstance(model, BigramLanguageModel)
     model.load_log_probs(fit_counts(setup.train_ids, setup.tokenizer.vocab_size, config.alpha))
     val = setup.full_eval(model)
     setup.run_config.training = dataclasses.replace(config, steps=0)  # the closed form takes no step
@@ -146,7 +148,8 @@ def _fit_sgd(
 
 
 def _wrap_for_training(setup: TrainSetup) -> nn.Module:
-    model, device = setup.model, setup.device
+    model: nn.Module = setup.model
+    device = setup.device
     if setup.dist.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -154,7 +157,7 @@ def _wrap_for_training(setup: TrainSetup) -> nn.Module:
     if setup.config.compile:
         import torch
 
-        model = torch.compile(model)
+        model = cast(nn.Module, torch.compile(model))  # an OptimizedModule: the stubs say a plain callable
     return model
 
 
@@ -200,7 +203,8 @@ def _plan_budget(setup: TrainSetup, state: TrainState, exit_seconds: float) -> T
     budget = TimeBudget(clock, finish_tokens, periodic.tokens, exit_seconds)
     tokens, seconds = _probe_eval_speed(setup)
     budget.evaluated(tokens, seconds)
-    left = clock.end - clock.now() if clock.end is not None else 0.0
+    assert clock.end is not None  # a time limit sets it
+    left = clock.end - clock.now()
     setup.log(f"time limit {config.time_limit:g} s: training until {clock.in_budget_frame(clock.end):.1f} s "
               f"({max(left, 0.0):.1f} s from now), {clock.reserve:.1f} s kept for the final evaluation and writing the run")
     return budget

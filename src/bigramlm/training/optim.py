@@ -19,7 +19,7 @@ parameter index, groups listing indices), so resume files look the same.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import torch
 
@@ -38,8 +38,9 @@ class LeanAdamW:
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
     ):
-        params = list(params)
-        groups = [dict(g) for g in params] if params and isinstance(params[0], dict) else [{"params": params}]
+        given = list(params)  # tensors, or groups: the first item says which (as in torch.optim)
+        groups: list[dict[str, Any]] = ([dict(g) for g in cast("list[dict[str, Any]]", given)]
+                                        if given and isinstance(given[0], dict) else [{"params": given}])
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
         self.param_groups: list[dict[str, Any]] = [{**defaults, **g, "params": list(g["params"])} for g in groups]
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}

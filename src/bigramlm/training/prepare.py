@@ -22,6 +22,7 @@ from bigramlm.data.batching import check_block_size, encode_units, row_starts_th
 from bigramlm.data.text import TextData
 from bigramlm.errors import BigramLMError
 from bigramlm.models import build_model, model_config_dict
+from bigramlm.models.base import LanguageModel
 from bigramlm.tokenization import Tokenizer, build_tokenizer, load_tokenizer, tokenizer_from_dict
 from bigramlm.training.amp import resolve_amp
 from bigramlm.training.distributed import Dist
@@ -45,7 +46,7 @@ class TrainSetup:
     #: With ``batching="rows"``: the token offsets where a window may start (row starts).
     train_row_starts: torch.Tensor | None
     val_ids: torch.Tensor
-    model: nn.Module  # the bare model: what is saved and evaluated
+    model: LanguageModel  # the bare model: what is saved and evaluated
     run_config: RunConfig
     full_eval: SplitEvaluator  # the whole val split
     periodic_eval: SplitEvaluator  # a fixed prefix of it, or the whole split
@@ -144,7 +145,7 @@ def _encode_train(data: TextData, tokenizer: Tokenizer, config: TrainConfig) -> 
 def _build_model(
     model_name: str, model_config: dict[str, Any] | None, tokenizer: Tokenizer, config: TrainConfig,
     dist: Dist, device: torch.device,
-) -> nn.Module:
+) -> LanguageModel:
     torch.manual_seed(config.seed)  # model initialisation: identical on every rank
     model_config = {**(model_config or {}), "vocab_size": tokenizer.vocab_size, "block_size": config.block_size}
     model = build_model(model_name, model_config).to(device)

@@ -10,7 +10,7 @@ two pieces, ``accumulate`` and ``update``.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn as nn
@@ -20,6 +20,9 @@ from bigramlm.training.amp import autocast
 from bigramlm.training.prepare import TrainSetup
 from bigramlm.training.schedule import lr_factor
 from bigramlm.training.state import TrainState
+
+if TYPE_CHECKING:
+    from torch.nn.parallel import DistributedDataParallel
 
 
 def accumulate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: str, device: torch.device,
@@ -45,12 +48,15 @@ def update(model: nn.Module, optimizer: Any, learning_rate: float, grad_clip: fl
 def take_step(setup: TrainSetup, state: TrainState) -> float:
     """One optimizer step; returns this rank's loss (the mean over its micro-batches)."""
     config, model, accum = setup.config, setup.train_model, setup.config.grad_accum
+    assert model is not None  # set when training starts
     state.lr = config.learning_rate * lr_factor(config, state.step, state.progress)
     raw = 0.0
     for micro in range(accum):
         x, y = draw_windows(setup.train_ids, setup.train_row_starts, config.batch_size, config.block_size, state.generator)
-        # Under DDP only the last micro-batch all-reduces the accumulated gradients.
-        sync = model.no_sync() if setup.dist.enabled and micro < accum - 1 else contextlib.nullcontext()
+        # Under DDP only the last micro-batch all-reduces the accumulated gradients (the model is then
+        # DistributedDataParallel, or torch.compile's wrapper of it, which forwards no_sync).
+        sync = (cast("DistributedDataParallel", model).no_sync() if setup.dist.enabled and micro < accum - 1
+                else contextlib.nullcontext())
         with sync:
             raw += accumulate(model, x, y, config.amp, setup.device, accum) / accum
     update(setup.model, setup.optimizer, state.lr, config.grad_clip)

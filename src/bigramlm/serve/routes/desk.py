@@ -38,7 +38,8 @@ def router(schemas: Schemas) -> APIRouter:
         """Intent, category, ranked suggested replies and similar cases: the ``assist --json`` object.
         A client that hangs up cancels its generation."""
         assistant, options = need_assistant(desk), suggest_options(req)
-        result = await desk.slots.run(lambda job: assistant.suggest(req.message, **options, check=job.check),
+        message: str = req.message  # type: ignore[attr-defined]  # a field mypy cannot see: the model is made per app
+        result = await desk.slots.run(lambda job: assistant.suggest(message, **options, check=job.check),
                                       gone=request.is_disconnected)
         return await run_in_threadpool(remember, desk.store, result, request_id(request.scope), request_agent(request.scope))
 
@@ -47,7 +48,8 @@ def router(schemas: Schemas) -> APIRouter:
                              request: Request) -> StreamingResponse:
         """Server-sent events: ``understanding``, ``token`` (index, text), then ``done`` with the full object."""
         assistant, options = need_assistant(desk), suggest_options(req)
-        items = desk.slots.stream(lambda job: suggest_events(assistant, req.message, options, job))
+        message: str = req.message  # type: ignore[attr-defined]  # a field mypy cannot see: the model is made per app
+        items = desk.slots.stream(lambda job: suggest_events(assistant, message, options, job))
         stream = event_stream(items, desk.store, limits, request_id(request.scope), request_agent(request.scope))
         return StreamingResponse(stream, media_type=MEDIA_TYPE, headers=STREAM_HEADERS)
 

@@ -179,11 +179,10 @@ def customer_message(req: Any, limits: ServerLimits) -> str:
 
 def assistant_pieces(assistant: "Assistant", message: str, s: V1Request) -> Callable[[Job], Iterator[tuple[int, Any]]]:
     """The assistant's answer, ``(-1, AssistResult)``: its choices are checked before they go out."""
-    options = {"n": s.n, "max_new_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed,
-               "stop": s.stops}
 
     def produce(job: Job) -> Iterator[tuple[int, Any]]:
-        for event in assistant.suggest_stream(message, **options, check=job.check):
+        for event in assistant.suggest_stream(message, n=s.n, max_new_tokens=s.max_tokens, temperature=s.temperature,
+                                              top_p=s.top_p, seed=s.seed, stop=s.stops, check=job.check):
             if isinstance(event, DoneEvent):
                 yield -1, event.result
 

@@ -99,8 +99,15 @@ def insert(conn: sqlite3.Connection, cases: Sequence[StoredCase]) -> list[tuple[
     for c in cases:
         row = conn.execute("SELECT id FROM cases WHERE suggestion_id = ?", (c.suggestion_id,)).fetchone() \
             if c.suggestion_id is not None else None
-        out.append((int(row[0]), False) if row else (int(conn.execute(INSERT.format(verb=""), row_values(c, now)).lastrowid), True))
+        out.append((int(row[0]), False) if row else
+                   (_inserted_id(conn.execute(INSERT.format(verb=""), row_values(c, now))), True))
     return out
+
+
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just stored (sqlite3 types ``lastrowid`` as optional)."""
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def select(conn: sqlite3.Connection, where: str = "", args: tuple[Any, ...] = (), tail: str = "") -> list[StoredCase]:
@@ -128,11 +135,11 @@ def record_learn(conn: sqlite3.Connection, new_cases: Sequence[Case], learned_id
     ids, stored = insert_learn_cases(conn, new_cases)
     trained = sorted(set(ids) | {int(i) for i in learned_ids}) if changes.weights_after else []
     c = changes
-    learn_id = int(conn.execute(
+    learn_id = _inserted_id(conn.execute(
         "INSERT INTO learns(created_at, cases, weights_before, weights_after, understanding_before, understanding_after,"
         " token) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (now, len(trained), c.weights_before, c.weights_after, c.understanding_before, c.understanding_after, c.token),
-    ).lastrowid)
+    ))
     conn.executemany("UPDATE cases SET learn_id = ? WHERE id = ? AND learn_id IS NULL", [(learn_id, i) for i in trained])
     refresh_last_learned(conn)
     return ids, stored

@@ -107,8 +107,10 @@ def stored_version(conn: sqlite3.Connection) -> int:
     if version:
         return version
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if _has_meta(conn) else None
+    if not row:
+        return 0
     try:
-        return int(row[0]) if row else 0
+        return int(row[0])
     except ValueError:
         raise BigramLMError(f"the case store's schema_version {row[0]!r} is not a number") from None
 

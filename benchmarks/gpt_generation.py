@@ -6,8 +6,11 @@ re-run of the whole cropped window, both measured here, same model, same seed.
 The model is the ``small`` preset (6 layers, 4 heads, 256 wide, block 128) at its
 initialisation: speed does not depend on what the weights say. Goal: >= 5x.
 Also reports 3 candidates grown side by side (what ``assist --n 3`` does), the cached
-one-position step's lean path (``GPT._decode_one``) against the module-by-module forward
-it replaces, and cached generation with the weights held in bf16 against fp32.
+one-position step's lean path (``GPT._decode_step``) against the module-by-module forward
+it replaces, cached generation with the weights held in bf16 against fp32, and the same 3
+candidates (one greedy) with speculative decoding against the plain decoder: at its
+initialisation the model's drafts are rarely right, so that row measures what verifying
+costs; ``benchmarks/speculation.py`` measures what it gains on a trained support model.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import torch
 
 from bigramlm.models import build_model
 from bigramlm.models.presets import preset
-from bigramlm.generation import generate_candidates, generate_ids
+from bigramlm.generation import Sampling, encode_prompt, generate_ids, stream
+from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.training.threads import configure_cpu_threads
 from bigramlm.tokenization import CharTokenizer
 
@@ -93,11 +97,21 @@ def main() -> None:
     bf16_rate, _ = tokens_per_second(copy.deepcopy(model).to(torch.bfloat16), args.tokens, True, args.repeats)
 
     model_c = build_model("gpt", {**preset(args.preset), "vocab_size": tokenizer.vocab_size}).eval()
+    prompts = [encode_prompt(tokenizer, "Hello")] * 3
     timings = {}
     for kv in (True, False):
         started = time.perf_counter()
-        list(generate_candidates(model_c, tokenizer, "Hello", 3, args.tokens, temperature=1.0, seed=0, kv_cache=kv))
+        list(stream(model_c, tokenizer, prompts, args.tokens, Sampling(1.0), 0, kv_cache=kv, within_block=False, speculate=None))
         timings[kv] = time.perf_counter() - started
+    # Speculative against plain, within the block (where speculation runs): one greedy row, two sampled.
+    spec, spec_stats = {}, {}
+    for name, speculate in (("speculative", Speculation()), ("plain", None)):
+        stats, texts = DecodeStats(), ["", "", ""]
+        started = time.perf_counter()
+        for index, piece in stream(model_c, tokenizer, prompts, args.tokens, Sampling(0.8, None, 0.95), 0,
+                                   greedy=[True, False, False], speculate=speculate, stats=stats):
+            texts[index] += piece
+        spec[name], spec_stats[name] = (time.perf_counter() - started, texts), stats
 
     result = {
         "preset": args.preset,
@@ -116,6 +130,11 @@ def main() -> None:
         "lean_step_ratio": round(lean / generic, 3),
         "kv_cache_bf16_weights_tokens_per_s": round(bf16_rate, 1),
         "bf16_to_fp32_ratio": round(bf16_rate / cached_rate, 2),
+        "speculative_n3_s": round(spec["speculative"][0], 3),
+        "plain_n3_s": round(spec["plain"][0], 3),
+        "speculative_speedup": round(spec["plain"][0] / spec["speculative"][0], 2),
+        "speculative_same_text": spec["speculative"][1] == spec["plain"][1],
+        "speculative_decode": spec_stats["speculative"].as_dict(),
         "goal": ">= 5x",
     }
     if args.json:
@@ -129,6 +148,10 @@ def main() -> None:
               f"({timings[False] / timings[True]:.2f}x)")
         print(f"cached step: lean path {lean:.2f} ms, module-by-module {generic:.2f} ms ({lean / generic:.2f}x)")
         print(f"KV cache with bf16 weights: {bf16_rate:.1f} tokens/s ({bf16_rate / cached_rate:.2f}x fp32)")
+        d = spec_stats["speculative"]
+        print(f"3 candidates within the block, speculative {spec['speculative'][0]:.2f} s vs plain {spec['plain'][0]:.2f} s "
+              f"({spec['plain'][0] / spec['speculative'][0]:.2f}x), same text: {spec['speculative'][1] == spec['plain'][1]}; "
+              f"drafts kept {d.acceptance or 0:.0%}, greedy row {d.greedy_tokens_per_pass or 0:.2f} tokens a pass")
 
 
 if __name__ == "__main__":

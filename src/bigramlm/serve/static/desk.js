@@ -255,6 +255,10 @@ function showResult(message, result) {
   current = { message, result, accepted: 0 };
   showUnderstanding(result);
   const list = $("suggestions");
+  // The ranked cards replace the streamed ones: the list keeps at least the height it had, so
+  // what is below it (the similar cases, in a narrow panel) does not jump up when the stream
+  // ends; the next request lets it go.
+  list.style.minHeight = `${list.offsetHeight}px`;
   list.replaceChildren(...(result.suggestions || []).map((s) => suggestionCard(s, message, result)));
   const first = list.querySelector("li.suggestion");
   if (first) first.focus();  // the keyboard lands on the best reply
@@ -319,6 +323,7 @@ async function suggest(ev, intent) {
   const n = Math.max(1, Math.min(8, parseInt($("n").value, 10) || 3));
   showError("");
   $("suggestions").replaceChildren();
+  $("suggestions").style.minHeight = "";
   $("similar").replaceChildren();
   if (!intent) $("understanding").hidden = true;
   $("suggest").disabled = true;

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -109,3 +110,22 @@ def test_serving_beyond_loopback_is_allowed_with_agents_instead_of_a_token(run, 
     _token(run, "eve", capsys)
     check_exposure("0.0.0.0", None, run_has_agents(run))
     assert main(["agents", "remove", "eve", str(run)]) == 0
+
+
+def test_two_desks_on_one_run_see_each_others_cases_at_once(tmp_path):
+    """Two desk processes' worth of apps on one run (one SQLite store in WAL mode): a case
+    accepted on one is among the other's similar cases on its next request, and the figures
+    are the team's. (Several machines need the PostgreSQL store, which is not built yet.)"""
+    from desk_helpers import ThreadServer
+
+    run_dir = train_support_run(tmp_path)
+    message = "my parcel from order 7731 is stuck in customs, what now?"
+    with ThreadServer(create_app(run_dir)) as one, ThreadServer(create_app(run_dir)) as two:
+        shown = httpx.post(f"{one.base}/api/suggest", json={"message": message, "n": 1, "seed": 1}, timeout=30).json()
+        reply = "Customs holds are released within 3 days; we have asked them about order 7731."
+        saved = httpx.post(f"{one.base}/api/cases", json={"message": message, "reply": reply,
+                                                           "suggestion_id": shown["suggestions"][0]["id"]}, timeout=30)
+        assert saved.status_code == 201
+        seen = httpx.post(f"{two.base}/api/suggest", json={"message": message, "n": 1, "seed": 1}, timeout=30).json()
+        assert seen["similar_cases"][0]["reply"] == reply and seen["similar_cases"][0]["id"] == saved.json()["id"]
+        assert httpx.get(f"{two.base}/api/stats").json()["accepted"] == 1

@@ -161,3 +161,27 @@ def test_the_worker_thread_ends_when_idle(repeating_gpt) -> None:
         time.sleep(0.02)
     assert queue._worker is None
     assert list(queue.stream(_jobs(tokenizer, 1)[0]))  # and starts again
+
+
+def test_a_failed_decode_reaches_its_requests_and_the_next_request_is_served(repeating_gpt, monkeypatch):
+    from bigramlm.generation import batch as batch_module
+
+    model, tokenizer = repeating_gpt
+    job = _jobs(tokenizer, 1)[0]
+    queue = DecodeQueue(model, tokenizer, None)
+    real = batch_module.DecodeBatch.run
+    calls = []
+
+    def failing_once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the model broke")
+        return real(self)
+
+    monkeypatch.setattr(batch_module.DecodeBatch, "run", failing_once)
+    with pytest.raises(RuntimeError, match="the model broke"):
+        list(queue.stream(job))
+    texts = [""] * 3
+    for index, piece in queue.stream(job):
+        texts[index] += piece
+    assert texts == _alone(model, tokenizer, job)

@@ -153,15 +153,21 @@ class DecodeQueue:
             self._cond.notify()
 
     def _work(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._cond:
+                    while not self._waiting:
+                        if not self._cond.wait(self.idle_s) and not self._waiting:
+                            return
+                    first = self._take(None, self.rows_per_batch)
+                if first:
+                    self._run(first)
+        finally:  # however it ends, the next request starts a worker again
             with self._cond:
-                while not self._waiting:
-                    if not self._cond.wait(self.idle_s) and not self._waiting:
-                        self._worker = None
-                        return
-                first = self._take(None, self.rows_per_batch)
-            if first:
-                self._run(first)
+                self._worker = None
+                if self._waiting:  # a request came as this one was ending: it must not wait for nothing
+                    self._worker = threading.Thread(target=self._work, name="bigramlm-decode", daemon=True)
+                    self._worker.start()
 
     def _take(self, sampling: Sampling | None, room: int) -> list[_Ticket]:
         """Waiting jobs (oldest first) that can decode together: the first one's sampling,
@@ -191,11 +197,11 @@ class DecodeQueue:
         job = Decode(model, max(t.job.max_new_tokens for t in first), first[0].job.sampling, 0, True, None, True,
                      self.speculate, stats, dropped=lambda i: owners[i].gone.is_set())
         open_: list[_Ticket] = []
-        batch = DecodeBatch(job, self._rows(first, owners, open_, stats))
         self.batches += 1
         was_training = model.training
         model.eval()
         try:
+            batch = DecodeBatch(job, self._rows(first, owners, open_, stats))
             for _ in batch.run():
                 for ticket in open_:
                     ticket.hand_out(stats, len(open_))
@@ -207,9 +213,10 @@ class DecodeQueue:
                         self.joined += len(joining)
                         batch.admit(self._rows(joining, owners, open_, stats))
         except BaseException as exc:  # every request of the batch hears of it
-            for ticket in open_:
-                ticket.closed = True
-                ticket.out.put(exc)
+            for ticket in dict.fromkeys([*first, *open_]):
+                if not ticket.closed:
+                    ticket.closed = True
+                    ticket.out.put(exc)
         finally:
             model.train(was_training)
 

@@ -9,7 +9,10 @@ the benchmark counts the candidates that differ):
   192 rows at a time (the evaluation's decode), once plain and once with speculation
   forced on (``batch.SPECULATE_ROWS`` raised), which is why big batches do not speculate;
 - ``bigram``: the bigram's table sampler (no network per token; it never speculates),
-  tokens per second for the record.
+  tokens per second for the record;
+- ``pass_ms``: what one cached pass of the run's model costs for 3, 6, 12 and 24 rows at 1,
+  3 and 5 positions a row (the median of 20, behind ``batch.SPECULATE_ROWS``: a draft pays
+  only where the tokens it saves cost more than its extra positions).
 
 For each: seconds, passes, tokens, draft tokens offered and kept, greedy rows' tokens per pass.
 
@@ -91,6 +94,29 @@ def bigram(vocab: int, tokens: int) -> dict[str, Any]:
     return {"tokens": len(ids), "seconds": round(took, 3), "tokens_per_s": round(len(ids) / took)}
 
 
+def pass_ms(model: Any, rows: tuple[int, ...] = (3, 6, 12, 24), positions: tuple[int, ...] = (1, 3, 5)) -> dict[str, Any]:
+    """ms of one pass through a KV cache 100 tokens deep, per (rows, positions)."""
+    import torch
+
+    from bigramlm.generation.decoding import CachedDecoder
+
+    out: dict[str, Any] = {}
+    with torch.no_grad():
+        for b in rows:
+            for t in positions:
+                decoder = CachedDecoder(model, [[5] * 80] * b)
+                for _ in range(100):
+                    decoder.push(torch.zeros(b, dtype=torch.long))
+                times = []
+                for _ in range(20):
+                    start = time.perf_counter()
+                    decoder.verify(torch.zeros(b, t, dtype=torch.long))
+                    times.append(time.perf_counter() - start)
+                    decoder.commit(torch.ones(b, dtype=torch.long))
+                out[f"{b}x{t}"] = round(1000 * statistics.median(times), 2)
+    return out
+
+
 def _add(total: Any, part: Any) -> None:
     for name in ("passes", "draft_passes", "tokens", "drafted", "accepted", "greedy_tokens", "greedy_passes"):
         setattr(total, name, getattr(total, name) + getattr(part, name))
@@ -108,7 +134,7 @@ def main() -> None:
     assistant = Assistant.load(args.run, use_store=False)
     configure_threads(assistant.model, None)
     report = {"run": args.run, "desk": desk(assistant, args.seeds), "batch": batch(assistant, args.batch_messages),
-              "bigram": bigram(assistant.tokenizer.vocab_size, 1_000_000)}
+              "bigram": bigram(assistant.tokenizer.vocab_size, 1_000_000), "pass_ms": pass_ms(assistant.model)}
     if args.json:
         print(json.dumps(report))
         return
@@ -120,6 +146,10 @@ def main() -> None:
               f"{r['plain_vs_speculative']}x")
     print(f"desk: {report['desk']['candidates_differing']} of {3 * report['desk']['requests']} candidates differ")
     print(f"bigram table sampler: {report['bigram']['tokens_per_s']:,} tokens/s (no speculation)")
+    costs = report["pass_ms"]
+    for b in sorted({int(k.split("x")[0]) for k in costs}):
+        cells = " / ".join(f"{costs[f'{b}x{t}']}" for t in (1, 3, 5))
+        print(f"one pass, {b:2d} rows, 1 / 3 / 5 positions: {cells} ms")
 
 
 if __name__ == "__main__":

@@ -94,14 +94,14 @@ def wait_healthy(base: str, timeout: float = 60.0, proc: Any = None) -> None:
 class ThreadServer:
     """uvicorn serving an app on a free loopback port, in a daemon thread, configured as ``serve`` does."""
 
-    def __init__(self, app: Any):
+    def __init__(self, app: Any, root_path: str = ""):
         import uvicorn
 
         from bigramlm.serve.server import uvicorn_config
 
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, log_level="warning", root_path=root_path))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> "ThreadServer":

@@ -31,13 +31,12 @@ from bigramlm.models.base import LanguageModel
 COMPACT_SHARE = 4
 
 #: Batches of at most this many live rows speculate; bigger ones decode one token per pass.
-#: A pass's cost grows with its positions and rows (recipe GPT, 1 thread, ms for 1 / 3 / 5
-#: positions: 3 rows 2.3 / 4.8 / 5.2, 6 rows 2.8 / 5.9 / 6.2, 12 rows 5.0 / 8.8 / 11.0,
-#: 24 rows 9.5 / 13.3 / 17.4), and the desk keeps 1.8 tokens per pass of its greedy row:
-#: one request's 3 rows about break even (benchmarks/speculation.py: 5.94 s against 6.03 s
-#: plain over 20 requests, 5.58 against 5.36 in a rerun), two requests' 6 rows lose
-#: already (8 concurrent desk requests: 5.7 s speculating up to 16 rows, 3.1 s without),
-#: and a 192-row batch (the evaluation's) took 10.94 s against 8.11 s.
+#: A pass's cost grows with its positions and rows (benchmarks/speculation.py, recipe GPT,
+#: 2 threads, ms for 1 / 3 / 5 positions: 3 rows 1.6 / 2.0 / 2.5, 6 rows 1.7 / 2.8 / 3.2,
+#: 12 rows 2.5 / 4.1 / 5.1, 24 rows 4.3 / 7.3 / 9.0), while the desk keeps 1.8 tokens a
+#: pass of its greedy row and fewer of its sampled ones: one request's 3 rows about break
+#: even (1.03x over 10 desk requests in the same run; 1.02x and 0.96x in earlier ones),
+#: and a batch of 48 rows forced to speculate ran 0.89x (a 192-row one, 0.74x).
 SPECULATE_ROWS = 4
 
 

@@ -3,9 +3,9 @@
 On the desk every agent's request is a decode of a few rows (the candidates of one
 message). Decoded one request per thread, eight requests take eight times the passes,
 and the threads fight over the same cores; decoded together, their rows share every
-pass (8 desk messages at n = 3 decoded in 1.5-2.0 s as one batch of 24 rows, against
-3.8 s one after another or in 8 threads, on 2 cores: a pass of 24 rows costs about 7 ms
-against 2.6 ms for 3).
+pass, and a pass of 24 rows costs about 3x one of 3 rows, not 8x (benchmarks/speculation.py,
+``pass_ms``). With 8 closed-loop agents the desk answered at p50 2.64 s shared against
+4.24 s with ``serve --no-batch`` (benchmarks/desk_latency.py, 2 cores).
 
 ``DecodeQueue.stream(job)`` hands a request's ``(row, piece)`` pieces out as they come,
 like ``engine.stream``. One worker thread runs one ``batch.DecodeBatch`` at a time: a

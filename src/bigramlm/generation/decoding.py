@@ -124,8 +124,8 @@ class CachedDecoder:
         ``t``-th predicting the token after its ``t``-th. ``commit`` then says how many
         each row keeps; until it does, the decoder holds all ``T``.
 
-        Only within the block: a speculative decode never slides its window (its budget
-        ends where the longest row would outgrow the block), so ``history`` stops here.
+        Only within the block: a speculative decode never slides its window (each row's
+        budget ends where that row would outgrow the block), so ``history`` stops here.
         """
         if self.cache.length + tokens.size(1) > self.cache.capacity:
             self.cache.compact()  # ``room`` said how many fit

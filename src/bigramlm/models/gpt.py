@@ -162,7 +162,7 @@ class KVCache:
             valid.append(torch.cat([torch.zeros(rows, shift, dtype=torch.bool, device=device),
                                     real[:, : self.capacity - shift]], dim=1))
         # One new buffer per layer, its two parts copied in: a fresh allocation is the costly
-        # part here (first-touch page faults: 0.8 s of CPU for 18 rows, where 3 copies were
+        # part here (first-touch page faults: 0.8 s of CPU for 18 rows in a probe, where 3 copies were
         # made per buffer). Slots past ``length`` are written before any query reads them.
         rows = self.keys[0].size(0)
         for mine, theirs in ((self.keys, other.keys), (self.values, other.values)):

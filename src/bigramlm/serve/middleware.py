@@ -107,9 +107,7 @@ _REFUSED = object()
 class AgentDirectory(Protocol):
     """Who may use the desk (the case store: ``support.store.agents``)."""
 
-    def has_agents(self) -> bool: ...
-
-    def agent_for_token(self, token: bytes) -> str | None: ...
+    def identify(self, token: bytes) -> tuple[bool, str | None]: ...
 
 
 def request_agent(scope: MutableMapping[str, Any]) -> str | None:
@@ -190,9 +188,10 @@ class RequestGuard(_HTTPMiddleware):
         """The agent the request comes from (None: no agents, or none needed), or ``_REFUSED``."""
         scheme, _, value = header.partition(b" ")
         bearer, value = scheme.lower() == b"bearer", value.strip()
-        if self.agents is not None and self.agents.has_agents():
-            name = self.agents.agent_for_token(value) if bearer and value else None
-            return name if name is not None else _REFUSED
+        if self.agents is not None:
+            configured, name = self.agents.identify(value if bearer else b"")
+            if configured:
+                return name if name is not None else _REFUSED
         if self.token is None:
             return None
         # compare_digest takes time independent of where the secrets differ.

@@ -68,15 +68,17 @@ def list_agents(conn: sqlite3.Connection) -> list[Agent]:
             conn.execute("SELECT name, created_at, removed_at FROM agents ORDER BY name").fetchall()]
 
 
-def agent_for_token(conn: sqlite3.Connection, token: bytes) -> str | None:
-    """The active agent whose token this is, or None. Every active agent's digest is
-    compared in constant time, so the answer's timing says nothing about the token."""
+def identify(conn: sqlite3.Connection, token: bytes) -> tuple[bool, str | None]:
+    """Whether the store has active agents, and the one whose token this is (None: none).
+    One query a request; every active agent's digest is compared in constant time, so the
+    answer's timing says nothing about the token."""
     wanted = digest(token).encode("ascii")
+    rows = conn.execute("SELECT name, token_sha256 FROM agents WHERE removed_at IS NULL").fetchall()
     found = None
-    for name, stored in conn.execute("SELECT name, token_sha256 FROM agents WHERE removed_at IS NULL").fetchall():
+    for name, stored in rows:
         if hmac.compare_digest(wanted, str(stored).encode("ascii")):
             found = str(name)
-    return found
+    return bool(rows), found
 
 
 def any_agents(conn: sqlite3.Connection) -> bool:

@@ -217,9 +217,10 @@ class CaseStore:
     def agents(self) -> list[Agent]:
         return agent_rows.list_agents(self.db.connection())
 
-    def agent_for_token(self, token: bytes) -> str | None:
-        """The active agent whose token this is (None: no such agent, or removed)."""
-        return agent_rows.agent_for_token(self.db.connection(), token)
+    def identify(self, token: bytes) -> tuple[bool, str | None]:
+        """Whether there are active agents, and the one whose token this is (None: no such
+        agent, or removed)."""
+        return agent_rows.identify(self.db.connection(), token)
 
     def has_agents(self) -> bool:
         return agent_rows.any_agents(self.db.connection())

@@ -1,0 +1,103 @@
+"""The desk behind a real reverse proxy, as the README's deployment section says: nginx
+terminating TLS, mounting the desk under /desk/ and passing its own Host name
+(``serve --allowed-host``, ``--root-path``). Skipped where nginx or openssl is not installed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from bigramlm.serve.app import create_app
+from bigramlm.serve.network import allowed_host_names
+from desk_helpers import ThreadServer, free_port, train_support_run
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+pytestmark = pytest.mark.skipif(NGINX is None or shutil.which("openssl") is None, reason="nginx or openssl not installed")
+
+CONFIG = """
+{user}
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log {dir}/access.log;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    server_name desk.example.test;
+    ssl_certificate {dir}/cert.pem;
+    ssl_certificate_key {dir}/key.pem;
+    location = /desk {{ return 301 /desk/; }}
+    location /desk/ {{
+      proxy_pass http://127.0.0.1:{backend}/;
+      proxy_set_header Host $host;
+      proxy_set_header X-Request-ID $request_id;
+      proxy_http_version 1.1;
+      proxy_buffering off;
+      proxy_read_timeout 60s;
+    }}
+  }}
+}}
+"""
+
+
+@pytest.fixture
+def proxy(tmp_path):
+    """nginx with TLS in front of a desk mounted at /desk/ (a token guards its API)."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem"), "-days", "1", "-subj", "/CN=desk.example.test"],
+                   check=True, capture_output=True)
+    app = create_app(train_support_run(tmp_path), token="tok",
+                     allowed_hosts=allowed_host_names("127.0.0.1", ("desk.example.test",)))
+    with ThreadServer(app, root_path="/desk") as desk:
+        port = free_port()
+        conf = tmp_path / "nginx.conf"
+        conf.write_text(CONFIG.format(user="user root;" if os.geteuid() == 0 else "", dir=tmp_path, port=port,
+                                      backend=desk.port))
+        nginx = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        base = f"https://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=base, verify=False, headers={"Host": "desk.example.test"}, timeout=30) as client:
+                deadline = time.monotonic() + 20
+                while True:
+                    try:
+                        if client.get("/desk/healthz").status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if nginx.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"nginx did not come up: {nginx.stderr.read().decode() if nginx.stderr else ''}")
+                    time.sleep(0.2)
+                yield client, desk
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=10)
+
+
+def test_the_desk_behind_nginx_with_tls_under_a_prefix(proxy):
+    client, desk = proxy
+    auth = {"Authorization": "Bearer tok"}
+    page = client.get("/desk/")
+    assert page.status_code == 200 and 'href="static/desk.css"' in page.text  # relative: it works under /desk/
+    assert client.get("/desk/static/desk.js").status_code == 200
+    assert client.get("/desk", follow_redirects=False).headers["location"].endswith("/desk/")
+    assert client.get("/desk/api/stats").status_code == 401 and client.get("/desk/api/stats", headers=auth).status_code == 200
+    r = client.post("/desk/api/suggest", json={"message": "please cancel order 5521", "n": 2, "seed": 1}, headers=auth)
+    assert r.status_code == 200 and len(r.headers["x-request-id"]) == 32  # nginx's $request_id, kept
+    assert r.json()["request_id"] == r.headers["x-request-id"]
+    with client.stream("POST", "/desk/api/suggest/stream", json={"message": "where is my package", "n": 1},
+                       headers=auth) as stream:
+        events = [line for line in stream.iter_lines() if line.startswith("event: ")]
+    assert events[0] == "event: understanding" and events[-1] == "event: done"
+    assert client.get("/desk/v1/models", headers=auth).json()["data"][0]["object"] == "model"
+    assert client.get("/desk/openapi.json").json()["servers"] == [{"url": "/desk"}]
+    # Straight to the desk, a name it was not told of is refused.
+    assert httpx.get(f"{desk.base}/healthz", headers={"Host": "evil.example"}).status_code == 421

@@ -19,6 +19,8 @@ def _data_dir() -> Path | None:
 
 #: Set by .ci/run: there the browser tests must run, so a skipped one is a failure.
 REQUIRE_BROWSER = os.environ.get("BIGRAMLM_REQUIRE_BROWSER") == "1"
+#: Set by .ci/run: there the PostgreSQL tests must run too.
+REQUIRE_POSTGRES = os.environ.get("BIGRAMLM_REQUIRE_POSTGRES") == "1"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -28,6 +30,30 @@ def pytest_runtest_makereport(item, call):
     if REQUIRE_BROWSER and report.skipped and item.get_closest_marker("browser") is not None:
         report.outcome = "failed"
         report.longrepr = f"browser test skipped where BIGRAMLM_REQUIRE_BROWSER=1: {report.longrepr}"
+    if REQUIRE_POSTGRES and report.skipped and item.get_closest_marker("postgres") is not None:
+        report.outcome = "failed"
+        report.longrepr = f"PostgreSQL test skipped where BIGRAMLM_REQUIRE_POSTGRES=1: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for the session (``tests/pg_cluster.py``); skips where
+    the server is not installed (``scripts/test.sh`` installs it)."""
+    from pg_cluster import Cluster, server_bindir
+
+    bindir = server_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL's server (initdb, pg_ctl) is not installed")
+    cluster = Cluster(bindir)
+    cluster.start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """A new, empty PostgreSQL database for one test: its URL."""
+    return pg_cluster.create_database()
 
 
 @pytest.fixture(autouse=True)

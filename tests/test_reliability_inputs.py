@@ -126,13 +126,15 @@ def test_a_missing_understanding_is_said_on_the_desk_and_marks_intents_unsure(tm
 def test_a_full_disk_is_a_json_507_and_strict_types_are_strict(support_run, monkeypatch):
     import sqlite3
 
+    import sqlalchemy.exc
+
+    from bigramlm.support.store import cases as case_rows
+
     with TestClient(create_app(support_run), raise_server_exceptions=False) as client:
-        store = client.app.state.desk.store
+        def full(*args, **kwargs):  # what SQLAlchemy raises when SQLite's disk is full mid-transaction
+            raise sqlalchemy.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
 
-        def full(*args, **kwargs):
-            raise sqlite3.OperationalError("database or disk is full")
-
-        monkeypatch.setattr(store, "accept", full)
+        monkeypatch.setattr(case_rows, "insert", full)
         r = client.post("/api/cases", json={"message": "m", "reply": "r"})
         assert r.status_code == 507 and "nothing was stored" in r.json()["detail"]
         monkeypatch.undo()

@@ -117,3 +117,11 @@ def test_bad_store_paths(tmp_path):
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(BigramLMError, match="not a usable SQLite database|cannot open"):
         CaseStore(junk)
+
+
+def test_the_schema_version_is_the_newest_migration():
+    from bigramlm.support.store import SCHEMA_VERSION
+    from bigramlm.support.store.database import _migrations
+
+    head, known = _migrations()
+    assert int(head) == SCHEMA_VERSION and {"0006", "0007"} <= known

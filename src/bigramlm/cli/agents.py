@@ -12,7 +12,7 @@ import argparse
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bigramlm.cli.common import add_json_flag, print_json
+from bigramlm.cli.common import add_json_flag, add_store_argument, print_json
 from bigramlm.errors import BigramLMError
 
 
@@ -23,6 +23,7 @@ def add_agents_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", choices=["add", "remove", "list"])
     p.add_argument("names", nargs="+", metavar="NAME RUN",
                    help="the agent's name and the run directory (add, remove), or the run directory alone (list)")
+    add_store_argument(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_agents)
 
@@ -37,7 +38,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
         raise BigramLMError(f"usage: {usage}")
     run_dir = Path(args.names[-1])
     read_config(run_dir)  # a run directory, or a one-line error
-    with CaseStore.for_run(run_dir) as store:
+    with CaseStore.for_run(run_dir, args.store) as store:
         if args.action == "add":
             token = store.add_agent(args.names[0])
             if args.json:

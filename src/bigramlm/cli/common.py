@@ -53,6 +53,12 @@ def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def add_store_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=None, metavar="URL",
+                   help="the case store: a postgresql://USER@HOST/DATABASE URL that several desks share, or a SQLite "
+                        "file (default: $BIGRAMLM_STORE, else cases.sqlite in the run directory)")
+
+
 def thread_count(value: str) -> int:
     """argparse type of ``--threads``: an integer in 1..MAX_THREADS."""
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bigramlm.cli.common import add_json_flag, print_json
+from bigramlm.cli.common import add_json_flag, add_store_argument, print_json
 from bigramlm.errors import BigramLMError
 
 
@@ -22,6 +22,7 @@ def add_rules_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", nargs="?", default="list", choices=["list", "disable", "enable"], help="default: list")
     p.add_argument("rule_id", nargs="?", default=None, help="the rule's id (from the list), for disable and enable")
     p.add_argument("--brand", type=Path, default=None, help="brand profile TOML whose [[rules]] count too")
+    add_store_argument(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_rules)
 
@@ -34,7 +35,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
     read_config(args.run_dir)  # a run directory, or a one-line error
     written = BrandProfile.load(args.brand).rules if args.brand else []
-    with CaseStore.for_run(args.run_dir) as store:
+    with CaseStore.for_run(args.run_dir, args.store) as store:
         rules = current_rules(store, written)
         if args.action != "list":
             rule = next((r for r in rules if r.id == args.rule_id), None)

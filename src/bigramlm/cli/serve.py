@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from bigramlm.cli.common import add_speculate_flag, add_threads_flag
+from bigramlm.cli.common import add_speculate_flag, add_store_argument, add_threads_flag
 from bigramlm.errors import BigramLMError
 
 
@@ -43,6 +43,7 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-batch", dest="batch", action="store_false",
                    help="decode each suggestion request on its own, instead of the requests that run at the same "
                         "time together (their replies are the same either way)")
+    add_store_argument(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -53,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     token = args.token or _token_file(args.token_file) or os.environ.get("BIGRAMLM_TOKEN") or None
     from bigramlm.support.store import run_has_agents
 
-    check_exposure(args.host, token, run_has_agents(args.run_dir))
+    check_exposure(args.host, token, run_has_agents(args.run_dir, args.store))
     if not 0 <= args.port <= 65535:
         raise BigramLMError(f"--port must be in 0..65535 (got {args.port})")
     if args.max_concurrent < 1:
@@ -75,7 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, args.log_format)
     serve(args.run_dir, host=args.host, port=args.port, brand_path=str(args.brand) if args.brand else None,
           token=token, limits=limits, log_level=args.log_level, allowed_hosts=tuple(args.allowed_host),
-          root_path=args.root_path)
+          root_path=args.root_path, store=args.store)
     return 0
 
 

@@ -15,7 +15,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bigramlm.cli.common import add_json_flag, add_speculate_flag, add_threads_flag, apply_threads, print_json, require, stderr_log
+from bigramlm.cli.common import (
+    add_json_flag,
+    add_speculate_flag,
+    add_store_argument,
+    add_threads_flag,
+    apply_threads,
+    print_json,
+    require,
+    stderr_log,
+)
 from bigramlm.cli.data import add_column_args
 from bigramlm.errors import BigramLMError
 
@@ -66,6 +75,7 @@ def add_assist_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="read the run's dataset from here instead of where it was trained")
     p.add_argument("--baseline", action="store_true",
                    help="also show the TF-IDF + logistic-regression intent (fitted on the run's train rows; takes seconds)")
+    add_store_argument(p)
     add_json_flag(p)
     add_threads_flag(p)
     p.set_defaults(func=cmd_assist)
@@ -77,7 +87,7 @@ def cmd_assist(args: argparse.Namespace) -> int:
     from bigramlm.support.assistant import Assistant
 
     assistant = Assistant.load(args.run_dir, brand_path=args.brand, data=args.data, baseline=args.baseline,
-                               speculate=args.speculate)
+                               speculate=args.speculate, store=args.store)
     if assistant.degraded:
         print(f"warning: {assistant.degraded}", file=sys.stderr)
     apply_threads(args.threads, assistant.model)
@@ -187,6 +197,7 @@ def add_learn_parser(sub: argparse._SubParsersAction) -> None:
                    help="keep the new weights even if they make the other intents worse on held-out rows (the learn gate)")
     p.add_argument("--undo", action="store_true",
                    help="restore the weights from before the last learn and mark its cases not learned again")
+    add_store_argument(p)
     add_json_flag(p)
     add_threads_flag(p)
     p.set_defaults(func=cmd_learn, flag_names={"cases_path": "--cases", "time_limit": "--time-limit"})
@@ -199,7 +210,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
     if args.undo:
         if args.cases is not None:
             raise BigramLMError("--undo takes no --cases: it only puts back the weights from before the last learn")
-        undone = undo_learn(args.run_dir)
+        undone = undo_learn(args.run_dir, args.store)
         if args.json:
             print_json(undone.to_dict())
         else:
@@ -210,7 +221,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         steps["time_limit"] = args.time_limit
     summary = learn(args.run_dir, cases_path=args.cases, learning_rate=args.lr, batch_size=args.batch_size,
                     replay=args.replay, seed=args.seed, data=args.data, log=stderr_log(args), threads=args.threads,
-                    force=args.force, **steps).to_dict()
+                    force=args.force, store=args.store, **steps).to_dict()
     if args.json:
         print_json(summary)
     elif summary["steps"] or summary["cases"]:

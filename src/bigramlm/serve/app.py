@@ -51,6 +51,7 @@ def create_app(
     assistant: "Assistant | None" = None,
     run: Run | None = None,
     allowed_hosts: Iterable[str] | None = None,
+    store: str | None = None,
 ) -> FastAPI:
     """Build the desk app for ``run_dir``.
 
@@ -59,10 +60,11 @@ def create_app(
     pass objects it already loaded (tests, notebooks); by default both are loaded from
     ``run_dir`` (and reloaded when its weights change). ``allowed_hosts``: the only
     ``Host`` names served (``serve`` sets the loopback names when it binds loopback);
-    None serves any.
+    None serves any. ``store``: the case store (``support.store.store_target``: by default
+    the run's SQLite file; a ``postgresql://`` URL for several desks).
     """
     limits = limits or ServerLimits()
-    desk = Desk(Path(run_dir), Path(brand_path) if brand_path else None, limits, assistant=assistant, run=run)
+    desk = Desk(Path(run_dir), Path(brand_path) if brand_path else None, limits, assistant=assistant, run=run, store=store)
     schemas = build_schemas(limits)
     app = make_fastapi(
         lifespan=lifespan,

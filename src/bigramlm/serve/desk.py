@@ -39,7 +39,7 @@ class Desk:
     RELOAD_POLL_S = 1.0
 
     def __init__(self, run_dir: Path, brand_path: Path | None, limits: ServerLimits,
-                 assistant: "Assistant | None" = None, run: Run | None = None):
+                 assistant: "Assistant | None" = None, run: Run | None = None, store: str | None = None):
         self.run_dir = Path(run_dir)
         self.brand_path = brand_path
         self.limits = limits
@@ -54,7 +54,8 @@ class Desk:
             run = assistant.run if assistant is not None else load_plain_run(self.run_dir)
         configure_threads(run, self.limits.threads)
         # One store object per process, shared by the routes and the assistant's index.
-        self.store: CaseStore = (assistant.store if assistant is not None else None) or CaseStore.for_run(self.run_dir)
+        # ``store``: the run's SQLite file by default, or the team's database (``--store``).
+        self.store: CaseStore = (assistant.store if assistant is not None else None) or CaseStore.for_run(self.run_dir, store)
         if ours and assistant is not None:
             assistant.store = self.store
         self.loaded: tuple["Assistant | None", Run] = (assistant, run)

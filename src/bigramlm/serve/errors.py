@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from typing import Any, Awaitable, Callable, Mapping, TypeVar, cast
 
 from fastapi import FastAPI, Request
@@ -15,6 +14,7 @@ from starlette.types import HTTPExceptionHandler
 
 from bigramlm.errors import BigramLMError
 from bigramlm.serve.slots import Busy, GenerationTimeout
+from bigramlm.support.store.database import StoreUnavailable
 
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                  405: "invalid_request_error", 408: "timeout", 409: "invalid_request_error", 413: "invalid_request_error",
@@ -135,12 +135,12 @@ async def _unsupported(request: Request, exc: Unsupported) -> JSONResponse:
     return json_error(400, exc.message, app_path(request.scope), field=exc.param, code=exc.code)
 
 
-async def _storage(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
-    """The store could not write (a full disk, a locked or read-only file): 507 or 503 in
-    JSON, one log line, never a traceback; nothing was acknowledged, so nothing is lost."""
-    full = "full" in str(exc).lower()
-    log.error("store write failed on %s: %s", app_path(request.scope), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    return json_error(507 if full else 503, f"the case store cannot write now ({exc}); nothing was stored, try again",
+async def _storage(request: Request, exc: StoreUnavailable) -> JSONResponse:
+    """The store could not be reached or could not write (a full disk, a locked or read-only
+    file, a PostgreSQL server down or restarting): 507 or 503 in JSON, one log line, never a
+    traceback; nothing was acknowledged, so nothing is lost."""
+    log.error("store unavailable on %s: %s", app_path(request.scope), exc)
+    return json_error(507 if exc.full else 503, f"the case store cannot be used now ({exc}); nothing was stored, try again",
                       app_path(request.scope))
 
 
@@ -154,7 +154,7 @@ def _add_handler(app: FastAPI, kind: type[_E], handler: Callable[[Request, _E], 
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    _add_handler(app, sqlite3.OperationalError, _storage)
+    _add_handler(app, StoreUnavailable, _storage)
     _add_handler(app, RequestValidationError, _validation)
     _add_handler(app, HTTPException, _http)
     _add_handler(app, Busy, _busy)

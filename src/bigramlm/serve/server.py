@@ -88,16 +88,17 @@ def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info", 
 
 def serve(run_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000, brand_path: str | None = None,
           token: str | None = None, limits: ServerLimits | None = None, log_level: str = "info",
-          allowed_hosts: tuple[str, ...] = (), root_path: str = "") -> None:
+          allowed_hosts: tuple[str, ...] = (), root_path: str = "", store: str | None = None) -> None:
     """Run the desk with uvicorn until interrupted; a port in use is a one-line ``BigramLMError``.
 
     ``allowed_hosts``: ``Host`` names answered besides loopback's (a reverse proxy on the
-    same host that passes its own name); ``root_path``: the prefix it mounts the desk under."""
-    check_exposure(host, token, run_has_agents(run_dir))
+    same host that passes its own name); ``root_path``: the prefix it mounts the desk under;
+    ``store``: the case store (the run's SQLite file by default; the team's database URL)."""
+    check_exposure(host, token, run_has_agents(run_dir, store))
     sock = bind_listener(host, port)  # before loading the run: a busy port fails at once
     try:
         app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits,
-                         allowed_hosts=allowed_host_names(host, allowed_hosts))
+                         allowed_hosts=allowed_host_names(host, allowed_hosts), store=store)
         bound = sock.getsockname()[1]
         log.info("serving %s on http://%s:%d/", app.state.desk.model_id, f"[{host}]" if ":" in host else host, bound)
         uvicorn.Server(uvicorn_config(app, host, bound, log_level, root_path)).run(sockets=[sock])

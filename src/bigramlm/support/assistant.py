@@ -74,7 +74,7 @@ from bigramlm.support.results import (
     UnderstandingEvent,
 )
 from bigramlm.support.retrieval import INDEX_FILE, CaseIndex
-from bigramlm.support.store import CaseStore
+from bigramlm.support.store import CaseStore, store_target
 from bigramlm.support.understanding import (
     UNDERSTANDING_FILE,
     UNSURE_BELOW,
@@ -171,7 +171,7 @@ class Assistant:
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], brand_path: str | os.PathLike[str] | None = None,
              data: str | None = None, device: str = "cpu", use_store: bool = True, baseline: bool = False,
-             speculate: bool = True, share_decodes: bool = False) -> "Assistant":
+             speculate: bool = True, share_decodes: bool = False, store: str | None = None) -> "Assistant":
         """Load a run directory (and an optional brand profile TOML) as an assistant.
 
         ``data`` says where the run's dataset is (its sha256 must match); it is read only
@@ -179,12 +179,13 @@ class Assistant:
         TF-IDF + logistic-regression intent classifier, whose answer then appears as
         ``baseline`` in every result (seconds to fit). ``speculate=False`` decodes one token
         per pass (``--no-speculate``); ``share_decodes`` decodes concurrent requests together
-        (the desk; ``serve --no-batch`` turns it off).
+        (the desk; ``serve --no-batch`` turns it off). ``store``: the case store
+        (``support.store.store_target``; by default the run's SQLite file).
         """
         run = load_run(run_dir, device=device)
         run_files = load_run_files(run.path, require_instruction_run(run), data)
         brand = BrandProfile.load(brand_path) if brand_path else None
-        return cls(run, run_files, brand, _store(run.path) if use_store else None, baseline=baseline, speculate=speculate,
+        return cls(run, run_files, brand, _store(run.path, store) if use_store else None, baseline=baseline, speculate=speculate,
                    share_decodes=share_decodes)
 
     def refresh_cases(self) -> int:
@@ -422,13 +423,13 @@ class Assistant:
         return self._rules[1]
 
 
-def _store(run_dir: Path) -> CaseStore | None:
-    """The run's case store; None for a run directory nobody may write (the assistant still
-    answers, from the training rows alone)."""
+def _store(run_dir: Path, target: str | None) -> CaseStore | None:
+    """The run's case store; None for a run directory nobody may write and no other store
+    named (the assistant still answers, from the training rows alone)."""
     try:
-        return CaseStore.for_run(run_dir)
+        return CaseStore.for_run(run_dir, target)
     except BigramLMError:
-        if os.access(run_dir, os.W_OK):
+        if os.access(run_dir, os.W_OK) or "://" in store_target(run_dir, target):
             raise
         return None
 

@@ -149,25 +149,28 @@ def learn(
     threads: int | None = None,
     time_limit: float | None = DEFAULT_TIME_LIMIT,
     force: bool = False,
+    store: str | None = None,
 ) -> LearnResult:
     """Continue training the run on new cases, then store and mark them; see the module docstring.
-    ``force`` keeps new weights the learn gate refuses."""
+    ``force`` keeps new weights the learn gate refuses; ``store`` names the case store
+    (``support.store.store_target``: by default the run's own SQLite file)."""
     log = log or (lambda message: None)
     started = time.perf_counter()
     training = read_config(run_dir).training  # a run, or a one-line error, before anything is locked
     settings = LearnSettings(steps, training.learning_rate * LEARN_LR_FACTOR if learning_rate is None else learning_rate,
                              training.batch_size if batch_size is None else batch_size, replay, seed, time_limit)
     settings.validate(training.block_size)
-    # One learner at a time; and a learn a kill interrupted is finished or rolled back
-    # before this one reads the run.
-    with history.learn_lock(Path(run_dir)), CaseStore.for_run(run_dir) as store:
-        recovered = recover(Path(run_dir), store)
+    # One learner at a time (the run directory's lock, and the shared store's, which holds
+    # across machines); and a learn a kill interrupted is finished or rolled back before
+    # this one reads the run.
+    with history.learn_lock(Path(run_dir)), CaseStore.for_run(run_dir, store) as cases, cases.learn_lock():
+        recovered = recover(Path(run_dir), cases)
         if recovered:
             log(recovered)
         run = load_run(run_dir)
         spec = require_instruction_run(run)
         configure_threads(run.model, threads)  # None: the policy (1 thread for a tiny model, else the idle cores)
-        result = _learn_locked(run, spec, store, cases_path, settings, data, force, log)
+        result = _learn_locked(run, spec, cases, cases_path, settings, data, force, log)
     result.seconds = round(time.perf_counter() - started, 3)
     append_log(run.path, {"event": "learn", **result.to_dict()})
     return result

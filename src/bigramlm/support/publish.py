@@ -107,12 +107,12 @@ def append_log(run_dir: Path, entry: dict[str, Any]) -> None:
         f.write(json.dumps({"time": time.time(), **entry}) + "\n")
 
 
-def undo_learn(run_dir: str | os.PathLike[str]) -> UndoResult:
+def undo_learn(run_dir: str | os.PathLike[str], store_target: str | None = None) -> UndoResult:
     """Restore the learned files from before the run's last learn, bit for bit, and mark the
-    cases it trained on as not learned again (they stay in the store)."""
+    cases it trained on as not learned again (they stay in the store ``store_target``)."""
     run_dir = Path(run_dir)
     read_config(run_dir)  # a run directory, or a one-line error; its weights need not load (they may be the bad ones)
-    with history.learn_lock(run_dir), CaseStore.for_run(run_dir) as store:
+    with history.learn_lock(run_dir), CaseStore.for_run(run_dir, store_target) as store, store.learn_lock():
         recover(run_dir, store)
         last = store.last_learn()
         if last is None:

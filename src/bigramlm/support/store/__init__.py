@@ -1,10 +1,12 @@
-"""The resolved-case store: one SQLite database in WAL mode inside the run directory.
+"""The resolved-case store: a SQLite file in the run directory (one desk), or a PostgreSQL
+database that several desks share (a team: ``--store postgresql://...``).
 
 Both the agent desk (``serve``) and ``learn`` go through ``CaseStore``, so there is one
 schema and one notion of "cases since the last learn". By concept:
 
-- ``database``: the file, per-thread connections and transactions (durability);
-- ``schema``: the tables and the migrations between versions;
+- ``database``: the engine on either back-end, transactions, durability, writers one at a time;
+- ``migrations/``: the schema's one Alembic history (``legacy``: the steps of stores before it);
+- ``transfer``: moving a store to another database, checked by counts and checksums;
 - ``cases``: resolved cases (``StoredCase``) and the learns that trained on them;
 - ``feedback``: the suggestions shown, dismissals, and the desk's figures;
 - ``agents``: agents' names and their tokens' digests.
@@ -12,9 +14,17 @@ schema and one notion of "cases since the last learn". By concept:
 
 from bigramlm.support.store.agents import Agent
 from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
-from bigramlm.support.store.case_store import STORE_FILE, CaseStore, normalized_edit_distance, run_has_agents, store_path
+from bigramlm.support.store.case_store import (
+    STORE_ENV,
+    STORE_FILE,
+    CaseStore,
+    normalized_edit_distance,
+    run_has_agents,
+    store_path,
+    store_target,
+)
+from bigramlm.support.store.database import SCHEMA_VERSION, StoreUnavailable
 from bigramlm.support.store.feedback import Dismissal, ShownSuggestion, StoreStats, SuggestionConflict
-from bigramlm.support.store.schema import SCHEMA_VERSION
 
 __all__ = [
     "Agent",
@@ -23,12 +33,15 @@ __all__ = [
     "LearnChanges",
     "LearnRecord",
     "SCHEMA_VERSION",
+    "STORE_ENV",
     "STORE_FILE",
     "ShownSuggestion",
     "StoreStats",
+    "StoreUnavailable",
     "StoredCase",
     "SuggestionConflict",
     "normalized_edit_distance",
     "run_has_agents",
     "store_path",
+    "store_target",
 ]

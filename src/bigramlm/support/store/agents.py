@@ -12,9 +12,10 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
 
 from bigramlm.errors import BigramLMError
 
@@ -45,35 +46,37 @@ def check_name(name: str) -> str:
     return name
 
 
-def add_agent(conn: sqlite3.Connection, name: str) -> str:
+def add_agent(conn: Connection, name: str) -> str:
     """A new agent (or a removed one back, with a new token); returns its token."""
     check_name(name)
-    row = conn.execute("SELECT removed_at FROM agents WHERE name = ?", (name,)).fetchone()
+    row = conn.execute(text("SELECT removed_at FROM agents WHERE name = :name"), {"name": name}).first()
     if row is not None and row[0] is None:
         raise BigramLMError(f"agent {name!r} exists already; remove it first to give it a new token", param="name")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    conn.execute("INSERT OR REPLACE INTO agents(name, token_sha256, created_at, removed_at) VALUES (?, ?, ?, NULL)",
-                 (name, digest(token), time.time()))
+    conn.execute(text("INSERT INTO agents(name, token_sha256, created_at, removed_at) VALUES (:name, :sha, :now, NULL)"
+                      " ON CONFLICT(name) DO UPDATE SET token_sha256 = excluded.token_sha256,"
+                      " created_at = excluded.created_at, removed_at = NULL"),
+                 {"name": name, "sha": digest(token), "now": time.time()})
     return token
 
 
-def remove_agent(conn: sqlite3.Connection, name: str) -> bool:
+def remove_agent(conn: Connection, name: str) -> bool:
     """Refuse the agent's token from now on (its records keep its name); False if no such agent."""
-    return conn.execute("UPDATE agents SET removed_at = ? WHERE name = ? AND removed_at IS NULL",
-                        (time.time(), check_name(name))).rowcount == 1
+    return conn.execute(text("UPDATE agents SET removed_at = :now WHERE name = :name AND removed_at IS NULL"),
+                        {"now": time.time(), "name": check_name(name)}).rowcount == 1
 
 
-def list_agents(conn: sqlite3.Connection) -> list[Agent]:
+def list_agents(conn: Connection) -> list[Agent]:
     return [Agent(str(r[0]), float(r[1]), r[2]) for r in
-            conn.execute("SELECT name, created_at, removed_at FROM agents ORDER BY name").fetchall()]
+            conn.execute(text("SELECT name, created_at, removed_at FROM agents ORDER BY name")).fetchall()]
 
 
-def identify(conn: sqlite3.Connection, token: bytes) -> tuple[bool, str | None]:
+def identify(conn: Connection, token: bytes) -> tuple[bool, str | None]:
     """Whether the store has active agents, and the one whose token this is (None: none).
     One query a request; every active agent's digest is compared in constant time, so the
     answer's timing says nothing about the token."""
     wanted = digest(token).encode("ascii")
-    rows = conn.execute("SELECT name, token_sha256 FROM agents WHERE removed_at IS NULL").fetchall()
+    rows = conn.execute(text("SELECT name, token_sha256 FROM agents WHERE removed_at IS NULL")).fetchall()
     found = None
     for name, stored in rows:
         if hmac.compare_digest(wanted, str(stored).encode("ascii")):
@@ -81,5 +84,5 @@ def identify(conn: sqlite3.Connection, token: bytes) -> tuple[bool, str | None]:
     return bool(rows), found
 
 
-def any_agents(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM agents WHERE removed_at IS NULL LIMIT 1").fetchone() is not None
+def any_agents(conn: Connection) -> bool:
+    return conn.execute(text("SELECT 1 FROM agents WHERE removed_at IS NULL LIMIT 1")).first() is not None

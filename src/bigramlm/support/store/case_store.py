@@ -1,7 +1,8 @@
 """``CaseStore``: the one object the desk and ``learn`` read and write the store through.
 
-Each method is one transaction on the run's database (``database``), and a writer
-returns only after its commit. Feedback keeps a suggestion accepted or dismissed, never
+Each method is one transaction on the run's database (``database``): a SQLite file in the
+run directory by default, or the PostgreSQL database that ``--store`` or
+``BIGRAMLM_STORE`` names, which several desks share. A writer returns only after its commit. Feedback keeps a suggestion accepted or dismissed, never
 both (``feedback``), so a dismissed suggestion's text never becomes a case, and
 ``learn``, which reads cases only, never trains on it.
 """
@@ -11,10 +12,12 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Iterable, Sequence
 
 from rapidfuzz.distance import Levenshtein
+from sqlalchemy import text
 
 from bigramlm.data.cases import Case
 from bigramlm.errors import BigramLMError
@@ -22,7 +25,7 @@ from bigramlm.support.store import agents as agent_rows
 from bigramlm.support.store import cases as case_rows
 from bigramlm.support.store.agents import Agent
 from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
-from bigramlm.support.store.database import Database
+from bigramlm.support.store.database import LEARN_LOCK, Database
 from bigramlm.support.store.feedback import (
     Dismissal,
     accepted_edits,
@@ -39,19 +42,29 @@ from bigramlm.support.store.feedback import (
 )
 
 STORE_FILE = "cases.sqlite"
+#: The store every command uses when ``--store`` does not name one (a database URL or a file).
+STORE_ENV = "BIGRAMLM_STORE"
 
 
 def store_path(run_dir: str | os.PathLike[str]) -> Path:
-    """Where a run keeps its resolved cases."""
+    """Where a run keeps its resolved cases by default (SQLite)."""
     return Path(run_dir) / STORE_FILE
 
 
-def run_has_agents(run_dir: str | os.PathLike[str]) -> bool:
-    """Whether the run's store has an active named agent (then agents' tokens guard its desk)."""
-    if not store_path(run_dir).is_file():
+def store_target(run_dir: str | os.PathLike[str], store: str | None = None) -> str:
+    """The store a command on ``run_dir`` uses: ``store`` (``--store``), else ``BIGRAMLM_STORE``,
+    else the SQLite file in the run directory."""
+    return store or os.environ.get(STORE_ENV) or str(store_path(run_dir))
+
+
+def run_has_agents(run_dir: str | os.PathLike[str], store: str | None = None) -> bool:
+    """Whether the run's store has an active named agent (then agents' tokens guard its desk);
+    a run whose SQLite store does not exist yet has none (and is not created by asking)."""
+    target = store_target(run_dir, store)
+    if "://" not in target and not Path(target).is_file():
         return False
-    with CaseStore.for_run(run_dir) as store:
-        return store.has_agents()
+    with CaseStore(target) as store_:
+        return store_.has_agents()
 
 
 def normalized_edit_distance(a: str, b: str) -> float:
@@ -66,15 +79,25 @@ def normalized_edit_distance(a: str, b: str) -> float:
 
 
 class CaseStore:
-    """Resolved cases and desk feedback in ``path`` (created on first use)."""
+    """Resolved cases and desk feedback in ``target``: a SQLite file (created on first use)
+    or a database URL (``postgresql://...``)."""
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.db = Database(path)
+    def __init__(self, target: str | os.PathLike[str]):
+        self.db = Database(target)
+        #: The SQLite file, or None on PostgreSQL; ``name`` says which store it is, in messages.
         self.path = self.db.path
+        self.name = self.db.name
 
     @classmethod
-    def for_run(cls, run_dir: str | os.PathLike[str]) -> "CaseStore":
-        return cls(store_path(run_dir))
+    def for_run(cls, run_dir: str | os.PathLike[str], store: str | None = None) -> "CaseStore":
+        """The store of the run (``store_target``)."""
+        return cls(store_target(run_dir, store))
+
+    def learn_lock(self) -> AbstractContextManager[None]:
+        """One learn at a time on a shared store (a PostgreSQL advisory lock; beside the run
+        directory's own lock, which cannot see other machines)."""
+        return self.db.session_lock(LEARN_LOCK, f"another learn (or undo) is running on the store {self.name}; "
+                                                "try again when it is done")
 
     def close(self) -> None:
         self.db.close()
@@ -103,23 +126,27 @@ class CaseStore:
             return case_rows.insert(conn, cases)
 
     def get_case(self, case_id: int) -> StoredCase | None:
-        found = case_rows.select(self.db.connection(), "WHERE id = ?", (int(case_id),))
+        with self.db.read() as conn:
+            found = case_rows.select(conn, "WHERE id = :id", {"id": int(case_id)})
         return found[0] if found else None
 
     def list_cases(self, offset: int = 0, limit: int = 50, after_id: int | None = None) -> list[StoredCase]:
         """Cases oldest first, ``limit`` of them after skipping ``offset`` (or after the case ``after_id``)."""
         if offset < 0 or limit < 0:
             raise BigramLMError("offset and limit must not be negative")
-        if after_id is not None:
-            return case_rows.select(self.db.connection(), "WHERE id > ?", (int(after_id),), f"LIMIT {int(limit)}")
-        return case_rows.select(self.db.connection(), "", (), f"LIMIT {int(limit)} OFFSET {int(offset)}")
+        with self.db.read() as conn:
+            if after_id is not None:
+                return case_rows.select(conn, "WHERE id > :after", {"after": int(after_id)}, f"LIMIT {int(limit)}")
+            return case_rows.select(conn, "", {}, f"LIMIT {int(limit)} OFFSET {int(offset)}")
 
     def count(self) -> int:
-        return int(self.db.connection().execute("SELECT COUNT(*) FROM cases").fetchone()[0])
+        with self.db.read() as conn:
+            return int(conn.execute(text("SELECT COUNT(*) FROM cases")).scalar_one())
 
     def cases_since_last_learn(self) -> list[StoredCase]:
         """The cases no ``learn`` has trained on yet, oldest first."""
-        return case_rows.select(self.db.connection(), "WHERE learn_id IS NULL")
+        with self.db.read() as conn:
+            return case_rows.select(conn, "WHERE learn_id IS NULL")
 
     # --- learns -------------------------------------------------------------------
 
@@ -143,13 +170,16 @@ class CaseStore:
 
     def last_learn(self) -> LearnRecord | None:
         """The latest learn that changed a learned file and was not undone, or None."""
-        return case_rows.last_learn(self.db.connection())
+        with self.db.read() as conn:
+            return case_rows.last_learn(conn)
 
     def learn_by_token(self, token: str) -> LearnRecord | None:
-        return case_rows.learn_by_token(self.db.connection(), token)
+        with self.db.read() as conn:
+            return case_rows.learn_by_token(conn, token)
 
     def recent_learns(self, limit: int) -> list[LearnRecord]:
-        return case_rows.recent_learns(self.db.connection(), limit)
+        with self.db.read() as conn:
+            return case_rows.recent_learns(conn, limit)
 
     def undo_learn(self, learn_id: int) -> int:
         """Mark the cases of one learn as not learned, and that learn as undone; returns how many cases."""
@@ -171,18 +201,21 @@ class CaseStore:
     def accepted_edits(self, per_intent: int) -> list[tuple[str | None, str, str]]:
         """The latest ``per_intent`` accepted suggestions of each intent, oldest first:
         (intent, suggestion before team edits, reply sent)."""
-        return accepted_edits(self.db.connection(), per_intent)
+        with self.db.read() as conn:
+            return accepted_edits(conn, per_intent)
 
     def rule_settings(self) -> dict[str, bool]:
         """Rule id -> enabled, for the rules agents switched off (or back on)."""
-        return rule_settings(self.db.connection())
+        with self.db.read() as conn:
+            return rule_settings(conn)
 
     def set_rule(self, rule_id: str, enabled: bool, description: str | None = None) -> None:
         with self.db.write() as conn:
             set_rule(conn, rule_id, enabled, description)
 
     def get_suggestion(self, suggestion_id: str) -> ShownSuggestion | None:
-        return select_suggestion(self.db.connection(), suggestion_id)
+        with self.db.read() as conn:
+            return select_suggestion(conn, suggestion_id)
 
     def dismiss_suggestion(self, suggestion_id: str, reason: str | None = None, agent: str | None = None) -> Dismissal | None:
         """Record that an agent dismissed a suggestion; returns after the commit, or None
@@ -196,7 +229,8 @@ class CaseStore:
         (without those dismissed for one of ``exclude_reasons``)."""
         if limit < 0:
             raise BigramLMError("limit must not be negative", param="limit")
-        return recent_dismissed_texts(self.db.connection(), limit, tuple(exclude_reasons))
+        with self.db.read() as conn:
+            return recent_dismissed_texts(conn, limit, tuple(exclude_reasons))
 
     def desk_stats(self, agent: str | None = None) -> StoreStats:
         """The desk's figures (one agent's, with ``agent``), read from one snapshot (see ``StoreStats``)."""
@@ -215,16 +249,28 @@ class CaseStore:
             return agent_rows.remove_agent(conn, name)
 
     def agents(self) -> list[Agent]:
-        return agent_rows.list_agents(self.db.connection())
+        with self.db.read() as conn:
+            return agent_rows.list_agents(conn)
 
     def identify(self, token: bytes) -> tuple[bool, str | None]:
         """Whether there are active agents, and the one whose token this is (None: no such
         agent, or removed)."""
-        return agent_rows.identify(self.db.connection(), token)
+        with self.db.read() as conn:
+            return agent_rows.identify(conn, token)
 
     def has_agents(self) -> bool:
-        return agent_rows.any_agents(self.db.connection())
+        with self.db.read() as conn:
+            return agent_rows.any_agents(conn)
+
+    def schema_version(self) -> int:
+        with self.db.read() as conn:
+            return int(conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar_one())
 
     def integrity_check(self) -> str:
-        return str(self.db.connection().execute("PRAGMA integrity_check").fetchone()[0])
+        """SQLite's own check of the file ("ok"); PostgreSQL checks its pages itself, so there
+        the answer is that the server answers."""
+        with self.db.read() as conn:
+            if self.path is None:
+                return "ok" if conn.execute(text("SELECT 1")).scalar_one() == 1 else "no answer"
+            return str(conn.exec_driver_sql("PRAGMA integrity_check").scalar_one())
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Connection, Row, text
 
 from bigramlm.data.cases import DESK, LEARN, Case, check_case
 
@@ -69,8 +70,12 @@ class LearnRecord:
 
 
 COLUMNS = "id, created_at, message, reply, intent, category, suggestion_id, edited, edit_distance, source, agent"
-INSERT = ("INSERT {verb} INTO cases(created_at, message, reply, intent, category, suggestion_id, edited, edit_distance,"
-          " source, content_sha256, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT = ("INSERT INTO cases(created_at, message, reply, intent, category, suggestion_id, edited, edit_distance,"
+           " source, content_sha256, agent) VALUES (:created_at, :message, :reply, :intent, :category, :suggestion_id,"
+           " :edited, :edit_distance, :source, :content_sha256, :agent)")
+INSERT = text(_INSERT + " RETURNING id")
+#: A learn's file case is stored once (the unique index on its content, for source 'learn').
+INSERT_ONCE = text(_INSERT + " ON CONFLICT DO NOTHING")
 
 
 def case_digest(case: Case) -> str:
@@ -79,68 +84,62 @@ def case_digest(case: Case) -> str:
                                      ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def row_values(stored: StoredCase, now: float) -> tuple[Any, ...]:
+def row_values(stored: StoredCase, now: float) -> dict[str, Any]:
     c = stored.case
     check_case(c)
-    return (now, c.message, c.reply, c.intent, c.category, stored.suggestion_id, 1 if stored.edited else 0,
-            stored.edit_distance, c.source if c.resolved else DESK, case_digest(c), stored.agent)
+    return {"created_at": now, "message": c.message, "reply": c.reply, "intent": c.intent, "category": c.category,
+            "suggestion_id": stored.suggestion_id, "edited": 1 if stored.edited else 0,
+            "edit_distance": stored.edit_distance, "source": c.source if c.resolved else DESK,
+            "content_sha256": case_digest(c), "agent": stored.agent}
 
 
-def from_row(row: sqlite3.Row) -> StoredCase:
-    case = Case(row["message"], row["reply"], row["intent"], row["category"], row["source"], int(row["id"]))
-    return StoredCase(case, float(row["created_at"]), row["suggestion_id"], bool(row["edited"]), row["edit_distance"],
-                      row["agent"])
+def from_row(row: Row[Any]) -> StoredCase:
+    case = Case(row.message, row.reply, row.intent, row.category, row.source, int(row.id))
+    return StoredCase(case, float(row.created_at), row.suggestion_id, bool(row.edited), row.edit_distance, row.agent)
 
 
-def insert(conn: sqlite3.Connection, cases: Sequence[StoredCase]) -> list[tuple[int, bool]]:
+def insert(conn: Connection, cases: Sequence[StoredCase]) -> list[tuple[int, bool]]:
     """Store the cases; (id, stored now) each. A suggestion is accepted once: a case naming
     one that was accepted already is that case (ten agents on one suggestion make one case)."""
     now, out = time.time(), []
     for c in cases:
-        row = conn.execute("SELECT id FROM cases WHERE suggestion_id = ?", (c.suggestion_id,)).fetchone() \
+        found = conn.execute(text("SELECT id FROM cases WHERE suggestion_id = :s"), {"s": c.suggestion_id}).scalar() \
             if c.suggestion_id is not None else None
-        out.append((int(row[0]), False) if row else
-                   (_inserted_id(conn.execute(INSERT.format(verb=""), row_values(c, now))), True))
+        out.append((int(found), False) if found is not None else
+                   (int(conn.execute(INSERT, row_values(c, now)).scalar_one()), True))
     return out
 
 
-def _inserted_id(cursor: sqlite3.Cursor) -> int:
-    """The id of the row an INSERT just stored (sqlite3 types ``lastrowid`` as optional)."""
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
-
-
-def select(conn: sqlite3.Connection, where: str = "", args: tuple[Any, ...] = (), tail: str = "") -> list[StoredCase]:
-    rows = conn.execute(f"SELECT {COLUMNS} FROM cases {where} ORDER BY id {tail}", args).fetchall()
+def select(conn: Connection, where: str = "", args: dict[str, Any] | None = None, tail: str = "") -> list[StoredCase]:
+    rows = conn.execute(text(f"SELECT {COLUMNS} FROM cases {where} ORDER BY id {tail}"), args or {}).fetchall()
     return [from_row(r) for r in rows]
 
 
-def insert_learn_cases(conn: sqlite3.Connection, new_cases: Sequence[Case]) -> tuple[list[int], int]:
+def insert_learn_cases(conn: Connection, new_cases: Sequence[Case]) -> tuple[list[int], int]:
     """Store a learn's file cases, once each however often they are learned; returns their
     ids and how many of them were new to the store."""
     now, stored, ids = time.time(), 0, []
     for case in new_cases:
         learned = replace(case, source=LEARN)
-        stored += conn.execute(INSERT.format(verb="OR IGNORE"), row_values(StoredCase(learned), now)).rowcount
-        ids.append(int(conn.execute("SELECT id FROM cases WHERE source = ? AND content_sha256 = ?",
-                                    (LEARN, case_digest(learned))).fetchone()[0]))
+        stored += conn.execute(INSERT_ONCE, row_values(StoredCase(learned), now)).rowcount
+        ids.append(int(conn.execute(text("SELECT id FROM cases WHERE source = :source AND content_sha256 = :sha"),
+                                    {"source": LEARN, "sha": case_digest(learned)}).scalar_one()))
     return ids, stored
 
 
-def record_learn(conn: sqlite3.Connection, new_cases: Sequence[Case], learned_ids: Iterable[int],
+def record_learn(conn: Connection, new_cases: Sequence[Case], learned_ids: Iterable[int],
                  changes: LearnChanges) -> tuple[list[int], int]:
     """Store a learn's file cases (once each) and, where it changed the weights, mark every
     case it trained on; returns the file cases' ids and how many were new to the store."""
-    now = time.time()
     ids, stored = insert_learn_cases(conn, new_cases)
     trained = sorted(set(ids) | {int(i) for i in learned_ids}) if changes.weights_after else []
-    c = changes
-    learn_id = _inserted_id(conn.execute(
+    learn_id = int(conn.execute(text(
         "INSERT INTO learns(created_at, cases, weights_before, weights_after, understanding_before, understanding_after,"
-        " token) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (now, len(trained), c.weights_before, c.weights_after, c.understanding_before, c.understanding_after, c.token),
-    ))
-    conn.executemany("UPDATE cases SET learn_id = ? WHERE id = ? AND learn_id IS NULL", [(learn_id, i) for i in trained])
+        " token) VALUES (:now, :cases, :weights_before, :weights_after, :understanding_before, :understanding_after,"
+        " :token) RETURNING id"), {"now": time.time(), "cases": len(trained), **asdict(changes)}).scalar_one())
+    if trained:
+        conn.execute(text("UPDATE cases SET learn_id = :learn WHERE id = :id AND learn_id IS NULL"),
+                     [{"learn": learn_id, "id": i} for i in trained])
     refresh_last_learned(conn)
     return ids, stored
 
@@ -149,36 +148,36 @@ _LEARN = ("SELECT id, created_at, cases, weights_before, weights_after, understa
           " FROM learns")
 
 
-def _learn(row: sqlite3.Row | None) -> LearnRecord | None:
+def _learn(row: Sequence[Any] | None) -> LearnRecord | None:
     if row is None:
         return None
     return LearnRecord(int(row[0]), float(row[1]), int(row[2]), LearnChanges(row[3], row[4], row[5], row[6], row[7]))
 
 
-def last_learn(conn: sqlite3.Connection) -> LearnRecord | None:
+def last_learn(conn: Connection) -> LearnRecord | None:
     """The latest learn that changed a learned file and was not undone, or None."""
-    return _learn(conn.execute(f"{_LEARN} WHERE undone_at IS NULL AND (weights_after IS NOT NULL OR"
-                               " understanding_after IS NOT NULL) ORDER BY id DESC LIMIT 1").fetchone())
+    return _learn(conn.execute(text(f"{_LEARN} WHERE undone_at IS NULL AND (weights_after IS NOT NULL OR"
+                                    " understanding_after IS NOT NULL) ORDER BY id DESC LIMIT 1")).first())
 
 
-def learn_by_token(conn: sqlite3.Connection, token: str) -> LearnRecord | None:
-    return _learn(conn.execute(f"{_LEARN} WHERE token = ?", (token,)).fetchone())
+def learn_by_token(conn: Connection, token: str) -> LearnRecord | None:
+    return _learn(conn.execute(text(f"{_LEARN} WHERE token = :token"), {"token": token}).first())
 
 
-def recent_learns(conn: sqlite3.Connection, limit: int) -> list[LearnRecord]:
-    rows = conn.execute(f"{_LEARN} ORDER BY id DESC LIMIT ?", (int(limit),)).fetchall()
+def recent_learns(conn: Connection, limit: int) -> list[LearnRecord]:
+    rows = conn.execute(text(f"{_LEARN} ORDER BY id DESC LIMIT :n"), {"n": int(limit)}).fetchall()
     return [r for r in map(_learn, rows) if r is not None]
 
 
-def undo_learn(conn: sqlite3.Connection, learn_id: int) -> int:
+def undo_learn(conn: Connection, learn_id: int) -> int:
     """Mark one learn's cases as not learned and the learn as undone; returns how many cases."""
-    cur = conn.execute("UPDATE cases SET learn_id = NULL WHERE learn_id = ?", (int(learn_id),))
-    conn.execute("UPDATE learns SET undone_at = ? WHERE id = ?", (time.time(), int(learn_id)))
+    cur = conn.execute(text("UPDATE cases SET learn_id = NULL WHERE learn_id = :id"), {"id": int(learn_id)})
+    conn.execute(text("UPDATE learns SET undone_at = :now WHERE id = :id"), {"now": time.time(), "id": int(learn_id)})
     refresh_last_learned(conn)
     return int(cur.rowcount)
 
 
-def refresh_last_learned(conn: sqlite3.Connection) -> None:
+def refresh_last_learned(conn: Connection) -> None:
     """``last_learned_id``: the newest case a learn trained on (kept for the desk's figures)."""
-    conn.execute("UPDATE meta SET value = (SELECT CAST(COALESCE(MAX(id), 0) AS TEXT) FROM cases WHERE learn_id IS NOT NULL)"
-                 " WHERE key = 'last_learned_id'")
+    conn.execute(text("UPDATE meta SET value = (SELECT CAST(COALESCE(MAX(id), 0) AS TEXT) FROM cases"
+                      " WHERE learn_id IS NOT NULL) WHERE key = 'last_learned_id'"))

@@ -1,94 +1,241 @@
-"""The SQLite database under the case store: per-thread connections and transactions.
+"""The database under the case store: SQLite in the run directory, or a PostgreSQL server.
 
-Durability: every write is its own transaction with ``synchronous=FULL``, and a writer
-returns only after ``COMMIT``; a caller that got an id back can rely on the row
-surviving a crash of the process (and, with FULL, of the machine). WAL lets readers run
-beside the one writer, and ``busy_timeout`` makes a second writer (``learn`` in another
-process) wait instead of failing. Each thread gets its own connection: SQLite
-connections must not be shared across threads without care.
+One ``Database`` is a SQLAlchemy engine (a pool of connections, each thread taking its own)
+for either back-end, migrated on open to ``SCHEMA_VERSION`` by Alembic
+(``migrations/`` beside this module, its README says how to add one). Callers see only ``read()`` and ``write()``, each one
+transaction on one connection:
+
+- Durability: a writer returns only after ``COMMIT``; a caller that got an id back can
+  rely on the row surviving a crash of the process (SQLite with ``synchronous=FULL``, and
+  PostgreSQL's default ``synchronous_commit``, also of the machine).
+- Writers go one at a time, on both back-ends: SQLite's ``BEGIN IMMEDIATE`` takes its write
+  lock at once; on PostgreSQL each write transaction first takes one transaction-level
+  advisory lock. So the checks inside a write (a suggestion accepted once, never both
+  accepted and dismissed) hold across desks as they do in one process, and case ids
+  become visible in the order they were given: a desk that reads "the cases after id N"
+  (its high-water mark) never skips one committed late. A write is a few rows, so one
+  at a time costs little next to the seconds a suggestion takes to decode.
+- A read sees one snapshot (SQLite's deferred transaction, PostgreSQL's REPEATABLE READ).
+- When the database cannot be reached or cannot write (a full disk, a lock held too long,
+  a PostgreSQL server restarting), the caller gets ``StoreUnavailable``: nothing of that
+  transaction was stored, and the next call tries again on a fresh connection.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
-import threading
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from types import TracebackType
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url, text
+from sqlalchemy.engine import URL
 
 from bigramlm.errors import BigramLMError
-from bigramlm.support.store.schema import migrate
 
 BUSY_TIMEOUT_MS = 10_000
+#: The store's schema version: the number of the newest Alembic revision (``migrations/versions``).
+SCHEMA_VERSION = 7
+#: PostgreSQL advisory lock keys (any 64-bit numbers no other application on the database uses).
+WRITE_LOCK = 0x6269_6772_616D_0001
+LEARN_LOCK = 0x6269_6772_616D_0002
+MIGRATIONS = str(Path(__file__).parent / "migrations")
+# Alembic says at INFO which revisions it runs, through the desk's own log handlers; a
+# migration is the store's business (and a failed one is an error, which still shows).
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+class StoreUnavailable(BigramLMError):
+    """The store cannot be read or written now; nothing of the failed transaction was stored."""
+
+    def __init__(self, message: str, full: bool = False):
+        super().__init__(message)
+        self.full = full
+
+
+def store_url(target: str | os.PathLike[str]) -> URL:
+    """The SQLAlchemy URL of a store: a file path is SQLite; ``postgresql://`` (or
+    ``postgres://``) is PostgreSQL through psycopg 3."""
+    name = os.fspath(target)
+    if "://" not in name:
+        return URL.create("sqlite", database=str(Path(name).absolute()))
+    try:
+        url = make_url(name)
+    except exc.ArgumentError:
+        raise BigramLMError(f"store {name!r} is neither a file path nor a database URL", param="store") from None
+    if url.get_backend_name() in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() == "sqlite" and url.database:
+        return url
+    raise BigramLMError(f"store {url.render_as_string(hide_password=True)!r}: bigramlm keeps its store in a SQLite "
+                        "file or on PostgreSQL (postgresql://USER@HOST/DATABASE)", param="store")
 
 
 class Database:
-    """The store's file: opened (and migrated) once, then one connection per thread."""
+    """One store's engine: opened (and migrated) once, then a connection per transaction."""
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-        if self.path.exists() and self.path.is_dir():
-            raise BigramLMError(f"case store {self.path} is a directory, not a database file")
-        if not self.path.parent.is_dir():
-            raise BigramLMError(f"cannot create case store {self.path}: no directory {self.path.parent}")
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
+    def __init__(self, target: str | os.PathLike[str]):
+        self.url = store_url(target)
+        self.postgresql = self.url.get_backend_name() == "postgresql"
+        #: The SQLite file (None on PostgreSQL).
+        self.path = None if self.postgresql else Path(str(self.url.database))
+        #: What messages call the store: the file, or the URL without its password.
+        self.name = (self.url.set(drivername="postgresql").render_as_string(hide_password=True) if self.postgresql
+                     else str(self.path))
+        if self.path is not None:
+            _check_file(self.path)
+        self.engine = _postgresql_engine(self.url) if self.postgresql else _sqlite_engine(self.url)
         try:
-            with self.write() as tx:
-                migrate(tx)
-        except sqlite3.DatabaseError as exc:
-            raise BigramLMError(f"case store {self.path} is not a usable SQLite database: {exc}") from None
+            with self.write() as conn:
+                upgrade(conn)
+        except StoreUnavailable as failure:
+            self.engine.dispose()
+            raise BigramLMError(f"cannot open case store {self.name}: {failure}") from None
+        except exc.DatabaseError as failure:
+            self.engine.dispose()
+            kind = "PostgreSQL" if self.postgresql else "SQLite"
+            raise BigramLMError(f"case store {self.name} is not a usable {kind} database: {_first_line(failure)}") from None
 
-    def connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                # isolation_level=None: we issue BEGIN/COMMIT ourselves through `with`.
-                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-                conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            except sqlite3.DatabaseError as exc:
-                raise BigramLMError(f"cannot open case store {self.path}: {exc}") from None
-            self._local.conn = conn
-            with self._all_lock:
-                self._all.append(conn)
-        return conn
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction; writers go one at a time (see the module's docstring)."""
+        with self._translated(), self.engine.connect() as conn:
+            with conn.execution_options(bigramlm_write=True).begin():
+                if self.postgresql:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+                yield conn
 
-    def write(self) -> "Transaction":
-        """A transaction that takes the write lock at once (no upgrade deadlocks)."""
-        return Transaction(self.connection())
-
-    def read(self) -> "Transaction":
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
         """A read transaction: its statements see one snapshot of the database."""
-        return Transaction(self.connection(), "BEGIN DEFERRED")
+        with self._translated(), self.engine.connect() as conn:
+            if self.postgresql:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def session_lock(self, key: int, busy: str) -> Iterator[None]:
+        """Hold a PostgreSQL session-level advisory lock for the block, or raise ``busy`` in one
+        line when another session holds it. SQLite has no server to hold one: a no-op there."""
+        if not self.postgresql:
+            yield
+            return
+        with self._translated(), self.engine.connect() as conn:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
+            conn.commit()
+            if not got:
+                raise BigramLMError(busy)
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except (exc.OperationalError, exc.InterfaceError) as failure:
+            message = _first_line(failure)
+            raise StoreUnavailable(message, full="full" in message.lower()) from None
+        except exc.DBAPIError as failure:
+            if failure.connection_invalidated:
+                raise StoreUnavailable(_first_line(failure)) from None
+            raise
 
     def close(self) -> None:
-        with self._all_lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except sqlite3.ProgrammingError:
-                    pass  # closed from its own thread already
-            self._all.clear()
-        self._local = threading.local()
+        self.engine.dispose()
 
 
-class Transaction:
-    """``BEGIN IMMEDIATE`` (or ``begin``) ... ``COMMIT`` (or ``ROLLBACK`` on error) on one connection."""
+def _check_file(path: Path) -> None:
+    if path.exists() and path.is_dir():
+        raise BigramLMError(f"case store {path} is a directory, not a database file")
+    if not path.parent.is_dir():
+        raise BigramLMError(f"cannot create case store {path}: no directory {path.parent}")
 
-    def __init__(self, conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE"):
-        self.conn = conn
-        self.begin = begin
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute(self.begin)
-        return self.conn
+def _first_line(failure: BaseException) -> str:
+    """The driver's own message, first line (SQLAlchemy appends the SQL and a link)."""
+    orig = getattr(failure, "orig", None) or failure
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
-            self.conn.execute("ROLLBACK")
+
+def _sqlite_engine(url: URL) -> Engine:
+    engine = create_engine(url, pool_size=8, max_overflow=56,
+                           connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi: sqlite3.Connection, record: object) -> None:
+        # Transactions are ours (BEGIN below), not the driver's implicit ones.
+        dbapi.isolation_level = None
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", f"busy_timeout={BUSY_TIMEOUT_MS}"):
+            dbapi.execute(f"PRAGMA {pragma}")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock at once: no deadlock upgrading a read lock.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("bigramlm_write") else "BEGIN DEFERRED")
+
+    return engine
+
+
+def _postgresql_engine(url: URL) -> Engine:
+    # pre_ping: a connection the server dropped (a restart) is replaced at checkout, so
+    # the desks recover by themselves; connect_timeout: a server that is down fails a
+    # request in seconds, as a 503, instead of holding it.
+    return create_engine(url, pool_size=4, max_overflow=28, pool_pre_ping=True, pool_timeout=10,
+                         connect_args={"connect_timeout": 5})
+
+
+@cache
+def _migrations() -> tuple[str, frozenset[str]]:
+    """The head revision and every revision this bigramlm knows."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
+    assert head is not None
+    return head, frozenset(r.revision for r in script.walk_revisions())
+
+
+def upgrade(conn: Connection) -> None:
+    """Bring the store to ``SCHEMA_VERSION`` inside the caller's write transaction; refuse
+    one written by a newer bigramlm."""
+    from alembic.runtime.migration import MigrationContext
+
+    if conn.dialect.name == "sqlite":
+        version = int(conn.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+        if version > SCHEMA_VERSION:
+            _newer(str(version))
+    current = MigrationContext.configure(conn).get_current_revision()
+    head, known = _migrations()
+    if current == head:
+        return
+    if current is not None and current not in known:
+        _newer(current)
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
+    # Mirrored for people (and older releases) reading the store: an older bigramlm
+    # refuses a store whose version is newer than its own, instead of misreading it.
+    conn.execute(text("INSERT INTO meta(key, value) VALUES ('schema_version', :v)"
+                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value"), {"v": str(SCHEMA_VERSION)})
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _newer(version: str) -> None:
+    raise BigramLMError(f"the case store was written by a newer bigramlm (schema {version}; this one reads up to "
+                        f"{SCHEMA_VERSION}); upgrade bigramlm to use it")

@@ -14,10 +14,11 @@ The functions here run on a connection the store gives them, inside its transact
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
+
+from sqlalchemy import Connection, bindparam, text
 
 from bigramlm.errors import BigramLMError
 
@@ -41,40 +42,47 @@ class ShownSuggestion:
     score: float | None
 
 
-def insert_suggestions(conn: sqlite3.Connection, suggestions: Sequence[tuple[str, str, float | None, str | None]],
+def insert_suggestions(conn: Connection, suggestions: Sequence[tuple[str, str, float | None, str | None]],
                        request_id: str, agent: str | None = None) -> None:
     """Record shown suggestions: (id, text shown, score, text before team edits or None when
     the same), and the agent they were shown to."""
+    if not suggestions:
+        return
     now = time.time()
-    conn.executemany(
-        "INSERT OR REPLACE INTO suggestions(id, request_id, created_at, text, score, base_text, agent)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(str(sid), request_id, now, text, score, base, agent) for sid, text, score, base in suggestions])
+    conn.execute(text(
+        "INSERT INTO suggestions(id, request_id, created_at, text, score, base_text, agent)"
+        " VALUES (:id, :request_id, :now, :text, :score, :base, :agent) ON CONFLICT(id) DO UPDATE SET"
+        " request_id = excluded.request_id, created_at = excluded.created_at, text = excluded.text,"
+        " score = excluded.score, base_text = excluded.base_text, agent = excluded.agent"),
+        [{"id": str(sid), "request_id": request_id, "now": now, "text": shown, "score": score, "base": base, "agent": agent}
+         for sid, shown, score, base in suggestions])
 
 
-def accepted_edits(conn: sqlite3.Connection, per_intent: int) -> list[tuple[str | None, str, str]]:
+def accepted_edits(conn: Connection, per_intent: int) -> list[tuple[str | None, str, str]]:
     """The latest ``per_intent`` accepted suggestions of each intent, oldest first: (intent,
     the suggestion before team edits, the reply sent)."""
-    rows = conn.execute(
+    rows = conn.execute(text(
         "SELECT intent, shown, reply FROM (SELECT c.id, c.intent, COALESCE(s.base_text, s.text) AS shown, c.reply,"
         " ROW_NUMBER() OVER (PARTITION BY c.intent ORDER BY c.id DESC) AS recent"
-        " FROM cases c JOIN suggestions s ON s.id = c.suggestion_id) WHERE recent <= ? ORDER BY id",
-        (int(per_intent),)).fetchall()
+        " FROM cases c JOIN suggestions s ON s.id = c.suggestion_id) AS latest WHERE recent <= :n ORDER BY id"),
+        {"n": int(per_intent)}).fetchall()
     return [(r[0], str(r[1]), str(r[2])) for r in rows]
 
 
-def rule_settings(conn: sqlite3.Connection) -> dict[str, bool]:
-    return {str(r[0]): bool(r[1]) for r in conn.execute("SELECT rule_id, enabled FROM rule_settings")}
+def rule_settings(conn: Connection) -> dict[str, bool]:
+    return {str(r[0]): bool(r[1]) for r in conn.execute(text("SELECT rule_id, enabled FROM rule_settings"))}
 
 
-def set_rule(conn: sqlite3.Connection, rule_id: str, enabled: bool, description: str | None) -> None:
-    conn.execute("INSERT OR REPLACE INTO rule_settings(rule_id, enabled, updated_at, description) VALUES (?, ?, ?, ?)",
-                 (rule_id, 1 if enabled else 0, time.time(), description))
+def set_rule(conn: Connection, rule_id: str, enabled: bool, description: str | None) -> None:
+    conn.execute(text("INSERT INTO rule_settings(rule_id, enabled, updated_at, description) VALUES (:id, :on, :now, :d)"
+                      " ON CONFLICT(rule_id) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at,"
+                      " description = excluded.description"),
+                 {"id": rule_id, "on": 1 if enabled else 0, "now": time.time(), "d": description})
 
 
-def select_suggestion(conn: sqlite3.Connection, suggestion_id: str) -> ShownSuggestion | None:
-    row = conn.execute("SELECT id, request_id, created_at, text, score FROM suggestions WHERE id = ?",
-                       (str(suggestion_id),)).fetchone()
+def select_suggestion(conn: Connection, suggestion_id: str) -> ShownSuggestion | None:
+    row = conn.execute(text("SELECT id, request_id, created_at, text, score FROM suggestions WHERE id = :id"),
+                       {"id": str(suggestion_id)}).first()
     return ShownSuggestion(str(row[0]), str(row[1]), float(row[2]), str(row[3]), row[4]) if row else None
 
 
@@ -124,65 +132,65 @@ class StoreStats:
         return asdict(self)
 
 
-def insert_dismissal(conn: sqlite3.Connection, suggestion_id: str, reason: str | None,
+def insert_dismissal(conn: Connection, suggestion_id: str, reason: str | None,
                      agent: str | None = None) -> Dismissal | None:
     """Record a dismissal of ``suggestion_id``; None if no such suggestion was shown."""
-    shown = conn.execute("SELECT request_id, text FROM suggestions WHERE id = ?", (suggestion_id,)).fetchone()
+    which = {"s": suggestion_id, "action": DISMISS}
+    shown = conn.execute(text("SELECT request_id, text FROM suggestions WHERE id = :s"), which).first()
     if shown is None:
         return None
-    accepted = conn.execute("SELECT id FROM cases WHERE suggestion_id = ? LIMIT 1", (suggestion_id,)).fetchone()
+    accepted = conn.execute(text("SELECT id FROM cases WHERE suggestion_id = :s LIMIT 1"), which).first()
     if accepted is not None:
         raise SuggestionConflict(f"suggestion_id {suggestion_id!r} was accepted (case {accepted[0]}); it cannot be dismissed")
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO feedback(created_at, suggestion_id, request_id, action, reason, agent)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (time.time(), suggestion_id, shown[0], DISMISS, reason, agent),
+    cur = conn.execute(text(
+        "INSERT INTO feedback(created_at, suggestion_id, request_id, action, reason, agent)"
+        " VALUES (:now, :s, :request_id, :action, :reason, :agent) ON CONFLICT DO NOTHING"),
+        {**which, "now": time.time(), "request_id": shown[0], "reason": reason, "agent": agent},
     )
-    row = conn.execute("SELECT id, created_at, reason FROM feedback WHERE suggestion_id = ? AND action = ?",
-                       (suggestion_id, DISMISS)).fetchone()
+    row = conn.execute(text("SELECT id, created_at, reason FROM feedback WHERE suggestion_id = :s AND action = :action"),
+                       which).one()
     return Dismissal(int(row[0]), suggestion_id, str(shown[0]), float(row[1]), row[2], str(shown[1]), cur.rowcount == 1)
 
 
-def refuse_dismissed(conn: sqlite3.Connection, suggestion_ids: list[str]) -> None:
+def refuse_dismissed(conn: Connection, suggestion_ids: list[str]) -> None:
     """Refuse to accept a suggestion that was dismissed (inside the transaction that would store it)."""
     for suggestion_id in suggestion_ids:
-        if conn.execute("SELECT 1 FROM feedback WHERE suggestion_id = ? AND action = ?",
-                        (suggestion_id, DISMISS)).fetchone() is not None:
+        if conn.execute(text("SELECT 1 FROM feedback WHERE suggestion_id = :s AND action = :action"),
+                        {"s": suggestion_id, "action": DISMISS}).first() is not None:
             raise SuggestionConflict(f"suggestion_id {suggestion_id!r} was dismissed; it cannot be accepted")
 
 
-def recent_dismissed_texts(conn: sqlite3.Connection, limit: int, exclude_reasons: Sequence[str] = ()) -> list[str]:
+def recent_dismissed_texts(conn: Connection, limit: int, exclude_reasons: Sequence[str] = ()) -> list[str]:
     """The texts of the ``limit`` latest dismissals, newest first, each text once; those
     dismissed for one of ``exclude_reasons`` left out."""
-    marks = ", ".join("?" * len(exclude_reasons))
-    skip = f" AND (f.reason IS NULL OR f.reason NOT IN ({marks}))" if exclude_reasons else ""
-    rows = conn.execute(
-        "SELECT s.text FROM feedback f JOIN suggestions s ON s.id = f.suggestion_id"
-        f" WHERE f.action = ?{skip} ORDER BY f.id DESC LIMIT ?", (DISMISS, *exclude_reasons, int(limit)),
-    ).fetchall()
+    skip = " AND (f.reason IS NULL OR f.reason NOT IN :reasons)" if exclude_reasons else ""
+    query = text("SELECT s.text FROM feedback f JOIN suggestions s ON s.id = f.suggestion_id"
+                 f" WHERE f.action = :action{skip} ORDER BY f.id DESC LIMIT :n")
+    args: dict[str, object] = {"action": DISMISS, "n": int(limit)}
+    if exclude_reasons:
+        query, args["reasons"] = query.bindparams(bindparam("reasons", expanding=True)), list(exclude_reasons)
+    rows = conn.execute(query, args).fetchall()
     return list(dict.fromkeys(str(r[0]) for r in rows))
 
 
-def read_stats(conn: sqlite3.Connection, agent: str | None = None) -> StoreStats:
+def read_stats(conn: Connection, agent: str | None = None) -> StoreStats:
     """The figures, from one connection (the caller reads them in one transaction); with
     ``agent``, that agent's: the suggestions shown to it, its accepts and its dismissals."""
-    one = lambda sql, *args: conn.execute(sql, args).fetchone()  # noqa: E731
-    mine = "" if agent is None else " AND {}agent = ?"  # each query's filter, on its table's alias
-    who = () if agent is None else (agent,)
-    total, since = one("SELECT COUNT(*), COUNT(*) FILTER (WHERE learn_id IS NULL) FROM cases WHERE 1" + mine.format(""), *who)
-    requests, shown = one("SELECT COUNT(DISTINCT request_id), COUNT(*) FROM suggestions WHERE 1" + mine.format(""), *who)
+    args = {"agent": agent, "light": LIGHT_EDIT_DISTANCE, "action": DISMISS}
+    one = lambda sql: conn.execute(text(sql), args).one()  # noqa: E731
+    mine = "" if agent is None else " AND {}agent = :agent"  # each query's filter, on its table's alias
+    total, since = one("SELECT COUNT(*), COUNT(*) FILTER (WHERE learn_id IS NULL) FROM cases WHERE TRUE" + mine.format(""))
+    requests, shown = one("SELECT COUNT(DISTINCT request_id), COUNT(*) FROM suggestions WHERE TRUE" + mine.format(""))
     # An unedited acceptance counts as distance 0; one marked edited without a distance
     # (a library caller) is not known to be light, so it does not count as light.
     accepted_requests, light_requests = one(
         "SELECT COUNT(DISTINCT s.request_id), COUNT(DISTINCT s.request_id) FILTER (WHERE"
-        " COALESCE(c.edit_distance, CASE WHEN c.edited THEN 1.0 ELSE 0.0 END) < ?)"
-        " FROM cases c JOIN suggestions s ON s.id = c.suggestion_id WHERE 1" + mine.format("c."), LIGHT_EDIT_DISTANCE, *who,
-    )
+        " COALESCE(c.edit_distance, CASE WHEN c.edited <> 0 THEN 1.0 ELSE 0.0 END) < :light)"
+        " FROM cases c JOIN suggestions s ON s.id = c.suggestion_id WHERE TRUE" + mine.format("c."))
     accepted, edited, mean_distance = one(
         "SELECT COUNT(*), COALESCE(SUM(edited), 0), AVG(edit_distance) FROM cases WHERE suggestion_id IS NOT NULL"
-        + mine.format(""), *who,
-    )
-    (dismissed,) = one("SELECT COUNT(*) FROM feedback WHERE action = ?" + mine.format(""), DISMISS, *who)
+        + mine.format(""))
+    (dismissed,) = one("SELECT COUNT(*) FROM feedback WHERE action = :action" + mine.format(""))
     (last,) = one("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_learned_id'")
     rate = lambda part, whole: part / whole if whole else None  # noqa: E731
     return StoreStats(

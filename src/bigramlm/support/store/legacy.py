@@ -1,12 +1,14 @@
-"""The case store's SQLite schema and its migrations.
+"""The steps that bring a SQLite store of the releases before Alembic to schema 6.
 
-``migrate`` brings any store, fresh or written by an earlier version, to
-``SCHEMA_VERSION`` inside one transaction: it reads the store's version (SQLite's own
-``PRAGMA user_version``, mirrored in ``meta.schema_version`` for people reading the file)
-and runs each step after it, in order (``STEPS``); a fresh store is version 0, so it
-takes the same path as an old one. Steps only add (columns with ``ALTER TABLE``, tables
-and indexes), so a store stays readable by the code that wrote it. A store written by a
-newer version of bigramlm is refused with one line, never relabelled.
+Since schema 6 the store's migrations are Alembic revisions (``migrations/versions``), one
+history for SQLite and PostgreSQL; their baseline (``0006``) calls ``migrate`` here for a
+SQLite store an earlier release wrote, so such a store migrates in place, as before.
+
+``migrate`` brings such a store to ``LEGACY_VERSION`` inside one transaction: it reads
+the store's version (SQLite's own ``PRAGMA user_version``, mirrored in
+``meta.schema_version`` for people reading the file) and runs each step after it, in
+order (``STEPS``). Steps only add (columns with ``ALTER TABLE``, tables and indexes), so
+a store stays readable by the code that wrote it.
 
 Versions: 1 had one ``last_learned_id`` mark; 2 adds the ``learn_id`` and
 ``content_sha256`` columns of ``cases`` and the ``learns`` table; 3 adds ``feedback`` (an agent dismissed a
@@ -22,11 +24,12 @@ suggestion shown.
 
 from __future__ import annotations
 
-import sqlite3
+from sqlalchemy import Connection
 
 from bigramlm.errors import BigramLMError
 
-SCHEMA_VERSION = 6
+#: The last schema version these steps make; Alembic's revisions start from it.
+LEGACY_VERSION = 6
 
 #: Version 1: cases, the suggestions shown, and the meta table.
 SCHEMA = """
@@ -100,13 +103,13 @@ CREATE TABLE IF NOT EXISTS rule_settings (
 """
 
 
-def stored_version(conn: sqlite3.Connection) -> int:
+def stored_version(conn: Connection) -> int:
     """The schema version the store was written with: ``user_version``, or for stores of
     the releases before it was set, ``meta.schema_version`` (0 for a fresh file)."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    version = int(conn.exec_driver_sql("PRAGMA user_version").scalar() or 0)
     if version:
         return version
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if _has_meta(conn) else None
+    row = conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if _has_meta(conn) else None
     if not row:
         return 0
     try:
@@ -115,37 +118,37 @@ def stored_version(conn: sqlite3.Connection) -> int:
         raise BigramLMError(f"the case store's schema_version {row[0]!r} is not a number") from None
 
 
-def _has_meta(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is not None
+def _has_meta(conn: Connection) -> bool:
+    return conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is not None
 
 
-def _run(conn: sqlite3.Connection, script: str) -> None:
+def _run(conn: Connection, script: str) -> None:
     for statement in filter(str.strip, script.split(";")):
-        conn.execute(statement)
+        conn.exec_driver_sql(statement)
 
 
-def _v1(conn: sqlite3.Connection) -> None:
+def _v1(conn: Connection) -> None:
     _run(conn, SCHEMA)
-    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('last_learned_id', '0')")
+    conn.exec_driver_sql("INSERT OR IGNORE INTO meta(key, value) VALUES ('last_learned_id', '0')")
 
 
-def _v2(conn: sqlite3.Connection) -> None:
-    conn.execute("ALTER TABLE cases ADD COLUMN content_sha256 TEXT")
-    conn.execute("ALTER TABLE cases ADD COLUMN learn_id INTEGER")
+def _v2(conn: Connection) -> None:
+    conn.exec_driver_sql("ALTER TABLE cases ADD COLUMN content_sha256 TEXT")
+    conn.exec_driver_sql("ALTER TABLE cases ADD COLUMN learn_id INTEGER")
     # Version 1's mark: every case up to it had been learned (by "learn 0").
-    conn.execute("UPDATE cases SET learn_id = 0 WHERE id <= "
-                 "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_learned_id')")
+    conn.exec_driver_sql("UPDATE cases SET learn_id = 0 WHERE id <= "
+                         "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_learned_id')")
     _run(conn, V2_TABLES)
 
 
-def _v4(conn: sqlite3.Connection) -> None:
-    conn.execute("ALTER TABLE suggestions ADD COLUMN base_text TEXT")
+def _v4(conn: Connection) -> None:
+    conn.exec_driver_sql("ALTER TABLE suggestions ADD COLUMN base_text TEXT")
     _run(conn, V4_TABLES)
 
 
-def _v5(conn: sqlite3.Connection) -> None:
+def _v5(conn: Connection) -> None:
     for column in ("understanding_before", "understanding_after", "token"):
-        conn.execute(f"ALTER TABLE learns ADD COLUMN {column} TEXT")
+        conn.exec_driver_sql(f"ALTER TABLE learns ADD COLUMN {column} TEXT")
 
 
 #: Version 6: agents with names; who accepted, dismissed, was shown.
@@ -159,27 +162,27 @@ CREATE TABLE IF NOT EXISTS agents (
 """
 
 
-def _v6(conn: sqlite3.Connection) -> None:
+def _v6(conn: Connection) -> None:
     _run(conn, V6_TABLES)
     for table in ("cases", "feedback", "suggestions"):
-        conn.execute(f"ALTER TABLE {table} ADD COLUMN agent TEXT")
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN agent TEXT")
 
 
 #: The step that makes each version from the one before it.
 STEPS = {1: _v1, 2: _v2, 3: lambda conn: _run(conn, V3_TABLES), 4: _v4, 5: _v5, 6: _v6}
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring a store of any earlier version to ``SCHEMA_VERSION`` (inside the caller's
+def migrate(conn: Connection) -> None:
+    """Bring a store of any earlier version to ``LEGACY_VERSION`` (inside the caller's
     transaction), one step per version; refuse one written by a newer version."""
     version = stored_version(conn)
-    if version > SCHEMA_VERSION:
+    if version > LEGACY_VERSION:
         raise BigramLMError(f"the case store was written by a newer bigramlm (schema {version}; this one reads up to "
-                            f"{SCHEMA_VERSION}); upgrade bigramlm to use it")
+                            f"{LEGACY_VERSION}); upgrade bigramlm to use it")
     # Step 1 (tables IF NOT EXISTS) runs again for version-1 stores: the earliest of them
     # were written before the suggestions table, under the same version.
-    for step in range(1 if version <= 1 else version + 1, SCHEMA_VERSION + 1):
+    for step in range(1 if version <= 1 else version + 1, LEGACY_VERSION + 1):
         STEPS[step](conn)
-    if version < SCHEMA_VERSION:
-        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if version < LEGACY_VERSION:
+        conn.exec_driver_sql("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(LEGACY_VERSION),))
+        conn.exec_driver_sql(f"PRAGMA user_version = {LEGACY_VERSION}")

@@ -15,11 +15,13 @@ import uuid
 from typing import Any, Callable, Iterable, MutableMapping, Protocol
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from bigramlm.serve.docs import DOCS_ASSETS_URL, DOCS_URL
-from bigramlm.serve.errors import app_path, json_error
+from bigramlm.serve.errors import app_path, json_error, store_error
 from bigramlm.serve.limits import ServerLimits
 from bigramlm.serve.network import host_name
+from bigramlm.support.store.database import StoreUnavailable
 
 log = logging.getLogger("bigramlm.server")
 
@@ -144,6 +146,8 @@ class RequestGuard(_HTTPMiddleware):
         path: str = app_path(scope)
         raw = {k.lower(): v for k, v in scope.get("headers", [])}
         refusal = self._refusal(scope, path, raw, scope.get("method"))
+        if refusal is None and not _is_public(path):
+            refusal = await self._identify(scope, path, raw)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -170,11 +174,6 @@ class RequestGuard(_HTTPMiddleware):
         """The response that refuses this request before its body is read, or None."""
         if self.allowed_hosts is not None and host_name(raw.get(b"host", b"").decode("latin-1")) not in self.allowed_hosts:
             return json_error(421, "this server answers only to its loopback address", path)
-        if not _is_public(path):
-            agent = self._caller(raw.get(b"authorization", b""))
-            if agent is _REFUSED:
-                return json_error(401, "missing or wrong bearer token", path, {"WWW-Authenticate": "Bearer"})
-            scope.setdefault("state", {})["agent"] = agent
         if method in ("POST", "PUT", "PATCH"):
             ctype = raw.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
             if ctype not in _JSON_TYPES:
@@ -182,6 +181,18 @@ class RequestGuard(_HTTPMiddleware):
             declared = raw.get(b"content-length", b"")
             if declared.isdigit() and int(declared) > self.limits.max_body_bytes:
                 return self._too_large(path)
+        return None
+
+    async def _identify(self, scope: dict, path: str, raw: dict[bytes, bytes]) -> Callable | None:
+        """Who the request comes from (``scope["state"]["agent"]``), or the response that refuses it.
+        The store is asked in a worker thread: a store far away (or down) never holds the event loop."""
+        try:
+            agent = await run_in_threadpool(self._caller, raw.get(b"authorization", b""))
+        except StoreUnavailable as exc:
+            return store_error(exc, path)
+        if agent is _REFUSED:
+            return json_error(401, "missing or wrong bearer token", path, {"WWW-Authenticate": "Bearer"})
+        scope.setdefault("state", {})["agent"] = agent
         return None
 
     def _caller(self, header: bytes) -> "str | None | object":

@@ -195,7 +195,7 @@ def _chat_request(limits: ServerLimits, chat_message: type[BaseModel]) -> type[B
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "store unavailable"] = "ok"
     run: str = Field(description="the run's id, as in GET /v1/models")
     assistant: bool = Field(description="whether this run can suggest replies")
     assistant_error: Optional[str] = Field(description="why it cannot, when it cannot")
@@ -205,6 +205,8 @@ class Health(BaseModel):
     reload_error: Optional[str] = Field(description="why the latest change of the weights was not loaded; None once one is")
     understanding: Optional[str] = Field(None, description="which understanding reads intents")
     understanding_degraded: Optional[str] = Field(None, description="why the understanding is a fallback, when it is")
+    store: Literal["sqlite", "postgresql"] = Field("sqlite", description="where the cases are: the run's file, or the team's server")
+    store_ok: bool = Field(True, description="whether the store answered just now (a 503 when it did not)")
     uptime_s: float
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from bigramlm.serve.deps import DeskDep, LimitsDep
 from bigramlm.serve.schemas import Health, ServerConfig
@@ -28,10 +28,18 @@ def favicon() -> FileResponse:
     return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
 
-@router.get("/healthz", tags=["meta"])
-def healthz(desk: DeskDep, limits: LimitsDep) -> Health:
-    """Liveness, running generations, and reloads of the run (``reload_error`` when one was refused)."""
+@router.get("/healthz", tags=["meta"], responses={503: {"model": Health, "description": "the store does not answer"}})
+def healthz(desk: DeskDep, limits: LimitsDep, response: Response) -> Health:
+    """Liveness, running generations, reloads of the run (``reload_error`` when one was
+    refused), and whether the case store answers: a load balancer takes a desk whose store
+    is down out of rotation (503), and puts it back once it answers again."""
+    store_ok = desk.store.ping()
+    if not store_ok:
+        response.status_code = 503
     return Health(
+        status="ok" if store_ok else "store unavailable",
+        store="sqlite" if desk.store.path is not None else "postgresql",
+        store_ok=store_ok,
         run=desk.model_id,
         assistant=desk.assistant is not None,
         assistant_error=desk.assistant_error,

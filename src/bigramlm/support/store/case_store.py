@@ -25,7 +25,7 @@ from bigramlm.support.store import agents as agent_rows
 from bigramlm.support.store import cases as case_rows
 from bigramlm.support.store.agents import Agent
 from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
-from bigramlm.support.store.database import LEARN_LOCK, Database
+from bigramlm.support.store.database import LEARN_LOCK, Database, StoreUnavailable
 from bigramlm.support.store.feedback import (
     Dismissal,
     accepted_edits,
@@ -261,6 +261,14 @@ class CaseStore:
     def has_agents(self) -> bool:
         with self.db.read() as conn:
             return agent_rows.any_agents(conn)
+
+    def ping(self) -> bool:
+        """Whether the store answers now (a health check's question; never raises)."""
+        try:
+            with self.db.read() as conn:
+                return conn.execute(text("SELECT 1")).scalar_one() == 1
+        except StoreUnavailable:
+            return False
 
     def schema_version(self) -> int:
         with self.db.read() as conn:

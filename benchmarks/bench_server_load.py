@@ -14,6 +14,15 @@ server, not idle clients.
     python benchmarks/bench_server_load.py --run runs/support-bigram --clients 16 --duration 60 \\
         --gpt-run runs/support-gpt --gpt-clients 8
 
+With ``--team``, each run also gets the team's phases, measured in the same run against
+the one desk on its SQLite file: one desk, then two desks (each ``--threads`` half the
+cores), on one PostgreSQL store, the same clients split between the desks. ``--team
+throwaway`` starts a throwaway PostgreSQL server for it (``tests/pg_cluster.py``, from the
+installed server's binaries); ``--team postgresql://...`` uses that (empty) database.
+
+    python benchmarks/bench_server_load.py --run runs/support-bigram --clients 16 --duration 30 \
+        --gpt-run runs/support-gpt --gpt-clients 8 --team throwaway
+
 Only loopback; bounded in time and requests.
 """
 
@@ -97,14 +106,18 @@ async def client_loop(client: httpx.AsyncClient, stop_at: float, budget: list[in
             results["errors"].append(f"HTTP {r.status_code}: {r.text[:120]}")
 
 
-async def drive(base: str, clients: int, duration: float, max_requests: int, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+async def drive(bases: list[str], clients: int, duration: float, max_requests: int, body: dict[str, Any],
+                timeout: float) -> dict[str, Any]:
+    """``clients`` closed-loop clients, dealt round-robin to the desks at ``bases``."""
     results: dict[str, Any] = {"latencies": [], "busy": 0, "errors": []}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        http = [await stack.enter_async_context(httpx.AsyncClient(base_url=b, timeout=timeout, limits=limits)) for b in bases]
         budget = [max_requests]
         start = time.monotonic()
         stop_at = start + duration
-        await asyncio.gather(*(client_loop(client, stop_at, budget, body, results, random.Random(i)) for i in range(clients)))
+        await asyncio.gather(*(client_loop(http[i % len(http)], stop_at, budget, body, results, random.Random(i))
+                               for i in range(clients)))
         wall = time.monotonic() - start
     lat = results["latencies"]
     return {
@@ -158,16 +171,43 @@ def serving(run_dir: str, max_concurrent: int, timeout: float,
 
 
 def run_phase(run_dir: str, clients: int, duration: float, max_requests: int, body: dict[str, Any], max_concurrent: int,
-              timeout: float, label: str) -> dict[str, Any]:
-    with serving(run_dir, max_concurrent, timeout) as (base, proc):
-        warm = httpx.post(f"{base}/api/suggest", json={**body, "message": MESSAGES[0]}, timeout=timeout + 5)
-        if warm.status_code != 200:
-            raise SystemExit(f"warm-up request failed: {warm.status_code} {warm.text[:200]}")
-        result = asyncio.run(drive(base, clients, duration, max_requests, body, timeout + 5))
-        result["peak_rss_mib"] = round(peak_rss_mib(proc.pid) or float("nan"), 1)
-        result["cases_stats"] = httpx.get(f"{base}/api/stats", timeout=5).json().get("suggestion_requests")
-    result.update({"phase": label, "run": run_dir, "max_concurrent": max_concurrent, "duration_s": duration, "request": body})
+              timeout: float, label: str, store: str | None = None, desks: int = 1) -> dict[str, Any]:
+    """One phase: ``desks`` servers on ``run_dir`` (and on ``store``, when given), driven together."""
+    extra = ("--store", store) if store else ()
+    if desks > 1:  # the cores shared between the desks, as one machine would
+        extra += ("--threads", str(max(1, (os.cpu_count() or 2) // desks)))
+    with contextlib.ExitStack() as stack:
+        started = [stack.enter_context(serving(run_dir, max_concurrent, timeout, extra)) for _ in range(desks)]
+        for base, _ in started:
+            warm = httpx.post(f"{base}/api/suggest", json={**body, "message": MESSAGES[0]}, timeout=timeout + 5)
+            if warm.status_code != 200:
+                raise SystemExit(f"warm-up request failed: {warm.status_code} {warm.text[:200]}")
+        result = asyncio.run(drive([b for b, _ in started], clients, duration, max_requests, body, timeout + 5))
+        result["peak_rss_mib"] = round(max(peak_rss_mib(p.pid) or float("nan") for _, p in started), 1)
+        result["cases_stats"] = httpx.get(f"{started[0][0]}/api/stats", timeout=5).json().get("suggestion_requests")
+    result.update({"phase": label, "run": run_dir, "max_concurrent": max_concurrent, "duration_s": duration, "request": body,
+                   "desks": desks, "store": "postgresql" if store else "sqlite"})
     return result
+
+
+@contextlib.contextmanager
+def team_store(spec: str) -> Iterator[Any]:
+    """A factory of empty PostgreSQL databases: a throwaway server's, or the one ``spec`` names."""
+    if spec != "throwaway":
+        yield lambda: spec
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from pg_cluster import Cluster, server_bindir
+
+    bindir = server_bindir()
+    if bindir is None:
+        raise SystemExit("--team throwaway needs PostgreSQL's server binaries (apt-get install postgresql)")
+    cluster = Cluster(bindir)
+    cluster.start()
+    try:
+        yield cluster.create_database
+    finally:
+        cluster.remove()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=3, help="suggestions per request (default 3)")
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="reply length limit (default: the assistant's, as the desk page sends none)")
+    p.add_argument("--team", default=None, metavar="throwaway|URL",
+                   help="also measure one and two desks on one PostgreSQL store (a throwaway server, or this database)")
     p.add_argument("--json-out", default=None, help="also write the results here")
     args = p.parse_args(argv)
     if not 0 < args.duration <= 600 or args.clients < 1 or args.gpt_clients < 1:
@@ -195,19 +237,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpt_run:
         phases.append((args.gpt_run, args.gpt_clients, args.gpt_max_concurrent, "gpt"))
     results = []
-    for run_dir, clients, cap, label in phases:
-        print(f"[{label}] {clients} clients x {args.duration:g} s on {run_dir} ...", file=sys.stderr, flush=True)
-        r = run_phase(run_dir, clients, args.duration, args.max_requests, body, cap, args.timeout, label)
-        print(json.dumps(r), flush=True)
-        results.append(r)
-    print("\n| phase | clients | cap | answered | req/s | p50 ms | p95 ms | p99 ms | 503 (intended) | other errors | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['phase']} | {r['clients']} | {r['max_concurrent']} | {r['ok']} | {r['req_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
-              f"{r['busy_503']} | {r['other_errors']} | {r['peak_rss_mib']} |")
+    with team_store(args.team) if args.team else contextlib.nullcontext(None) as new_database:
+        for run_dir, clients, cap, label in phases:
+            setups = [(None, 1)] + ([(new_database, 1), (new_database, 2)] if new_database else [])
+            for make_store, desks in setups:
+                store = make_store() if make_store else None
+                print(f"[{label}] {clients} clients x {args.duration:g} s on {desks} desk(s), "
+                      f"{'PostgreSQL' if store else 'SQLite'} ...", file=sys.stderr, flush=True)
+                r = run_phase(run_dir, clients, args.duration, args.max_requests, body, cap, args.timeout, label, store, desks)
+                print(json.dumps(r), flush=True)
+                results.append(r)
+    print_table(results)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))
     return 1 if any(r["other_errors"] for r in results) else 0
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    """The phases as a table; team phases with their throughput against the SQLite desk of the same run."""
+    print("\n| phase | desks | store | clients | cap | answered | req/s | vs one SQLite desk | p50 ms | p95 ms | p99 ms "
+          "| 503 (intended) | other errors | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        one = next(x for x in results if x["phase"] == r["phase"] and x["store"] == "sqlite")
+        ratio = f"{r['req_per_s'] / one['req_per_s']:.2f}x" if one["req_per_s"] else "n/a"
+        print(f"| {r['phase']} | {r['desks']} | {r['store']} | {r['clients']} | {r['max_concurrent']} | {r['ok']} | "
+              f"{r['req_per_s']} | {ratio} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['busy_503']} | "
+              f"{r['other_errors']} | {r['peak_rss_mib']} |")
 
 
 if __name__ == "__main__":

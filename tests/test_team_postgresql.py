@@ -277,3 +277,99 @@ def test_a_learn_reaches_every_desk_without_a_failed_request_and_its_undo_too(ru
     assert set(acks.statuses) <= {200, 201}, acks.statuses  # no request failed across both reloads
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT COUNT(*) FROM learns WHERE undone_at IS NOT NULL").fetchone() == (1,)
+
+
+TEAM_NGINX = """
+{user}
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log {dir}/access.log;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  upstream desks {{
+    server 127.0.0.1:{one} max_fails=1 fail_timeout=30s;
+    server 127.0.0.1:{two} max_fails=1 fail_timeout=30s;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    server_name desk.example.test;
+    location / {{
+      proxy_pass http://desks;
+      proxy_set_header Host $host;
+      proxy_http_version 1.1;
+      proxy_buffering off;
+      proxy_read_timeout 60s;
+      add_header X-Upstream $upstream_addr always;
+    }}
+  }}
+}}
+"""
+
+
+def test_the_readme_team_deployment_two_desks_behind_nginx(run_dir, pg_url, tmp_path, capsys):
+    """The README's team section: nginx balancing two desks on one store, agents' tokens on
+    it; a desk killed, the other takes its agents."""
+    import shutil
+
+    from bigramlm.cli import main
+
+    nginx_bin = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if nginx_bin is None:
+        pytest.skip("nginx is not installed")
+    assert main(["agents", "add", "ana", str(run_dir), "--store", pg_url]) == 0
+    auth = {"Authorization": f"Bearer {capsys.readouterr().out.strip()}", "Host": "desk.example.test"}
+    ports = [free_port(), free_port()]
+    env = {k: v for k, v in os.environ.items() if k != "BIGRAMLM_TOKEN"}
+    procs = [subprocess.Popen([sys.executable, "-m", "bigramlm", "serve", str(run_dir), "--port", str(p), "--store", pg_url,
+                               "--allowed-host", "desk.example.test", "--log-level", "warning", "--threads", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) for p in ports]
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(TEAM_NGINX.format(user="user root;" if os.geteuid() == 0 else "", dir=tmp_path, port=port,
+                                      one=ports[0], two=ports[1]))
+    nginx = None
+    try:
+        for p, proc in zip(ports, procs):
+            wait_healthy(f"http://127.0.0.1:{p}", timeout=120, proc=proc)
+        nginx = subprocess.Popen([nginx_bin, "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=30) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "nginx did not come up"
+                time.sleep(0.2)
+            upstreams, ids = set(), []
+            for n in range(6):
+                message = f"please cancel order 55{n}1"
+                shown = client.post("/api/suggest", json={"message": message, "n": 1, "max_new_tokens": 8})
+                saved = client.post("/api/cases", json={"message": message, "reply": f"Cancelled order 55{n}1.",
+                                                        "suggestion_id": shown.json()["suggestions"][0]["id"]})
+                assert shown.status_code == 200 and saved.status_code == 201
+                upstreams |= {shown.headers["x-upstream"], saved.headers["x-upstream"]}
+                ids.append(saved.json()["id"])
+            assert len(upstreams) == 2  # both desks took requests
+            assert client.get("/api/stats", params={"agent": "ana"}).json()["accepted"] == 6  # the team's figures
+            assert client.get("/api/stats", headers={"Authorization": "Bearer wrong"}).status_code == 401
+            procs[0].send_signal(signal.SIGKILL)
+            procs[0].wait(timeout=10)
+            for n in range(4):  # the other desk answers everything, the killed one's share too
+                assert client.post("/api/suggest", json={"message": "where is my parcel", "n": 1,
+                                                         "max_new_tokens": 8}).status_code == 200
+                assert client.get("/healthz").status_code == 200
+        assert set(ids) <= set(stored_cases(pg_url))
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(timeout=10)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=15)

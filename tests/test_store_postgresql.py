@@ -203,3 +203,29 @@ def test_a_second_learn_on_the_shared_store_is_refused_in_one_line(support_run, 
     assert json.loads(ok.stdout)["cases"] == 1 and json.loads(ok.stdout)["weights_kept"]
     with CaseStore(pg_url) as store:  # the learn is recorded in the team's store, its case marked learned
         assert store.cases_since_last_learn() == [] and store.last_learn().cases == 1
+
+
+def test_two_learns_at_once_on_two_machines_one_runs_one_is_refused(support_run, pg_url, tmp_path):
+    """Two copies of the run (two machines' folders, so the run directory's lock cannot see
+    both) on one store: of two learns started together, one runs and one is refused."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        shutil.copytree(support_run, run)
+    with CaseStore(pg_url) as store:
+        store.add_cases([StoredCase(Case(f"How do I track order {i}?", f"Order {i} ships today.")) for i in range(20)])
+    # Long enough (a time limit, not a step count) that the two overlap whatever the machine.
+    argv = ["learn", "--store", pg_url, "--steps", "1000000", "--time-limit", "6", "--json"]
+    procs = [subprocess.Popen([sys.executable, "-m", "bigramlm", argv[0], str(run), *argv[1:]], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=dict(os.environ))
+             for run in runs]
+    outcomes = sorted((p.wait(timeout=300), p.stderr.read()) for p in procs)
+    assert [code for code, _ in outcomes] == [0, 2], outcomes
+    refused = outcomes[1][1]
+    assert refused.count("\n") == 1 and "another learn (or undo) is running on the store postgresql://" in refused
+    with CaseStore(pg_url) as store:
+        assert len(store.recent_learns(10)) == 1 and store.cases_since_last_learn() == []

@@ -154,3 +154,31 @@ def test_version_2_store_is_migrated_in_place(tmp_path):
     db.close()
     with CaseStore(path) as again:  # opening a migrated store again changes nothing
         assert again.desk_stats().to_dict()["dismissed"] == 1 and again.integrity_check() == "ok"
+
+
+def test_a_store_of_the_last_release_before_alembic_migrates_in_place(tmp_path):
+    """Schema 6, as the last release wrote it (its own steps, ``support.store.legacy``), with
+    rows in it: opening it runs Alembic from its baseline to 0007, and every row stays."""
+    from sqlalchemy import create_engine
+
+    from bigramlm.support.store import legacy
+
+    path = store_path(tmp_path)
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        legacy.migrate(conn)
+        conn.exec_driver_sql("INSERT INTO agents VALUES ('ann', 'digest', 0, NULL)")
+        conn.exec_driver_sql("INSERT INTO suggestions(id, request_id, created_at, text, agent) VALUES ('s0', 'r0', 0, 'Hi', 'ann')")
+        conn.exec_driver_sql("INSERT INTO cases(created_at, message, reply, suggestion_id, agent) VALUES (0, 'q', 'Hi', 's0', 'ann')")
+    engine.dispose()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 6
+    db.close()
+    with CaseStore(path) as store:
+        assert store.desk_stats("ann").accepted == 1 and store.agents()[0].name == "ann"
+        assert store.schema_version() == SCHEMA_VERSION == 7
+    with sqlite3.connect(path) as db:
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"cases_agent", "suggestions_agent", "feedback_agent"} <= indexes
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0007",)]
+    db.close()

@@ -135,15 +135,18 @@ async def _unsupported(request: Request, exc: Unsupported) -> JSONResponse:
     return json_error(400, exc.message, app_path(request.scope), field=exc.param, code=exc.code)
 
 
-def store_error(exc: StoreUnavailable, path: str) -> JSONResponse:
-    """The store could not be reached or could not write (a full disk, a locked or read-only
-    file, a PostgreSQL server down or restarting): 507 or 503 in JSON, one log line, never a
-    traceback; nothing was acknowledged, so nothing is lost."""
+def store_message(exc: StoreUnavailable, path: str) -> str:
+    """What a client hears when the store could not be reached or could not write (a full
+    disk, a locked or read-only file, a PostgreSQL server down or restarting); the driver's
+    own words (a host, a port, a file) go to the log, one line, not to every client."""
     log.error("store unavailable on %s: %s", path, exc)
-    # The driver's words (a host, a port, a file) go to the log, not to every client.
     why = "it is full" if exc.full else "it does not answer, or is busy"
-    return json_error(507 if exc.full else 503, f"the case store cannot be used now ({why}); nothing was stored, try again",
-                      path)
+    return f"the case store cannot be used now ({why}); nothing was stored, try again"
+
+
+def store_error(exc: StoreUnavailable, path: str) -> JSONResponse:
+    """507 (full) or 503 in JSON, never a traceback; nothing was acknowledged, so nothing is lost."""
+    return json_error(507 if exc.full else 503, store_message(exc, path), path)
 
 
 async def _storage(request: Request, exc: StoreUnavailable) -> JSONResponse:

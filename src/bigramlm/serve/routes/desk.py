@@ -15,13 +15,14 @@ from starlette.concurrency import run_in_threadpool
 from bigramlm.errors import BigramLMError
 from bigramlm.serve.deps import DeskDep, LimitsDep
 from bigramlm.serve.desk import Desk
+from bigramlm.serve.errors import store_message
 from bigramlm.serve.limits import ServerLimits
 from bigramlm.serve.middleware import request_agent, request_id
 from bigramlm.serve.schemas import Schemas
 from bigramlm.serve.slots import GenerationTimeout, Job
 from bigramlm.serve.sse import MEDIA_TYPE, STREAM_HEADERS, merge_token_events, sse
 from bigramlm.support.results import AssistResult, DoneEvent, SuggestEvent
-from bigramlm.support.store import CaseStore
+from bigramlm.support.store import CaseStore, StoreUnavailable
 
 if TYPE_CHECKING:  # loaded with the run: the assistant pulls in torch and scikit-learn
     from bigramlm.support.assistant import Assistant
@@ -98,6 +99,8 @@ async def event_stream(items: AsyncIterator[list[SuggestEvent]], store: CaseStor
                     yield sse(event.to_dict(), event.type)
     except GenerationTimeout:
         yield sse({"message": f"generation took longer than {limits.timeout_s:g} s"}, "error")
+    except StoreUnavailable as exc:
+        yield sse({"message": store_message(exc, "/api/suggest/stream")}, "error")
     except BigramLMError as exc:
         yield sse({"message": str(exc)}, "error")
     except Exception:

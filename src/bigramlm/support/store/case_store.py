@@ -234,7 +234,7 @@ class CaseStore:
 
     def desk_stats(self, agent: str | None = None) -> StoreStats:
         """The desk's figures (one agent's, with ``agent``), read from one snapshot (see ``StoreStats``)."""
-        with self.db.read() as conn:
+        with self.db.read(snapshot=True) as conn:
             return read_stats(conn, agent)
 
     # --- agents (``support.store.agents``) ------------------------------------------------

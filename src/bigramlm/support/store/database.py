@@ -15,7 +15,9 @@ transaction on one connection:
   become visible in the order they were given: a desk that reads "the cases after id N"
   (its high-water mark) never skips one committed late. A write is a few rows, so one
   at a time costs little next to the seconds a suggestion takes to decode.
-- A read sees one snapshot (SQLite's deferred transaction, PostgreSQL's REPEATABLE READ).
+- A read of several statements that must agree (the desk's figures, a copy's checks) sees
+  one snapshot (SQLite's deferred transaction, PostgreSQL's REPEATABLE READ); a one-query
+  read runs on its own, without the round trips of a transaction.
 - When the database cannot be reached or cannot write (a full disk, a lock held too long,
   a PostgreSQL server restarting), the caller gets ``StoreUnavailable``: nothing of that
   transaction was stored, and the next call tries again on a fresh connection.
@@ -109,11 +111,16 @@ class Database:
                 yield conn
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A read transaction: its statements see one snapshot of the database."""
+    def read(self, snapshot: bool = False) -> Iterator[Connection]:
+        """A connection to read on. With ``snapshot``, its statements see one snapshot of the
+        database (a transaction: SQLite's deferred one, PostgreSQL's REPEATABLE READ); without,
+        each statement runs on its own (autocommit), which saves the round trips of BEGIN and
+        COMMIT that a one-query read does not need."""
         with self._translated(), self.engine.connect() as conn:
             if self.postgresql:
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                conn = conn.execution_options(isolation_level="REPEATABLE READ" if snapshot else "AUTOCOMMIT")
+            else:
+                conn = conn.execution_options(bigramlm_snapshot=snapshot)
             with conn.begin():
                 yield conn
 
@@ -178,8 +185,13 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock at once: no deadlock upgrading a read lock.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("bigramlm_write") else "BEGIN DEFERRED")
+        # IMMEDIATE takes the write lock at once: no deadlock upgrading a read lock. A read
+        # that needs no snapshot begins nothing: the driver runs each statement on its own.
+        options = conn.get_execution_options()
+        if options.get("bigramlm_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif options.get("bigramlm_snapshot"):
+            conn.exec_driver_sql("BEGIN DEFERRED")
 
     return engine
 

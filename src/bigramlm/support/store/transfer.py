@@ -89,7 +89,7 @@ def copy_store(source: CaseStore, target: CaseStore) -> CopyResult:
     each table's count and checksum on both sides."""
     if source.name == target.name:
         raise BigramLMError(f"--to names the store being copied ({source.name})", param="to")
-    with source.db.read() as src, target.db.write() as dst:
+    with source.db.read(snapshot=True) as src, target.db.write() as dst:
         _refuse_nonempty(dst, target.name)
         for table in TABLES:
             batch: list[dict[str, Any]] = []
@@ -105,7 +105,7 @@ def copy_store(source: CaseStore, target: CaseStore) -> CopyResult:
                 dst.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
                                  f" (SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"))
     checks = []
-    with source.db.read() as src, target.db.read() as dst:
+    with source.db.read(snapshot=True) as src, target.db.read(snapshot=True) as dst:
         for table in TABLES:
             (rows, digest), (target_rows, target_digest) = _check(src, table), _check(dst, table)
             checks.append(TableCheck(table, rows, target_rows, digest, target_digest))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 
@@ -112,3 +116,46 @@ class ThreadServer:
     def __exit__(self, *exc: Any) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+#: What every test's nginx needs around its ``http`` block's own lines: all in the test's folder.
+NGINX_CONFIG = """
+{user}
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log {dir}/access.log;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+{http}
+}}
+"""
+
+
+@contextmanager
+def nginx(folder: Path, http: str, client: httpx.Client, probe: str) -> Iterator[subprocess.Popen]:
+    """nginx with ``http`` (the lines of its http block) from ``folder``, until ``client``
+    gets 200 from ``probe`` through it; stopped on exit."""
+    assert NGINX is not None, "nginx is not installed"
+    conf = folder / "nginx.conf"
+    conf.write_text(NGINX_CONFIG.format(user="user root;" if os.geteuid() == 0 else "", dir=folder, http=http))
+    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(folder), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if client.get(probe).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not come up: {proc.stderr.read().decode() if proc.stderr else ''}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

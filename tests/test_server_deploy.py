@@ -4,31 +4,19 @@ terminating TLS, mounting the desk under /desk/ and passing its own Host name
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import time
 
 import httpx
 import pytest
 
 from bigramlm.serve.app import create_app
 from bigramlm.serve.network import allowed_host_names
-from desk_helpers import ThreadServer, free_port, train_support_run
+from desk_helpers import NGINX, ThreadServer, free_port, nginx, train_support_run
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 pytestmark = pytest.mark.skipif(NGINX is None or shutil.which("openssl") is None, reason="nginx or openssl not installed")
 
-CONFIG = """
-{user}
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log {dir}/access.log;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
+SERVER = """
   server {{
     listen 127.0.0.1:{port} ssl;
     server_name desk.example.test;
@@ -44,7 +32,6 @@ http {{
       proxy_read_timeout 60s;
     }}
   }}
-}}
 """
 
 
@@ -58,28 +45,10 @@ def proxy(tmp_path):
                      allowed_hosts=allowed_host_names("127.0.0.1", ("desk.example.test",)))
     with ThreadServer(app, root_path="/desk") as desk:
         port = free_port()
-        conf = tmp_path / "nginx.conf"
-        conf.write_text(CONFIG.format(user="user root;" if os.geteuid() == 0 else "", dir=tmp_path, port=port,
-                                      backend=desk.port))
-        nginx = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        base = f"https://127.0.0.1:{port}"
-        try:
-            with httpx.Client(base_url=base, verify=False, headers={"Host": "desk.example.test"}, timeout=30) as client:
-                deadline = time.monotonic() + 20
-                while True:
-                    try:
-                        if client.get("/desk/healthz").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if nginx.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"nginx did not come up: {nginx.stderr.read().decode() if nginx.stderr else ''}")
-                    time.sleep(0.2)
-                yield client, desk
-        finally:
-            nginx.terminate()
-            nginx.wait(timeout=10)
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=False, headers={"Host": "desk.example.test"},
+                          timeout=30) as client, \
+                nginx(tmp_path, SERVER.format(dir=tmp_path, port=port, backend=desk.port), client, "/desk/healthz"):
+            yield client, desk
 
 
 def test_the_desk_behind_nginx_with_tls_under_a_prefix(proxy):

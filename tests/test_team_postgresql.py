@@ -23,7 +23,7 @@ import httpx
 import psycopg
 import pytest
 
-from desk_helpers import free_port, train_support_run, wait_healthy
+from desk_helpers import NGINX, free_port, nginx, train_support_run, wait_healthy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
 
@@ -123,6 +123,24 @@ def run_clients(bases: list[str], clients: int, rounds: int, acks: Acks, stop: t
     return threads
 
 
+@contextmanager
+def under_load(bases: list[str], clients: int, first_cases: int) -> Iterator[tuple[Acks, list[threading.Thread]]]:
+    """``clients`` clients on the desks until the block ends (bounded: 5,000 rounds each), the
+    block entered once they have ``first_cases`` acknowledged cases; stopped and joined on exit."""
+    acks, stop = Acks(), threading.Event()
+    threads = run_clients(bases, clients, 5000, acks, stop)
+    try:
+        deadline = time.monotonic() + 60
+        while len(acks.cases) < first_cases:
+            assert time.monotonic() < deadline, f"no {first_cases} cases in 60 s: {acks.statuses}"
+            time.sleep(0.02)
+        yield acks, threads
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+
+
 def seen_within(base: str, message: str, reply: str, limit_s: float) -> float:
     """Seconds until ``base`` shows the case (message, reply) among its similar cases."""
     started = time.monotonic()
@@ -171,19 +189,12 @@ def test_two_desks_sixteen_clients_every_acknowledged_case_once_and_seen_by_the_
 def test_sigkill_of_one_desk_mid_writes_loses_nothing_and_the_other_answers(run_dir, pg_url):
     with desks(run_dir, pg_url) as started:
         (base_a, proc_a), (base_b, _) = started
-        acks, stop = Acks(), threading.Event()
-        threads = run_clients([base_a, base_b], 8, 400, acks, stop)
-        deadline = time.monotonic() + 60
-        while len(acks.cases) < 40 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        os.kill(proc_a.pid, signal.SIGKILL)  # mid-stream: its clients are still posting
-        proc_a.wait(timeout=10)
-        before = len(acks.cases)
-        time.sleep(2.0)
-        assert len(acks.cases) > before  # the other desk kept answering (and acknowledging)
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
+        with under_load([base_a, base_b], 8, 40) as (acks, _):
+            os.kill(proc_a.pid, signal.SIGKILL)  # mid-stream: its clients are still posting
+            proc_a.wait(timeout=10)
+            before = len(acks.cases)
+            time.sleep(2.0)
+            assert len(acks.cases) > before  # the other desk kept answering (and acknowledging)
         assert httpx.get(f"{base_b}/healthz", timeout=10).status_code == 200
         stored = stored_cases(pg_url)
         assert {k: stored.get(k) for k in acks.cases} == acks.cases  # nothing acknowledged is lost
@@ -193,11 +204,7 @@ def test_sigkill_of_one_desk_mid_writes_loses_nothing_and_the_other_answers(run_
 def test_postgresql_restarted_under_load_is_a_clear_503_then_the_desks_recover(run_dir, pg_cluster, pg_url):
     with desks(run_dir, pg_url) as started:
         bases = [b for b, _ in started]
-        acks, stop = Acks(), threading.Event()
-        threads = run_clients(bases, 6, 2000, acks, stop)
-        try:
-            while len(acks.cases) < 20:
-                time.sleep(0.02)
+        with under_load(bases, 6, 20) as (acks, _):
             pg_cluster.stop("fast")  # open transactions are rolled back: none of them was acknowledged
             time.sleep(1.0)
             down = [httpx.post(f"{b}/api/cases", json={"message": "m", "reply": "r"}, timeout=20) for b in bases]
@@ -207,10 +214,6 @@ def test_postgresql_restarted_under_load_is_a_clear_503_then_the_desks_recover(r
             deadline = time.monotonic() + 30
             while len(acks.cases) < acked_at_restart + 20 and time.monotonic() < deadline:
                 time.sleep(0.05)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=60)
         assert [r.status_code for r in down] == [503, 503]
         assert all("the case store cannot be used now" in r.json()["detail"] for r in down)
         assert [h.status_code for h in health] == [503, 503] and health[0].json()["store_ok"] is False
@@ -256,11 +259,7 @@ def test_a_learn_reaches_every_desk_without_a_failed_request_and_its_undo_too(ru
     shutil.copytree(run_dir, run)
     with desks(run, pg_url) as started:
         bases = [b for b, _ in started]
-        acks, stop = Acks(), threading.Event()
-        threads = run_clients(bases, 4, 5000, acks, stop)
-        try:
-            while len(acks.cases) < 10:
-                time.sleep(0.05)
+        with under_load(bases, 4, 10) as (acks, _):
             for argv, reloads in ((["--steps", "2"], 1), (["--undo"], 2)):
                 done = subprocess.run([sys.executable, "-m", "bigramlm", "learn", str(run), "--store", pg_url, *argv],
                                       capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
@@ -270,25 +269,12 @@ def test_a_learn_reaches_every_desk_without_a_failed_request_and_its_undo_too(ru
                         httpx.get(f"{b}/healthz", timeout=10).json()["reloads"] < reloads for b in bases):
                     time.sleep(0.1)
                 assert all(httpx.get(f"{b}/healthz", timeout=10).json()["reloads"] >= reloads for b in bases)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=60)
     assert set(acks.statuses) <= {200, 201}, acks.statuses  # no request failed across both reloads
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT COUNT(*) FROM learns WHERE undone_at IS NOT NULL").fetchone() == (1,)
 
 
-TEAM_NGINX = """
-{user}
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log {dir}/access.log;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
+UPSTREAMS = """
   upstream desks {{
     server 127.0.0.1:{one} max_fails=1 fail_timeout=30s;
     server 127.0.0.1:{two} max_fails=1 fail_timeout=30s;
@@ -305,47 +291,27 @@ http {{
       add_header X-Upstream $upstream_addr always;
     }}
   }}
-}}
 """
 
 
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
 def test_the_readme_team_deployment_two_desks_behind_nginx(run_dir, pg_url, tmp_path, capsys):
     """The README's team section: nginx balancing two desks on one store, agents' tokens on
     it; a desk killed, the other takes its agents."""
-    import shutil
-
     from bigramlm.cli import main
 
-    nginx_bin = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-    if nginx_bin is None:
-        pytest.skip("nginx is not installed")
     assert main(["agents", "add", "ana", str(run_dir), "--store", pg_url]) == 0
     auth = {"Authorization": f"Bearer {capsys.readouterr().out.strip()}", "Host": "desk.example.test"}
-    ports = [free_port(), free_port()]
+    ports, port = [free_port(), free_port()], free_port()
     env = {k: v for k, v in os.environ.items() if k != "BIGRAMLM_TOKEN"}
     procs = [subprocess.Popen([sys.executable, "-m", "bigramlm", "serve", str(run_dir), "--port", str(p), "--store", pg_url,
                                "--allowed-host", "desk.example.test", "--log-level", "warning", "--threads", "1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) for p in ports]
-    port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(TEAM_NGINX.format(user="user root;" if os.geteuid() == 0 else "", dir=tmp_path, port=port,
-                                      one=ports[0], two=ports[1]))
-    nginx = None
     try:
         for p, proc in zip(ports, procs):
             wait_healthy(f"http://127.0.0.1:{p}", timeout=120, proc=proc)
-        nginx = subprocess.Popen([nginx_bin, "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=30) as client:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "nginx did not come up"
-                time.sleep(0.2)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=30) as client, \
+                nginx(tmp_path, UPSTREAMS.format(port=port, one=ports[0], two=ports[1]), client, "/healthz"):
             upstreams, ids = set(), []
             for n in range(6):
                 message = f"please cancel order 55{n}1"
@@ -366,9 +332,6 @@ def test_the_readme_team_deployment_two_desks_behind_nginx(run_dir, pg_url, tmp_
                 assert client.get("/healthz").status_code == 200
         assert set(ids) <= set(stored_cases(pg_url))
     finally:
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait(timeout=10)
         for proc in procs:
             if proc.poll() is None:
                 proc.terminate()

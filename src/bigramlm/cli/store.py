@@ -24,7 +24,7 @@ def add_store_parser(sub: argparse._SubParsersAction) -> None:
                    help="copy: the empty store to copy into (postgresql://USER@HOST/DATABASE, or a SQLite file)")
     add_store_argument(p)
     add_json_flag(p)
-    p.set_defaults(func=cmd_store)
+    p.set_defaults(func=cmd_store, flag_names={"target": "--to"})
 
 
 def cmd_store(args: argparse.Namespace) -> int:
@@ -46,9 +46,14 @@ def cmd_store(args: argparse.Namespace) -> int:
                   f"{info['accepted']} accepted, {info['dismissed']} dismissed")
         return 0
     if not args.to:
-        raise BigramLMError("store copy needs --to URL: the empty store to copy into", param="to")
-    with CaseStore.for_run(args.run_dir, args.store) as source, CaseStore(args.to) as target:
-        result = copy_store(source, target)
+        raise BigramLMError("store copy needs --to URL: the empty store it copies into")
+    with CaseStore.for_run(args.run_dir, args.store) as source:
+        try:
+            target = CaseStore(args.to)
+        except BigramLMError as exc:  # named as --to here, not as --store
+            raise BigramLMError(exc.with_names({"store": "--to"})) from None
+        with target:
+            result = copy_store(source, target)
     if args.json:
         print_json(result.to_dict())
     else:

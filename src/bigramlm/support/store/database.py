@@ -72,8 +72,8 @@ def store_url(target: str | os.PathLike[str]) -> URL:
         return url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() == "sqlite" and url.database:
         return url
-    raise BigramLMError(f"store {url.render_as_string(hide_password=True)!r}: bigramlm keeps its store in a SQLite "
-                        "file or on PostgreSQL (postgresql://USER@HOST/DATABASE)", param="store")
+    raise BigramLMError(f"store {url.render_as_string(hide_password=True)!r} is neither a SQLite file nor PostgreSQL "
+                        "(postgresql://USER@HOST/DATABASE)", param="store")
 
 
 class Database:

@@ -73,8 +73,8 @@ def _check(conn: Connection, table: str) -> tuple[int, str]:
 def _refuse_nonempty(conn: Connection, name: str) -> None:
     for table in TABLES[1:]:
         if conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1")).first() is not None:
-            raise BigramLMError(f"the store {name} is not empty (its {table} table has rows): copy into a new, empty database",
-                                param="to")
+            raise BigramLMError(f"target {name} is not empty (its {table} table has rows): copy into a new, empty database",
+                                param="target")
 
 
 def _insert(conn: Connection, table: str, rows: list[dict[str, Any]]) -> None:
@@ -88,7 +88,7 @@ def copy_store(source: CaseStore, target: CaseStore) -> CopyResult:
     """Copy every row of ``source`` into the empty ``target`` (one transaction), then compare
     each table's count and checksum on both sides."""
     if source.name == target.name:
-        raise BigramLMError(f"--to names the store being copied ({source.name})", param="to")
+        raise BigramLMError(f"target is the store being copied ({source.name})", param="target")
     with source.db.read(snapshot=True) as src, target.db.write() as dst:
         _refuse_nonempty(dst, target.name)
         for table in TABLES:

@@ -1,6 +1,7 @@
 """Install size of each extra: fresh venvs with the pinned versions, measured on disk.
 
-For each of the core install, ``[serve]``, ``[support]`` and both, a new venv gets
+For each of the core install, ``[serve]``, ``[support]``, both, ``[postgresql]`` and all three
+(a team's desk), a new venv gets
 ``pip install -c constraints.txt`` of this commit's source (a copy made with ``git archive``,
 so no ``build/`` folder lands in the checkout), then its size (``du``), its package count,
 the seconds it took, and whether ``bigramlm --help`` runs from it. With ``--resolve PYTHON``
@@ -21,7 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXTRAS = {"core": "", "serve": "[serve]", "support": "[support]", "support+serve": "[support,serve]"}
+EXTRAS = {"core": "", "serve": "[serve]", "support": "[support]", "support+serve": "[support,serve]",
+          "postgresql": "[postgresql]", "support+serve+postgresql": "[support,serve,postgresql]"}
 
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:

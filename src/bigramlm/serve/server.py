@@ -100,7 +100,8 @@ def serve(run_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 
         app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits,
                          allowed_hosts=allowed_host_names(host, allowed_hosts), store=store)
         bound = sock.getsockname()[1]
-        log.info("serving %s on http://%s:%d/", app.state.desk.model_id, f"[{host}]" if ":" in host else host, bound)
+        log.info("serving %s on http://%s:%d/ (store %s)", app.state.desk.model_id, f"[{host}]" if ":" in host else host,
+                 bound, app.state.desk.store.name)
         uvicorn.Server(uvicorn_config(app, host, bound, log_level, root_path)).run(sockets=[sock])
     finally:
         sock.close()

@@ -231,3 +231,14 @@ def test_two_learns_at_once_on_two_machines_one_runs_one_is_refused(support_run,
     assert refused.count("\n") == 1 and "another learn (or undo) is running on the store postgresql://" in refused
     with CaseStore(pg_url) as store:
         assert len(store.recent_learns(10)) == 1 and store.cases_since_last_learn() == []
+
+
+def test_without_the_postgresql_extra_a_store_url_is_one_line_naming_it(support_run):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['psycopg'] = None; from bigramlm.cli import main; "
+            f"sys.exit(main(['store', 'info', {str(support_run)!r}, '--store', 'postgresql://x@127.0.0.1:9/y']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "pip install 'bigramlm[postgresql]'" in proc.stderr

@@ -183,11 +183,35 @@ def run_phase(run_dir: str, clients: int, duration: float, max_requests: int, bo
             if warm.status_code != 200:
                 raise SystemExit(f"warm-up request failed: {warm.status_code} {warm.text[:200]}")
         result = asyncio.run(drive([b for b, _ in started], clients, duration, max_requests, body, timeout + 5))
+        if desks > 1:
+            result["seen_by_other_desk_s"] = visibility_lags([b for b, _ in started], timeout)
         result["peak_rss_mib"] = round(max(peak_rss_mib(p.pid) or float("nan") for _, p in started), 1)
         result["cases_stats"] = httpx.get(f"{started[0][0]}/api/stats", timeout=5).json().get("suggestion_requests")
     result.update({"phase": label, "run": run_dir, "max_concurrent": max_concurrent, "duration_s": duration, "request": body,
                    "desks": desks, "store": "postgresql" if store else "sqlite"})
     return result
+
+
+def visibility_lags(bases: list[str], timeout: float, probes: int = 10) -> dict[str, float]:
+    """Seconds from a case acknowledged on one desk to its being among another desk's similar
+    cases (asked for again every 50 ms), over ``probes`` cases alternating between the desks."""
+    lags = []
+    for k in range(probes):
+        src, dst = bases[k % len(bases)], bases[(k + 1) % len(bases)]
+        message = f"my parcel {k}4471 is stuck in customs at the border, what now?"
+        reply = f"Customs holds on parcel {k}4471 are released within 3 days; we have asked them."
+        saved = httpx.post(f"{src}/api/cases", json={"message": message, "reply": reply}, timeout=timeout)
+        acknowledged = time.perf_counter()
+        if saved.status_code != 201:
+            raise SystemExit(f"visibility probe: {saved.status_code} {saved.text[:200]}")
+        while time.perf_counter() - acknowledged < 10:
+            shown = httpx.post(f"{dst}/api/suggest", json={"message": message, "n": 1, "max_new_tokens": 1},
+                               timeout=timeout).json()
+            if any(c["reply"] == reply for c in shown.get("similar_cases", [])):
+                break
+            time.sleep(0.05)
+        lags.append(time.perf_counter() - acknowledged)
+    return {"p50": round(percentile(lags, 0.5), 3), "max": round(max(lags), 3), "probes": probes}
 
 
 @contextlib.contextmanager
@@ -248,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(r), flush=True)
                 results.append(r)
     print_table(results)
+    for r in results:
+        if "seen_by_other_desk_s" in r:
+            lag = r["seen_by_other_desk_s"]
+            print(f"{r['phase']}, two desks: a case acknowledged on one is among the other's similar cases after "
+                  f"{lag['p50']:.3f} s (p50), {lag['max']:.3f} s at most, over {lag['probes']} cases")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))
     return 1 if any(r["other_errors"] for r in results) else 0

@@ -3,14 +3,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# The PostgreSQL tests start a throwaway server from the installed binaries (tests/pg_cluster.py);
-# install Debian's server where it is missing (root only: elsewhere they skip, and say so).
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+# The services the tests use, from Debian where they are missing (root only: elsewhere their
+# tests skip, and this says so): Chromium for the browser tests (Playwright cannot download
+# browsers here), PostgreSQL's server for the team's store (tests/pg_cluster.py starts a
+# throwaway one from its binaries).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "note: PostgreSQL's server is not installed (apt-get install postgresql): its tests will skip" >&2
+    echo "note: ${missing[*]} not installed (apt-get install ${missing[*]}): those tests will skip" >&2
   fi
 fi
 if [ -z "${BIGRAMLM_DATA_DIR:-}" ] && [ -d ../shared/data ]; then

@@ -145,9 +145,11 @@ class RequestGuard(_HTTPMiddleware):
     async def handle(self, scope: dict, receive: Callable, send: Callable) -> None:
         path: str = app_path(scope)
         raw = {k.lower(): v for k, v in scope.get("headers", [])}
-        refusal = self._refusal(scope, path, raw, scope.get("method"))
+        refusal = self._wrong_host(path, raw)
         if refusal is None and not _is_public(path):
             refusal = await self._identify(scope, path, raw)
+        if refusal is None:
+            refusal = self._wrong_body(path, raw, scope.get("method"))
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -170,10 +172,13 @@ class RequestGuard(_HTTPMiddleware):
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def _refusal(self, scope: dict, path: str, raw: dict[bytes, bytes], method: str | None) -> Callable | None:
-        """The response that refuses this request before its body is read, or None."""
+    def _wrong_host(self, path: str, raw: dict[bytes, bytes]) -> Callable | None:
         if self.allowed_hosts is not None and host_name(raw.get(b"host", b"").decode("latin-1")) not in self.allowed_hosts:
             return json_error(421, "this server answers only to its loopback address", path)
+        return None
+
+    def _wrong_body(self, path: str, raw: dict[bytes, bytes], method: str | None) -> Callable | None:
+        """The response that refuses this request's body before it is read, or None."""
         if method in ("POST", "PUT", "PATCH"):
             ctype = raw.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
             if ctype not in _JSON_TYPES:
@@ -186,8 +191,9 @@ class RequestGuard(_HTTPMiddleware):
     async def _identify(self, scope: dict, path: str, raw: dict[bytes, bytes]) -> Callable | None:
         """Who the request comes from (``scope["state"]["agent"]``), or the response that refuses it.
         The store is asked in a worker thread: a store far away (or down) never holds the event loop."""
+        header = raw.get(b"authorization", b"")
         try:
-            agent = await run_in_threadpool(self._caller, raw.get(b"authorization", b""))
+            agent = self._caller(header) if self.agents is None else await run_in_threadpool(self._caller, header)
         except StoreUnavailable as exc:
             return store_error(exc, path)
         if agent is _REFUSED:

@@ -74,7 +74,7 @@ from bigramlm.support.results import (
     UnderstandingEvent,
 )
 from bigramlm.support.retrieval import INDEX_FILE, CaseIndex
-from bigramlm.support.store import CaseStore, store_target
+from bigramlm.support.store import CaseStore, store_path, store_target
 from bigramlm.support.understanding import (
     UNDERSTANDING_FILE,
     UNSURE_BELOW,
@@ -424,12 +424,12 @@ class Assistant:
 
 
 def _store(run_dir: Path, target: str | None) -> CaseStore | None:
-    """The run's case store; None for a run directory nobody may write and no other store
-    named (the assistant still answers, from the training rows alone)."""
+    """The run's case store; None when it is the run's own file in a run directory nobody may
+    write (the assistant still answers, from the training rows alone)."""
     try:
         return CaseStore.for_run(run_dir, target)
     except BigramLMError:
-        if os.access(run_dir, os.W_OK) or "://" in store_target(run_dir, target):
+        if os.access(run_dir, os.W_OK) or store_target(run_dir, target) != str(store_path(run_dir)):
             raise
         return None
 

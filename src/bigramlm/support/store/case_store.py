@@ -2,17 +2,18 @@
 
 Each method is one transaction on the run's database (``database``): a SQLite file in the
 run directory by default, or the PostgreSQL database that ``--store`` or
-``BIGRAMLM_STORE`` names, which several desks share. A writer returns only after its commit. Feedback keeps a suggestion accepted or dismissed, never
-both (``feedback``), so a dismissed suggestion's text never becomes a case, and
-``learn``, which reads cases only, never trains on it.
+``BIGRAMLM_STORE`` names, which several desks share. A writer returns only after its
+commit. Feedback keeps a suggestion accepted or dismissed, never both (``feedback``), so
+a dismissed suggestion's text never becomes a case, and ``learn``, which reads cases
+only, never trains on it.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 from contextlib import AbstractContextManager
+from pathlib import Path
 from types import TracebackType
 from typing import Iterable, Sequence
 
@@ -25,7 +26,7 @@ from bigramlm.support.store import agents as agent_rows
 from bigramlm.support.store import cases as case_rows
 from bigramlm.support.store.agents import Agent
 from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
-from bigramlm.support.store.database import LEARN_LOCK, Database, StoreUnavailable
+from bigramlm.support.store.database import LEARN_LOCK, Database, StoreUnavailable, sqlite_path
 from bigramlm.support.store.feedback import (
     Dismissal,
     accepted_edits,
@@ -61,7 +62,8 @@ def run_has_agents(run_dir: str | os.PathLike[str], store: str | None = None) ->
     """Whether the run's store has an active named agent (then agents' tokens guard its desk);
     a run whose SQLite store does not exist yet has none (and is not created by asking)."""
     target = store_target(run_dir, store)
-    if "://" not in target and not Path(target).is_file():
+    file = sqlite_path(target)
+    if file is not None and not file.is_file():
         return False
     with CaseStore(target) as store_:
         return store_.has_agents()

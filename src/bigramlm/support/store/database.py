@@ -31,12 +31,15 @@ import sqlite3
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url, text
 from sqlalchemy.engine import URL
 
 from bigramlm.errors import BigramLMError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 BUSY_TIMEOUT_MS = 10_000
 #: The store's schema version: the number of the newest Alembic revision (``migrations/versions``).
@@ -74,6 +77,12 @@ def store_url(target: str | os.PathLike[str]) -> URL:
         return url
     raise BigramLMError(f"store {url.render_as_string(hide_password=True)!r} is neither a SQLite file nor PostgreSQL "
                         "(postgresql://USER@HOST/DATABASE)", param="store")
+
+
+def sqlite_path(target: str | os.PathLike[str]) -> Path | None:
+    """The SQLite file a store target names, or None for a database server."""
+    url = store_url(target)
+    return None if url.get_backend_name() == "postgresql" else Path(str(url.database))
 
 
 class Database:
@@ -204,15 +213,22 @@ def _postgresql_engine(url: URL) -> Engine:
                          connect_args={"connect_timeout": 5})
 
 
-@cache
-def _migrations() -> tuple[str, frozenset[str]]:
-    """The head revision and every revision this bigramlm knows."""
+def _alembic_config(conn: Connection | None = None) -> "Config":
+    """Alembic's configuration: our revisions, run on ``conn`` (``migrations/env.py``)."""
     from alembic.config import Config
-    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
-    script = ScriptDirectory.from_config(config)
+    config.attributes["connection"] = conn
+    return config
+
+
+@cache
+def _migrations() -> tuple[str, frozenset[str]]:
+    """The head revision and every revision this bigramlm knows."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config())
     head = script.get_current_head()
     assert head is not None
     return head, frozenset(r.revision for r in script.walk_revisions())
@@ -234,12 +250,8 @@ def upgrade(conn: Connection) -> None:
     if current is not None and current not in known:
         _newer(current)
     from alembic import command
-    from alembic.config import Config
 
-    config = Config()
-    config.set_main_option("script_location", MIGRATIONS)
-    config.attributes["connection"] = conn
-    command.upgrade(config, "head")
+    command.upgrade(_alembic_config(conn), "head")
     # Mirrored for people (and older releases) reading the store: an older bigramlm
     # refuses a store whose version is newer than its own, instead of misreading it.
     conn.execute(text("INSERT INTO meta(key, value) VALUES ('schema_version', :v)"

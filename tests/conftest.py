@@ -17,22 +17,18 @@ def _data_dir() -> Path | None:
     return SHARED if SHARED.is_dir() else None
 
 
-#: Set by .ci/run: there the browser tests must run, so a skipped one is a failure.
-REQUIRE_BROWSER = os.environ.get("BIGRAMLM_REQUIRE_BROWSER") == "1"
-#: Set by .ci/run: there the PostgreSQL tests must run too.
-REQUIRE_POSTGRES = os.environ.get("BIGRAMLM_REQUIRE_POSTGRES") == "1"
+#: Set by .ci/run: there every service a test needs is installed (scripts/test.sh), so a
+#: skipped test (a missing Chromium, PostgreSQL, nginx, or anything else) is a failure.
+NO_SKIPS = os.environ.get("BIGRAMLM_NO_SKIPS") == "1"
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if REQUIRE_BROWSER and report.skipped and item.get_closest_marker("browser") is not None:
+    if NO_SKIPS and report.skipped:
         report.outcome = "failed"
-        report.longrepr = f"browser test skipped where BIGRAMLM_REQUIRE_BROWSER=1: {report.longrepr}"
-    if REQUIRE_POSTGRES and report.skipped and item.get_closest_marker("postgres") is not None:
-        report.outcome = "failed"
-        report.longrepr = f"PostgreSQL test skipped where BIGRAMLM_REQUIRE_POSTGRES=1: {report.longrepr}"
+        report.longrepr = f"test skipped where BIGRAMLM_NO_SKIPS=1: {report.longrepr}"
 
 
 @pytest.fixture(scope="session")

@@ -136,15 +136,16 @@ async def drive(bases: list[str], clients: int, duration: float, max_requests: i
 
 
 @contextlib.contextmanager
-def serving(run_dir: str, max_concurrent: int, timeout: float,
-            extra: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A real ``bigramlm serve RUN_DIR`` (with ``extra`` flags) on a free loopback port, up and healthy; stopped on exit."""
+def serving(run_dir: str, max_concurrent: int, timeout: float, extra: tuple[str, ...] = (),
+            env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real ``bigramlm serve RUN_DIR`` (with ``extra`` flags, and ``env`` added to its
+    environment) on a free loopback port, up and healthy; stopped on exit."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "bigramlm", "serve", run_dir, "--host", "127.0.0.1", "--port", str(port),
            "--max-concurrent", str(max_concurrent), "--timeout", str(timeout), "--log-level", "warning", *extra]
-    env = {k: v for k, v in os.environ.items() if k != "BIGRAMLM_TOKEN"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    environ = {**{k: v for k, v in os.environ.items() if k != "BIGRAMLM_TOKEN"}, **(env or {})}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environ)
     stderr_lines: list[str] = []
     threading.Thread(target=lambda: stderr_lines.extend(l.decode(errors="replace") for l in proc.stderr), daemon=True).start()
     try:

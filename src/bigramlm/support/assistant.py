@@ -247,15 +247,17 @@ class Assistant:
         rankings, method = self.classify_many(texts)
         chosen = list(intents or [None] * len(texts))
         rankings = [self._picked(ranking, intent) if intent else ranking for ranking, intent in zip(rankings, chosen)]
-        depth = max(k_similar, 2 * POOL_CASES if evidence else 0)  # half of the hits are of other intents
-        hits = self.index.search_many(texts, depth) if depth > 0 else [[] for _ in texts]
+        hits = self.index.search_many(texts, k_similar) if k_similar > 0 else [[] for _ in texts]
         understandings = [self._understanding(text, replaced, ranking, (AGENT_METHOD if pick else method) if ranking else None,
-                                              found[:k_similar], unsure=False if pick else None)
+                                              found, unsure=False if pick else None)
                           for (text, replaced), ranking, found, pick in zip(normalized, rankings, hits, chosen)]
-        # Every same-intent case the search found, nearest first: the first ``evidence`` vote on
-        # the drafts and ground the prompt; the others can stand in for a draft not shown.
-        cases = [[c for c, _ in found if u.intent is None or c.intent == u.intent] or [c for c, _ in found]
-                 for u, found in zip(understandings, hits)]
+        # The nearest cases of the intent shown (of any intent only where none is known),
+        # however far they are: the first ``evidence`` vote on the drafts and ground the
+        # prompt; the others can stand in for a draft not shown. Never another intent's, which
+        # would be shown as this intent's answer.
+        found_cases = self.index.search_many(texts, POOL_CASES, within=[u.intent for u in understandings]) \
+            if evidence else [[] for _ in texts]
+        cases = [[c for c, _ in found] for found in found_cases]
         references = self._references(cases, evidence) if self.grounded else [None] * len(texts)
         prompts = [encode_prompt(self.tokenizer, prompt_text(t, u.intent, u.category, self.labels,
                                                             self.normalize(ref)[0] if ref is not None else None))

@@ -65,7 +65,7 @@ class CaseIndex:
             matrix = self.vectorizer.fit_transform([c.message for c in base])
         else:
             self.vectorizer, matrix = fitted
-        self._state: tuple[list[Case], Any] = (list(base), matrix)
+        self._state: tuple[list[Case], Any, dict[str | None, np.ndarray]] = (list(base), matrix, _rows_by_intent(base))
         self._lock = threading.Lock()
 
     @classmethod
@@ -83,7 +83,7 @@ class CaseIndex:
         return index
 
     def _save(self, path: Path, key: str) -> None:
-        _, matrix = self._state
+        _, matrix, _ = self._state
         terms = sorted(self.vectorizer.vocabulary_, key=self.vectorizer.vocabulary_.__getitem__)
         # Code points, not a numpy string array: that would drop a term's trailing NULs.
         codes = np.frombuffer("".join(terms).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
@@ -104,20 +104,16 @@ class CaseIndex:
 
         extra = self.vectorizer.transform([c.message for c in cases])
         with self._lock:
-            old_cases, old_matrix = self._state
-            self._state = (old_cases + list(cases), vstack([old_matrix, extra]).tocsr())
+            old_cases, old_matrix, old_rows = self._state
+            rows = dict(old_rows)
+            for intent, found in _rows_by_intent(cases).items():
+                rows[intent] = np.concatenate([old_rows.get(intent, _NONE), found + len(old_cases)])
+            self._state = (old_cases + list(cases), vstack([old_matrix, extra]).tocsr(), rows)
 
     def search(self, query: str, k: int = 3) -> list[tuple[Case, float]]:
-        cases, matrix = self._state
-        if k <= 0:
-            return []
-        q = self.vectorizer.transform([query])
+        cases, matrix, _ = self._state
         # Rows are L2-normalised by TfidfVectorizer, so the dot product is the cosine.
-        scores = (matrix @ q.T).toarray().ravel()
-        k = min(k, len(cases))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(cases[i], float(scores[i])) for i in top]
+        return _top((matrix @ self.vectorizer.transform([query]).T).toarray().ravel(), k, None, cases)
 
     def vote(self, query: str, k: int = 15) -> list[tuple[tuple[str, str | None], float]]:
         """The (intent, category) pairs of the ``k`` nearest cases, weighted by similarity, as
@@ -129,18 +125,43 @@ class CaseIndex:
         total = sum(weights.values())
         return [(pair, w / total) for pair, w in sorted(weights.items(), key=lambda kv: -kv[1])] if total else []
 
-    def search_many(self, queries: Sequence[str], k: int = 1) -> list[list[tuple[Case, float]]]:
-        """Batch search (for evaluation): one sparse product for all queries."""
-        cases, matrix = self._state
-        k = min(k, len(cases))
+    def search_many(self, queries: Sequence[str], k: int = 1,
+                    within: Sequence[str | None] | None = None) -> list[list[tuple[Case, float]]]:
+        """Batch search: one sparse product for all queries. ``within``: per query, the intent
+        whose cases alone are ranked (None ranks every case), so that what stands for a reply
+        of an intent is always of that intent, however far its cases are from the message."""
+        cases, matrix, by_intent = self._state
         out: list[list[tuple[Case, float]]] = []
         for start in range(0, len(queries), 256):  # bounded dense blocks of scores
             q = self.vectorizer.transform(list(queries[start : start + 256]))
-            for row in (q @ matrix.T).toarray():
-                top = np.argpartition(-row, k - 1)[:k]
-                top = top[np.argsort(-row[top], kind="stable")]
-                out.append([(cases[i], float(row[i])) for i in top])
+            for offset, row in enumerate((q @ matrix.T).toarray()):
+                intent = within[start + offset] if within is not None else None
+                rows = by_intent.get(intent, _NONE) if intent is not None else None
+                out.append(_top(row, k, rows, cases))
         return out
+
+
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+def _top(scores: np.ndarray, k: int, rows: np.ndarray | None, cases: list[Case]) -> list[tuple[Case, float]]:
+    """The ``k`` best of ``scores`` (among ``rows`` only, when given), best first."""
+    candidates = scores if rows is None else scores[rows]
+    k = min(k, len(candidates))
+    if k <= 0:
+        return []
+    top = np.argpartition(-candidates, k - 1)[:k]
+    top = top[np.argsort(-candidates[top], kind="stable")]
+    picked = top if rows is None else rows[top]
+    return [(cases[i], float(scores[i])) for i in picked]
+
+
+def _rows_by_intent(cases: Sequence[Case]) -> dict[str | None, np.ndarray]:
+    """Each intent's row numbers in the index (cases without an intent under None)."""
+    rows: dict[str | None, list[int]] = {}
+    for i, case in enumerate(cases):
+        rows.setdefault(case.intent, []).append(i)
+    return {intent: np.array(found, dtype=np.int64) for intent, found in rows.items()}
 
 
 def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:

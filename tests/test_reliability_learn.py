@@ -15,6 +15,7 @@ import pytest
 
 from bigramlm.checkpoint import WEIGHTS, load_run
 from bigramlm.cli import main
+from bigramlm.support import learn_chain
 from bigramlm.support.history import HISTORY_DIR, JOURNAL, learn_lock
 from bigramlm.support.store import CaseStore
 from bigramlm.support.understanding import UNDERSTANDING_FILE, Understander
@@ -140,3 +141,112 @@ def test_a_full_disk_during_a_learn_is_one_line_and_the_run_stays_whole(run, tmp
     assert "Traceback" not in proc.stderr
     shas = dict(reversed(line.split()) for line in proc.stdout.splitlines() if len(line.split()) == 2 and "/" in line)
     assert (shas[str(mount / WEIGHTS)], shas[str(mount / UNDERSTANDING_FILE)]) == _files(run)
+
+
+def _batch(folder: Path, k: int) -> Path:
+    """Learn number ``k``'s cases: one intent's messages, worded for this learn only (so
+    that each learn stores and marks its own 4 cases)."""
+    intent = list(INTENTS)[k % len(INTENTS)]
+    category, messages, reply = INTENTS[intent]
+    path = folder / f"batch{k}.csv"
+    path.write_text("instruction,response,intent,category\n" + "".join(
+        f'"{m} (batch {k})","{reply}",{intent},{category}\n' for m in messages), encoding="utf-8")
+    return path
+
+
+def _learn_batches(run: Path, folder: Path, count: int) -> list[tuple[str, str]]:
+    """The run's files before the first learn and after each of ``count`` learns (in process)."""
+    versions = [_files(run)]
+    for k in range(count):
+        assert main(["learn", str(run), "--cases", str(_batch(folder, k)), "--steps", "2", "--force"]) == 0
+        versions.append(_files(run))
+    assert len(set(versions)) == count + 1  # every learn changed the files
+    return versions
+
+
+def _marks(run: Path) -> tuple[int, int]:
+    """(cases stored, cases not learned)."""
+    with CaseStore.for_run(run) as store:
+        return store.count(), len(store.cases_since_last_learn())
+
+
+def _nothing_to_undo(run: Path, capsys) -> None:
+    capsys.readouterr()
+    assert main(["learn", str(run), "--undo"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: nothing to undo") and err.count("\n") == 1, err
+
+
+def test_six_learns_then_six_undos_reach_the_trained_files(run, tmp_path, capsys):
+    """Issue 27, finding 3: the 4th undo after 4 learns found its version pruned."""
+    versions = _learn_batches(run, tmp_path, 6)
+    assert _marks(run) == (24, 0)
+    for k in range(6):  # one learn back at a time, bit for bit, and that learn's 4 cases unmarked
+        capsys.readouterr()
+        assert main(["learn", str(run), "--undo"]) == 0
+        assert capsys.readouterr().out.startswith(f"restored the weights and understanding from before learn {6 - k};")
+        assert _files(run) == versions[5 - k]
+        assert _marks(run) == (24, 4 * (k + 1))
+    assert _files(run) == versions[0]  # the trained weights and understanding
+    with CaseStore.for_run(run) as store:
+        assert store.last_learn() is None and store.desk_stats().last_learned_id == 0
+    _nothing_to_undo(run, capsys)
+    load_run(run)
+
+
+def test_an_undo_past_a_pruned_learn_goes_back_to_the_trained_files(run, tmp_path, capsys, monkeypatch):
+    """With the versions of 2 learns kept, 4 learns: two undos step back, the third goes back
+    to the trained files (the first learn's version after is gone) and takes back learns 1
+    and 2 together, saying so in one line."""
+    monkeypatch.setattr(learn_chain, "KEEP_LEARNS", 2)
+    versions = _learn_batches(run, tmp_path, 4)
+    kept = {path.name.split(".", 1)[0] for path in (run / HISTORY_DIR).iterdir()}
+    assert versions[1][0] not in kept and versions[0][0] in kept  # pruned: the disk stays bounded
+    for k in range(2):
+        assert main(["learn", str(run), "--undo"]) == 0 and _files(run) == versions[3 - k]
+    capsys.readouterr()
+    assert main(["learn", str(run), "--undo"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "restored the trained weights and understanding, taking back learns 1 to 2" in out
+    assert _files(run) == versions[0] and _marks(run) == (16, 16)
+    _nothing_to_undo(run, capsys)
+    # A learn after it is undone as usual.
+    assert main(["learn", str(run), "--cases", str(_batch(tmp_path, 0)), "--steps", "2", "--force"]) == 0
+    assert main(["learn", str(run), "--undo"]) == 0 and _files(run) == versions[0] and _marks(run) == (16, 16)
+
+
+def _undo(run: Path, crash_at: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bigramlm", "learn", str(run), "--undo"], capture_output=True, text=True,
+                          env={**os.environ, "BIGRAMLM_CRASH_AT": crash_at}, timeout=300)
+
+
+@pytest.mark.parametrize("point, then", [
+    (f"undo:install:{UNDERSTANDING_FILE}", "undo"),  # the files restored, the store not yet: the issue's case
+    (f"undo:install:{UNDERSTANDING_FILE}", "learn"),
+    ("undo:journal", "undo"),
+    ("undo:record", "undo"),
+])
+def test_an_undo_killed_half_way_is_finished_by_the_next_command(run, tmp_path, capsys, point, then):
+    """Issue 27, finding 9: a kill between the restored files and the store's marks left the
+    cases marked as learned. The undo's journal makes the next learn or undo finish it."""
+    versions = _learn_batches(run, tmp_path, 2)
+    killed = _undo(run, point)
+    assert killed.returncode == -9, killed.stderr
+    assert (run / JOURNAL).exists()
+    if point != "undo:journal":
+        assert _files(run) == versions[1]  # the files were put back before the kill
+    capsys.readouterr()
+    if then == "undo":  # the undo asked for again: the interrupted one is finished, and no other
+        assert main(["learn", str(run), "--undo"]) == 0
+        assert capsys.readouterr().out.startswith("finished an interrupted undo: restored the weights and understanding "
+                                                  "from before learn 2;")
+        assert _marks(run) == (8, 4)
+    else:  # a learn from the store finishes it first, then learns the 4 cases it unmarked
+        assert main(["learn", str(run), "--steps", "2", "--force"]) == 0
+        out, err = capsys.readouterr()
+        assert err.startswith("finished an interrupted undo") and out.startswith("learned 4 cases")
+        assert main(["learn", str(run), "--undo"]) == 0 and _marks(run) == (8, 4)
+    assert not (run / JOURNAL).exists() and _files(run) == versions[1]
+    with CaseStore.for_run(run) as store:
+        assert store.last_learn().id == 1
+    assert main(["learn", str(run), "--undo"]) == 0 and _files(run) == versions[0] and _marks(run) == (8, 8)

@@ -133,7 +133,7 @@ def test_save_weights_refuses_non_finite(run):
 def test_undo_restores_the_weights_bit_for_bit(run, cases_file, capsys):
     original = (run / WEIGHTS).read_bytes()
     assert main(["learn", str(run), "--undo"]) == 2
-    assert "no learn to undo" in capsys.readouterr().err
+    assert "nothing to undo" in capsys.readouterr().err
     first = learn(run, cases_file, steps=5)
     after_first = (run / WEIGHTS).read_bytes()
     assert first.cases == 2 and after_first != original
@@ -153,7 +153,7 @@ def test_undo_restores_the_weights_bit_for_bit(run, cases_file, capsys):
     # The history keeps every version a learn replaced: a second undo reaches the original.
     undo_learn(run)
     assert (run / WEIGHTS).read_bytes() == original
-    with pytest.raises(BigramLMError, match="no learn to undo"):
+    with pytest.raises(BigramLMError, match="nothing to undo"):
         undo_learn(run)
     assert learn(run, steps=5).cases == 3  # every unmarked case is learned again
     undo_learn(run)

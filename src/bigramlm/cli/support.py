@@ -214,7 +214,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         if args.json:
             print_json(undone.to_dict())
         else:
-            print(f"restored the weights from before learn {undone.learn_id}; {undone.cases_unmarked} cases marked not learned")
+            print(undone.message)
         return 0
     steps = {} if args.steps is None else {"steps": args.steps}
     if args.time_limit is not None:

@@ -9,10 +9,14 @@ journal's token; the journal goes last. A kill at any instant leaves a journal t
 learn, undo or desk reload reads anything. Weights the learn gate refused
 (``support.gate``) are not staged: the cases are stored, not marked.
 
-``undo_learn`` puts back the learned files from before the last learn that changed any,
-bit for bit, and marks its cases as not learned again: they stay in the store (and the
-retrieval index), and the next ``learn`` without ``--cases`` trains on them again, so the
-store always says truthfully which cases the weights include. Learn and undo hold the
+``undo_learn`` takes back the newest learn that changed a learned file and was not undone
+(``support.learn_chain``): it puts back both files from before it, bit for bit, and marks
+its cases as not learned again; past a learn whose versions were pruned it goes back to
+the trained files and takes back every learn at once. The cases stay in the store (and
+the retrieval index), and the next ``learn`` without ``--cases`` trains on them again, so
+the store always says truthfully which cases the weights include. An undo writes its
+journal before it puts back any file and removes it after the store's marks: a kill in
+between is finished, files and marks, by the next learn or undo. Learn and undo hold the
 run's learn lock, so two of them never interleave.
 """
 
@@ -30,8 +34,8 @@ from bigramlm._fs import sha256_of
 from bigramlm.checkpoint import WEIGHTS, Run, read_config, save_weights
 from bigramlm.data.cases import Case
 from bigramlm.errors import BigramLMError
-from bigramlm.support import history
-from bigramlm.support.history import Change
+from bigramlm.support import history, learn_chain
+from bigramlm.support.history import Change, Journal
 from bigramlm.support.results import UndoResult
 from bigramlm.support.store import CaseStore, LearnChanges
 from bigramlm.support.understanding import UNDERSTANDING_FILE, Understander
@@ -60,8 +64,14 @@ class Learned:
 
 
 def recover(run_dir: Path, store: CaseStore) -> str | None:
-    """Finish or roll back a learn a kill interrupted (see ``support.history``)."""
-    return history.recover(Path(run_dir), lambda token: store.learn_by_token(token) is not None)
+    """Finish or roll back a learn, or finish an undo, that a kill interrupted (see
+    ``support.history``); what was done (None: nothing to do)."""
+    journal = history.read_journal(Path(run_dir))
+    if journal is None:
+        return None
+    if journal.undoes:
+        return _finish_undo(Path(run_dir), store, journal, interrupted=True).message
+    return history.recover_learn(Path(run_dir), journal, store.learn_by_token(journal.token) is not None)
 
 
 def publish(run: Run, store: CaseStore, learned: Learned) -> int:
@@ -81,8 +91,9 @@ def publish(run: Run, store: CaseStore, learned: Learned) -> int:
     if not changes:
         return store.store_learn_cases(new_cases)[1]
     token = uuid.uuid4().hex
-    history.write_journal(run_dir, token, changes)
-    history.install_all(run_dir, changes)
+    journal = Journal(token, changes)
+    history.write_journal(run_dir, journal)
+    history.install_all(run_dir, journal)
     by_name = {c.name: c for c in changes}
     weights, understanding = by_name.get(WEIGHTS), by_name.get(UNDERSTANDING_FILE)
     record = LearnChanges(weights.before if weights else None, weights.after if weights else None,
@@ -96,10 +107,7 @@ def publish(run: Run, store: CaseStore, learned: Learned) -> int:
 
 
 def _prune(run_dir: Path, store: CaseStore) -> None:
-    wanted = {sha for learn in store.recent_learns(history.KEEP_LEARNS) for sha in (
-        learn.changes.weights_before, learn.changes.weights_after,
-        learn.changes.understanding_before, learn.changes.understanding_after) if sha}
-    history.prune(run_dir, wanted)
+    history.prune(run_dir, learn_chain.kept_versions(store.learn_chain(), learn_chain.KEEP_LEARNS))
 
 
 def append_log(run_dir: Path, entry: dict[str, Any]) -> None:
@@ -108,30 +116,63 @@ def append_log(run_dir: Path, entry: dict[str, Any]) -> None:
 
 
 def undo_learn(run_dir: str | os.PathLike[str], store_target: str | None = None) -> UndoResult:
-    """Restore the learned files from before the run's last learn, bit for bit, and mark the
-    cases it trained on as not learned again (they stay in the store ``store_target``)."""
+    """Take back the run's newest learn (see the module docstring): restore the learned files
+    from before it, bit for bit, and mark the cases it trained on as not learned again (they
+    stay in the store ``store_target``). An undo a kill interrupted is finished instead."""
     run_dir = Path(run_dir)
     read_config(run_dir)  # a run directory, or a one-line error; its weights need not load (they may be the bad ones)
     with history.learn_lock(run_dir), CaseStore.for_run(run_dir, store_target) as store, store.learn_lock():
-        recover(run_dir, store)
-        last = store.last_learn()
-        if last is None:
-            raise BigramLMError(f"{run_dir} has no learn to undo")
-        c = last.changes
-        restores = [(name, before, after) for name, before, after in (
-            (WEIGHTS, c.weights_before, c.weights_after), (UNDERSTANDING_FILE, c.understanding_before, c.understanding_after))
-            if after]
-        for name, before, after in restores:
-            current = run_dir / name
-            actual = sha256_of(current) if current.is_file() else None
-            if actual not in (before, after):
-                raise BigramLMError(f"{current} changed after the last learn (trained or replaced since?); nothing was undone")
-        for name, before, _ in restores:
-            if before is None:
-                (run_dir / name).unlink(missing_ok=True)
-            else:
-                history.install(run_dir, name, before)
-        unmarked = store.undo_learn(last.id)
-    result = UndoResult(str(run_dir), last.id, unmarked, c.weights_before or c.understanding_before or "")
+        pending = history.read_journal(run_dir)
+        if pending is not None and pending.undoes:
+            # The undo asked for is most likely that one (run again after the kill): finish it, no other.
+            result = _finish_undo(run_dir, store, pending, interrupted=True)
+        else:
+            recover(run_dir, store)
+            result = _finish_undo(run_dir, store, _start_undo(run_dir, store), interrupted=False)
     append_log(run_dir, {"event": "undo", **result.to_dict()})
     return result
+
+
+def _start_undo(run_dir: Path, store: CaseStore) -> Journal:
+    """Plan the undo of the newest learn, check the run's files are that learn's, and write
+    the undo's journal; nothing is changed when it raises."""
+    plan = learn_chain.plan_undo(store.learn_chain(), lambda name, sha: history.is_kept(run_dir, name, sha))
+    if plan is None:
+        raise BigramLMError(f"nothing to undo: {run_dir} has no learn left that changed its weights or understanding")
+    changes = []
+    for name, restore in plan.restores.items():
+        current = run_dir / name
+        actual = sha256_of(current) if current.is_file() else None
+        if actual not in (restore, plan.current[name]):
+            raise BigramLMError(f"{current} changed after the last learn (trained or replaced since?); nothing was undone")
+        if restore is not None and not history.is_kept(run_dir, name, restore):
+            raise BigramLMError(f"{run_dir / history.HISTORY_DIR} no longer keeps the trained version {restore[:12]} "
+                                f"of {name}; nothing was undone")
+        changes.append(Change(name, actual, restore))
+    journal = Journal(uuid.uuid4().hex, changes, plan.learn_ids)
+    history.write_journal(run_dir, journal)
+    return journal
+
+
+def _finish_undo(run_dir: Path, store: CaseStore, journal: Journal, interrupted: bool) -> UndoResult:
+    """Put back the journal's files, then mark its learns undone and their cases not learned
+    (the store ignores what it did already), then remove the journal."""
+    history.install_all(run_dir, journal)
+    unmarked = store.undo_learn(*journal.undoes)
+    history.crash_point(journal.point("record"))
+    history.clear_journal(run_dir)
+    restored = {c.name: c.after for c in journal.changes}
+    ids = list(journal.undoes)
+    return UndoResult(str(run_dir), ids[-1], unmarked, restored.get(WEIGHTS) or restored.get(UNDERSTANDING_FILE) or "",
+                      ids, _describe(ids, list(restored), unmarked, interrupted))
+
+
+def _describe(ids: list[int], names: list[str], unmarked: int, interrupted: bool) -> str:
+    """One line: what the undo took back, and (several learns at once) why."""
+    files = " and ".join({WEIGHTS: "weights", UNDERSTANDING_FILE: "understanding"}.get(n, n) for n in names)
+    if len(ids) == 1:
+        what = f"restored the {files} from before learn {ids[0]}"
+    else:  # only a plan past a pruned learn takes back several (``learn_chain.plan_undo``)
+        what = (f"{history.HISTORY_DIR}/ keeps the versions of the last {learn_chain.KEEP_LEARNS} learns and the trained "
+                f"ones: restored the trained {files}, taking back learns {ids[0]} to {ids[-1]} ({len(ids)} learns)")
+    return f"{'finished an interrupted undo: ' if interrupted else ''}{what}; {unmarked} cases marked not learned"

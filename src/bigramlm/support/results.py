@@ -239,6 +239,11 @@ class UndoResult:
     #: Cases the undone learn had trained on, marked not learned again (they stay in the store).
     cases_unmarked: int
     weights_sha256: str
+    #: The learns taken back, oldest first: one, or all of them when the undo went back to
+    #: the trained files past a learn whose versions were pruned (``support.learn_chain``).
+    learns_undone: list[int] = field(default_factory=list)
+    #: What was done, in one line.
+    message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

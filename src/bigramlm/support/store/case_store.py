@@ -183,10 +183,16 @@ class CaseStore:
         with self.db.read() as conn:
             return case_rows.recent_learns(conn, limit)
 
-    def undo_learn(self, learn_id: int) -> int:
-        """Mark the cases of one learn as not learned, and that learn as undone; returns how many cases."""
+    def learn_chain(self) -> list[LearnRecord]:
+        """The learns that changed a learned file and were not undone, oldest first."""
+        with self.db.read() as conn:
+            return case_rows.learn_chain(conn)
+
+    def undo_learn(self, *learn_ids: int) -> int:
+        """Mark the cases of these learns as not learned, and the learns as undone, in one
+        transaction; returns how many cases. Learns already undone stay as they were."""
         with self.db.write() as conn:
-            return case_rows.undo_learn(conn, learn_id)
+            return case_rows.undo_learns(conn, learn_ids)
 
     # --- feedback -------------------------------------------------------------------
 

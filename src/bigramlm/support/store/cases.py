@@ -154,10 +154,18 @@ def _learn(row: Sequence[Any] | None) -> LearnRecord | None:
     return LearnRecord(int(row[0]), float(row[1]), int(row[2]), LearnChanges(row[3], row[4], row[5], row[6], row[7]))
 
 
+#: The learns that changed a learned file and were not undone: the chain ``learn --undo`` walks back.
+_CHAIN = " WHERE undone_at IS NULL AND (weights_after IS NOT NULL OR understanding_after IS NOT NULL)"
+
+
 def last_learn(conn: Connection) -> LearnRecord | None:
     """The latest learn that changed a learned file and was not undone, or None."""
-    return _learn(conn.execute(text(f"{_LEARN} WHERE undone_at IS NULL AND (weights_after IS NOT NULL OR"
-                                    " understanding_after IS NOT NULL) ORDER BY id DESC LIMIT 1")).first())
+    return _learn(conn.execute(text(f"{_LEARN}{_CHAIN} ORDER BY id DESC LIMIT 1")).first())
+
+
+def learn_chain(conn: Connection) -> list[LearnRecord]:
+    """Every learn that changed a learned file and was not undone, oldest first."""
+    return [r for r in map(_learn, conn.execute(text(f"{_LEARN}{_CHAIN} ORDER BY id")).fetchall()) if r is not None]
 
 
 def learn_by_token(conn: Connection, token: str) -> LearnRecord | None:
@@ -169,12 +177,17 @@ def recent_learns(conn: Connection, limit: int) -> list[LearnRecord]:
     return [r for r in map(_learn, rows) if r is not None]
 
 
-def undo_learn(conn: Connection, learn_id: int) -> int:
-    """Mark one learn's cases as not learned and the learn as undone; returns how many cases."""
-    cur = conn.execute(text("UPDATE cases SET learn_id = NULL WHERE learn_id = :id"), {"id": int(learn_id)})
-    conn.execute(text("UPDATE learns SET undone_at = :now WHERE id = :id"), {"now": time.time(), "id": int(learn_id)})
+def undo_learns(conn: Connection, learn_ids: Iterable[int]) -> int:
+    """Mark the learns' cases as not learned and the learns as undone; returns how many cases.
+    Doing it again changes nothing (an interrupted undo is finished by doing it again)."""
+    now, unmarked = time.time(), 0
+    for learn_id in learn_ids:
+        unmarked += int(conn.execute(text("UPDATE cases SET learn_id = NULL WHERE learn_id = :id"),
+                                     {"id": int(learn_id)}).rowcount)
+        conn.execute(text("UPDATE learns SET undone_at = :now WHERE id = :id AND undone_at IS NULL"),
+                     {"now": now, "id": int(learn_id)})
     refresh_last_learned(conn)
-    return int(cur.rowcount)
+    return unmarked
 
 
 def refresh_last_learned(conn: Connection) -> None:

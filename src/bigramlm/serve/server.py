@@ -19,7 +19,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bigramlm.serve.app import create_app
 from bigramlm.serve.limits import ServerLimits
-from bigramlm.serve.network import allowed_host_names, bind_listener, check_exposure
+from bigramlm.serve.network import allowed_host_names, bind_listener, check_exposure, is_loopback
 from bigramlm.support.store import run_has_agents
 
 log = logging.getLogger("bigramlm.server")
@@ -93,12 +93,14 @@ def serve(run_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 
 
     ``allowed_hosts``: ``Host`` names answered besides loopback's (a reverse proxy on the
     same host that passes its own name); ``root_path``: the prefix it mounts the desk under;
-    ``store``: the case store (the run's SQLite file by default; the team's database URL)."""
+    ``store``: the case store (the run's SQLite file by default; the team's database URL).
+    Beyond loopback without ``token`` the desk is ``closed``: only active agents' tokens pass,
+    and with none left every guarded request is refused (the agents guard it, or nothing passes)."""
     check_exposure(host, token, run_has_agents(run_dir, store))
     sock = bind_listener(host, port)  # before loading the run: a busy port fails at once
     try:
         app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits,
-                         allowed_hosts=allowed_host_names(host, allowed_hosts), store=store)
+                         allowed_hosts=allowed_host_names(host, allowed_hosts), store=store, closed=not is_loopback(host))
         bound = sock.getsockname()[1]
         log.info("serving %s on http://%s:%d/ (store %s)", app.state.desk.model_id, f"[{host}]" if ":" in host else host,
                  bound, app.state.desk.store.name)

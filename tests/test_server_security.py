@@ -1,0 +1,181 @@
+"""The desk fails closed: beyond loopback without a token, no active agent means no request
+passes (issue 27, finding 2), and an agent's token is rotated without a moment with no agent.
+
+The end-to-end test serves a real desk on a non-loopback address inside a network namespace
+of its own (``unshare -n``): nothing it listens on or sends leaves that namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from bigramlm.cli import main
+from bigramlm.serve.app import create_app
+from desk_helpers import train_support_run, wait_healthy
+
+#: Guarded routes, the stream among them; each answers 401 on a locked desk.
+ROUTES = [("GET", "/api/stats", None), ("GET", "/api/cases", None), ("GET", "/api/rules", None), ("GET", "/api/me", None),
+          ("POST", "/api/suggest", {"message": "where is my package", "max_new_tokens": 10}),
+          ("POST", "/api/suggest/stream", {"message": "where is my package", "max_new_tokens": 10}),
+          ("POST", "/api/cases", {"message": "m", "reply": "r"}),
+          ("POST", "/api/feedback", {"suggestion_id": "x", "action": "dismiss"}),
+          ("GET", "/v1/models", None), ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]})]
+#: An address beyond loopback, given to an interface of the test's own network namespace only.
+ADDRESS = "10.9.9.9"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return train_support_run(tmp_path_factory.mktemp("security"))
+
+
+def agents(*argv: str) -> str:
+    """``bigramlm agents ARGV``'s output (a token for add and rotate); fails on a non-zero exit."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["agents", *argv]) == 0
+    return out.getvalue().strip()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_closed_desk_without_agents_refuses_every_guarded_route(run):
+    with TestClient(create_app(run, closed=True)) as c:
+        for method, path, body in ROUTES:
+            r = c.request(method, path, json=body)
+            assert r.status_code == 401, (path, r.status_code)
+            assert "bigramlm agents add" in r.text and r.headers["www-authenticate"] == "Bearer"
+        assert c.get("/healthz").status_code == 200 and c.get("/").status_code == 200  # the page still loads
+        ana = agents("add", "ana", str(run))
+        assert c.get("/api/me", headers=bearer(ana)).json() == {"agent": "ana"}
+        assert c.get("/api/me").status_code == 401
+        agents("remove", "ana", str(run))
+        for header in ({}, bearer(ana), bearer("anything")):  # the last agent gone: locked, old token included
+            assert c.post("/api/cases", json={"message": "m", "reply": "r"}, headers=header).status_code == 401
+    with TestClient(create_app(run, token="tok", closed=True)) as c:  # a desk with --token keeps using it
+        assert c.get("/api/me", headers=bearer("tok")).status_code == 200 and c.get("/api/me").status_code == 401
+    with TestClient(create_app(run)) as c:  # on loopback (not closed) a desk without agents is open, as before
+        assert c.get("/api/me").json() == {"agent": None}
+
+
+def test_rotate_gives_a_new_token_and_refuses_the_old_one(run, capsys):
+    old = agents("add", "rui", str(run))
+    assert main(["agents", "add", "rui", str(run)]) == 2
+    assert "bigramlm agents rotate rui RUN" in capsys.readouterr().err  # not "remove it first"
+    with TestClient(create_app(run, closed=True)) as c:
+        assert c.get("/api/me", headers=bearer(old)).json() == {"agent": "rui"}
+        new = agents("rotate", "rui", str(run))
+        assert new.startswith("bla_") and new != old
+        assert c.get("/api/me", headers=bearer(old)).status_code == 401
+        assert c.get("/api/me", headers=bearer(new)).json() == {"agent": "rui"}
+    assert main(["agents", "rotate", "nobody", str(run)]) == 2
+    assert "no active agent 'nobody'" in capsys.readouterr().err
+    agents("remove", "rui", str(run))
+    assert main(["agents", "rotate", "rui", str(run)]) == 2  # a removed agent comes back with add, not rotate
+    capsys.readouterr()
+
+
+# --- end to end, off loopback, in a network namespace ----------------------------------------------
+
+
+def namespace_scenario(run_dir: str) -> dict:
+    """Run in a new network namespace (``python THIS_FILE RUN``): give an interface ``ADDRESS``,
+    serve the desk there with an agent and no token, and record what each step answers."""
+    _address_in_namespace()
+    seen: dict = {}
+    ana = agents("add", "ana", run_dir)
+    server = subprocess.Popen([sys.executable, "-m", "bigramlm", "serve", run_dir, "--host", ADDRESS, "--port", "8000",
+                               "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://{ADDRESS}:8000"
+    try:
+        wait_healthy(base, timeout=90, proc=server)
+        with httpx.Client(base_url=base, timeout=30) as c:
+            seen["no_token"] = c.get("/api/cases").status_code
+            seen["ana"] = c.get("/api/cases", headers=bearer(ana)).status_code
+            passed, new = _rotating(c, run_dir, "ana")
+            seen["passed_unauthenticated_during_rotation"] = passed
+            seen["old_after_rotate"] = c.get("/api/me", headers=bearer(ana)).status_code
+            seen["new_after_rotate"] = c.get("/api/me", headers=bearer(new)).json()
+            agents("remove", "ana", run_dir)
+            case = {"message": "where is my package", "reply": "It is on its way."}
+            seen["post_after_last_removed"] = c.post("/api/cases", json=case).status_code
+            seen["post_with_removed_token"] = c.post("/api/cases", json=case, headers=bearer(new)).status_code
+            seen["stream_after_last_removed"] = c.post("/api/suggest/stream", json={"message": "hi"}).status_code
+            seen["healthz"] = c.get("/healthz").status_code
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    return seen
+
+
+def _address_in_namespace() -> None:
+    """``ADDRESS`` on a veth interface of this (new, empty) namespace; on loopback's interface
+    where veth is missing: either way an address that is not a loopback one."""
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    veth = subprocess.run(["ip", "link", "add", "desk0", "type", "veth", "peer", "name", "desk1"], capture_output=True)
+    device = "desk0" if veth.returncode == 0 else "lo"
+    subprocess.run(["ip", "addr", "add", f"{ADDRESS}/24", "dev", device], check=True)
+    for name in ("desk0", "desk1") if device == "desk0" else ():
+        subprocess.run(["ip", "link", "set", name, "up"], check=True)
+
+
+def _rotating(c: httpx.Client, run_dir: str, name: str) -> tuple[list[int], str]:
+    """Rotate ``name``'s token while another client keeps posting without a token; the
+    statuses of those posts that were not refused, and the new token."""
+    passed: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=str(c.base_url), timeout=30) as other:
+            while not stop.is_set():
+                status = other.post("/api/cases", json={"message": "m", "reply": "r"}).status_code
+                if status != 401:
+                    passed.append(status)
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        new = agents("rotate", name, run_dir)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    return passed, new
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
+                    reason="needs root, unshare and ip for a network namespace")  # CI runs as root
+def test_off_loopback_the_desk_stays_locked_once_the_last_agent_is_removed(tmp_path):
+    run_dir = train_support_run(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                       os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(["unshare", "-n", sys.executable, __file__, str(run_dir)], capture_output=True, text=True,
+                          timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["no_token"] == 401 and seen["ana"] == 200
+    assert seen["passed_unauthenticated_during_rotation"] == []
+    assert seen["old_after_rotate"] == 401 and seen["new_after_rotate"] == {"agent": "ana"}
+    # Before the fix these were 201: every request passed once the last agent was removed.
+    assert seen["post_after_last_removed"] == 401 and seen["post_with_removed_token"] == 401
+    assert seen["stream_after_last_removed"] == 401 and seen["healthz"] == 200
+
+
+if __name__ == "__main__":  # the namespace's side of the test above
+    print(json.dumps(namespace_scenario(sys.argv[1])))

@@ -1,8 +1,11 @@
-"""The desk fails closed: beyond loopback without a token, no active agent means no request
-passes (issue 27, finding 2), and an agent's token is rotated without a moment with no agent.
+"""The desk's HTTP side against an attacker (issue 27).
 
-The end-to-end test serves a real desk on a non-loopback address inside a network namespace
-of its own (``unshare -n``): nothing it listens on or sends leaves that namespace.
+- It fails closed: beyond loopback without a token, no active agent means no request passes
+  (finding 2), and an agent's token is rotated without a moment with no agent. The
+  end-to-end test serves a real desk on a non-loopback address inside a network namespace
+  of its own (``unshare -n``): nothing it listens on or sends leaves that namespace.
+- A body nested deeper than ``max_json_depth`` is a 400 in the route's error shape on every
+  JSON route, never a 500 or a reset connection (finding 8).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from fastapi.testclient import TestClient
 
 from bigramlm.cli import main
 from bigramlm.serve.app import create_app
-from desk_helpers import train_support_run, wait_healthy
+from bigramlm.serve.limits import ServerLimits
+from bigramlm.serve.middleware import json_too_deep
+from desk_helpers import ThreadServer, train_support_run, wait_healthy
 
 #: Guarded routes, the stream among them; each answers 401 on a locked desk.
 ROUTES = [("GET", "/api/stats", None), ("GET", "/api/cases", None), ("GET", "/api/rules", None), ("GET", "/api/me", None),
@@ -175,6 +180,56 @@ def test_off_loopback_the_desk_stays_locked_once_the_last_agent_is_removed(tmp_p
     # Before the fix these were 201: every request passed once the last agent was removed.
     assert seen["post_after_last_removed"] == 401 and seen["post_with_removed_token"] == 401
     assert seen["stream_after_last_removed"] == 401 and seen["healthz"] == 200
+
+
+# --- deeply nested JSON ------------------------------------------------------------------------------
+
+#: Every route that takes a JSON body.
+JSON_ROUTES = ["/api/suggest", "/api/suggest/stream", "/api/cases", "/api/feedback", "/v1/completions",
+               "/v1/chat/completions", "/api/rules/no-such-rule/disable"]
+
+
+def nested(kind: str, depth: int) -> str:
+    return "[" * depth + "]" * depth if kind == "array" else '{"a":' * depth + "1" + "}" * depth
+
+
+def test_json_too_deep_counts_brackets_outside_strings_only():
+    assert not json_too_deep(b'{"a": [1, {"b": "[[[[[[{{{{"}]}', 3)
+    assert json_too_deep(b'{"a": [1, {"b": "[[[["}]}', 2)
+    assert json_too_deep(b'{"a": [1, {"b": [[]]}]}', 4) and not json_too_deep(b'{"a": [1, {"b": [[]]}]}', 5)
+    # An escaped quote does not end a string, an escaped backslash before a quote does.
+    assert not json_too_deep(b'{"a": "x\\"[[[[", "b": "\\\\"}', 1)
+    assert not json_too_deep(b'{"a": "x\\\\", "b": "[[[["}', 1)
+    assert json_too_deep(b'[]' * 100 + b'[[[', 2) and not json_too_deep(b'[]' * 100, 1)  # depth, not count
+
+
+@pytest.fixture(scope="module")
+def desk(run):
+    with ThreadServer(create_app(run)) as server:
+        yield server
+
+
+@pytest.mark.parametrize("kind", ["array", "object"])
+def test_deeply_nested_json_is_a_400_in_each_routes_shape(desk, kind):
+    limit = ServerLimits().max_json_depth
+    with httpx.Client(base_url=desk.base, timeout=30) as c:
+        for depth in (limit + 1, 100, 500, 900, 1000, 5000):
+            for path in JSON_ROUTES:
+                # Before the bound: 500 (a RecursionError) at 500 and 900 deep.
+                r = c.post(path, content='{"message": %s}' % nested(kind, depth), headers={"Content-Type": "application/json"})
+                assert r.status_code == 400, (path, depth, r.status_code, r.text[:200])
+                if path.startswith("/v1/"):
+                    assert r.json()["error"]["type"] == "invalid_request_error"
+                    assert f"deeper than {limit}" in r.json()["error"]["message"]
+                else:
+                    assert r.json()["bound"] == "max_json_depth" and f"deeper than {limit}" in r.json()["detail"]
+        # At the bound itself each route still answers with its own validation error.
+        for path in JSON_ROUTES:
+            r = c.post(path, content='{"message": %s}' % nested(kind, limit), headers={"Content-Type": "application/json"})
+            assert r.status_code in (400, 404, 422), (path, r.status_code)
+        # Brackets inside a string are text: a message of them is answered.
+        r = c.post("/api/suggest", json={"message": "[{" * 300, "max_new_tokens": 5})
+        assert r.status_code == 200, r.text
 
 
 if __name__ == "__main__":  # the namespace's side of the test above

@@ -179,6 +179,10 @@ class RequestGuard(_HTTPMiddleware):
         if len(body) > self.limits.max_body_bytes:
             await self._too_large(path)(scope, receive, send)
             return
+        if json_too_deep(body, self.limits.max_json_depth):
+            await json_error(400, f"request body: JSON nested deeper than {self.limits.max_json_depth} levels", path,
+                             bound="max_json_depth")(scope, receive, send)
+            return
         await self.app(scope, _replay(body, receive), send)
 
     def _wrong_host(self, path: str, raw: dict[bytes, bytes]) -> Callable | None:
@@ -242,6 +246,28 @@ class RequestGuard(_HTTPMiddleware):
             if len(body) > self.limits.max_body_bytes:
                 break
         return body
+
+
+#: Every byte but JSON's brackets, deleted by ``bytes.translate`` to leave the brackets alone.
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_STRING = re.compile(rb'"[^"]*"')
+
+
+def json_too_deep(body: bytes | bytearray, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than ``limit`` in ``body``, told without parsing
+    it (brackets inside strings do not count). Linear in the body: escapes go first (so
+    ``\\"`` is no quote), then strings, then every byte but brackets; only a body with more
+    than ``limit`` opening brackets is walked."""
+    brackets = _STRING.sub(b"", _ESCAPE.sub(b"", body)).translate(None, _NOT_BRACKETS)
+    if brackets.count(b"[") + brackets.count(b"{") <= limit:
+        return False
+    depth = 0
+    for b in brackets:
+        depth += 1 if b in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def _is_public(path: str) -> bool:

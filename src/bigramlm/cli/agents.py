@@ -17,7 +17,7 @@ from bigramlm.cli.common import add_json_flag, add_store_argument, print_json
 from bigramlm.errors import BigramLMError
 
 
-#: What a desk does without agents; to give an agent a new token, ``rotate`` (never remove and add back).
+#: Printed once no agent is active: what the desk does then (why ``rotate``, not remove and add, renews a token).
 LOCKED_NOTE = ("no active agent: a desk beyond loopback without --token is locked (401) until one is added; "
                "one on loopback takes requests without a token")
 

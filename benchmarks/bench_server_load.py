@@ -108,15 +108,17 @@ async def client_loop(client: httpx.AsyncClient, stop_at: float, budget: list[in
 
 async def drive(bases: list[str], clients: int, duration: float, max_requests: int, body: dict[str, Any],
                 timeout: float) -> dict[str, Any]:
-    """``clients`` closed-loop clients, dealt round-robin to the desks at ``bases``."""
+    """``clients`` closed-loop clients, dealt round-robin to the desks at ``bases``; each keeps
+    its one connection alive from request to request, as an agent's browser does."""
     results: dict[str, Any] = {"latencies": [], "busy": 0, "errors": []}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     async with contextlib.AsyncExitStack() as stack:
-        http = [await stack.enter_async_context(httpx.AsyncClient(base_url=b, timeout=timeout, limits=limits)) for b in bases]
+        http = [await stack.enter_async_context(httpx.AsyncClient(base_url=bases[i % len(bases)], timeout=timeout,
+                                                                  limits=limits)) for i in range(clients)]
         budget = [max_requests]
         start = time.monotonic()
         stop_at = start + duration
-        await asyncio.gather(*(client_loop(http[i % len(http)], stop_at, budget, body, results, random.Random(i))
+        await asyncio.gather(*(client_loop(http[i], stop_at, budget, body, results, random.Random(i))
                                for i in range(clients)))
         wall = time.monotonic() - start
     lat = results["latencies"]

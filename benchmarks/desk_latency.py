@@ -2,7 +2,9 @@
 
 Starts a real ``bigramlm serve RUN_DIR`` on a loopback port, warms it with one request,
 then, one request at a time over the benchmark's customer messages (``--requests`` in
-all, for each measurement):
+all, for each measurement), on one kept-alive connection as an agent's browser uses
+(figures before issue 27's fix also held a ~40 ms wait of each later request, Nagle's
+algorithm meeting the client's delayed ACK; ``benchmarks/keepalive.py``):
 
 - ``suggest``: the whole answer of ``POST /api/suggest`` with ``n`` suggestions at the
   desk's defaults (400-token limit, the assistant's stop at the next header);
@@ -85,7 +87,7 @@ def measure_load(run: str, n: int, clients: int, duration: float, max_requests: 
     with serving(run, max_concurrent=clients, timeout=60.0, extra=extra) as (base, _):
         with httpx.Client(base_url=base, timeout=65.0) as client:
             time_suggest(client, MESSAGES[0], n)  # warm
-        return asyncio.run(drive(base, clients, duration, max_requests, {"n": n, "seed": 0}, 65.0))
+        return asyncio.run(drive([base], clients, duration, max_requests, {"n": n, "seed": 0}, 65.0))
 
 
 def main() -> None:

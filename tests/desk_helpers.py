@@ -96,17 +96,20 @@ def wait_healthy(base: str, timeout: float = 60.0, proc: Any = None) -> None:
 
 
 class ThreadServer:
-    """uvicorn serving an app on a free loopback port, in a daemon thread, configured as ``serve`` does."""
+    """uvicorn serving an app on a free loopback port, in a daemon thread, configured as
+    ``serve`` does: on a socket ``bind_listener`` bound (its connections are not uvicorn's own)."""
 
     def __init__(self, app: Any, root_path: str = ""):
         import uvicorn
 
+        from bigramlm.serve.network import bind_listener
         from bigramlm.serve.server import uvicorn_config
 
-        self.port = free_port()
+        self.sock = bind_listener("127.0.0.1", 0)
+        self.port = self.sock.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, log_level="warning", root_path=root_path))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> "ThreadServer":
         self.thread.start()
@@ -116,6 +119,7 @@ class ThreadServer:
     def __exit__(self, *exc: Any) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.sock.close()
 
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)

@@ -32,7 +32,7 @@ def test_agents_are_added_with_a_token_kept_only_as_its_digest(run, capsys):
     with sqlite3.connect(store_path(run)) as db:
         (stored,) = db.execute("SELECT token_sha256 FROM agents WHERE name = 'ana'").fetchone()
     assert token not in stored and len(stored) == 64
-    assert main(["agents", "add", "ana", str(run)]) == 2  # one token per agent: remove first
+    assert main(["agents", "add", "ana", str(run)]) == 2  # one token per agent: rotate gives a new one
     assert "exists already" in capsys.readouterr().err
     assert main(["agents", "add", "bad name!", str(run)]) == 2
     assert "agent name" in capsys.readouterr().err

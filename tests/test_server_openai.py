@@ -247,3 +247,32 @@ def test_langchain_chat_model_streams_stops_and_counts(servers):
     with pytest.raises(Exception) as info:
         chat.bind_tools([{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]).invoke("hi")
     assert "tools" in str(info.value)
+
+
+def test_chat_honours_max_tokens_with_true_usage(servers):
+    """A resolved case's reply is longer than the drafts' limit: it is cut at ``max_tokens``
+    with ``finish_reason: "length"``, and usage counts the tokens sent (characters, for
+    this run's character tokenizer), streamed or not. Before: the whole reply, "stop"."""
+    client = client_for(servers["support"], "tok-123")
+    messages = [{"role": "user", "content": "please cancel my purchase"}]
+    whole = client.chat.completions.create(model="support-run", messages=messages, max_tokens=200, n=2, seed=4)
+    assert any(len(c.message.content) > 20 for c in whole.choices)  # what the limit below must cut
+    assert whole.usage.completion_tokens == sum(len(c.message.content) for c in whole.choices)
+    cut = client.chat.completions.create(model="support-run", messages=messages, max_tokens=20, n=2, seed=4)
+    assert all(len(c.message.content) <= 20 for c in cut.choices)
+    assert all(c.finish_reason == "length" for c in cut.choices if len(c.message.content) == 20)
+    assert "length" in {c.finish_reason for c in cut.choices}
+    assert cut.usage.completion_tokens == sum(len(c.message.content) for c in cut.choices)
+    assert cut.usage.total_tokens == cut.usage.prompt_tokens + cut.usage.completion_tokens
+    texts: dict[int, str] = {}
+    finishes: dict[int, str] = {}
+    streamed_usage = None
+    for chunk in client.chat.completions.create(model="support-run", messages=messages, max_tokens=20, n=2, seed=4,
+                                                stream=True, stream_options={"include_usage": True}):
+        streamed_usage = chunk.usage or streamed_usage
+        for ch in chunk.choices:
+            texts[ch.index] = texts.get(ch.index, "") + (ch.delta.content or "")
+            finishes[ch.index] = ch.finish_reason or finishes.get(ch.index, "")
+    assert [texts[i] for i in range(2)] == [c.message.content for c in cut.choices]
+    assert [finishes[i] for i in range(2)] == [c.finish_reason for c in cut.choices]
+    assert streamed_usage is not None and streamed_usage.completion_tokens == cut.usage.completion_tokens

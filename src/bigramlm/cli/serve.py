@@ -20,7 +20,9 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
         description="Serve the agent desk page, the JSON API and OpenAI-compatible endpoints for a run.",
     )
     p.add_argument("run_dir", type=Path, help="run directory")
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; others need --token)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default 127.0.0.1; others need --token or agents, and without --token such "
+                        "a desk is locked while no agent is active)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--brand", type=Path, default=None, help="brand profile (TOML) that fills placeholders")
     p.add_argument("--token", default=None,

@@ -52,6 +52,7 @@ def create_app(
     run: Run | None = None,
     allowed_hosts: Iterable[str] | None = None,
     store: str | None = None,
+    closed: bool = False,
 ) -> FastAPI:
     """Build the desk app for ``run_dir``.
 
@@ -61,7 +62,9 @@ def create_app(
     ``run_dir`` (and reloaded when its weights change). ``allowed_hosts``: the only
     ``Host`` names served (``serve`` sets the loopback names when it binds loopback);
     None serves any. ``store``: the case store (``support.store.store_target``: by default
-    the run's SQLite file; a ``postgresql://`` URL for several desks).
+    the run's SQLite file; a ``postgresql://`` URL for several desks). ``closed``: without
+    ``token``, refuse every guarded request while the store has no active agent (``serve``
+    sets it beyond loopback: removing the last agent must not open the desk to anyone).
     """
     limits = limits or ServerLimits()
     desk = Desk(Path(run_dir), Path(brand_path) if brand_path else None, limits, assistant=assistant, run=run, store=store)
@@ -81,7 +84,7 @@ def create_app(
     app.include_router(feedback.router(schemas))
     app.include_router(rules.router)
     app.include_router(openai.router(schemas))
-    add_middleware(app, limits, token, allowed_hosts, desk.store)
+    add_middleware(app, limits, token, allowed_hosts, desk.store, closed=closed)
     return app
 
 

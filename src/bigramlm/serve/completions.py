@@ -47,6 +47,18 @@ def finish_reason(run: Run, text: str, max_tokens: int) -> str:
     return "length" if count_tokens(run, text) >= max_tokens else "stop"
 
 
+def within_tokens(run: Run, text: str, max_tokens: int) -> str | None:
+    """The longest start of ``text`` of at most ``max_tokens`` tokens, or None where it all fits.
+    A binary search over lengths: the count grows with the length, for any tokenizer."""
+    if count_tokens(run, text) <= max_tokens:
+        return None
+    low, high = 0, len(text)  # text[:low] fits, text[:high] does not
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if count_tokens(run, text[:mid]) <= max_tokens else (low, mid)
+    return text[:low]
+
+
 def usage(run: Run, prompts: list[str], completions: list[str]) -> dict[str, int]:
     prompt_tokens = sum(count_tokens(run, p) for p in prompts)
     completion_tokens = sum(count_tokens(run, t) for t in completions)
@@ -139,26 +151,25 @@ class ChatReplies:
                 if d.readable and d.text not in shown]
         # ``stop`` holds for every choice, a resolved case's reply too (the drafts stopped there already).
         out = [(cut, "stop") if (cut := cut_at_stop(text, self.stops)) is not None else (text, reason) for text, reason in out]
+        # So does ``max_tokens``: a resolved reply, a rule's or the brand's filling can be longer than the drafts.
+        out = [(cut, "length") if (cut := within_tokens(run, text, max_tokens)) is not None else (text, reason)
+               for text, reason in out]
         while out and len(out) < len(self.raw):
             out.append(out[0])
         return out[: len(self.raw)] or [("", "stop")] * len(self.raw)
 
-    @property
-    def generated(self) -> list[str]:
-        """What the model wrote: the raw replies, or the assistant's drafts (for usage)."""
-        return self.raw if self.result is None else [d.text for d in self.result.drafts]
-
 
 def chat_body(env: Envelope, replies: ChatReplies, run: Run, prompt: str, max_tokens: int) -> dict[str, Any]:
+    ordered = replies.ordered(run, max_tokens)
     choices = [{"index": k, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": reason}
-               for k, (text, reason) in enumerate(replies.ordered(run, max_tokens))]
+               for k, (text, reason) in enumerate(ordered)]
     body = env.body(choices, "chat.completion")
     result = replies.result
     if result is not None:
         body["bigramlm"] = {"intent": result.intent, "category": result.category,
                             "intent_probability": result.understanding.intent_probability,
                             "messages_read": "the last user message", "messages_ignored": replies.ignored_messages}
-    body["usage"] = usage(run, [prompt], replies.generated)  # the tokens the model generated
+    body["usage"] = usage(run, [prompt], [text for text, _ in ordered])  # the tokens of the choices sent
     return body
 
 
@@ -181,7 +192,7 @@ async def chat_stream(items: AsyncIterator[list[Any]], env: Envelope, replies: C
                 yield env.chunk([{"index": i, "delta": {"content": text}, "logprobs": None, "finish_reason": None}])
             yield env.chunk([{"index": i, "delta": {}, "logprobs": None, "finish_reason": reason}])
         if env.stream_usage:
-            yield env.usage_chunk(usage(run, [prompt], replies.generated))
+            yield env.usage_chunk(usage(run, [prompt], [text for text, _ in ordered]))
     except GenerationTimeout:
         yield timeout_chunk(timeout_s)
     yield sse("[DONE]")

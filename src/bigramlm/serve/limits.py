@@ -15,6 +15,9 @@ class ServerLimits:
     max_n: int = 8
     max_new_tokens: int = 1000
     max_body_bytes: int = 64 * 1024
+    #: arrays and objects nested in a request body; deeper is refused (400) before it is parsed,
+    #: as JSON decoding and validation recurse once per level (500 or a reset at a few hundred)
+    max_json_depth: int = 64
     max_page: int = 200
     #: characters of the reason an agent may give for dismissing a suggestion
     max_reason_chars: int = 500

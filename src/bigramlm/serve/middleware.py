@@ -104,6 +104,10 @@ class AccessLog(_HTTPMiddleware):
 
 #: ``RequestGuard._caller``'s answer for a request without a valid token.
 _REFUSED = object()
+#: Its answer on a desk beyond loopback without a token once no agent is active: no request passes.
+_LOCKED = object()
+_LOCKED_MESSAGE = ("this desk is locked: it listens beyond loopback without a token and has no active agent; "
+                   "add one with `bigramlm agents add NAME RUN` (or restart it with --token)")
 
 
 class AgentDirectory(Protocol):
@@ -132,13 +136,18 @@ class RequestGuard(_HTTPMiddleware):
     ``agents``: once the store has an agent (``bigramlm agents add``), only an active
     agent's token is accepted (``token`` no longer is), and the agent's name goes with the
     request (``request_agent``) into what it stores.
+
+    ``closed``: the desk listens beyond loopback without ``token`` (``serve``), so only
+    agents' tokens guard it; with no active agent (the last one removed) it refuses every
+    guarded request rather than opening to anyone (``_LOCKED``).
     """
 
     def __init__(self, app: Callable, token: str | None, limits: ServerLimits, allowed_hosts: Iterable[str] | None = None,
-                 agents: "AgentDirectory | None" = None):
+                 agents: "AgentDirectory | None" = None, closed: bool = False):
         super().__init__(app)
         self.token = token.encode("utf-8") if token else None
         self.agents = agents
+        self.closed = closed
         self.limits = limits
         self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts is not None else None
 
@@ -170,6 +179,10 @@ class RequestGuard(_HTTPMiddleware):
         if len(body) > self.limits.max_body_bytes:
             await self._too_large(path)(scope, receive, send)
             return
+        if json_too_deep(body, self.limits.max_json_depth):
+            await json_error(400, f"request body: JSON nested deeper than {self.limits.max_json_depth} levels", path,
+                             bound="max_json_depth")(scope, receive, send)
+            return
         await self.app(scope, _replay(body, receive), send)
 
     def _wrong_host(self, path: str, raw: dict[bytes, bytes]) -> Callable | None:
@@ -198,11 +211,14 @@ class RequestGuard(_HTTPMiddleware):
             return store_error(exc, path)
         if agent is _REFUSED:
             return json_error(401, "missing or wrong bearer token", path, {"WWW-Authenticate": "Bearer"})
+        if agent is _LOCKED:
+            return json_error(401, _LOCKED_MESSAGE, path, {"WWW-Authenticate": "Bearer"})
         scope.setdefault("state", {})["agent"] = agent
         return None
 
     def _caller(self, header: bytes) -> "str | None | object":
-        """The agent the request comes from (None: no agents, or none needed), or ``_REFUSED``."""
+        """The agent the request comes from (None: no agents, or none needed), ``_REFUSED``, or
+        ``_LOCKED`` (a ``closed`` desk without a ``token`` and with no active agent)."""
         scheme, _, value = header.partition(b" ")
         bearer, value = scheme.lower() == b"bearer", value.strip()
         if self.agents is not None:
@@ -210,7 +226,7 @@ class RequestGuard(_HTTPMiddleware):
             if configured:
                 return name if name is not None else _REFUSED
         if self.token is None:
-            return None
+            return _LOCKED if self.closed else None
         # compare_digest takes time independent of where the secrets differ.
         return None if bearer and hmac.compare_digest(value, self.token) else _REFUSED
 
@@ -230,6 +246,28 @@ class RequestGuard(_HTTPMiddleware):
             if len(body) > self.limits.max_body_bytes:
                 break
         return body
+
+
+#: Every byte but JSON's brackets, deleted by ``bytes.translate`` to leave the brackets alone.
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_STRING = re.compile(rb'"[^"]*"')
+
+
+def json_too_deep(body: bytes | bytearray, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than ``limit`` in ``body``, told without parsing
+    it (brackets inside strings do not count). Linear in the body: escapes go first (so
+    ``\\"`` is no quote), then strings, then every byte but brackets; only a body with more
+    than ``limit`` opening brackets is walked."""
+    brackets = _STRING.sub(b"", _ESCAPE.sub(b"", body)).translate(None, _NOT_BRACKETS)
+    if brackets.count(b"[") + brackets.count(b"{") <= limit:
+        return False
+    depth = 0
+    for b in brackets:
+        depth += 1 if b in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def _is_public(path: str) -> bool:
@@ -274,8 +312,8 @@ class SecurityHeaders(_HTTPMiddleware):
 
 
 def add_middleware(app: FastAPI, limits: ServerLimits, token: str | None, allowed_hosts: Iterable[str] | None,
-                   agents: AgentDirectory | None = None) -> None:
+                   agents: AgentDirectory | None = None, closed: bool = False) -> None:
     # Added innermost first: Starlette wraps each new one around the ones before.
-    app.add_middleware(RequestGuard, token=token, limits=limits, allowed_hosts=allowed_hosts, agents=agents)
+    app.add_middleware(RequestGuard, token=token, limits=limits, allowed_hosts=allowed_hosts, agents=agents, closed=closed)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any
 
 import uvicorn
@@ -19,7 +20,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bigramlm.serve.app import create_app
 from bigramlm.serve.limits import ServerLimits
-from bigramlm.serve.network import allowed_host_names, bind_listener, check_exposure
+from bigramlm.serve.network import allowed_host_names, bind_listener, check_exposure, is_loopback
 from bigramlm.support.store import run_has_agents
 
 log = logging.getLogger("bigramlm.server")
@@ -36,6 +37,7 @@ class HeaderDeadline(H11Protocol):
     _TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        no_delay(transport)
         super().connection_made(transport)
         self._headers_deadline: Any = None
         self._arm()
@@ -72,6 +74,19 @@ class HeaderDeadline(H11Protocol):
             self.transport.close()
 
 
+def no_delay(transport: Any) -> None:
+    """Turn off Nagle's algorithm (``TCP_NODELAY``) on an accepted connection.
+
+    asyncio does so itself only where the socket's ``proto`` is ``IPPROTO_TCP``; the listener
+    ``bind_listener`` makes (``socket.create_server``) has ``proto`` 0, and so had each connection
+    it accepted. uvicorn writes a response's headers and its body apart, so the body waited for
+    the ACK of the headers, which the client delays: about 40 ms on every request after the
+    first of a kept-alive connection (the first is ACKed at once, in TCP's quick-ACK start)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info", root_path: str = "") -> uvicorn.Config:
     """uvicorn's settings for ``app``, with the deadlines of the app's ``ServerLimits``.
     No logging configuration of its own: its lines go wherever the program sends its logs
@@ -93,12 +108,14 @@ def serve(run_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 
 
     ``allowed_hosts``: ``Host`` names answered besides loopback's (a reverse proxy on the
     same host that passes its own name); ``root_path``: the prefix it mounts the desk under;
-    ``store``: the case store (the run's SQLite file by default; the team's database URL)."""
+    ``store``: the case store (the run's SQLite file by default; the team's database URL).
+    Beyond loopback without ``token`` the desk is ``closed``: only active agents' tokens pass,
+    and with none left every guarded request is refused (the agents guard it, or nothing passes)."""
     check_exposure(host, token, run_has_agents(run_dir, store))
     sock = bind_listener(host, port)  # before loading the run: a busy port fails at once
     try:
         app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits,
-                         allowed_hosts=allowed_host_names(host, allowed_hosts), store=store)
+                         allowed_hosts=allowed_host_names(host, allowed_hosts), store=store, closed=not is_loopback(host))
         bound = sock.getsockname()[1]
         log.info("serving %s on http://%s:%d/ (store %s)", app.state.desk.model_id, f"[{host}]" if ":" in host else host,
                  bound, app.state.desk.store.name)

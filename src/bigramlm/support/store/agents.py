@@ -3,7 +3,10 @@
 ``bigramlm agents add NAME RUN`` prints a new agent's token once; the desk then accepts
 only agents' tokens (``serve.middleware.RequestGuard``), and what an agent accepts,
 edits, dismisses and is shown is recorded under its name, for ``/api/stats?agent=NAME``.
-A removed agent's token is refused from the next request on.
+A removed agent's token is refused from the next request on. ``bigramlm agents rotate
+NAME RUN`` gives an active agent a new token in one statement: the old one is refused from
+the next request on, and there is never a moment without that agent (a desk beyond loopback
+with no active agent is locked, ``serve.middleware.RequestGuard``).
 """
 
 from __future__ import annotations
@@ -51,12 +54,28 @@ def add_agent(conn: Connection, name: str) -> str:
     check_name(name)
     row = conn.execute(text("SELECT removed_at FROM agents WHERE name = :name"), {"name": name}).first()
     if row is not None and row[0] is None:
-        raise BigramLMError(f"agent {name!r} exists already; remove it first to give it a new token", param="name")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        raise BigramLMError(f"agent {name!r} exists already; give it a new token with `bigramlm agents rotate {name} RUN`",
+                            param="name")
+    token = new_token()
     conn.execute(text("INSERT INTO agents(name, token_sha256, created_at, removed_at) VALUES (:name, :sha, :now, NULL)"
                       " ON CONFLICT(name) DO UPDATE SET token_sha256 = excluded.token_sha256,"
                       " created_at = excluded.created_at, removed_at = NULL"),
                  {"name": name, "sha": digest(token), "now": time.time()})
+    return token
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def rotate_agent(conn: Connection, name: str) -> str:
+    """A new token for the active agent ``name`` (returned); the old one is refused from the
+    next request on. One UPDATE: the agent stays active throughout."""
+    token = new_token()
+    changed = conn.execute(text("UPDATE agents SET token_sha256 = :sha WHERE name = :name AND removed_at IS NULL"),
+                           {"sha": digest(token), "name": check_name(name)}).rowcount
+    if changed != 1:
+        raise BigramLMError(f"no active agent {name!r}; add it with `bigramlm agents add {name} RUN`", param="name")
     return token
 
 

@@ -252,6 +252,11 @@ class CaseStore:
         with self.db.write() as conn:
             return agent_rows.add_agent(conn, name)
 
+    def rotate_agent(self, name: str) -> str:
+        """A new token for an active agent (returned); its old token is refused from now on."""
+        with self.db.write() as conn:
+            return agent_rows.rotate_agent(conn, name)
+
     def remove_agent(self, name: str) -> bool:
         with self.db.write() as conn:
             return agent_rows.remove_agent(conn, name)

@@ -33,10 +33,11 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL
 
 from bigramlm.errors import BigramLMError
+from bigramlm.support.store.targets import check_sqlite_file, shown, store_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -61,30 +62,6 @@ class StoreUnavailable(BigramLMError):
         self.full = full
 
 
-def store_url(target: str | os.PathLike[str]) -> URL:
-    """The SQLAlchemy URL of a store: a file path is SQLite; ``postgresql://`` (or
-    ``postgres://``) is PostgreSQL through psycopg 3."""
-    name = os.fspath(target)
-    if "://" not in name:
-        return URL.create("sqlite", database=str(Path(name).absolute()))
-    try:
-        url = make_url(name)
-    except exc.ArgumentError:
-        raise BigramLMError(f"store {name!r} is neither a file path nor a database URL", param="store") from None
-    if url.get_backend_name() in ("postgresql", "postgres"):
-        return url.set(drivername="postgresql+psycopg")
-    if url.get_backend_name() == "sqlite" and url.database:
-        return url
-    raise BigramLMError(f"store {url.render_as_string(hide_password=True)!r} is neither a SQLite file nor PostgreSQL "
-                        "(postgresql://USER@HOST/DATABASE)", param="store")
-
-
-def sqlite_path(target: str | os.PathLike[str]) -> Path | None:
-    """The SQLite file a store target names, or None for a database server."""
-    url = store_url(target)
-    return None if url.get_backend_name() == "postgresql" else Path(str(url.database))
-
-
 class Database:
     """One store's engine: opened (and migrated) once, then a connection per transaction."""
 
@@ -94,21 +71,26 @@ class Database:
         #: The SQLite file (None on PostgreSQL).
         self.path = None if self.postgresql else Path(str(self.url.database))
         #: What messages call the store: the file, or the URL without its password.
-        self.name = (self.url.set(drivername="postgresql").render_as_string(hide_password=True) if self.postgresql
-                     else str(self.path))
+        self.name = shown(self.url.set(drivername="postgresql")) if self.postgresql else str(self.path)
         if self.path is not None:
-            _check_file(self.path)
+            check_sqlite_file(self.path)
         self.engine = _postgresql_engine(self.url) if self.postgresql else _sqlite_engine(self.url)
         try:
             with self.write() as conn:
                 upgrade(conn)
         except StoreUnavailable as failure:
             self.engine.dispose()
-            raise BigramLMError(f"cannot open case store {self.name}: {failure}") from None
+            raise BigramLMError(f"cannot open case store {self.name}: {self._scrubbed(failure)}") from None
         except exc.DatabaseError as failure:
             self.engine.dispose()
             kind = "PostgreSQL" if self.postgresql else "SQLite"
-            raise BigramLMError(f"case store {self.name} is not a usable {kind} database: {_first_line(failure)}") from None
+            raise BigramLMError(f"case store {self.name} is not a usable {kind} database: "
+                                f"{self._scrubbed(_first_line(failure))}") from None
+
+    def _scrubbed(self, message: object) -> str:
+        """A driver's message without the password, should the driver quote its settings."""
+        password = self.url.password
+        return str(message).replace(str(password), "***") if password else str(message)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -165,13 +147,6 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _check_file(path: Path) -> None:
-    if path.exists() and path.is_dir():
-        raise BigramLMError(f"case store {path} is a directory, not a database file")
-    if not path.parent.is_dir():
-        raise BigramLMError(f"cannot create case store {path}: no directory {path.parent}")
 
 
 def _first_line(failure: BaseException) -> str:

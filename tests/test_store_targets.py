@@ -1,0 +1,119 @@
+"""Store targets (``--store``, ``BIGRAMLM_STORE``, ``store copy --to``): a URL that does not
+parse, a file that is not a regular one and a foreign database are each one line with the
+password masked, exit 2, nothing created."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bigramlm.cli import main
+from bigramlm.support.store import CaseStore, store_path
+from desk_helpers import train_support_run
+
+#: Mistyped PostgreSQL URLs, each with the password PW, and what the refusal says of it.
+MALFORMED = [
+    ("postgresql:postgres:PW@127.0.0.1", "does not parse"),  # the probe's: no //
+    ("postgres//postgres:PW@127.0.0.1/db", "does not parse"),  # no colon after the scheme
+    ("postgresql://postgres:PW@127.0.0.1:abc/db", "does not parse"),  # a port that is not a number
+    ("postgresql://postgres:P@W@127.0.0.1/db", "has an @ in its host"),  # an @ in the password, not escaped
+    ("postgresql://postgres:PW@127.0.0.1:99999/db", "has port 99999"),
+    ("postgresql://postgres:PW@[::1/db", "does not parse"),
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    return train_support_run(tmp_path_factory.mktemp("targets"))
+
+
+@pytest.fixture
+def run(trained, tmp_path) -> Path:
+    """A copy of the run, its own store and all."""
+    return Path(shutil.copytree(trained, tmp_path / "run"))
+
+
+def _refused(capsys, argv: list[str], says: str) -> str:
+    """``bigramlm ARGV`` exits 2 with one ``error:`` line that contains ``says``, and no password."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and says in err, err
+    assert "PW" not in err and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("url,why", MALFORMED)
+def test_a_url_that_does_not_parse_is_one_line_with_its_password_masked_and_creates_nothing(run, tmp_path, capsys,
+                                                                                         monkeypatch, url, why):
+    monkeypatch.chdir(tmp_path)
+    before = sorted(os.listdir(tmp_path))
+    err = _refused(capsys, ["store", "info", str(run), "--store", url], why)
+    assert err.startswith("error: --store '") and "***@" in err
+    monkeypatch.setenv("BIGRAMLM_STORE", url)  # named as the variable it came from
+    assert _refused(capsys, ["agents", "list", str(run)], why).startswith("error: BIGRAMLM_STORE '")
+    monkeypatch.delenv("BIGRAMLM_STORE")
+    assert _refused(capsys, ["store", "copy", str(run), "--to", url], why).startswith("error: --to '")
+    monkeypatch.setenv("TEAM_STORE", url)
+    assert _refused(capsys, ["store", "copy", str(run), "--to-env", "TEAM_STORE"], why).startswith(
+        "error: --to-env TEAM_STORE '")
+    assert sorted(os.listdir(tmp_path)) == before  # no SQLite file named after the URL
+
+
+def test_the_probes_mistyped_url_is_one_line_through_the_real_command(run, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bigramlm", "store", "info", str(run)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "BIGRAMLM_STORE": "postgresql:postgres:PW@127.0.0.1"})
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+    assert "PW" not in proc.stderr and "postgresql:postgres:***@127.0.0.1" in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_a_file_path_with_an_at_or_a_colon_is_still_a_file(run, tmp_path):
+    with CaseStore(tmp_path / "team@desk.sqlite") as one, CaseStore(tmp_path / "a:b.sqlite") as two:
+        assert one.path == tmp_path / "team@desk.sqlite" and two.path == tmp_path / "a:b.sqlite"
+
+
+def test_a_sqlite_target_that_is_not_a_regular_file_is_refused_creating_nothing(run, tmp_path, capsys):
+    fifo, folder = tmp_path / "fifo", tmp_path / "folder"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    (tmp_path / "to-null").symlink_to(os.devnull)
+    (tmp_path / "to-nothing").symlink_to(tmp_path / "gone" / "x.sqlite")
+    before = sorted(os.listdir(tmp_path))
+    device = "is not a regular file (a device, FIFO or socket)"
+    _refused(capsys, ["store", "info", str(run), "--store", os.devnull], f"--store {os.devnull} {device}")
+    _refused(capsys, ["store", "copy", str(run), "--to", "/dev/zero"], f"--to /dev/zero {device}")
+    _refused(capsys, ["store", "copy", str(run), "--to", "sqlite:////dev/zero"], f"--to /dev/zero {device}")
+    _refused(capsys, ["store", "info", str(run), "--store", str(fifo)], device)
+    _refused(capsys, ["store", "info", str(run), "--store", str(tmp_path / "to-null")], device)
+    _refused(capsys, ["store", "info", str(run), "--store", str(folder)], "is a directory")
+    _refused(capsys, ["store", "info", str(run), "--store", str(tmp_path / "to-nothing")], "is a link to nothing")
+    _refused(capsys, ["store", "info", str(run), "--store", str(tmp_path / "none" / "c.sqlite")], "no directory")
+    for side in ("-journal", "-wal", "-shm"):
+        assert not os.path.exists(os.devnull + side) and not os.path.exists("/dev/zero" + side)
+    assert sorted(os.listdir(tmp_path)) == before and sorted(os.listdir(folder)) == []
+
+
+def test_store_copy_takes_its_target_from_a_variable_or_a_file_instead_of_the_command_line(run, tmp_path, capsys,
+                                                                                           monkeypatch):
+    target = tmp_path / "team.sqlite"
+    monkeypatch.setenv("TEAM_STORE", str(target))
+    assert main(["store", "copy", str(run), "--to-env", "TEAM_STORE"]) == 0
+    assert f"copied {store_path(run)} to {target}" in capsys.readouterr().out
+    second = tmp_path / "second.sqlite"
+    (tmp_path / "url").write_text(f"{second}\nignored\n", encoding="utf-8")
+    assert main(["store", "copy", str(run), "--to-file", str(tmp_path / "url")]) == 0
+    with CaseStore(target) as one, CaseStore(second) as two:
+        assert one.count() == two.count()
+    _refused(capsys, ["store", "copy", str(run), "--to-env", "NO_SUCH_VARIABLE"], "--to-env NO_SUCH_VARIABLE: no such")
+    (tmp_path / "empty").write_text("\n", encoding="utf-8")
+    _refused(capsys, ["store", "copy", str(run), "--to-file", str(tmp_path / "empty")], "holds no store on its first line")
+    with pytest.raises(SystemExit) as both:  # argparse's own one line
+        main(["store", "copy", str(run), "--to-env", "TEAM_STORE", "--to", str(target)])
+    assert both.value.code == 2 and "argument --to: not allowed with argument --to-env" in capsys.readouterr().err
+    _refused(capsys, ["store", "info", str(run), "--to-env", "TEAM_STORE"], "--to-env TEAM_STORE is for `store copy`")

@@ -68,6 +68,19 @@ def test_a_store_of_a_newer_schema_is_refused_in_one_line(pg_url):
         CaseStore(pg_url)
 
 
+def test_another_applications_alembic_history_is_named_as_such(pg_url):
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('1975ea83b712')")
+    with pytest.raises(BigramLMError, match="holds another application's Alembic history "
+                                            r"\(revision '1975ea83b712' is not bigramlm's\): give the case store a database") as e:
+        CaseStore(pg_url)
+    assert str(e.value).startswith(f"the database at {pg_url} holds")
+    with psycopg.connect(pg_url) as conn:  # nothing of ours was created beside the other application's tables
+        tables = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()
+        assert tables == [("alembic_version",)]
+
+
 def test_a_server_that_is_not_there_is_one_line():
     with pytest.raises(BigramLMError, match=r"cannot open case store postgresql://nobody:\*\*\*@127.0.0.1:9/none: .*refused") as e:
         CaseStore("postgresql://nobody:secret@127.0.0.1:9/none")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bigramlm.cli import main
+from bigramlm.errors import BigramLMError
 from bigramlm.support.store import CaseStore, store_path
 from desk_helpers import train_support_run
 
@@ -117,3 +119,28 @@ def test_store_copy_takes_its_target_from_a_variable_or_a_file_instead_of_the_co
         main(["store", "copy", str(run), "--to-env", "TEAM_STORE", "--to", str(target)])
     assert both.value.code == 2 and "argument --to: not allowed with argument --to-env" in capsys.readouterr().err
     _refused(capsys, ["store", "info", str(run), "--to-env", "TEAM_STORE"], "--to-env TEAM_STORE is for `store copy`")
+
+
+def _foreign(path: Path, revision: str) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL)")
+        db.execute("DELETE FROM alembic_version")
+        db.execute("INSERT INTO alembic_version VALUES (?)", (revision,))
+    db.close()
+
+
+def test_another_applications_alembic_history_is_named_as_such_not_as_a_newer_bigramlm(tmp_path, capsys):
+    app = tmp_path / "app.sqlite"
+    for revision in ("ae1027a6acf", "0042"):  # Alembic's own kind of id, and a number without our tables
+        _foreign(app, revision)
+        with pytest.raises(BigramLMError, match=f"the database at {app} holds another application's Alembic history "
+                                                f"\\(revision '{revision}' is not bigramlm's\\)"):
+            CaseStore(app)
+    with sqlite3.connect(app) as db:  # refused before anything of ours was created in it
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["alembic_version"]
+    db.close()
+    ours = tmp_path / "ours.sqlite"
+    CaseStore(ours).close()
+    _foreign(ours, "0099")  # a later bigramlm's revision in a store of ours
+    with pytest.raises(BigramLMError, match="written by a newer bigramlm"):
+        CaseStore(ours)

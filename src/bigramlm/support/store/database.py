@@ -33,7 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, text
 from sqlalchemy.engine import URL
 
 from bigramlm.errors import BigramLMError
@@ -77,7 +77,7 @@ class Database:
         self.engine = _postgresql_engine(self.url) if self.postgresql else _sqlite_engine(self.url)
         try:
             with self.write() as conn:
-                upgrade(conn)
+                upgrade(conn, self.name)
         except StoreUnavailable as failure:
             self.engine.dispose()
             raise BigramLMError(f"cannot open case store {self.name}: {self._scrubbed(failure)}") from None
@@ -209,9 +209,9 @@ def _migrations() -> tuple[str, frozenset[str]]:
     return head, frozenset(r.revision for r in script.walk_revisions())
 
 
-def upgrade(conn: Connection) -> None:
-    """Bring the store to ``SCHEMA_VERSION`` inside the caller's write transaction; refuse
-    one written by a newer bigramlm."""
+def upgrade(conn: Connection, name: str) -> None:
+    """Bring the store ``name`` to ``SCHEMA_VERSION`` inside the caller's write transaction;
+    refuse one written by a newer bigramlm, or a database another application migrates."""
     from alembic.runtime.migration import MigrationContext
 
     if conn.dialect.name == "sqlite":
@@ -223,7 +223,7 @@ def upgrade(conn: Connection) -> None:
     if current == head:
         return
     if current is not None and current not in known:
-        _newer(current)
+        _unknown(conn, name, current)
     from alembic import command
 
     command.upgrade(_alembic_config(conn), "head")
@@ -233,6 +233,16 @@ def upgrade(conn: Connection) -> None:
                       " ON CONFLICT(key) DO UPDATE SET value = excluded.value"), {"v": str(SCHEMA_VERSION)})
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _unknown(conn: Connection, name: str, revision: str) -> None:
+    """Refuse a revision this bigramlm does not know, saying whose it is. Ours are numbered
+    by schema version (``migrations/README``), and our stores have the ``meta`` table that
+    says it: anything else is another application's Alembic history in this database."""
+    if revision.isdigit() and int(revision) > SCHEMA_VERSION and inspect(conn).has_table("meta"):
+        _newer(revision)
+    raise BigramLMError(f"the database at {name} holds another application's Alembic history (revision "
+                        f"{revision[:40]!r} is not bigramlm's): give the case store a database of its own")
 
 
 def _newer(version: str) -> None:

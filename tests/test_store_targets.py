@@ -1,6 +1,7 @@
 """Store targets (``--store``, ``BIGRAMLM_STORE``, ``store copy --to``): a URL that does not
 parse, a file that is not a regular one and a foreign database are each one line with the
-password masked, exit 2, nothing created."""
+password masked, exit 2, nothing created; a copy of a store a desk is writing to leaves no
+acknowledged case behind."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bigramlm.cli import main
 from bigramlm.errors import BigramLMError
 from bigramlm.support.store import CaseStore, store_path
-from desk_helpers import train_support_run
+from desk_helpers import ThreadServer, train_support_run
 
 #: Mistyped PostgreSQL URLs, each with the password PW, and what the refusal says of it.
 MALFORMED = [
@@ -109,7 +113,7 @@ def test_store_copy_takes_its_target_from_a_variable_or_a_file_instead_of_the_co
     assert f"copied {store_path(run)} to {target}" in capsys.readouterr().out
     second = tmp_path / "second.sqlite"
     (tmp_path / "url").write_text(f"{second}\nignored\n", encoding="utf-8")
-    assert main(["store", "copy", str(run), "--to-file", str(tmp_path / "url")]) == 0
+    assert main(["store", "copy", str(run), "--to-file", str(tmp_path / "url")]) == 0  # a moved store copies again
     with CaseStore(target) as one, CaseStore(second) as two:
         assert one.count() == two.count()
     _refused(capsys, ["store", "copy", str(run), "--to-env", "NO_SUCH_VARIABLE"], "--to-env NO_SUCH_VARIABLE: no such")
@@ -144,3 +148,93 @@ def test_another_applications_alembic_history_is_named_as_such_not_as_a_newer_bi
     _foreign(ours, "0099")  # a later bigramlm's revision in a store of ours
     with pytest.raises(BigramLMError, match="written by a newer bigramlm"):
         CaseStore(ours)
+
+
+def _post_cases(client: httpx.Client, answers: list[tuple[str, int, str]], stop: threading.Event) -> None:
+    """A desk's agent resolving cases one after another, as fast as the desk answers (bounded)."""
+    for i in range(3000):
+        if stop.is_set():
+            return
+        r = client.post("/api/cases", json={"message": f"case {i}", "reply": "resolved"})
+        answers.append((f"case {i}", r.status_code, r.json().get("detail", "")))
+
+
+def _until(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def copy_while_a_desk_writes(run: Path, target: str) -> tuple[list[tuple[str, int, str]], int, httpx.Response]:
+    """``store copy RUN --to TARGET`` while a desk on the run's SQLite store takes cases: the
+    desk's answers in order, the copy's exit status, and the desk's answer to a case after it."""
+    from bigramlm.serve.app import create_app
+
+    answers: list[tuple[str, int, str]] = []
+    stop = threading.Event()
+    with ThreadServer(create_app(run)) as server, httpx.Client(base_url=server.base, timeout=60) as client:
+        writer = threading.Thread(target=_post_cases, args=(client, answers, stop))
+        writer.start()
+        try:
+            _until(lambda: len(answers) >= 20)
+            status = main(["store", "copy", str(run), "--to", target])
+            done = len(answers)
+            _until(lambda: len(answers) >= done + 5)  # the desk goes on being asked after the copy
+        finally:
+            stop.set()
+            writer.join(timeout=120)
+        after = client.post("/api/cases", json={"message": "after the copy", "reply": "resolved"})
+    return answers, status, after
+
+
+def check_no_acknowledged_case_left_behind(answers: list[tuple[str, int, str]], target: str) -> None:
+    acknowledged = {message for message, status, _ in answers if status == 201}
+    with CaseStore(target) as copied:
+        assert acknowledged - {c.case.message for c in copied.list_cases(limit=10_000)} == set()
+        assert copied.count() == len(acknowledged)
+    refused = [(status, detail) for _, status, detail in answers if status != 201]
+    assert acknowledged and refused  # the desk wrote before the copy, and was refused after it
+    # Refused while the copy held the lock (busy: try again) or after it (restart on the new store).
+    assert all(status == 503 and ("try again" in detail or "restarted on the new store" in detail)
+               for status, detail in refused), refused
+
+
+def check_the_old_store_is_retired(after: httpx.Response, out: str, run: Path) -> None:
+    """The copy's last line says to restart the desks; the desk still on the old store refuses."""
+    assert out.splitlines()[-1].startswith(f"copied {store_path(run)} to ") and "restart every desk" in out
+    assert after.status_code == 503 and "restarted on the new store" in after.json()["detail"]
+
+
+def test_a_copy_while_a_desk_writes_leaves_no_acknowledged_case_behind(run, tmp_path, capsys):
+    target = str(tmp_path / "team.sqlite")
+    answers, status, after = copy_while_a_desk_writes(run, target)
+    assert status == 0
+    check_no_acknowledged_case_left_behind(answers, target)
+    check_the_old_store_is_retired(after, capsys.readouterr().out, run)
+
+
+@pytest.mark.postgres
+def test_a_copy_to_postgresql_while_a_desk_writes_leaves_no_acknowledged_case_behind(run, pg_url, capsys):
+    """The README's move of a desk to the team's store, done while its agents work."""
+    from bigramlm.data.cases import Case
+
+    answers, status, after = copy_while_a_desk_writes(run, pg_url)
+    assert status == 0
+    check_no_acknowledged_case_left_behind(answers, pg_url)
+    check_the_old_store_is_retired(after, capsys.readouterr().out, run)
+    with CaseStore(pg_url) as team:  # the team's desks go on from the copied ids
+        assert team.add_case(Case("next", "after the move")) == max(c.id for c in team.list_cases(limit=10_000))
+
+
+def test_every_command_refuses_a_copied_store_naming_the_new_one(run, tmp_path, capsys):
+    target = tmp_path / "team.sqlite"
+    assert main(["store", "copy", str(run), "--to", str(target)]) == 0
+    capsys.readouterr()
+    moved = f"case store {store_path(run)} was copied to {target} by `bigramlm store copy` and takes no more writes"
+    _refused(capsys, ["agents", "add", "ana", str(run)], moved)
+    _refused(capsys, ["learn", str(run)], moved)
+    _refused(capsys, ["serve", str(run), "--port", "0"], moved)
+    assert main(["store", "info", str(run)]) == 0
+    assert f"copied to {target}: it takes no more writes" in capsys.readouterr().out
+    assert main(["agents", "add", "ana", str(run), "--store", str(target)]) == 0  # the new store takes them

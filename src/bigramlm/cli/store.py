@@ -3,7 +3,7 @@
 ``store info RUN`` says which store a command on RUN uses (``--store``, ``BIGRAMLM_STORE``
 or the run's SQLite file), its schema version and what it holds; ``store copy RUN
 --to-env VAR`` (or ``--to-file PATH``, ``--to URL``) moves it (``support.store.transfer``),
-checked by counts and checksums.
+checked by counts and checksums, and leaves the old store refusing writes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from bigramlm.errors import BigramLMError
 def add_store_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("store", help="the run's case store: info, copy to another database",
                        description="Say which case store a run uses and what it holds, or copy it to another database "
-                                   "(a team's PostgreSQL), checked by row counts and content checksums.")
+                                   "(a team's PostgreSQL), checked by row counts and content checksums. After a copy "
+                                   "the old store refuses writes: restart every desk on the new one.")
     p.add_argument("action", choices=["info", "copy"])
     p.add_argument("run_dir", type=Path, help="an instruction run directory")
     to = p.add_mutually_exclusive_group()
@@ -64,14 +65,17 @@ def cmd_store(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from bigramlm.support.store import CaseStore
 
-    with CaseStore.for_run(args.run_dir, args.store) as store:
-        info = {"store": store.name, "schema_version": store.schema_version(), **store.desk_stats().to_dict()}
+    with CaseStore.for_run(args.run_dir, args.store, moved_ok=True) as store:
+        info = {"store": store.name, "schema_version": store.schema_version(), "moved_to": store.moved_to,
+                **store.desk_stats().to_dict()}
     if args.json:
         print_json(info)
         return 0
     print(f"{info['store']}: schema {info['schema_version']}, {info['cases']} cases "
           f"({info['cases_since_last_learn']} not learned), {info['suggestions_shown']} suggestions shown, "
           f"{info['accepted']} accepted, {info['dismissed']} dismissed")
+    if info["moved_to"] is not None:
+        print(f"copied to {info['moved_to']}: it takes no more writes; every desk belongs on the new store")
     return 0
 
 
@@ -79,7 +83,7 @@ def _copy(args: argparse.Namespace, to: str, named: str) -> int:
     from bigramlm.support.store import CaseStore
     from bigramlm.support.store.transfer import copy_store
 
-    with CaseStore.for_run(args.run_dir, args.store) as source:
+    with CaseStore.for_run(args.run_dir, args.store, moved_ok=True) as source:
         try:  # the target named as the user gave it (--to, --to-env VAR), not as --store
             with CaseStore(to) as target:
                 result = copy_store(source, target)
@@ -96,5 +100,6 @@ def _copy(args: argparse.Namespace, to: str, named: str) -> int:
     if not result.same:
         raise BigramLMError(f"the copy in {result.target} differs from {result.source}; do not switch to it")
     if not args.json:
-        print(f"copied {result.source} to {result.target}")
+        print(f"copied {result.source} to {result.target}; the old store now refuses writes: restart every desk "
+              f"(and point learn, agents, rules) with --store or BIGRAMLM_STORE naming {result.target}")
     return 0

@@ -98,18 +98,20 @@ class CaseStore:
     """Resolved cases and desk feedback in ``target``: a SQLite file (created on first use)
     or a database URL (``postgresql://...``)."""
 
-    def __init__(self, target: str | os.PathLike[str]):
-        self.db = Database(target)
+    def __init__(self, target: str | os.PathLike[str], moved_ok: bool = False):
+        self.db = Database(target, moved_ok)
         #: The SQLite file, or None on PostgreSQL; ``name`` says which store it is, in messages.
         self.path = self.db.path
         self.name = self.db.name
+        #: The store ``store copy`` moved this one to, or None (only with ``moved_ok``: else refused).
+        self.moved_to = self.db.moved_to
 
     @classmethod
-    def for_run(cls, run_dir: str | os.PathLike[str], store: str | None = None) -> "CaseStore":
+    def for_run(cls, run_dir: str | os.PathLike[str], store: str | None = None, moved_ok: bool = False) -> "CaseStore":
         """The store of the run (``store_target``). A target that came from ``BIGRAMLM_STORE``
         is named so in a refusal, not as ``--store``."""
         with _named_as_given(store):
-            return cls(store_target(run_dir, store))
+            return cls(store_target(run_dir, store), moved_ok)
 
     def learn_lock(self) -> AbstractContextManager[None]:
         """One learn at a time on a shared store (a PostgreSQL advisory lock; beside the run

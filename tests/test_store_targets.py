@@ -125,6 +125,16 @@ def test_store_copy_takes_its_target_from_a_variable_or_a_file_instead_of_the_co
     _refused(capsys, ["store", "info", str(run), "--to-env", "TEAM_STORE"], "--to-env TEAM_STORE is for `store copy`")
 
 
+def test_the_readmes_move_with_the_team_store_exported_copies_the_runs_own_file(run, tmp_path, capsys, monkeypatch):
+    team = str(tmp_path / "team.sqlite")  # PostgreSQL in the README; any store here
+    monkeypatch.setenv("BIGRAMLM_STORE", team)
+    assert main(["store", "copy", str(run), "--to-env", "BIGRAMLM_STORE"]) == 0
+    assert f"copied {store_path(run)} to {team}" in capsys.readouterr().out
+    assert main(["agents", "add", "ana", str(run)]) == 0  # on the team's store now
+    with CaseStore(team) as copied:
+        assert [a.name for a in copied.agents()] == ["ana"]
+
+
 def _foreign(path: Path, revision: str) -> None:
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL)")
@@ -212,6 +222,22 @@ def test_a_copy_while_a_desk_writes_leaves_no_acknowledged_case_behind(run, tmp_
     assert status == 0
     check_no_acknowledged_case_left_behind(answers, target)
     check_the_old_store_is_retired(after, capsys.readouterr().out, run)
+
+
+def test_a_write_held_up_by_a_copy_past_the_busy_timeout_is_a_503_to_retry_storing_nothing(run, monkeypatch):
+    """A copy longer than the desk's busy timeout (10 s; ``benchmarks/store_copy.py``: about
+    140,000 rows fit in it on PostgreSQL): the desk's write gives up, stores nothing, and says try again."""
+    from bigramlm.serve.app import create_app
+    from bigramlm.support.store import database
+
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 300)
+    with ThreadServer(create_app(run)) as server, httpx.Client(base_url=server.base, timeout=60) as client:
+        with CaseStore(store_path(run)) as copying, copying.db.write():  # what store copy holds on its source
+            r = client.post("/api/cases", json={"message": "during the copy", "reply": "resolved"})
+        assert r.status_code == 503 and r.json()["detail"].endswith("nothing was stored, try again")
+        assert client.post("/api/cases", json={"message": "retried", "reply": "resolved"}).status_code == 201
+    with CaseStore(store_path(run)) as store:
+        assert [c.case.message for c in store.list_cases()] == ["retried"]
 
 
 @pytest.mark.postgres

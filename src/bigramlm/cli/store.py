@@ -80,10 +80,13 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _copy(args: argparse.Namespace, to: str, named: str) -> int:
-    from bigramlm.support.store import CaseStore
+    from bigramlm.support.store import STORE_ENV, CaseStore, store_path
     from bigramlm.support.store.transfer import copy_store
 
-    with CaseStore.for_run(args.run_dir, args.store, moved_ok=True) as source:
+    # With BIGRAMLM_STORE already naming the team's store (the README's move), the store to
+    # copy is the run's own file, not the target itself.
+    origin = args.store or (str(store_path(args.run_dir)) if os.environ.get(STORE_ENV) == to else None)
+    with CaseStore.for_run(args.run_dir, origin, moved_ok=True) as source:
         try:  # the target named as the user gave it (--to, --to-env VAR), not as --store
             with CaseStore(to) as target:
                 result = copy_store(source, target)

@@ -68,6 +68,19 @@ def test_a_store_of_a_newer_schema_is_refused_in_one_line(pg_url):
         CaseStore(pg_url)
 
 
+def test_another_applications_alembic_history_is_named_as_such(pg_url):
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('1975ea83b712')")
+    with pytest.raises(BigramLMError, match="holds another application's Alembic history "
+                                            r"\(revision '1975ea83b712' is not bigramlm's\): give the case store a database") as e:
+        CaseStore(pg_url)
+    assert str(e.value).startswith(f"the database at {pg_url} holds")
+    with psycopg.connect(pg_url) as conn:  # nothing of ours was created beside the other application's tables
+        tables = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()
+        assert tables == [("alembic_version",)]
+
+
 def test_a_server_that_is_not_there_is_one_line():
     with pytest.raises(BigramLMError, match=r"cannot open case store postgresql://nobody:\*\*\*@127.0.0.1:9/none: .*refused") as e:
         CaseStore("postgresql://nobody:secret@127.0.0.1:9/none")
@@ -162,7 +175,8 @@ def test_store_copy_moves_a_sqlite_store_to_postgresql_checked(support_run, pg_u
         "meta": 1, "agents": 1, "suggestions": 2, "cases": 2, "learns": 1, "feedback": 1, "rule_settings": 1}
     with CaseStore(pg_url) as team:
         assert [c.to_dict() for c in team.list_cases(limit=100)] == before  # ids, timestamps and all
-        assert team.desk_stats().to_dict() == CaseStore.for_run(run).desk_stats().to_dict()
+        with CaseStore.for_run(run, moved_ok=True) as old:  # the old store, moved: only read now
+            assert team.desk_stats().to_dict() == old.desk_stats().to_dict()
         assert team.add_case(Case("new", "after the copy")) == 3  # the sequence continues past the copied ids
         assert team.rule_settings() == {"rule-a": False} and team.agents()[0].name == "ann"
     # The target must be empty: a second copy into it is refused in one line.

@@ -11,9 +11,12 @@ import argparse
 import json
 import math
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from bigramlm.errors import BigramLMError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: Exit status of every bad input, argparse's and the library's alike.
 EXIT_USAGE = 2
@@ -56,7 +59,20 @@ def add_json_flag(p: argparse.ArgumentParser) -> None:
 def add_store_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None, metavar="URL",
                    help="the case store: a postgresql://USER@HOST/DATABASE URL that several desks share, or a SQLite "
-                        "file (default: $BIGRAMLM_STORE, else cases.sqlite in the run directory)")
+                        "file (default: $BIGRAMLM_STORE, else cases.sqlite in the run directory; a URL with a password "
+                        "belongs in the variable, since a flag is visible to every user in ps)")
+
+
+def first_line(path: "Path", flag: str, what: str) -> str:
+    """The first line of ``path``, stripped: a secret (a token, a store URL with its password)
+    read from a file, since a flag's value is visible to every user in ``ps``."""
+    from bigramlm.data.sources import read_text_file
+
+    lines = read_text_file(path).splitlines()
+    value = lines[0].strip() if lines else ""
+    if not value:
+        raise BigramLMError(f"{flag} {path} holds no {what} on its first line")
+    return value
 
 
 def thread_count(value: str) -> int:

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from bigramlm.cli.common import add_speculate_flag, add_store_argument, add_threads_flag
+from bigramlm.cli.common import add_speculate_flag, add_store_argument, add_threads_flag, first_line
 from bigramlm.errors import BigramLMError
 
 
@@ -83,12 +83,4 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _token_file(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    from bigramlm.data.sources import read_text_file
-
-    lines = read_text_file(path).splitlines()
-    token = lines[0].strip() if lines else ""
-    if not token:
-        raise BigramLMError(f"--token-file {path} holds no token on its first line")
-    return token
+    return None if path is None else first_line(path, "--token-file", "token")

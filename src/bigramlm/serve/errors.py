@@ -14,7 +14,7 @@ from starlette.types import HTTPExceptionHandler
 
 from bigramlm.errors import BigramLMError
 from bigramlm.serve.slots import Busy, GenerationTimeout
-from bigramlm.support.store.database import StoreUnavailable
+from bigramlm.support.store.database import StoreMoved, StoreUnavailable
 
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                  405: "invalid_request_error", 408: "timeout", 409: "invalid_request_error", 413: "invalid_request_error",
@@ -140,6 +140,9 @@ def store_message(exc: StoreUnavailable, path: str) -> str:
     disk, a locked or read-only file, a PostgreSQL server down or restarting); the driver's
     own words (a host, a port, a file) go to the log, one line, not to every client."""
     log.error("store unavailable on %s: %s", path, exc)
+    if isinstance(exc, StoreMoved):  # retrying cannot help: the desk must be restarted on the new store
+        return "the case store was copied to another database and takes no more writes; nothing was stored: " \
+               "the desk must be restarted on the new store"
     why = "it is full" if exc.full else "it does not answer, or is busy"
     return f"the case store cannot be used now ({why}); nothing was stored, try again"
 

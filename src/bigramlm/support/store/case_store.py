@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from rapidfuzz.distance import Levenshtein
 from sqlalchemy import text
@@ -26,7 +26,8 @@ from bigramlm.support.store import agents as agent_rows
 from bigramlm.support.store import cases as case_rows
 from bigramlm.support.store.agents import Agent
 from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
-from bigramlm.support.store.database import LEARN_LOCK, Database, StoreUnavailable, sqlite_path
+from bigramlm.support.store.database import LEARN_LOCK, Database, StoreUnavailable
+from bigramlm.support.store.targets import sqlite_path
 from bigramlm.support.store.feedback import (
     Dismissal,
     accepted_edits,
@@ -62,11 +63,24 @@ def run_has_agents(run_dir: str | os.PathLike[str], store: str | None = None) ->
     """Whether the run's store has an active named agent (then agents' tokens guard its desk);
     a run whose SQLite store does not exist yet has none (and is not created by asking)."""
     target = store_target(run_dir, store)
-    file = sqlite_path(target)
+    with _named_as_given(store):
+        file = sqlite_path(target)
     if file is not None and not file.is_file():
         return False
-    with CaseStore(target) as store_:
+    with CaseStore.for_run(run_dir, store) as store_:
         return store_.has_agents()
+
+
+@contextmanager
+def _named_as_given(store: str | None) -> Iterator[None]:
+    """A refusal of the store target names ``BIGRAMLM_STORE`` where the target came from
+    there (no ``--store``), instead of a flag the user never typed."""
+    try:
+        yield
+    except BigramLMError as failure:
+        if store or not os.environ.get(STORE_ENV) or "store" not in failure.params:
+            raise
+        raise BigramLMError(failure.with_names({"store": STORE_ENV})) from None
 
 
 def normalized_edit_distance(a: str, b: str) -> float:
@@ -84,16 +98,20 @@ class CaseStore:
     """Resolved cases and desk feedback in ``target``: a SQLite file (created on first use)
     or a database URL (``postgresql://...``)."""
 
-    def __init__(self, target: str | os.PathLike[str]):
-        self.db = Database(target)
+    def __init__(self, target: str | os.PathLike[str], moved_ok: bool = False):
+        self.db = Database(target, moved_ok)
         #: The SQLite file, or None on PostgreSQL; ``name`` says which store it is, in messages.
         self.path = self.db.path
         self.name = self.db.name
+        #: The store ``store copy`` moved this one to, or None (only with ``moved_ok``: else refused).
+        self.moved_to = self.db.moved_to
 
     @classmethod
-    def for_run(cls, run_dir: str | os.PathLike[str], store: str | None = None) -> "CaseStore":
-        """The store of the run (``store_target``)."""
-        return cls(store_target(run_dir, store))
+    def for_run(cls, run_dir: str | os.PathLike[str], store: str | None = None, moved_ok: bool = False) -> "CaseStore":
+        """The store of the run (``store_target``). A target that came from ``BIGRAMLM_STORE``
+        is named so in a refusal, not as ``--store``."""
+        with _named_as_given(store):
+            return cls(store_target(run_dir, store), moved_ok)
 
     def learn_lock(self) -> AbstractContextManager[None]:
         """One learn at a time on a shared store (a PostgreSQL advisory lock; beside the run

@@ -18,6 +18,10 @@ transaction on one connection:
 - A read of several statements that must agree (the desk's figures, a copy's checks) sees
   one snapshot (SQLite's deferred transaction, PostgreSQL's REPEATABLE READ); a one-query
   read runs on its own, without the round trips of a transaction.
+- A store that ``bigramlm store copy`` copied elsewhere keeps a ``moved_to`` row in
+  ``meta``; every write checks it under the write lock and refuses (``StoreMoved``), so a
+  desk still running on the old store answers 503 instead of acknowledging a case that
+  the new store never gets, and every command refuses to open it.
 - When the database cannot be reached or cannot write (a full disk, a lock held too long,
   a PostgreSQL server restarting), the caller gets ``StoreUnavailable``: nothing of that
   transaction was stored, and the next call tries again on a fresh connection.
@@ -33,10 +37,11 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, text
 from sqlalchemy.engine import URL
 
 from bigramlm.errors import BigramLMError
+from bigramlm.support.store.targets import check_sqlite_file, shown, store_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -47,6 +52,8 @@ SCHEMA_VERSION = 7
 #: PostgreSQL advisory lock keys (any 64-bit numbers no other application on the database uses).
 WRITE_LOCK = 0x6269_6772_616D_0001
 LEARN_LOCK = 0x6269_6772_616D_0002
+#: The ``meta`` row that ``store copy`` leaves in the store it copied: the target's name.
+MOVED_KEY = "moved_to"
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 # Alembic says at INFO which revisions it runs, through the desk's own log handlers; a
 # migration is the store's business (and a failed one is an error, which still shows).
@@ -61,62 +68,76 @@ class StoreUnavailable(BigramLMError):
         self.full = full
 
 
-def store_url(target: str | os.PathLike[str]) -> URL:
-    """The SQLAlchemy URL of a store: a file path is SQLite; ``postgresql://`` (or
-    ``postgres://``) is PostgreSQL through psycopg 3."""
-    name = os.fspath(target)
-    if "://" not in name:
-        return URL.create("sqlite", database=str(Path(name).absolute()))
-    try:
-        url = make_url(name)
-    except exc.ArgumentError:
-        raise BigramLMError(f"store {name!r} is neither a file path nor a database URL", param="store") from None
-    if url.get_backend_name() in ("postgresql", "postgres"):
-        return url.set(drivername="postgresql+psycopg")
-    if url.get_backend_name() == "sqlite" and url.database:
-        return url
-    raise BigramLMError(f"store {url.render_as_string(hide_password=True)!r} is neither a SQLite file nor PostgreSQL "
-                        "(postgresql://USER@HOST/DATABASE)", param="store")
+class StoreMoved(StoreUnavailable):
+    """The store was copied to another database (``bigramlm store copy``) and takes no more
+    writes: every desk and command must use the new one."""
+
+    def __init__(self, name: str, target: str):
+        super().__init__(f"case store {name} was copied to {target} by `bigramlm store copy` and takes no more writes: "
+                         "name the new store with --store or BIGRAMLM_STORE, and restart every desk on it")
+        self.target = target
 
 
-def sqlite_path(target: str | os.PathLike[str]) -> Path | None:
-    """The SQLite file a store target names, or None for a database server."""
-    url = store_url(target)
-    return None if url.get_backend_name() == "postgresql" else Path(str(url.database))
+def moved_to(conn: Connection) -> str | None:
+    """Where ``store copy`` moved the store (its name in messages), or None."""
+    value = conn.execute(text("SELECT value FROM meta WHERE key = :key"), {"key": MOVED_KEY}).scalar()
+    return None if value is None else str(value)
+
+
+def set_meta(conn: Connection, key: str, value: str) -> None:
+    conn.execute(text("INSERT INTO meta(key, value) VALUES (:key, :value)"
+                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value"), {"key": key, "value": value})
 
 
 class Database:
     """One store's engine: opened (and migrated) once, then a connection per transaction."""
 
-    def __init__(self, target: str | os.PathLike[str]):
+    def __init__(self, target: str | os.PathLike[str], moved_ok: bool = False):
+        """Open (and migrate) the store; one that ``store copy`` moved elsewhere is refused
+        (``StoreMoved``) unless ``moved_ok`` (``store info``, and ``store copy`` itself)."""
         self.url = store_url(target)
         self.postgresql = self.url.get_backend_name() == "postgresql"
         #: The SQLite file (None on PostgreSQL).
         self.path = None if self.postgresql else Path(str(self.url.database))
         #: What messages call the store: the file, or the URL without its password.
-        self.name = (self.url.set(drivername="postgresql").render_as_string(hide_password=True) if self.postgresql
-                     else str(self.path))
+        self.name = shown(self.url.set(drivername="postgresql")) if self.postgresql else str(self.path)
         if self.path is not None:
-            _check_file(self.path)
+            check_sqlite_file(self.path)
         self.engine = _postgresql_engine(self.url) if self.postgresql else _sqlite_engine(self.url)
         try:
-            with self.write() as conn:
-                upgrade(conn)
+            with self.write(moved_ok=True) as conn:  # a fresh database has no meta table to look in yet
+                upgrade(conn, self.name)
+                #: The store ``store copy`` moved this one to (as messages show it), or None.
+                self.moved_to = moved_to(conn)
         except StoreUnavailable as failure:
             self.engine.dispose()
-            raise BigramLMError(f"cannot open case store {self.name}: {failure}") from None
+            raise BigramLMError(f"cannot open case store {self.name}: {self._scrubbed(failure)}") from None
         except exc.DatabaseError as failure:
             self.engine.dispose()
             kind = "PostgreSQL" if self.postgresql else "SQLite"
-            raise BigramLMError(f"case store {self.name} is not a usable {kind} database: {_first_line(failure)}") from None
+            raise BigramLMError(f"case store {self.name} is not a usable {kind} database: "
+                                f"{self._scrubbed(_first_line(failure))}") from None
+        if self.moved_to is not None and not moved_ok:
+            self.engine.dispose()
+            raise StoreMoved(self.name, self.moved_to)
+
+    def _scrubbed(self, message: object) -> str:
+        """A driver's message without the password, should the driver quote its settings."""
+        password = self.url.password
+        return str(message).replace(str(password), "***") if password else str(message)
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction; writers go one at a time (see the module's docstring)."""
+    def write(self, moved_ok: bool = False) -> Iterator[Connection]:
+        """A write transaction; writers go one at a time (see the module's docstring). Under
+        the write lock, a store that ``store copy`` moved refuses the write (``StoreMoved``):
+        a desk still running on it must not acknowledge a case the new store never gets."""
         with self._translated(), self.engine.connect() as conn:
             with conn.execution_options(bigramlm_write=True).begin():
                 if self.postgresql:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+                target = None if moved_ok else moved_to(conn)
+                if target is not None:
+                    raise StoreMoved(self.name, target)
                 yield conn
 
     @contextmanager
@@ -165,13 +186,6 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _check_file(path: Path) -> None:
-    if path.exists() and path.is_dir():
-        raise BigramLMError(f"case store {path} is a directory, not a database file")
-    if not path.parent.is_dir():
-        raise BigramLMError(f"cannot create case store {path}: no directory {path.parent}")
 
 
 def _first_line(failure: BaseException) -> str:
@@ -234,9 +248,9 @@ def _migrations() -> tuple[str, frozenset[str]]:
     return head, frozenset(r.revision for r in script.walk_revisions())
 
 
-def upgrade(conn: Connection) -> None:
-    """Bring the store to ``SCHEMA_VERSION`` inside the caller's write transaction; refuse
-    one written by a newer bigramlm."""
+def upgrade(conn: Connection, name: str) -> None:
+    """Bring the store ``name`` to ``SCHEMA_VERSION`` inside the caller's write transaction;
+    refuse one written by a newer bigramlm, or a database another application migrates."""
     from alembic.runtime.migration import MigrationContext
 
     if conn.dialect.name == "sqlite":
@@ -248,16 +262,25 @@ def upgrade(conn: Connection) -> None:
     if current == head:
         return
     if current is not None and current not in known:
-        _newer(current)
+        _unknown(conn, name, current)
     from alembic import command
 
     command.upgrade(_alembic_config(conn), "head")
     # Mirrored for people (and older releases) reading the store: an older bigramlm
     # refuses a store whose version is newer than its own, instead of misreading it.
-    conn.execute(text("INSERT INTO meta(key, value) VALUES ('schema_version', :v)"
-                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value"), {"v": str(SCHEMA_VERSION)})
+    set_meta(conn, "schema_version", str(SCHEMA_VERSION))
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _unknown(conn: Connection, name: str, revision: str) -> None:
+    """Refuse a revision this bigramlm does not know, saying whose it is. Ours are numbered
+    by schema version (``migrations/README``), and our stores have the ``meta`` table that
+    says it: anything else is another application's Alembic history in this database."""
+    if revision.isdigit() and int(revision) > SCHEMA_VERSION and inspect(conn).has_table("meta"):
+        _newer(revision)
+    raise BigramLMError(f"the database at {name} holds another application's Alembic history (revision "
+                        f"{revision[:40]!r} is not bigramlm's): give the case store a database of its own")
 
 
 def _newer(version: str) -> None:

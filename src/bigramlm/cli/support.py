@@ -117,7 +117,10 @@ def _assist_text(result: dict[str, Any]) -> str:
     lines: list[str] = []
     out = lines.append
     prob = result["intent_probability"]
-    if prob is None:
+    if result.get("out_of_scope"):
+        closest = ", ".join(i["intent"] for i in result["intents"][:3])
+        out(f"intent: OUT OF SCOPE - no intent of this run fits (closest: {closest}); no reply is suggested as an answer")
+    elif prob is None:
         out("intent: unknown")
     elif result.get("intent_unsure"):
         out(f"intent: UNSURE - best guess {result['intent']} ({result['category']}), p = {prob:.3f}; check before replying")
@@ -138,7 +141,7 @@ def _assist_text(result: dict[str, Any]) -> str:
         if s["mangled_placeholders"]:
             out("MANGLED placeholders: " + "; ".join(repr(m["text"]) for m in s["mangled_placeholders"]))
     if result["similar_cases"]:
-        out("\n--- similar resolved cases ---")
+        out("\n--- similar resolved cases" + (" (a loose match: no intent fits) ---" if result.get("out_of_scope") else " ---"))
         for case in result["similar_cases"]:
             reply = " ".join(case["reply"].split())
             out(f"[{case['score']:.2f}] {case['intent']}: {case['message']}\n    -> {reply[:160]}{'...' if len(reply) > 160 else ''}")

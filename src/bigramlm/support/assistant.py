@@ -90,11 +90,15 @@ DEFAULTS: AssistantDefaults = {"n": 3, "max_new_tokens": 400, "temperature": 0.8
 MAX_N = 16
 UNDERSTANDER_METHOD = "sentence-embedding-logreg-calibrated"
 LM_METHOD = "lm-labelled-likelihood"
+#: Where the brand's holding reply comes from (a suggestion's ``source``), offered when no intent fits.
+HOLDING = "brand"
 #: The intent an agent picked on the desk (``suggest(..., intent=...)``).
 AGENT_METHOD = "picked-by-agent"
 #: 192 rows a decode batch: 120 test messages x 3 candidates with the recipe's GPT decoded
 #: in 31.5 s, against 34.7 s at 96 rows (the KV cache of 192 rows is 380 MB).
 ROWS_PER_BATCH = 192
+#: A message's scope score (None where the run cannot tell) and whether no intent fits it.
+Scoped = tuple[float | None, bool]
 
 
 def require_instruction_run(run: Run) -> dict[str, Any]:
@@ -207,16 +211,20 @@ class Assistant:
         text, replaced = normalize_for_vocab(message, self.tokenizer)
         return text.strip(), replaced
 
-    def classify_many(self, texts: list[str]) -> tuple[list[list[IntentScore]], str | None]:
-        """Every intent with its probability, likeliest first, for each normalised message; and the method."""
+    def classify_many(self, texts: list[str]) -> tuple[list[list[IntentScore]], str | None, list[Scoped]]:
+        """Every intent with its probability, likeliest first, for each normalised message; the
+        method; and whether any intent fits each at all (``support.scope``; only the
+        understander can tell)."""
         if self.understander is not None:
-            return [_ranking(self.understander.classes, self.understander.categories, p)
-                    for p in self.understander.predict(texts)], UNDERSTANDER_METHOD
+            predictions = self.understander.predict(texts)
+            return ([_ranking(self.understander.classes, self.understander.categories, p) for p in predictions],
+                    UNDERSTANDER_METHOD, [(p.scope_score, p.out_of_scope) for p in predictions])
+        unknown: list[Scoped] = [(None, False)] * len(texts)
         if self.lm_intents is not None and self.label_set:
             return [_ranking(self.lm_intents.classes, self.lm_intents.categories, p)
-                    for p in self.lm_intents.predict(texts)], LM_METHOD
+                    for p in self.lm_intents.predict(texts)], LM_METHOD, unknown
         # A run trained without labels: a similarity-weighted vote of the nearest cases.
-        return [[IntentScore(i, c, p) for (i, c), p in self.index.vote(t)] for t in texts], "nearest-cases"
+        return [[IntentScore(i, c, p) for (i, c), p in self.index.vote(t)] for t in texts], "nearest-cases", unknown
 
     def understand(self, message: str, k_similar: int = DEFAULTS["k_similar"]) -> Understanding:
         """Normalise the message, rank the intents, find similar cases (and the baseline's answer)."""
@@ -244,20 +252,22 @@ class Assistant:
         the evidence replies a speculative decode drafts from."""
         normalized = [self.normalize(m) for m in messages]
         texts = [text for text, _ in normalized]
-        rankings, method = self.classify_many(texts)
+        rankings, method, scopes = self.classify_many(texts)
         chosen = list(intents or [None] * len(texts))
         rankings = [self._picked(ranking, intent) if intent else ranking for ranking, intent in zip(rankings, chosen)]
         hits = self.index.search_many(texts, k_similar) if k_similar > 0 else [[] for _ in texts]
+        # The agent's pick puts the message in scope: that intent fits, in the agent's judgement.
         understandings = [self._understanding(text, replaced, ranking, (AGENT_METHOD if pick else method) if ranking else None,
-                                              found, unsure=False if pick else None)
-                          for (text, replaced), ranking, found, pick in zip(normalized, rankings, hits, chosen)]
+                                              found, unsure=False if pick else None, scope=(score, outside and not pick))
+                          for (text, replaced), ranking, found, pick, (score, outside)
+                          in zip(normalized, rankings, hits, chosen, scopes)]
         # The nearest cases of the intent shown (of any intent only where none is known),
         # however far they are: the first ``evidence`` vote on the drafts and ground the
         # prompt; the others can stand in for a draft not shown. Never another intent's, which
         # would be shown as this intent's answer.
         found_cases = self.index.search_many(texts, POOL_CASES, within=[u.intent for u in understandings]) \
             if evidence else [[] for _ in texts]
-        cases = [[c for c, _ in found] for found in found_cases]
+        cases = [[] if u.out_of_scope else [c for c, _ in found] for u, found in zip(understandings, found_cases)]
         references = self._references(cases, evidence) if self.grounded else [None] * len(texts)
         prompts = [encode_prompt(self.tokenizer, prompt_text(t, u.intent, u.category, self.labels,
                                                             self.normalize(ref)[0] if ref is not None else None))
@@ -295,10 +305,14 @@ class Assistant:
         return [mine] + [s for s in ranking if s.intent != intent]
 
     def _understanding(self, text: str, replaced: int, ranking: list[IntentScore], method: str | None,
-                       hits: list[tuple[Case, float]], unsure: bool | None = None) -> Understanding:
-        top = ranking[0] if ranking else None
+                       hits: list[tuple[Case, float]], unsure: bool | None = None,
+                       scope: Scoped = (None, False)) -> Understanding:
+        """Out of scope, no intent is given (the closest are still ranked, for the agent to pick)."""
+        score, outside = scope
+        top = ranking[0] if ranking and not outside else None
         if unsure is None:
-            unsure = top is None or self.degraded is not None or (self.understander is not None and top.probability < UNSURE_BELOW)
+            unsure = not outside and (top is None or self.degraded is not None
+                                      or (self.understander is not None and top.probability < UNSURE_BELOW))
         return Understanding(
             intent=top.intent if top else None,
             category=top.category if top else None,
@@ -306,9 +320,11 @@ class Assistant:
             intent_unsure=unsure,
             intent_method=method,
             intents=ranking[:5],
-            similar_cases=[SimilarCase(case, round(float(score), 4)) for case, score in hits],
+            similar_cases=[SimilarCase(case, round(float(s), 4)) for case, s in hits],
             replaced_characters=replaced,
             baseline=self._baseline_answer(text),
+            out_of_scope=outside,
+            scope_score=None if score is None else round(score, 4),
         )
 
     def _baseline_answer(self, text: str) -> BaselineIntent | None:
@@ -339,7 +355,8 @@ class Assistant:
         yield UnderstandingEvent(request.understanding)
         pieces: list[list[str]] = [[] for _ in range(n)]
         stats = DecodeStats()
-        for index, piece in self._stream([request], settings, sampling, check, stats, stop):
+        live = not request.understanding.out_of_scope  # no intent fits: nothing to write
+        for index, piece in self._stream([request], settings, sampling, check, stats, stop) if live else ():
             pieces[index].append(piece)
             yield TokenEvent(index, piece)
         yield DoneEvent(self._answer(request, ["".join(p) for p in pieces], settings, stats))
@@ -364,17 +381,19 @@ class Assistant:
         requests = self._read(messages, k_similar, intents=intents,
                               drafts=self._drafts(min(rows_per_batch, n * len(messages))))
         stats = DecodeStats()
-        if self.decodes is not None and n * len(requests) <= rows_per_batch:  # a desk request
-            outputs = [""] * (n * len(requests))
-            for index, piece in self._stream(requests, settings, sampling, check, stats, stop):
+        live = [r for r in requests if not r.understanding.out_of_scope]  # no intent fits: nothing to write
+        if self.decodes is not None and n * len(live) <= rows_per_batch:  # a desk request
+            outputs = [""] * (n * len(live))
+            for index, piece in self._stream(live, settings, sampling, check, stats, stop):
                 outputs[index] += piece
         else:
-            outputs = generate(self.model, self.tokenizer, [r.prompt for r in requests for _ in range(n)],
+            outputs = generate(self.model, self.tokenizer, [r.prompt for r in live for _ in range(n)],
                                settings.max_new_tokens, sampling, settings.seed, [*STOP_STRINGS, *stop],
-                               greedy=_greedy_first(n, len(requests)), rows_per_batch=rows_per_batch, check=check,
+                               greedy=_greedy_first(n, len(live)), rows_per_batch=rows_per_batch, check=check,
                                on_progress=on_progress, speculate=self.speculation,
-                               sources=[r.sources for r in requests for _ in range(n)], stats=stats)
-        return [self._answer(r, outputs[i * n : (i + 1) * n], settings, stats) for i, r in enumerate(requests)]
+                               sources=[r.sources for r in live for _ in range(n)], stats=stats) if live else []
+        written = iter([outputs[i * n : (i + 1) * n] for i in range(len(live))])
+        return [self._answer(r, [] if r.understanding.out_of_scope else next(written), settings, stats) for r in requests]
 
     def _stream(self, requests: list[_Request], settings: SuggestSettings, sampling: Sampling,
                 check: Callable[[], None] | None, stats: DecodeStats, stop: Sequence[str] = ()) -> Iterator[tuple[int, str]]:
@@ -397,6 +416,8 @@ class Assistant:
         (``support.choice``), the team's edits made, the brand filled; a suggestion like one
         an agent dismissed on the desk sinks."""
         intent = request.understanding.intent
+        if request.understanding.out_of_scope:
+            return AssistResult(request.understanding, self._holding(), self.run.config.model.name, settings, [], stats)
         drafts = check_drafts(candidates, request.evidence[:EVIDENCE_CASES], self.vocabulary, request.text)
         chosen = choose(drafts, request.evidence, settings.n, self.rules(), intent)
         stated = message_values(request.message)  # "cancel order 5521": 5521 for {{Order Number}}
@@ -414,6 +435,13 @@ class Assistant:
             for c, f, score in sorted(zip(chosen, filled, order), key=lambda t: -t[2])
         ]
         return AssistResult(request.understanding, suggestions, self.run.config.model.name, settings, drafts, stats)
+
+    def _holding(self) -> list[Suggestion]:
+        """Out of scope, no reply is offered as an answer: only the brand's holding reply, if it has one."""
+        if not self.brand.holding_reply:
+            return []
+        text = self.brand.fill(self.brand.holding_reply).text
+        return [Suggestion(uuid.uuid4().hex, -1, text, text, 0.0, source=HOLDING, label="holding reply", base_text=text)]
 
     def rules(self) -> list[Rule]:
         """The team's edit rules now: learned from the store's recent accepts (``support.edits``)

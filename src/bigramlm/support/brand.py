@@ -4,6 +4,8 @@ A profile is TOML::
 
     [brand]
     name = "Acme"
+    # What the desk offers when no intent fits the message (out of scope), in place of an answer.
+    holding_reply = "Thanks for writing to Acme: a member of our team will get back to you shortly."
 
     [placeholders]
     "Customer Support Phone Number" = "+1 555 0100"
@@ -64,6 +66,8 @@ class BrandProfile:
     known: set[str] | None = None
     #: The team's own edit rules (``[[rules]]``).
     rules: list[Rule] = field(default_factory=list)
+    #: The reply offered when no intent fits a message (``[brand] holding_reply``).
+    holding_reply: str | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], known: Iterable[str] | None = None) -> "BrandProfile":
@@ -93,8 +97,12 @@ class BrandProfile:
                 values[_bare(key)] = value
         brand = data.get("brand", {})
         name = brand.get("name") if isinstance(brand, dict) else None
+        holding = brand.get("holding_reply") if isinstance(brand, dict) else None
+        if holding is not None and not isinstance(holding, str):
+            raise BigramLMError(f"brand profile {path}: [brand] holding_reply must be text")
         rules = _rules(data.get("rules", []), path)
-        return cls(values=values, name=name or None, known=set(known) if known is not None else None, rules=rules)
+        return cls(values=values, name=name or None, known=set(known) if known is not None else None, rules=rules,
+                   holding_reply=holding.strip() or None if holding else None)
 
     def fill(self, text: str, from_message: dict[str, str] | None = None) -> FillResult:
         """The brand's values in ``text``; then, for the placeholders the brand does not

@@ -53,9 +53,16 @@ class Understanding:
     similar_cases: list[SimilarCase] = field(default_factory=list)
     replaced_characters: int = 0
     baseline: BaselineIntent | None = None
+    #: No intent of the run fits the message (``support.scope``): ``intent`` is None, no reply
+    #: is offered as an answer, ``intents`` are the closest for the agent to pick from, and the
+    #: similar cases are a loose match. Distinct from ``intent_unsure``: a known intent, unsure.
+    out_of_scope: bool = False
+    #: How well the message fits the run's known messages; None where the run cannot tell.
+    scope_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in ("intent", "category", "intent_probability", "intent_method", "intent_unsure")}
+        out = {k: getattr(self, k) for k in ("intent", "category", "intent_probability", "intent_method", "intent_unsure",
+                                             "out_of_scope", "scope_score")}
         out["intents"] = [asdict(s) for s in self.intents]
         out["similar_cases"] = [c.to_dict() for c in self.similar_cases]
         out["replaced_characters"] = self.replaced_characters

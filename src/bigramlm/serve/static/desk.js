@@ -113,6 +113,10 @@ function showUnderstanding(u) {
   // Below the calibrated threshold the intent is a best guess, and the page says so.
   $("unsure").hidden = !u.intent_unsure;
   $("understanding").classList.toggle("unsure", Boolean(u.intent_unsure));
+  // No intent of the run fits: distinct from unsure (a known intent, a best guess).
+  $("out-of-scope").hidden = !u.out_of_scope;
+  $("understanding").classList.toggle("out-of-scope", Boolean(u.out_of_scope));
+  $("loose").hidden = !u.out_of_scope;
   const replaced = u.replaced_characters || 0;
   $("replaced").textContent = replaced ? `${replaced} unknown character(s) replaced` : "";
   // The first event carries the similar cases: show them while the replies are written.
@@ -131,8 +135,16 @@ function showIntentPicker(u) {
     option.textContent = String(i.intent) + p;
     return option;
   }));
-  if (u.intent != null) pick.value = String(u.intent);
-  $("pick-row").hidden = intents.length < 2;
+  if (u.intent != null) {
+    pick.value = String(u.intent);
+  } else {  // out of scope: nothing is picked until the agent picks
+    const none = document.createElement("option");
+    none.value = "";
+    none.textContent = "pick an intent";
+    pick.prepend(none);
+    pick.value = "";
+  }
+  $("pick-row").hidden = intents.length < (u.intent == null ? 1 : 2);
 }
 
 function streamingCard(index) {
@@ -399,7 +411,7 @@ async function init() {
   $("message").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); $("ask").requestSubmit(); }
   });
-  $("intent-pick").addEventListener("change", () => suggest(null, $("intent-pick").value));
+  $("intent-pick").addEventListener("change", () => { if ($("intent-pick").value) suggest(null, $("intent-pick").value); });
   try {
     const config = await (await api("api/config")).json();
     const limit = config.limits && config.limits.max_message_chars;

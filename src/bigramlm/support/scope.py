@@ -1,0 +1,85 @@
+"""Out of scope: whether any of the run's intents fits a message at all.
+
+A classifier always names its likeliest intent, however foreign the message ("your app
+keeps crashing" came out as registration_problems at 67%), and its calibrated probability
+does not say "none fits": on the hand-written everyday messages against the packaged
+out-of-scope ones (``resources/out_of_scope.jsonl``) the top probability separates them
+with an AUROC of only 0.879. What does is how close the message lies to messages the run
+knows, in the sentence encoder's space:
+
+- ``inside``: the mean cosine of the message's ``NEIGHBOURS`` nearest known messages (the
+  train rows, then every learned case: a case the team names teaches its intent's scope
+  too). Alone: AUROC 0.975.
+- minus ``CONTRAST`` times the same over the packaged out-of-scope messages: a message
+  close to an app crash, a promo code or "thanks!" is pulled out. AUROC 0.985, with the
+  out-of-scope messages scored against the other half of the set (2-fold).
+
+Measured on the Bitext sample's recipe understanding (``benchmarks/understanding.py``).
+A message whose score is below ``Scope.below`` is out of scope. The threshold is the
+``LOSE_AT_MOST`` quantile of the scores of hand-written in-scope messages of the run's
+intents (``resources/paraphrases.jsonl``): the everyday set stays apart, for measuring.
+A run whose intents fewer than ``MIN_CALIBRATION`` of them are of (a dataset of other
+intents) cannot tell, and says nothing is out of scope: its validation rows are no
+substitute, being the dataset's own phrasing (a threshold that loses 1% of the sample's
+validation messages loses 54% of the everyday ones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+#: How many nearest messages a similarity averages over (top-5 mean: AUROC 0.975 against 0.970 for the nearest alone).
+NEIGHBOURS = 5
+#: The weight of the out-of-scope messages' similarity (0.5: AUROC 0.985, 90% caught at 5% of
+#: everyday messages lost; 1.0: 0.982, 88%; 2-fold over the out-of-scope set).
+CONTRAST = 0.5
+#: The share of hand-written in-scope calibration messages the threshold may lose: none (the
+#: threshold is the lowest paraphrase's score). Everyday messages are further from the dataset
+#: than the paraphrases: 2-fold on the sample, losing none of the paraphrases lost 5.8% of the
+#: everyday set and caught 92.6% of the out-of-scope one; losing 5% of them lost 9.7% and caught 95.6%.
+LOSE_AT_MOST = 0.0
+#: Fewer paraphrases of the run's intents than this, and the run cannot tell what is out of scope.
+MIN_CALIBRATION = 20
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What "no intent fits" is measured against."""
+
+    #: Embeddings (m, D) of the packaged out-of-scope messages.
+    outside: np.ndarray
+    #: A message whose ``scores`` is below this is out of scope.
+    below: float
+
+    def scores(self, embeddings: np.ndarray, inside: np.ndarray) -> np.ndarray:
+        """(n,) how well the embedded messages fit the known ones (``inside``), higher is in scope."""
+        return nearest_mean(embeddings, inside) - CONTRAST * nearest_mean(embeddings, self.outside)
+
+
+def nearest_mean(embeddings: np.ndarray, reference: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+    """(n,) the mean cosine of each unit vector's ``k`` nearest among ``reference``'s unit vectors."""
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if len(reference) == 0 or len(embeddings) == 0:
+        return np.zeros(len(embeddings), dtype=np.float32)
+    sims = embeddings @ np.asarray(reference, dtype=np.float32).T
+    k = min(k, sims.shape[1])
+    return np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+
+
+def calibrate(embed: Callable[[Sequence[str]], np.ndarray], inside: np.ndarray, intents: set[str],
+              outside: np.ndarray | None = None) -> Scope | None:
+    """The scope of a run whose known messages are embedded as ``inside``, of ``intents``;
+    None where too few hand-written messages are of its intents to calibrate on.
+    ``outside``: the out-of-scope reference (the packaged messages, embedded, by default)."""
+    from bigramlm.support.paraphrases import load_out_of_scope, load_paraphrases
+
+    calibration = [p["message"] for p in load_paraphrases() if p["intent"] in intents]
+    if len(calibration) < MIN_CALIBRATION:
+        return None
+    if outside is None:
+        outside = embed([m["message"] for m in load_out_of_scope()])
+    scores = Scope(outside, 0.0).scores(embed(calibration), inside)
+    return Scope(outside, float(np.quantile(scores, LOSE_AT_MOST)))

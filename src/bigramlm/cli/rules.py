@@ -56,5 +56,5 @@ def cmd_rules(args: argparse.Namespace) -> int:
         print("no rules: agents have not made one edit often enough, and the brand profile writes none")
     for r in rules:
         mark = " (new)" if r.unreviewed else ""
-        print(f"{r.id}  {'on ' if r.enabled else 'off'}  {r.describe()}{mark}" + (f"; {r.review}" if r.review else ""))
+        print(f"{r.id}  {'on ' if r.enabled else 'off'}  {r.describe()}{mark}" + (f"; {r.review}" if r.review and not r.enabled else ""))
     return 0

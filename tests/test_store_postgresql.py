@@ -13,7 +13,7 @@ import pytest
 
 from bigramlm.data.cases import Case
 from bigramlm.errors import BigramLMError
-from bigramlm.support.store import SCHEMA_VERSION, CaseStore, LearnChanges, StoredCase, SuggestionConflict
+from bigramlm.support.store import SCHEMA_VERSION, AcceptedReply, CaseStore, LearnChanges, StoredCase, SuggestionConflict
 
 pytestmark = pytest.mark.postgres
 
@@ -31,7 +31,8 @@ def test_a_fresh_database_gets_the_schema_and_keeps_what_the_sqlite_store_keeps(
         assert [c.id for c in store.cases_since_last_learn()] == ids[3:]
         assert store.learn_by_token("t1").cases == 4 and store.last_learn().changes.weights_after == "w2"
         store.record_suggestions([("s1", "Shown one", -1.0, "Base one"), ("s2", "Shown two", -2.0)], "r1", agent="ann")
-        case_id = store.add_case(Case("q", "Shown one, edited"), suggestion_id="s1", edited=True, edit_distance=0.2)
+        case_id = store.add_case(Case("q", "Shown one, edited", intent="track_order"), suggestion_id="s1", edited=True,
+                                 edit_distance=0.2)
         assert store.accept([StoredCase(Case("q", "again"), suggestion_id="s1")]) == [(case_id, False)]
         with pytest.raises(SuggestionConflict):
             store.dismiss_suggestion("s1")
@@ -40,7 +41,9 @@ def test_a_fresh_database_gets_the_schema_and_keeps_what_the_sqlite_store_keeps(
         with pytest.raises(SuggestionConflict):
             store.add_case(Case("q", "Shown two"), suggestion_id="s2")
         assert store.dismissed_texts() == ["Shown two"] and store.dismissed_texts(exclude_reasons=["off-brand"]) == []
-        assert store.accepted_edits(5) == [(None, "Base one", "Shown one, edited")]
+        replies, top = store.accepted_replies({"track_order"}, 5)
+        assert replies == [AcceptedReply(case_id, "track_order", None, "Base one", "Shown one", "Shown one, edited")]
+        assert store.accepted_replies({"track_order"}, 5, after_id=top) == ([], top)  # read once
         stats = store.desk_stats()
         assert (stats.accepted, stats.dismissed, stats.acceptance_rate, stats.light_edit_acceptance_rate) == (1, 1, 1.0, 1.0)
         assert stats.last_learned_id == ids[-1] + 1 and stats.cases_since_last_learn == 3  # the file case, learned

@@ -9,8 +9,10 @@ from bigramlm.data.cases import DATASET, DESK, Case
 from bigramlm.errors import BigramLMError
 from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import check_drafts, choose
-from bigramlm.support.edits import APPEND, EVERY_INTENT, FORBID, PREPEND, REMOVE, REPLACE, Edit, Rule, apply, edits_between, team_rules
+from bigramlm.support.edits import (APPEND, EVERY_INTENT, FORBID, PREPEND, REMOVE, REPLACE, Edit, KnownToRun, Rule, apply,
+                                    edits_between, team_rules)
 from bigramlm.support.readability import Vocabulary, check, loops
+from bigramlm.support.store import AcceptedReply
 
 REPLY = "I understand you want to cancel order {{Order Number}}. Visit {{Website URL}} and choose Cancel."
 SIGN_OFF = "Warm regards, the Acme Care Team."
@@ -38,14 +40,19 @@ def test_edits_are_found_word_by_word():
     assert edits_between(REPLY, REPLY + "!") == []  # nor is punctuation alone
 
 
-def _accepts(intent: str, edited: int, plain: int, change=lambda s: s + "\n\n" + SIGN_OFF):
-    return [(intent, REPLY, change(REPLY))] * edited + [(intent, REPLY, REPLY)] * plain
+def _accepts(intent: str, edited: int, plain: int, change=lambda s: s + "\n\n" + SIGN_OFF, agent: str | None = None):
+    """Accepted replies of ``intent``: ``edited`` that ``agent`` changed, then ``plain`` sent as shown."""
+    return ([AcceptedReply(0, intent, agent, REPLY, REPLY, change(REPLY))] * edited
+            + [AcceptedReply(0, intent, agent, REPLY, REPLY, REPLY)] * plain)
+
+
+KNOWN = KnownToRun(frozenset({"cancel_order", "get_refund", "track_order", "a", "b", "c"}))
 
 
 def test_an_edit_most_recent_accepts_make_becomes_a_rule_for_that_intent_only():
-    assert team_rules(_accepts("cancel_order", 2, 0)) == []  # too few
-    assert team_rules(_accepts("cancel_order", 3, 4)) == []  # most of the recent replies do not carry it
-    (rule,) = team_rules(_accepts("cancel_order", 3, 2) + _accepts("get_refund", 0, 5))
+    assert team_rules(_accepts("cancel_order", 2, 0), KNOWN) == []  # too few
+    assert team_rules(_accepts("cancel_order", 3, 4), KNOWN) == []  # most of the recent replies do not carry it
+    (rule,) = team_rules(_accepts("cancel_order", 3, 2) + _accepts("get_refund", 0, 5), KNOWN)
     assert rule.scope == "cancel_order" and rule.support == 3 and rule.edit.kind == APPEND
     assert "in 3 accepted replies" in rule.describe()
     text, made, shown = apply("Sure, order {{Order Number}} is cancelled.", [rule], "cancel_order")
@@ -55,16 +62,16 @@ def test_an_edit_most_recent_accepts_make_becomes_a_rule_for_that_intent_only():
     assert apply(text, [rule], "cancel_order") == (text, [], True)
 
 
-def test_an_edit_of_many_intents_applies_to_every_intent():
-    accepts = sum((_accepts(i, 3, 0) for i in ("a", "b", "c")), [])
-    (rule,) = team_rules(accepts)
-    assert rule.scope == EVERY_INTENT and rule.support == 9
+def test_an_edit_of_many_intents_by_several_agents_applies_to_every_intent():
+    accepts = sum((_accepts(i, 3, 0, agent=agent) for i, agent in (("a", "ann"), ("b", "bo"), ("c", "ann"))), [])
+    (rule,) = team_rules(accepts, KNOWN)
+    assert rule.scope == EVERY_INTENT and rule.support == 9 and rule.agents == {"ann", "bo"}
     assert apply("Hi.", [rule], "z")[0].endswith(SIGN_OFF)
 
 
 def test_a_disabled_rule_does_nothing_and_ids_are_stable():
-    (rule,) = team_rules(_accepts("cancel_order", 3, 0))
-    assert rule.id == team_rules(_accepts("cancel_order", 4, 0))[0].id  # support does not change the id
+    (rule,) = team_rules(_accepts("cancel_order", 3, 0), KNOWN)
+    assert rule.id == team_rules(_accepts("cancel_order", 4, 0), KNOWN)[0].id  # support does not change the id
     off = Rule(rule.edit, rule.scope, rule.support, enabled=False)
     assert apply("Hi.", [off], "cancel_order") == ("Hi.", [], True)
 

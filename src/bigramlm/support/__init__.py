@@ -14,8 +14,11 @@ By concept, the modules lower in this list never import the ones above them:
 - ``ranking``: the one consensus pick, dismissals and distinctness, over ``chrf`` (the
   one sentence-chrF engine);
 - ``retrieval``: similar cases (its fitted index kept in the run);
+- ``rulebook``: the team edit rules of a store, read as accepts come;
 - ``store``: resolved cases, desk feedback and which learn trained on each case (SQLite);
-- ``brand``: placeholder profiles.
+- ``brand``: placeholder profiles;
+- ``edits``: team edit rules from accepted edits, checked against ``contacts`` (the links,
+  email addresses and phone numbers a rule may not add by itself).
 
 The assistant reads nothing but its run directory: training saves the rows, labels and
 split it needs there (``bigramlm.data.run_files``). A case is ``bigramlm.data.cases.Case``

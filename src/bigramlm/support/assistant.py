@@ -48,7 +48,7 @@ from bigramlm.generation.batch import speculates
 from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import POOL_CASES, check_drafts, choose
-from bigramlm.support.edits import Rule, current_rules
+from bigramlm.support.edits import Rule
 from bigramlm.support.message_values import message_values
 from bigramlm.support.ranking import (
     DISMISSED_LIMIT,
@@ -74,6 +74,7 @@ from bigramlm.support.results import (
     UnderstandingEvent,
 )
 from bigramlm.support.retrieval import INDEX_FILE, CaseIndex
+from bigramlm.support.rulebook import RuleBook, current_rules, known_to_run
 from bigramlm.support.store import CaseStore, store_path, store_target
 from bigramlm.support.understanding import (
     UNDERSTANDING_FILE,
@@ -152,7 +153,8 @@ class Assistant:
         self._refresh_lock = threading.Lock()
         #: Every word of the run's text, and of the resolved cases as they come (``readability``).
         self.vocabulary = Vocabulary.of([t for r in data.train_rows for t in (r.message, r.reply)] + list(brand.values.values()))
-        self._rules: tuple[Any, list[Rule]] | None = None
+        #: The team's edit rules learned from the store, read as accepts come (``support.rulebook``).
+        self.rulebook = RuleBook(known_to_run(data))
         #: Speculative decoding, drafting from the evidence replies (``generation.speculation``);
         #: None decodes one token per pass (``--no-speculate``). Greedy replies are the same either way.
         self.speculation: Speculation | None = Speculation() if speculate else None
@@ -444,13 +446,9 @@ class Assistant:
         return [Suggestion(uuid.uuid4().hex, -1, text, text, 0.0, source=HOLDING, label="holding reply", base_text=text)]
 
     def rules(self) -> list[Rule]:
-        """The team's edit rules now: learned from the store's recent accepts (``support.edits``)
+        """The team's edit rules now: learned from the store's accepts (``support.edits``)
         and written in the brand profile, each as agents switched it."""
-        states = self.store.rule_settings() if self.store is not None else {}
-        key = (self._store_seen, tuple(sorted(states.items())))
-        if self._rules is None or self._rules[0] != key:  # derived again only when a case or a switch came
-            self._rules = (key, current_rules(self.store, self.brand.rules))
-        return self._rules[1]
+        return current_rules(self.store, self.rulebook, self.brand.rules)
 
 
 def _store(run_dir: Path, target: str | None) -> CaseStore | None:

@@ -8,11 +8,25 @@ recent accepts of an intent are always at hand (``edits_between``).
 
 A **rule** is an edit that agents made, that at least ``MIN_EDITS`` accepted replies of an
 intent carry, and most of its recent accepts (``team_rules``): it applies to that intent's
-new suggestions, and to no other intent's. One made for ``MIN_INTENTS`` or more intents
-applies to every intent. A reply *carries* an edit when it has the edit's result (the
-sign-off at its end, the new phrase and not the old one), so an accept of a rule's own
-output, or of a resolved reply that already had the new wording, counts for the rule,
-and an agent who undoes it counts against it.
+new suggestions, and to no other intent's. A reply *carries* an edit when it has the
+edit's result (the sign-off at its end, the new phrase and not the old one), so an accept
+of a rule's own output, or of a resolved reply that already had the new wording, counts
+for the rule, and an agent who undoes it counts against it.
+
+What one client can make is bounded, since a rule reaches what customers read:
+
+- Rules are learned only from the intents the run knows (``KnownToRun``): an accept may
+  name any intent, and three made-up ones once made a rule for every intent.
+- An edit made for ``MIN_INTENTS`` intents or more applies to every intent only when at
+  least ``MIN_AGENTS`` named agents made it themselves (the suggestion they saw did not
+  carry it yet: accepting a rule's output is no second opinion). On a desk without named
+  agents every accept is anonymous, one person or anyone holding the shared token, so no
+  rule there ever applies beyond the intents it was made for: a single user still gets a
+  rule for each intent of their own accepts.
+- A rule that adds a link, an email address or a phone number that none of the run's
+  replies hold (``contacts``) is made disabled, with the reason (``Rule.review``), and
+  waits for an agent to enable it.
+- A learned rule no agent has switched yet is listed as ``unreviewed``, and marked new on the desk.
 
 Teams can write rules themselves, as they keep macros (``[[rules]]`` in the brand
 profile): ``append``, ``prepend``, ``replace`` (``old`` by ``new``) and ``forbid`` (a
@@ -27,10 +41,9 @@ import hashlib
 import re
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
-if TYPE_CHECKING:
-    from bigramlm.support.store import CaseStore
+from bigramlm.support.contacts import contacts
 
 APPEND, PREPEND, REPLACE, REMOVE, FORBID = "append", "prepend", "replace", "remove", "forbid"
 KINDS = (APPEND, PREPEND, REPLACE, REMOVE, FORBID)
@@ -40,8 +53,10 @@ MIN_EDITS = 3
 RECENT = 10
 #: How many of an intent's latest accepts are looked at for the edits agents made.
 HISTORY = 50
-#: A rule made for this many intents applies to every intent.
+#: A rule made for this many intents applies to every intent (with ``MIN_AGENTS``).
 MIN_INTENTS = 3
+#: ... when this many named agents made its edit themselves: more than one person.
+MIN_AGENTS = 2
 #: A replaced or removed span shorter than this many words keeps a word of context on each
 #: side, so that "14" -> "30" becomes "within 14 days" -> "within 30 days", not every "14".
 SHORT_SPAN = 3
@@ -88,6 +103,12 @@ class Rule:
     support: int
     origin: str = "team edits"  # or "brand profile"
     enabled: bool = True
+    #: The named agents who made the edit themselves (a rule for every intent needs ``MIN_AGENTS``).
+    agents: frozenset[str] = frozenset()
+    #: Why the rule waits for an agent to enable it (a link the run's replies never hold), or None.
+    review: str | None = None
+    #: Learned, and no agent has switched it yet (the desk marks it new).
+    unreviewed: bool = False
 
     @property
     def id(self) -> str:
@@ -106,7 +127,58 @@ class Rule:
     def to_dict(self) -> dict[str, object]:
         e = self.edit
         return {"id": self.id, "kind": e.kind, "old": e.old, "new": e.new, "scope": self.scope, "support": self.support,
-                "origin": self.origin, "enabled": self.enabled, "description": self.describe()}
+                "origin": self.origin, "enabled": self.enabled, "description": self.describe(),
+                "agents": sorted(self.agents), "review": self.review, "unreviewed": self.unreviewed}
+
+
+@dataclass(frozen=True)
+class KnownToRun:
+    """What learned rules are checked against: the intents the run knows, and the links,
+    email addresses and phone numbers its replies hold."""
+
+    intents: frozenset[str] = frozenset()
+    contacts: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, intents: Iterable[str], replies: Iterable[str]) -> "KnownToRun":
+        return cls(frozenset(intents), frozenset(c for reply in replies for c in contacts(reply)))
+
+    def review(self, edit: Edit) -> str | None:
+        """Why a rule making ``edit`` must wait for an agent, or None."""
+        added = contacts(edit.new) - contacts(edit.old) - self.contacts
+        if not added:
+            return None
+        return (f"adds {', '.join(sorted(added))}, which no reply of the run holds: "
+                "it waits for an agent to enable it")
+
+
+class AcceptedReply(Protocol):
+    """An accepted suggestion (``support.store.AcceptedReply``, or a test's own)."""
+
+    @property
+    def intent(self) -> str: ...
+    @property
+    def agent(self) -> str | None: ...
+    #: The suggestion before any team edit rule was made on it.
+    @property
+    def shown(self) -> str: ...
+    #: The suggestion as the agent saw it.
+    @property
+    def displayed(self) -> str: ...
+    @property
+    def sent(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Accept:
+    """An accepted reply and the edits that turned its suggestion into it (worked out once)."""
+
+    reply: AcceptedReply
+    edits: tuple[Edit, ...]
+
+    @classmethod
+    def of(cls, reply: AcceptedReply) -> "Accept":
+        return cls(reply, tuple(edits_between(reply.shown, reply.sent)))
 
 
 def _tokens(text: str) -> list[str]:
@@ -160,38 +232,48 @@ def carries(edit: Edit, shown: str, sent: str) -> bool | None:
     return edit.old not in sent and (edit.kind == REMOVE or edit.new in sent)
 
 
-def team_rules(accepts: Sequence[tuple[str | None, str, str]], min_edits: int = MIN_EDITS,
+def team_rules(replies: Sequence[AcceptedReply], known: KnownToRun, min_edits: int = MIN_EDITS,
                recent: int = RECENT) -> list[Rule]:
-    """Rules from accepted suggestions ``(intent, suggestion before any rule, reply sent)``, oldest first."""
-    by_intent: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for intent, shown, sent in accepts:
-        if intent is not None:
-            by_intent[intent].append((shown, sent))
-    rules, made_for = [], defaultdict(set)
-    for intent, history in by_intent.items():
-        made = {e for shown, sent in history for e in edits_between(shown, sent)}
-        for edit in made:
-            carried = [carries(edit, shown, sent) for shown, sent in history]
-            lately = [v for v in carried[-recent:] if v is not None]
-            count = sum(bool(v) for v in carried)
-            if count >= min_edits and 2 * sum(lately) > len(lately):
-                rules.append(Rule(edit, intent, count))
-                made_for[edit].add(intent)
-    for edit, intents in made_for.items():
-        if len(intents) >= MIN_INTENTS:
-            support = sum(r.support for r in rules if r.edit == edit)
-            rules = [r for r in rules if r.edit != edit] + [Rule(edit, EVERY_INTENT, support)]
-    return sorted(rules, key=lambda r: (-r.support, r.scope, r.edit.kind))
+    """Rules from accepted replies, oldest first (those of intents the run does not know left out)."""
+    by_intent: dict[str, list[Accept]] = defaultdict(list)
+    for reply in replies:
+        if reply.intent in known.intents:
+            by_intent[reply.intent].append(Accept.of(reply))
+    return every_intent({intent: intent_rules(intent, history, known, min_edits, recent)
+                         for intent, history in by_intent.items()})
 
 
-def current_rules(store: "CaseStore | None", written: Sequence[Rule] = ()) -> list[Rule]:
-    """Every rule now: learned from the store's recent accepts, then those the team wrote,
-    each enabled or not as agents last switched it."""
-    if store is None:
-        return list(written)
-    states = store.rule_settings()
-    learned = team_rules(store.accepted_edits(HISTORY))
-    return [replace(r, enabled=states.get(r.id, True)) for r in [*learned, *written]]
+def intent_rules(intent: str, history: Sequence[Accept], known: KnownToRun, min_edits: int = MIN_EDITS,
+                 recent: int = RECENT) -> list[Rule]:
+    """The rules of one intent, from its accepts, oldest first."""
+    rules = []
+    for edit in dict.fromkeys(e for accept in history for e in accept.edits):
+        carried = [carries(edit, a.reply.shown, a.reply.sent) for a in history]
+        lately = [v for v in carried[-recent:] if v is not None]
+        count = sum(bool(v) for v in carried)
+        if count >= min_edits and 2 * sum(lately) > len(lately):
+            # Who made the edit: an agent whose suggestion carried it already only accepted it.
+            agents = frozenset(a.reply.agent for a, v in zip(history, carried)
+                               if v and a.reply.agent and not carries(edit, a.reply.shown, a.reply.displayed))
+            rules.append(Rule(edit, intent, count, agents=agents, review=known.review(edit)))
+    return rules
+
+
+def every_intent(by_intent: Mapping[str, Sequence[Rule]]) -> list[Rule]:
+    """The intents' rules, an edit of ``MIN_INTENTS`` intents or more that ``MIN_AGENTS``
+    named agents made becoming one rule for every intent."""
+    by_edit: dict[Edit, list[Rule]] = defaultdict(list)
+    for rules in by_intent.values():
+        for rule in rules:
+            by_edit[rule.edit].append(rule)
+    out: list[Rule] = []
+    for edit, rules in by_edit.items():
+        agents = frozenset(a for r in rules for a in r.agents)
+        if len(rules) >= MIN_INTENTS and len(agents) >= MIN_AGENTS:
+            out.append(replace(rules[0], scope=EVERY_INTENT, support=sum(r.support for r in rules), agents=agents))
+        else:
+            out.extend(rules)
+    return sorted(out, key=lambda r: (-r.support, r.scope, r.edit.kind, r.edit.new, r.edit.old))
 
 
 def apply(text: str, rules: Iterable[Rule], intent: str | None) -> tuple[str, list[Rule], bool]:

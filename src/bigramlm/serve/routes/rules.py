@@ -2,7 +2,10 @@
 
 A rule is an edit agents keep making before they send a suggestion, or one the brand
 profile writes (``bigramlm.support.edits``); switching one off or on is kept in the store
-and reaches the next suggestion at once.
+and reaches the next suggestion at once. A learned rule no agent has switched yet is
+``unreviewed`` (the desk marks it new); one with a ``review`` reason waits, disabled, for
+an agent to enable it. The rules are the assistant's own (``Assistant.rules``, read as
+accepts come): a desk without an assistant has none.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from fastapi import APIRouter, HTTPException
 
 from bigramlm.serve.deps import DeskDep
 from bigramlm.serve.desk import Desk
-from bigramlm.support.edits import Rule, current_rules
+from bigramlm.support.edits import Rule
 
 router = APIRouter(tags=["desk"])
 
@@ -33,9 +36,9 @@ def switch_rule(rule_id: str, action: str, desk: DeskDep) -> dict[str, Any]:
     if rule is None:
         raise HTTPException(404, f"no rule with id {rule_id!r}")
     desk.store.set_rule(rule_id, action == "enable", rule.describe())
-    return {"rule": {**rule.to_dict(), "enabled": action == "enable"}}
+    return {"rule": {**rule.to_dict(), "enabled": action == "enable", "unreviewed": False}}
 
 
 def _rules(desk: Desk) -> list[Rule]:
     assistant = desk.assistant
-    return current_rules(desk.store, assistant.brand.rules if assistant is not None else [])
+    return assistant.rules() if assistant is not None else []

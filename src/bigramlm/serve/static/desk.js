@@ -363,32 +363,56 @@ async function suggest(ev, intent) {
   }
 }
 
+async function switchRule(r, action, button) {
+  button.disabled = true;
+  try {
+    await api(`api/rules/${encodeURIComponent(String(r.id))}/${action}`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+    });
+    refreshRules();
+  } catch (e) { showError("could not switch the rule: " + e.message); button.disabled = false; }
+}
+
+function ruleButton(r, label, className, action) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = className;
+  button.textContent = label;
+  button.addEventListener("click", () => switchRule(r, action, button));
+  return button;
+}
+
+/* A learned rule no agent has switched yet is marked new; one waiting for review says why. */
+function ruleItem(r) {
+  const li = document.createElement("li");
+  li.className = "rule" + (r.enabled ? "" : " off") + (r.unreviewed ? " new" : "");
+  li.dataset.id = String(r.id);
+  const text = document.createElement("span");
+  text.className = "rule-text";
+  text.textContent = String(r.description);
+  const parts = [text, " ", ruleButton(r, r.enabled ? "Disable" : "Enable", "toggle-rule", r.enabled ? "disable" : "enable")];
+  if (r.unreviewed) {
+    const badge = document.createElement("strong");
+    badge.className = "rule-new";
+    badge.textContent = r.review && !r.enabled ? "new, awaiting review" : "new";
+    parts.unshift(badge, " ");
+    if (r.enabled) parts.push(" ", ruleButton(r, "Keep", "keep-rule", "enable"));
+  }
+  if (r.review && !r.enabled) {
+    const why = document.createElement("span");
+    why.className = "rule-review";
+    why.textContent = String(r.review);
+    parts.push(" ", why);
+  }
+  li.append(...parts);
+  return li;
+}
+
 async function refreshRules() {
   try {
     const { rules } = await (await api("api/rules")).json();
     const list = $("rules");
-    list.replaceChildren(...(rules || []).map((r) => {
-      const li = document.createElement("li");
-      li.className = "rule" + (r.enabled ? "" : " off");
-      li.dataset.id = String(r.id);
-      const text = document.createElement("span");
-      text.textContent = String(r.description);
-      const toggle = document.createElement("button");
-      toggle.type = "button";
-      toggle.className = "toggle-rule";
-      toggle.textContent = r.enabled ? "Disable" : "Enable";
-      toggle.addEventListener("click", async () => {
-        toggle.disabled = true;
-        try {
-          await api(`api/rules/${encodeURIComponent(String(r.id))}/${r.enabled ? "disable" : "enable"}`, {
-            method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
-          });
-          refreshRules();
-        } catch (e) { showError("could not switch the rule: " + e.message); toggle.disabled = false; }
-      });
-      li.append(text, " ", toggle);
-      return li;
-    }));
+    list.replaceChildren(...(rules || []).map(ruleItem));
     if (!list.children.length) {
       const li = document.createElement("li");
       li.className = "muted";

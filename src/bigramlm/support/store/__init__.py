@@ -24,9 +24,10 @@ from bigramlm.support.store.case_store import (
     store_target,
 )
 from bigramlm.support.store.database import SCHEMA_VERSION, StoreUnavailable
-from bigramlm.support.store.feedback import Dismissal, ShownSuggestion, StoreStats, SuggestionConflict
+from bigramlm.support.store.feedback import AcceptedReply, Dismissal, ShownSuggestion, StoreStats, SuggestionConflict
 
 __all__ = [
+    "AcceptedReply",
     "Agent",
     "CaseStore",
     "Dismissal",

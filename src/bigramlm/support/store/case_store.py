@@ -15,7 +15,7 @@ import uuid
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Iterable, Iterator, Sequence
+from typing import Collection, Iterable, Iterator, Sequence
 
 from rapidfuzz.distance import Levenshtein
 from sqlalchemy import text
@@ -29,8 +29,9 @@ from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
 from bigramlm.support.store.database import LEARN_LOCK, Database, StoreUnavailable
 from bigramlm.support.store.targets import sqlite_path
 from bigramlm.support.store.feedback import (
+    AcceptedReply,
     Dismissal,
-    accepted_edits,
+    accepted_replies,
     rule_settings,
     set_rule,
     ShownSuggestion,
@@ -224,11 +225,12 @@ class CaseStore:
             insert_suggestions(conn, rows, request_id, agent)
         return request_id
 
-    def accepted_edits(self, per_intent: int) -> list[tuple[str | None, str, str]]:
-        """The latest ``per_intent`` accepted suggestions of each intent, oldest first:
-        (intent, suggestion before team edits, reply sent)."""
-        with self.db.read() as conn:
-            return accepted_edits(conn, per_intent)
+    def accepted_replies(self, intents: Collection[str], per_intent: int,
+                         after_id: int = 0) -> tuple[list[AcceptedReply], int]:
+        """The accepted suggestions of ``intents`` after the case ``after_id`` (the latest
+        ``per_intent`` of each, oldest first), and the newest case id: one snapshot."""
+        with self.db.read(snapshot=True) as conn:
+            return accepted_replies(conn, intents, per_intent, after_id)
 
     def rule_settings(self) -> dict[str, bool]:
         """Rule id -> enabled, for the rules agents switched off (or back on)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from sqlalchemy import Connection, bindparam, text
 
@@ -58,15 +58,39 @@ def insert_suggestions(conn: Connection, suggestions: Sequence[tuple[str, str, f
          for sid, shown, score, base in suggestions])
 
 
-def accepted_edits(conn: Connection, per_intent: int) -> list[tuple[str | None, str, str]]:
-    """The latest ``per_intent`` accepted suggestions of each intent, oldest first: (intent,
-    the suggestion before team edits, the reply sent)."""
-    rows = conn.execute(text(
-        "SELECT intent, shown, reply FROM (SELECT c.id, c.intent, COALESCE(s.base_text, s.text) AS shown, c.reply,"
+@dataclass(frozen=True)
+class AcceptedReply:
+    """An accepted suggestion as the store keeps it: what team edit rules are learned from."""
+
+    case_id: int
+    intent: str
+    #: The named agent who accepted it (None on a desk without agents).
+    agent: str | None
+    #: The suggestion before any team edit rule was made on it.
+    shown: str
+    #: The suggestion as the agent saw it (rules made).
+    displayed: str
+    sent: str
+
+
+def accepted_replies(conn: Connection, intents: Collection[str], per_intent: int,
+                     after_id: int = 0) -> tuple[list[AcceptedReply], int]:
+    """The accepted suggestions of ``intents`` stored after the case ``after_id``, the latest
+    ``per_intent`` of each, oldest first; and the newest case id now, the next call's
+    ``after_id``. Only cases after ``after_id`` are read (a range of the primary key), so a
+    reader that keeps the id reads each accept once, however many the store holds."""
+    top = int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM cases")).scalar_one())
+    if not intents or top <= after_id:
+        return [], top
+    query = text(
+        "SELECT id, intent, agent, shown, displayed, reply FROM (SELECT c.id, c.intent, c.agent,"
+        " COALESCE(s.base_text, s.text) AS shown, s.text AS displayed, c.reply,"
         " ROW_NUMBER() OVER (PARTITION BY c.intent ORDER BY c.id DESC) AS recent"
-        " FROM cases c JOIN suggestions s ON s.id = c.suggestion_id) AS latest WHERE recent <= :n ORDER BY id"),
-        {"n": int(per_intent)}).fetchall()
-    return [(r[0], str(r[1]), str(r[2])) for r in rows]
+        " FROM cases c JOIN suggestions s ON s.id = c.suggestion_id"
+        " WHERE c.id > :after AND c.id <= :top AND c.intent IN :intents) AS latest"
+        " WHERE recent <= :n ORDER BY id").bindparams(bindparam("intents", expanding=True))
+    rows = conn.execute(query, {"after": int(after_id), "top": top, "intents": sorted(intents), "n": int(per_intent)})
+    return [AcceptedReply(int(r[0]), str(r[1]), r[2], str(r[3]), str(r[4]), str(r[5])) for r in rows], top
 
 
 def rule_settings(conn: Connection) -> dict[str, bool]:

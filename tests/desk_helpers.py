@@ -163,3 +163,12 @@ def nginx(folder: Path, http: str, client: httpx.Client, probe: str) -> Iterator
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+#: Every guarded route, the stream and /v1 among them, with a body each accepts (method, path, JSON).
+ROUTES = [("GET", "/api/stats", None), ("GET", "/api/cases", None), ("GET", "/api/rules", None), ("GET", "/api/me", None),
+          ("POST", "/api/suggest", {"message": "where is my package", "max_new_tokens": 10}),
+          ("POST", "/api/suggest/stream", {"message": "where is my package", "max_new_tokens": 10}),
+          ("POST", "/api/cases", {"message": "m", "reply": "r"}),
+          ("POST", "/api/feedback", {"suggestion_id": "x", "action": "dismiss"}),
+          ("GET", "/v1/models", None), ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]})]

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from bigramlm.cli import main
 from bigramlm.serve.app import create_app
 from bigramlm.support.store import CaseStore, store_path
-from desk_helpers import train_support_run
+from desk_helpers import ROUTES, train_support_run
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +42,6 @@ def test_agents_are_added_with_a_token_kept_only_as_its_digest(run, capsys):
     capsys.readouterr()
 
 
-ROUTES = [("GET", "/api/stats", None), ("GET", "/api/cases", None), ("GET", "/api/rules", None), ("GET", "/api/me", None),
-          ("POST", "/api/suggest", {"message": "where is my package", "max_new_tokens": 10}),
-          ("POST", "/api/suggest/stream", {"message": "where is my package", "max_new_tokens": 10}),
-          ("POST", "/api/cases", {"message": "m", "reply": "r"}),
-          ("POST", "/api/feedback", {"suggestion_id": "x", "action": "dismiss"}),
-          ("GET", "/v1/models", None), ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]})]
 
 
 def test_a_desk_with_agents_takes_only_active_agents_tokens_on_every_route(run, capsys):

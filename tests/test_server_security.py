@@ -34,15 +34,8 @@ from bigramlm.cli import main
 from bigramlm.serve.app import create_app
 from bigramlm.serve.limits import ServerLimits
 from bigramlm.serve.middleware import json_too_deep
-from desk_helpers import ThreadServer, train_support_run, wait_healthy
+from desk_helpers import ROUTES, ThreadServer, train_support_run, wait_healthy
 
-#: Guarded routes, the stream among them; each answers 401 on a locked desk.
-ROUTES = [("GET", "/api/stats", None), ("GET", "/api/cases", None), ("GET", "/api/rules", None), ("GET", "/api/me", None),
-          ("POST", "/api/suggest", {"message": "where is my package", "max_new_tokens": 10}),
-          ("POST", "/api/suggest/stream", {"message": "where is my package", "max_new_tokens": 10}),
-          ("POST", "/api/cases", {"message": "m", "reply": "r"}),
-          ("POST", "/api/feedback", {"suggestion_id": "x", "action": "dismiss"}),
-          ("GET", "/v1/models", None), ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]})]
 #: An address beyond loopback, given to an interface of the test's own network namespace only.
 ADDRESS = "10.9.9.9"
 #: linux/sockios.h and linux/if.h: an interface's flags (read, set), its address; "up".

@@ -83,9 +83,10 @@ def measure(name: str, read: Reader, sets: dict[str, tuple[list[str], list[str]]
 
 
 def readers(run: str) -> dict[str, tuple[Reader, Reader | None]]:
+    from bigramlm.data.instructions import read_split_rows
     from bigramlm.support.assistant import Assistant
     from bigramlm.support.understanding import (MIN_CLASS_WEIGHT, UNSURE_BELOW, EmbeddingIntentClassifier,
-                                                IntentBaseline, Understander)
+                                                IntentBaseline, Understander, fit_temperature)
 
     assistant = Assistant.load(run, use_store=False)
     u = assistant.understander
@@ -104,10 +105,13 @@ def readers(run: str) -> dict[str, tuple[Reader, Reader | None]]:
 
     counts = {i: labels.count(i) for i in set(labels)}
     old = _fit_old(EmbeddingIntentClassifier, u.message_embeddings, labels, counts, MIN_CLASS_WEIGHT)
+    val = [r for r in read_split_rows(assistant.spec, assistant.data, "val") if r.intent in old.classes]
+    temperature = fit_temperature(old.scores(u.embed(norm([r.message for r in val]))),
+                                  np.array([old.classes.index(str(r.intent)) for r in val]))  # as the recipe calibrated it
 
     def read_before(ms: list[str]):
         e = u.embed(norm(ms))
-        probs = _softmax(old.scores(e) / u.temperature)
+        probs = _softmax(old.scores(e) / temperature)
         return [old.classes[i] for i in probs.argmax(1)], list(probs.max(1) < UNSURE_BELOW), probs.max(1)
 
     def read_now(ms: list[str], scope=u.scope):

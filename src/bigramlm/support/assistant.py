@@ -257,25 +257,37 @@ class Assistant:
         rankings, method, scopes = self.classify_many(texts)
         chosen = list(intents or [None] * len(texts))
         rankings = [self._picked(ranking, intent) if intent else ranking for ranking, intent in zip(rankings, chosen)]
-        hits = self.index.search_many(texts, k_similar) if k_similar > 0 else [[] for _ in texts]
+        depth = max(k_similar, 2 * POOL_CASES if evidence else 0)  # half of the hits are of other intents
+        hits = self.index.search_many(texts, depth) if depth > 0 else [[] for _ in texts]
         # The agent's pick puts the message in scope: that intent fits, in the agent's judgement.
         understandings = [self._understanding(text, replaced, ranking, (AGENT_METHOD if pick else method) if ranking else None,
-                                              found, unsure=False if pick else None, scope=(score, outside and not pick))
+                                              found[:k_similar], unsure=False if pick else None,
+                                              scope=(score, outside and not pick))
                           for (text, replaced), ranking, found, pick, (score, outside)
                           in zip(normalized, rankings, hits, chosen, scopes)]
-        # The nearest cases of the intent shown (of any intent only where none is known),
-        # however far they are: the first ``evidence`` vote on the drafts and ground the
-        # prompt; the others can stand in for a draft not shown. Never another intent's, which
-        # would be shown as this intent's answer.
-        found_cases = self.index.search_many(texts, POOL_CASES, within=[u.intent for u in understandings]) \
-            if evidence else [[] for _ in texts]
-        cases = [[] if u.out_of_scope else [c for c, _ in found] for u, found in zip(understandings, found_cases)]
+        cases = self._evidence(texts, understandings, hits) if evidence else [[] for _ in texts]
         references = self._references(cases, evidence) if self.grounded else [None] * len(texts)
         prompts = [encode_prompt(self.tokenizer, prompt_text(t, u.intent, u.category, self.labels,
                                                             self.normalize(ref)[0] if ref is not None else None))
                    for t, u, ref in zip(texts, understandings, references)]
         sources = [self._sources(found) if drafts else [] for found in cases]
         return [_Request(*parts) for parts in zip(understandings, texts, cases, prompts, sources, messages)]
+
+    def _evidence(self, texts: list[str], understandings: list[Understanding],
+                  hits: list[list[tuple[Case, float]]]) -> list[list[Case]]:
+        """Each message's cases of the intent shown, nearest first: the first ``evidence`` vote on
+        the drafts and ground the prompt; the others can stand in for a draft not shown. Those
+        among the nearest of any intent, else that intent's nearest however far: never another
+        intent's, which would be shown as this intent's answer (before, a place_order row stood in
+        for a complaint's). None out of scope; any intent's where the run has no intents."""
+        cases = [[] if u.out_of_scope else [c for c, _ in found if u.intent is None or c.intent == u.intent]
+                 for u, found in zip(understandings, hits)]
+        far = [i for i, (u, found) in enumerate(zip(understandings, cases)) if not found and u.intent and not u.out_of_scope]
+        if far:
+            nearest = self.index.search_many([texts[i] for i in far], POOL_CASES, within=[understandings[i].intent for i in far])
+            for i, found in zip(far, nearest):
+                cases[i] = [c for c, _ in found]
+        return cases
 
     def _drafts(self, rows: int) -> bool:
         """Whether a decode of batches of ``rows`` rows will draft (so its sources are worth encoding)."""

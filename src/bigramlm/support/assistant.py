@@ -49,6 +49,7 @@ from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import POOL_CASES, check_drafts, choose
 from bigramlm.support.edits import Rule
+from bigramlm.support.length import check_length, shorten_choices
 from bigramlm.support.message_values import message_values
 from bigramlm.support.ranking import (
     DISMISSED_LIMIT,
@@ -353,16 +354,17 @@ class Assistant:
                        temperature: float = DEFAULTS["temperature"], top_k: int | None = DEFAULTS["top_k"],
                        top_p: float | None = DEFAULTS["top_p"], seed: int | None = None,
                        k_similar: int = DEFAULTS["k_similar"], check: Callable[[], None] | None = None,
-                       intent: str | None = None, stop: Sequence[str] = ()) -> Iterator[SuggestEvent]:
+                       intent: str | None = None, stop: Sequence[str] = (), length: str | None = None) -> Iterator[SuggestEvent]:
         """Yield the understanding, then ``TokenEvent``s as the candidates grow, then ``DoneEvent``.
 
         Candidate 0 is the model's greedy reply, the others are samples; ``DoneEvent.result``
         (what ``suggest`` returns, ``assist --json``) holds them ranked by consensus.
         ``check`` runs before every decoding step (a deadline or a gone client raises there).
         ``intent`` answers for the intent an agent picked instead of the one understood;
-        ``stop`` ends each draft at these strings too (besides the next block header).
+        ``stop`` ends each draft at these strings too (besides the next block header);
+        ``length``: ``short`` or ``as_is`` (``support.length``), the brand's by default.
         """
-        settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
+        settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed, length)
         sampling = _check_request([message], settings)
         self.refresh_cases()
         request = self._read([message], k_similar, intents=[intent], drafts=self._drafts(n))[0]
@@ -433,7 +435,8 @@ class Assistant:
         if request.understanding.out_of_scope:
             return AssistResult(request.understanding, self._holding(), self.run.config.model.name, settings, [], stats)
         drafts = check_drafts(candidates, request.evidence[:EVIDENCE_CASES], self.vocabulary, request.text)
-        chosen = choose(drafts, request.evidence, settings.n, self.rules(), intent)
+        chosen = shorten_choices(choose(drafts, request.evidence, settings.n, self.rules(), intent),
+                                 settings.length or self.brand.reply_length)
         stated = message_values(request.message)  # "cancel order 5521": 5521 for {{Order Number}}
         filled = [self.brand.fill(c.text, stated) for c in chosen]
         # Compare what the agent saw: the store keeps the filled text of a dismissed suggestion.
@@ -499,6 +502,7 @@ def _check_request(messages: list[str], settings: SuggestSettings) -> Sampling:
         raise BigramLMError(f"n must be between 1 and {MAX_N} (got {settings.n})", param="n")
     if settings.max_new_tokens < 1:
         raise BigramLMError(f"max_new_tokens must be at least 1 (got {settings.max_new_tokens})", param="max_new_tokens")
+    check_length(settings.length)
     return Sampling(settings.temperature, settings.top_k, settings.top_p)
 
 

@@ -92,7 +92,7 @@ function renderWithPlaceholders(el, text, stated) {
 }
 
 // A reply's light markdown as elements: paragraphs, line breaks, numbered and bulleted
-// lists, **bold** and *italic*. Built from text nodes only (never innerHTML), so model
+// lists, **bold** and *italic*. Built from text nodes only (never parsed as HTML), so model
 // text stays text; the placeholders stay marked. What is copied or sent stays the plain text.
 const LIST_ITEM = /^\s*(?:(\d{1,3})[.)]|[-*\u2022+])\s+(.*)$/;
 const EMPHASIS = /\*\*(?=\S)(.+?)\*\*|\*(?=[^\s*])([^*]+?)\*/g;

@@ -300,7 +300,7 @@ def _print_support_eval(result: dict[str, Any]) -> None:
           f"{pct(s['shown_non_word_rate'])} / {pct(s['shown_loop_rate'])}")
     f = result.get("fluency")
     if f:
-        print(f"  fluency (floor {f['floor']}): drafts below it {pct(f['draft_disfluent_rate'])}, refused "
+        print(f"  fluency (floor {f['floor']:.2f}): drafts below it {pct(f['draft_disfluent_rate'])}, refused "
               f"{pct(f['draft_rejected_rate'])} ({f['rejected_only_for_fluency']} for fluency alone); shown drafts below "
               f"it {pct(f['shown_below_floor'])} of {f['shown_drafts']}")
     print(f"  suggestions: {result['suggestions_per_message']:.2f} a message, distinctness {num(result['suggestion_distinctness'])}")

@@ -30,11 +30,16 @@ SUPPORT_OUT=${SUPPORT_OUT:-runs/support-demo}
 echo "== training the support assistant on $SUPPORT_DATA for ${SUPPORT_BUDGET:-240} s =="
 $BIGRAMLM train --data "$SUPPORT_DATA" --recipe support --time-limit "${SUPPORT_BUDGET:-240}" \
   --out "$SUPPORT_OUT" --overwrite --no-progress
+# A sample brand profile ("Acme"), so the suggestions read as a company's rather than
+# as {{Slot}} templates; kept if it is there already (you may have made it yours).
+BRAND=${SUPPORT_BRAND:-$SUPPORT_OUT-brand.toml}
+[ -f "$BRAND" ] || cp src/bigramlm/resources/sample-brand.toml "$BRAND"
+echo "== brand profile: $BRAND (sample values: edit them, or start from \`$BIGRAMLM brand init\`) =="
 for message in "I want to cancel the order I placed yesterday" "my money never came back after I sent the parcel back"; do
   echo
   echo "== assist: \"$message\" =="
-  $BIGRAMLM assist "$SUPPORT_OUT" "$message" --n 3 --max-tokens 200 --seed 0
+  $BIGRAMLM assist "$SUPPORT_OUT" "$message" --n 3 --max-tokens 200 --seed 0 --brand "$BRAND"
 done
 echo
 echo "Open the agent desk on this run with:"
-echo "  $BIGRAMLM serve $SUPPORT_OUT        # then http://127.0.0.1:8000/"
+echo "  $BIGRAMLM serve $SUPPORT_OUT --brand $BRAND        # then http://127.0.0.1:8000/"

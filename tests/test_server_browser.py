@@ -405,3 +405,53 @@ def test_the_desk_in_a_crm_sidebar_by_keyboard_and_accessible(browser, tmp_path)
         assert assistant.intents[-1] == "check_refund_policy"
         assert httpx.get(server.base + "/favicon.ico").headers["content-type"].startswith("image/svg")
         assert not errors, errors
+
+
+MARKDOWN_REPLY = ("I can help with order {{Order Number}}. Here is **what to do**:\n\n"
+                  f"1. Sign in at **{PAYLOAD_SCRIPT}** now.\n2. Open *My Orders* and press Cancel.\n\n"
+                  "- Refunds take 5 days\n- You get an email\n\nThanks for your patience!")
+
+
+class MarkdownAssistant(HostileAssistant):
+    """Replays one reply in the dataset's light markdown, with markup inside the bold."""
+
+    def suggest_stream(self, message: str, **options: Any) -> Iterator[SuggestEvent]:
+        understanding = Understanding(intent="cancel_order", category="ORDER", intent_probability=0.9,
+                                      intent_method="scripted", intent_unsure=False)
+        yield UnderstandingEvent(understanding)
+        suggestion = Suggestion("md-1", 0, MARKDOWN_REPLY, MARKDOWN_REPLY, 80.0, ["Order Number"])
+        settings = SuggestSettings(n=1, max_new_tokens=10, temperature=1.0, top_k=None, top_p=None, seed=None)
+        yield DoneEvent(AssistResult(understanding, [suggestion], "scripted", settings))
+
+
+def test_markdown_in_a_reply_is_rendered_as_elements_and_markup_in_it_stays_text(browser, tmp_path):
+    from bigramlm.checkpoint import load_run
+    from bigramlm.serve.app import create_app
+    from desk_helpers import ThreadServer, train_text_run
+
+    run_dir = train_text_run(tmp_path)
+    dialogs: list[str] = []
+    with ThreadServer(create_app(run_dir, assistant=MarkdownAssistant(), run=load_run(run_dir))) as server:  # type: ignore[arg-type]
+        page = browser.new_page(bypass_csp=True)  # the textContent rule alone must hold
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(server.base + "/")
+        page.fill("#message", "cancel my order")
+        page.click("#suggest")
+        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        page.wait_for_timeout(300)
+        text = page.locator("#suggestions li.suggestion .text")
+        assert text.locator("p").count() == 2  # the opening paragraph and the closing line
+        assert text.locator("ol > li").all_inner_texts() == [f"Sign in at {PAYLOAD_SCRIPT} now.",
+                                                             "Open My Orders and press Cancel."]
+        assert text.locator("ul > li").all_inner_texts() == ["Refunds take 5 days", "You get an email"]
+        assert text.locator("strong").all_inner_texts() == ["what to do", PAYLOAD_SCRIPT]
+        assert text.locator("em").all_inner_texts() == ["My Orders"]
+        assert text.locator("mark.unfilled").inner_text() == "{{Order Number}}"
+        assert "**" not in text.inner_text()
+        # The markup inside the bold is text: no script element was made, none ran.
+        assert page.evaluate("window.__xss") is None and dialogs == []
+        assert page.evaluate("Array.from(document.scripts).map(s => s.src.split('/').pop())") == ["desk.js"]
+        # What the agent edits and sends is the plain text, markdown and all.
+        page.locator(".edit").click()
+        assert page.locator(".editor").input_value() == MARKDOWN_REPLY
+        page.screenshot(path=str(tmp_path / "markdown.png"))

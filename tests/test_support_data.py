@@ -288,7 +288,7 @@ def test_brand_init_lists_every_placeholder(small_csv, tmp_path, capsys):
     counts = count_placeholders(r.reply for r in read_table(small_csv).rows)
     assert set(parsed["placeholders"]) == set(counts) == {
         "Order Number", "Customer Support Phone Number", "Website URL", "Customer Support Hours"}
-    assert f"# {counts['Website URL']} occurrences\n\"Website URL\"" in text
+    assert f"{counts['Website URL']} occurrences\n\"Website URL\"" in text
     assert main(["brand", "init", "--data", str(small_csv), "--out", str(out)]) == 2  # no silent overwrite
     # a filled template loads back
     filled = text.replace('"Website URL" = ""', '"Website URL" = "https://x.example"')

@@ -31,6 +31,9 @@ from bigramlm.errors import BigramLMError
 #: The library's defaults, for --help only (see the module docstring).
 HELP_DEFAULTS = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_p": 0.95, "learn_steps": 200}
 
+#: ``support.length.LENGTHS``, copied for the same reason (``tests/test_support_length.py`` checks the copy).
+LENGTHS = ("as_is", "short")
+
 #: Generation flags -> the keyword the assistant takes.
 GENERATION_OPTIONS = {"n": "n", "max_tokens": "max_new_tokens", "temperature": "temperature", "top_k": "top_k", "top_p": "top_p"}
 
@@ -72,6 +75,8 @@ def add_assist_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed for reproducible suggestions")
     p.add_argument("--similar", type=int, default=3, help="similar past cases to show (default 3)")
     p.add_argument("--brand", type=Path, default=None, help="brand profile TOML (see `bigramlm brand init`)")
+    p.add_argument("--length", choices=LENGTHS, default=None,
+                   help="short: each reply's leading sentences and its closing line (default: the brand profile's, else as_is)")
     p.add_argument("--data", default=None, help="read the run's dataset from here instead of where it was trained")
     p.add_argument("--baseline", action="store_true",
                    help="also show the TF-IDF + logistic-regression intent (fitted on the run's train rows; takes seconds)")
@@ -91,7 +96,7 @@ def cmd_assist(args: argparse.Namespace) -> int:
     if assistant.degraded:
         print(f"warning: {assistant.degraded}", file=sys.stderr)
     apply_threads(args.threads, assistant.model)
-    result = assistant.suggest(args.message, **options, seed=args.seed, k_similar=args.similar).to_dict()
+    result = assistant.suggest(args.message, **options, seed=args.seed, k_similar=args.similar, length=args.length).to_dict()
     if args.json:
         print_json(result)
     else:
@@ -166,7 +171,7 @@ def cmd_brand_init(args: argparse.Namespace) -> int:
     from bigramlm._fs import atomic_write_text, check_writable
     from bigramlm.data.registry import resolve_source
     from bigramlm.data.table import read_table
-    from bigramlm.support.brand import brand_template, count_placeholders
+    from bigramlm.support.brand import brand_template, count_placeholders, coverage
 
     check_writable(args.out, "out")
     if args.out.exists() and not args.force:
@@ -175,7 +180,7 @@ def cmd_brand_init(args: argparse.Namespace) -> int:
     table = read_table(path, args.instruction_col, args.response_col, args.intent_col, args.category_col)
     counts = count_placeholders(r.reply for r in table.rows)
     atomic_write_text(args.out, brand_template(counts, args.data))
-    print(f"wrote {args.out}: {len(counts)} placeholders, {sum(counts.values()):,} occurrences")
+    print(f"wrote {args.out}: {len(counts)} placeholders, {sum(counts.values()):,} occurrences; {coverage(counts)}")
     return 0
 
 

@@ -116,6 +116,8 @@ def _suggest_request(limits: ServerLimits) -> type[BaseModel]:
         seed: Optional[int] = SEED
         intent: Optional[str] = Field(None, min_length=1, max_length=200,
                                       description="answer for this intent instead of the one understood (the agent's pick)")
+        length: Optional[Literal["as_is", "short"]] = Field(
+            None, description="as_is, or short: each reply's leading sentences and its closing line (default: the brand profile's)")
 
     return SuggestRequest
 

@@ -18,7 +18,8 @@ By concept, the modules lower in this list never import the ones above them:
 - ``retrieval``: similar cases (its fitted index kept in the run);
 - ``rulebook``: the team edit rules of a store, read as accepts come;
 - ``store``: resolved cases, desk feedback and which learn trained on each case (SQLite);
-- ``brand``: placeholder profiles;
+- ``brand``: placeholder profiles, and ``length``: a reply as it is or short (its
+  leading sentences and its closing line), as the profile or the request prefers;
 - ``edits``: team edit rules from accepted edits, checked against ``contacts`` (the links,
   email addresses and phone numbers a rule may not add by itself).
 

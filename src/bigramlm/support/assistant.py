@@ -49,6 +49,7 @@ from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import POOL_CASES, check_drafts, choose
 from bigramlm.support.edits import Rule
+from bigramlm.support.length import check_length, shorten_choices
 from bigramlm.support.message_values import message_values
 from bigramlm.support.ranking import (
     DISMISSED_LIMIT,
@@ -257,25 +258,37 @@ class Assistant:
         rankings, method, scopes = self.classify_many(texts)
         chosen = list(intents or [None] * len(texts))
         rankings = [self._picked(ranking, intent) if intent else ranking for ranking, intent in zip(rankings, chosen)]
-        hits = self.index.search_many(texts, k_similar) if k_similar > 0 else [[] for _ in texts]
+        depth = max(k_similar, 2 * POOL_CASES if evidence else 0)  # half of the hits are of other intents
+        hits = self.index.search_many(texts, depth) if depth > 0 else [[] for _ in texts]
         # The agent's pick puts the message in scope: that intent fits, in the agent's judgement.
         understandings = [self._understanding(text, replaced, ranking, (AGENT_METHOD if pick else method) if ranking else None,
-                                              found, unsure=False if pick else None, scope=(score, outside and not pick))
+                                              found[:k_similar], unsure=False if pick else None,
+                                              scope=(score, outside and not pick))
                           for (text, replaced), ranking, found, pick, (score, outside)
                           in zip(normalized, rankings, hits, chosen, scopes)]
-        # The nearest cases of the intent shown (of any intent only where none is known),
-        # however far they are: the first ``evidence`` vote on the drafts and ground the
-        # prompt; the others can stand in for a draft not shown. Never another intent's, which
-        # would be shown as this intent's answer.
-        found_cases = self.index.search_many(texts, POOL_CASES, within=[u.intent for u in understandings]) \
-            if evidence else [[] for _ in texts]
-        cases = [[] if u.out_of_scope else [c for c, _ in found] for u, found in zip(understandings, found_cases)]
+        cases = self._evidence(texts, understandings, hits) if evidence else [[] for _ in texts]
         references = self._references(cases, evidence) if self.grounded else [None] * len(texts)
         prompts = [encode_prompt(self.tokenizer, prompt_text(t, u.intent, u.category, self.labels,
                                                             self.normalize(ref)[0] if ref is not None else None))
                    for t, u, ref in zip(texts, understandings, references)]
         sources = [self._sources(found) if drafts else [] for found in cases]
         return [_Request(*parts) for parts in zip(understandings, texts, cases, prompts, sources, messages)]
+
+    def _evidence(self, texts: list[str], understandings: list[Understanding],
+                  hits: list[list[tuple[Case, float]]]) -> list[list[Case]]:
+        """Each message's cases of the intent shown, nearest first: the first ``evidence`` vote on
+        the drafts and ground the prompt; the others can stand in for a draft not shown. Those
+        among the nearest of any intent, else that intent's nearest however far: never another
+        intent's, which would be shown as this intent's answer (before, a place_order row stood in
+        for a complaint's). None out of scope; any intent's where the run has no intents."""
+        cases = [[] if u.out_of_scope else [c for c, _ in found if u.intent is None or c.intent == u.intent]
+                 for u, found in zip(understandings, hits)]
+        far = [i for i, (u, found) in enumerate(zip(understandings, cases)) if not found and u.intent and not u.out_of_scope]
+        if far:
+            nearest = self.index.search_many([texts[i] for i in far], POOL_CASES, within=[understandings[i].intent for i in far])
+            for i, found in zip(far, nearest):
+                cases[i] = [c for c, _ in found]
+        return cases
 
     def _drafts(self, rows: int) -> bool:
         """Whether a decode of batches of ``rows`` rows will draft (so its sources are worth encoding)."""
@@ -341,16 +354,17 @@ class Assistant:
                        temperature: float = DEFAULTS["temperature"], top_k: int | None = DEFAULTS["top_k"],
                        top_p: float | None = DEFAULTS["top_p"], seed: int | None = None,
                        k_similar: int = DEFAULTS["k_similar"], check: Callable[[], None] | None = None,
-                       intent: str | None = None, stop: Sequence[str] = ()) -> Iterator[SuggestEvent]:
+                       intent: str | None = None, stop: Sequence[str] = (), length: str | None = None) -> Iterator[SuggestEvent]:
         """Yield the understanding, then ``TokenEvent``s as the candidates grow, then ``DoneEvent``.
 
         Candidate 0 is the model's greedy reply, the others are samples; ``DoneEvent.result``
         (what ``suggest`` returns, ``assist --json``) holds them ranked by consensus.
         ``check`` runs before every decoding step (a deadline or a gone client raises there).
         ``intent`` answers for the intent an agent picked instead of the one understood;
-        ``stop`` ends each draft at these strings too (besides the next block header).
+        ``stop`` ends each draft at these strings too (besides the next block header);
+        ``length``: ``short`` or ``as_is`` (``support.length``), the brand's by default.
         """
-        settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
+        settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed, length)
         sampling = _check_request([message], settings)
         self.refresh_cases()
         request = self._read([message], k_similar, intents=[intent], drafts=self._drafts(n))[0]
@@ -421,7 +435,8 @@ class Assistant:
         if request.understanding.out_of_scope:
             return AssistResult(request.understanding, self._holding(), self.run.config.model.name, settings, [], stats)
         drafts = check_drafts(candidates, request.evidence[:EVIDENCE_CASES], self.reading, request.text)
-        chosen = choose(drafts, request.evidence, settings.n, self.rules(), intent)
+        chosen = shorten_choices(choose(drafts, request.evidence, settings.n, self.rules(), intent),
+                                 settings.length or self.brand.reply_length)
         stated = message_values(request.message)  # "cancel order 5521": 5521 for {{Order Number}}
         filled = [self.brand.fill(c.text, stated) for c in chosen]
         # Compare what the agent saw: the store keeps the filled text of a dismissed suggestion.
@@ -487,6 +502,7 @@ def _check_request(messages: list[str], settings: SuggestSettings) -> Sampling:
         raise BigramLMError(f"n must be between 1 and {MAX_N} (got {settings.n})", param="n")
     if settings.max_new_tokens < 1:
         raise BigramLMError(f"max_new_tokens must be at least 1 (got {settings.max_new_tokens})", param="max_new_tokens")
+    check_length(settings.length)
     return Sampling(settings.temperature, settings.top_k, settings.top_p)
 
 

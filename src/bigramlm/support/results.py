@@ -128,6 +128,8 @@ class SuggestSettings:
     top_k: int | None
     top_p: float | None
     seed: int | None
+    #: ``as_is`` or ``short`` (``support.length``); None: the brand profile's preference.
+    length: str | None = None
 
 
 class AssistantDefaults(TypedDict):

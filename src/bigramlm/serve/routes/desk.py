@@ -66,7 +66,7 @@ def need_assistant(desk: Desk) -> "Assistant":
 
 def suggest_options(req: Any) -> dict[str, Any]:
     options: dict[str, Any] = {"n": req.n, "seed": req.seed}
-    for name in ("max_new_tokens", "temperature", "top_k", "top_p", "intent"):
+    for name in ("max_new_tokens", "temperature", "top_k", "top_p", "intent", "length"):
         value = getattr(req, name)
         if value is not None:
             options[name] = value

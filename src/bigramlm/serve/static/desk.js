@@ -91,6 +91,56 @@ function renderWithPlaceholders(el, text, stated) {
   if (last < text.length) el.appendChild(document.createTextNode(text.slice(last)));
 }
 
+// A reply's light markdown as elements: paragraphs, line breaks, numbered and bulleted
+// lists, **bold** and *italic*. Built from text nodes only (never innerHTML), so model
+// text stays text; the placeholders stay marked. What is copied or sent stays the plain text.
+const LIST_ITEM = /^\s*(?:(\d{1,3})[.)]|[-*\u2022+])\s+(.*)$/;
+const EMPHASIS = /\*\*(?=\S)(.+?)\*\*|\*(?=[^\s*])([^*]+?)\*/g;
+
+function renderInline(parent, text, stated) {
+  let last = 0;
+  const plain = (piece) => {
+    const holder = document.createElement("span");
+    renderWithPlaceholders(holder, piece, stated);
+    parent.append(...holder.childNodes);
+  };
+  for (const m of text.matchAll(EMPHASIS)) {
+    if (m.index > last) plain(text.slice(last, m.index));
+    const el = document.createElement(m[1] !== undefined ? "strong" : "em");
+    renderInline(el, m[1] !== undefined ? m[1] : m[2], stated);
+    parent.appendChild(el);
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) plain(text.slice(last));
+}
+
+function renderReply(el, text, stated) {
+  el.replaceChildren();
+  el.classList.add("rendered");
+  for (const block of String(text).split(/\n\s*\n/)) {
+    const lines = block.split("\n").filter((l) => l.trim());
+    if (!lines.length) continue;
+    const items = lines.map((l) => l.match(LIST_ITEM));
+    if (items.every(Boolean)) {
+      const list = document.createElement(items[0][1] ? "ol" : "ul");
+      if (items[0][1] && Number(items[0][1]) !== 1) list.start = Number(items[0][1]);
+      for (const item of items) {
+        const li = document.createElement("li");
+        renderInline(li, item[2], stated);
+        list.appendChild(li);
+      }
+      el.appendChild(list);
+      continue;
+    }
+    const p = document.createElement("p");
+    lines.forEach((line, i) => {
+      if (i) p.appendChild(document.createElement("br"));
+      renderInline(p, line.trim(), stated);
+    });
+    el.appendChild(p);
+  }
+}
+
 let agent = null;  // the named agent whose token this page sends (GET api/me), or null
 
 async function refreshStats() {
@@ -184,7 +234,7 @@ function suggestionCard(s, message, result) {
   li.querySelector(".stated").textContent = Object.keys(stated).length
     ? "from the message: " + Object.keys(stated).map(String).join(", ") : "";
   const textEl = li.querySelector(".text");
-  renderWithPlaceholders(textEl, original, stated);
+  renderReply(textEl, original, stated);
   const editor = li.querySelector(".editor");
   const info = li.querySelector(".edit-info");
   const finalText = () => (editor.hidden ? original : editor.value);
@@ -293,7 +343,7 @@ function showSimilar(cases) {
     msg.textContent = String(c.message ?? c.instruction ?? "");
     const reply = document.createElement("div");
     reply.className = "case-reply";
-    renderWithPlaceholders(reply, String(c.reply ?? c.response ?? ""));
+    renderReply(reply, String(c.reply ?? c.response ?? ""));
     li.append(meta, msg, reply);
     similar.appendChild(li);
   }

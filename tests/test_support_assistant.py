@@ -222,6 +222,11 @@ def test_eval_support_json(support_run, tmp_path, capsys):
                       "tfidf_logreg_paraphrase_intent_accuracy"}
     assert b["tfidf_logreg_intent_accuracy"] == 1.0  # near-copies: the random split flatters the baseline
     assert b["retrieval_chrf"] > result["chrf"]  # a bigram does not beat copying the nearest reply
+    # The fluency figures: the floor from held-out train replies, and no shown draft below it.
+    f = result["fluency"]
+    assert f["held_out"] >= 1 and f["drafts"] > 0 and isinstance(f["floor"], float)
+    assert 0.0 <= f["draft_disfluent_rate"] <= f["draft_rejected_rate"] <= 1.0  # a draft below the floor is refused
+    assert f["shown_below_floor"] == 0.0
     # the exact LM eval now has a test split too
     assert main(["eval", str(run), "--split", "test", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["split"] == "test"

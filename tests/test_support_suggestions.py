@@ -11,7 +11,7 @@ from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import check_drafts, choose
 from bigramlm.support.edits import (APPEND, EVERY_INTENT, FORBID, PREPEND, REMOVE, REPLACE, Edit, KnownToRun, Rule, apply,
                                     edits_between, team_rules)
-from bigramlm.support.readability import Vocabulary, check, loops
+from bigramlm.support.readability import RunText, Vocabulary, check, loops
 from bigramlm.support.store import AcceptedReply
 
 REPLY = "I understand you want to cancel order {{Order Number}}. Visit {{Website URL}} and choose Cancel."
@@ -98,7 +98,7 @@ def test_unreadable_drafts_are_replaced_by_resolved_replies_that_say_so():
     evidence = [Case(REPLY, REPLY, "cancel_order", None, DESK, 12),
                 Case("cancel it", "Sure, order {{Order Number}} is cancelled now.", "cancel_order", None, DATASET, 345)]
     vocabulary = Vocabulary.of([c.reply for c in evidence] + ["Sure"])
-    drafts = check_drafts(["I gathilarating cancel", "cancel cancel cancel cancel", ""], evidence, vocabulary, "cancel")
+    drafts = check_drafts(["I gathilarating cancel", "cancel cancel cancel cancel", ""], evidence, RunText(vocabulary), "cancel")
     assert [d.readable for d in drafts] == [False, False]  # the empty one is no draft
     shown = choose(drafts, evidence, 3)
     assert shown and all(c.source != "model" for c in shown)
@@ -107,5 +107,5 @@ def test_unreadable_drafts_are_replaced_by_resolved_replies_that_say_so():
     # A readable draft more central than the resolved replies is shown first, as the model's.
     other = REPLY.replace("choose", "select").replace("Visit", "Open")
     near = [Case(REPLY, REPLY, "cancel_order", None, DESK, 12), Case(other, other, "cancel_order", None, DATASET, 9)]
-    drafts = check_drafts([REPLY.replace("choose", "select")], near, Vocabulary.of([REPLY, other]), "")
+    drafts = check_drafts([REPLY.replace("choose", "select")], near, RunText(Vocabulary.of([REPLY, other])), "")
     assert choose(drafts, near, 1)[0].label == "model draft" and drafts[0].shown

@@ -303,6 +303,11 @@ def _print_support_eval(result: dict[str, Any]) -> None:
           f"{pct(s['top_from_model'])}")
     print(f"  non-words / loops: drafts {pct(s['draft_non_word_rate'])} / {pct(s['draft_loop_rate'])}, shown "
           f"{pct(s['shown_non_word_rate'])} / {pct(s['shown_loop_rate'])}")
+    f = result.get("fluency")
+    if f:
+        print(f"  fluency (floor {f['floor']:.2f}): drafts below it {pct(f['draft_disfluent_rate'])}, refused "
+              f"{pct(f['draft_rejected_rate'])} ({f['rejected_only_for_fluency']} for fluency alone); shown drafts below "
+              f"it {pct(f['shown_below_floor'])} of {f['shown_drafts']}")
     print(f"  suggestions: {result['suggestions_per_message']:.2f} a message, distinctness {num(result['suggestion_distinctness'])}")
     print(f"  bits/char on responses {num(result['bits_per_char'], 4)}")
     d = result.get("decode") or {}

@@ -11,6 +11,8 @@ By concept, the modules lower in this list never import the ones above them:
   before the last learn; ``recipe``: ``train --recipe support``;
 - ``understanding``: the calibrated classifier, the language model's own intent scorer
   and the TF-IDF baseline, over ``encoder`` (the sentence encoder);
+- ``choice``: what the agent is shown, every draft checked by ``readability`` (non-words,
+  loops) and ``fluency`` (a word model of the run's replies, and the floor they reach);
 - ``ranking``: the one consensus pick, dismissals and distinctness, over ``chrf`` (the
   one sentence-chrF engine);
 - ``retrieval``: similar cases (its fitted index kept in the run);

@@ -59,7 +59,7 @@ from bigramlm.support.ranking import (
     most_central,
     penalized_scores,
 )
-from bigramlm.support.readability import Vocabulary
+from bigramlm.support.readability import RunText
 from bigramlm.support.results import (
     AssistantDefaults,
     AssistResult,
@@ -152,8 +152,8 @@ class Assistant:
         self.baseline = _baseline(data) if baseline else None
         self._store_seen = 0
         self._refresh_lock = threading.Lock()
-        #: Every word of the run's text, and of the resolved cases as they come (``readability``).
-        self.vocabulary = Vocabulary.of([t for r in data.train_rows for t in (r.message, r.reply)] + list(brand.values.values()))
+        #: The run's words and a word model of its replies, grown with the resolved cases (``readability``).
+        self.reading = RunText.of(data.train_rows, brand.values.values())
         #: The team's edit rules learned from the store, read as accepts come (``support.rulebook``).
         self.rulebook = RuleBook(known_to_run(data))
         #: Speculative decoding, drafting from the evidence replies (``generation.speculation``);
@@ -202,7 +202,7 @@ class Assistant:
         with self._refresh_lock:
             new = self.store.list_cases(after_id=self._store_seen, limit=1 << 30)
             self.index.add([stored.case for stored in new])
-            self.vocabulary.add(t for stored in new for t in (stored.case.message, stored.case.reply))
+            self.reading.add(stored.case for stored in new)
             if new:
                 self._store_seen = max(int(stored.case.id or 0) for stored in new)
             return len(new)
@@ -434,7 +434,7 @@ class Assistant:
         intent = request.understanding.intent
         if request.understanding.out_of_scope:
             return AssistResult(request.understanding, self._holding(), self.run.config.model.name, settings, [], stats)
-        drafts = check_drafts(candidates, request.evidence[:EVIDENCE_CASES], self.vocabulary, request.text)
+        drafts = check_drafts(candidates, request.evidence[:EVIDENCE_CASES], self.reading, request.text)
         chosen = shorten_choices(choose(drafts, request.evidence, settings.n, self.rules(), intent),
                                  settings.length or self.brand.reply_length)
         stated = message_values(request.message)  # "cancel order 5521": 5521 for {{Order Number}}

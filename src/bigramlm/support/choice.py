@@ -4,7 +4,8 @@ resolved replies beside them, each saying where it comes from, with the team's e
 1. The model's drafts are ranked by consensus with each other and the evidence (the
    replies of the most similar resolved cases of the understood intent,
    ``ranking.rank_candidates``); every draft is checked (``readability``): one with a word
-   found nowhere in the run's text, or that loops, is never shown.
+   found nowhere in the run's text, that loops, or whose words run as no real reply's do
+   (below the ``fluency`` floor), is never shown.
 2. The evidence replies join the readable drafts as candidates, and the candidates are
    ranked by their agreement with the evidence and the readable drafts together: a draft
    shows first where it is as central as the best resolved reply or more, a resolved
@@ -25,7 +26,7 @@ from bigramlm.data.cases import Case, label_of
 from bigramlm.support.chrf import pairwise_chrf
 from bigramlm.support.edits import Rule, apply
 from bigramlm.support.ranking import SAME_SUGGESTION_CHRF, consensus_scores, rank_candidates
-from bigramlm.support.readability import Vocabulary, check
+from bigramlm.support.readability import RunText
 from bigramlm.support.results import MODEL, Draft
 
 #: How many of the nearest same-intent cases' replies join the drafts. Measured on the 790
@@ -57,12 +58,13 @@ class Choice:
         return "model draft" if self.source == MODEL else label_of(self.source, self.case_id)
 
 
-def check_drafts(candidates: Sequence[str], evidence: Sequence[Case], vocabulary: Vocabulary, message: str) -> list[Draft]:
+def check_drafts(candidates: Sequence[str], evidence: Sequence[Case], reading: RunText, message: str) -> list[Draft]:
     """Every distinct draft, best first by consensus, with what the checks found."""
     drafts = []
     for ranked in rank_candidates(candidates, [c.reply for c in evidence], keep_near_duplicates=True):
-        found = check(ranked.text, vocabulary, message)
-        drafts.append(Draft(ranked.index, ranked.text, ranked.score, list(found.non_words), found.loops))
+        found = reading.check(ranked.text, message)
+        drafts.append(Draft(ranked.index, ranked.text, ranked.score, list(found.non_words), found.loops,
+                            fluency=found.fluency, disfluent=found.disfluent))
     return drafts
 
 

@@ -14,6 +14,8 @@ indices training saved) it reports, in one run:
   ``bleu`` (sacrebleu, 0-100) and ``rouge_l`` (mean ROUGE-L F1, 0-1);
   ``suggestion_distinctness`` (1 - the mean chrF between a message's suggestions, 0-1)
   and ``suggestions_per_message``; ``per_intent`` {intent: {n, accuracy, chrf}};
+- ``fluency``: the word model's floor (``support.fluency``), the drafts below it and those
+  the readability gate refuses, and ``shown_below_floor``, the shown drafts below it;
 - ``bits_per_char`` of the reference responses under the model, each conditioned on its
   block's prompt (instruction, and the true labels in a labelled run);
 - ``baselines``: TF-IDF (character n-grams) + logistic regression intent accuracy; the
@@ -45,7 +47,7 @@ from bigramlm.evaluation.scoring import continuation_logprobs
 from bigramlm.support.assistant import DEFAULTS, Assistant
 from bigramlm.support.metrics import ReplyFigures, reply_figures
 from bigramlm.support.ranking import distinctness, most_central
-from bigramlm.support.readability import check
+from bigramlm.support.fluency import FluencyFigures, fluency_figures
 from bigramlm.support.results import MODEL, AssistResult, SuggestSettings
 from bigramlm.support.understanding import IntentBaseline, expected_calibration_error
 from bigramlm.support.paraphrases import load_paraphrases
@@ -142,6 +144,8 @@ class SupportEvalResult:
     #: The suggestions' decode: seconds, passes, draft tokens offered and kept (``generation.speculation``).
     decode: dict[str, Any] = field(default_factory=dict)
     task: str = "support"
+    #: What the word model's floor does to the drafts (``support.fluency``); None for a run without one.
+    fluency: FluencyFigures | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, **{k: v for k, v in asdict(self).items() if k != "task"}}
@@ -207,6 +211,8 @@ def evaluate_support(
                   "top_p": top_p, "seed": seed, "limit": limit},
         seconds=round(time.perf_counter() - started, 2),
         decode=decode,
+        fluency=(fluency_figures(assistant.reading.fluency, [d for r in results for d in r.drafts])
+                 if assistant.reading.fluency is not None else None),
     )
 
 
@@ -277,7 +283,7 @@ def _per_intent(gold: list[str | None], predicted: list[str | None], shown: Repl
 def _shown_figures(assistant: Assistant, rows: list[Case], results: list[AssistResult], shown: ReplyFigures,
                    draft: ReplyFigures, retrieval: ReplyFigures, consensus: ReplyFigures) -> ShownFigures:
     drafts = [d for r in results for d in r.drafts]
-    tops = [check(r.top_reply, assistant.vocabulary, row.message) for r, row in zip(results, rows)]
+    tops = [assistant.reading.check(r.top_reply, row.message) for r, row in zip(results, rows)]
 
     def share(flags: list[bool]) -> float:
         return sum(flags) / len(flags) if flags else 0.0

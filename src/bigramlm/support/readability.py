@@ -1,4 +1,5 @@
-"""Whether a draft reads as text an agent could send: no made-up words, no loops.
+"""Whether a draft reads as text an agent could send: no made-up words, no loops, and
+words in an order the run's replies use.
 
 A small model sometimes writes words that exist nowhere ("gathilarating") or repeats
 itself ("about the specific details about the specific details about the ..."). Such a
@@ -12,6 +13,8 @@ draft is never shown; the assistant shows the best resolved reply in its place.
   words three times anywhere. Measured on the 7,897 replies of the Bitext sample: no real
   reply repeats a span three times in a row, and 0.1% repeat a 6-gram three times
   (a 4-gram three times: 1.4%, so shorter spans would refuse real replies).
+- A **disfluent** draft reads worse, word by word, than nearly every real reply: below the
+  floor of the word model of the run's replies (``fluency``), however real its words are.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
+
+from bigramlm.data.cases import Case
+from bigramlm.support.fluency import Fluency
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 _PLACEHOLDER = re.compile(r"\{\{[^{}\n]*\}\}")
@@ -77,10 +83,13 @@ class Readability:
 
     non_words: tuple[str, ...] = ()
     loops: bool = False
+    #: The word model's score (``fluency``; None without a model or a word) and whether it is below the floor.
+    fluency: float | None = None
+    disfluent: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.non_words and not self.loops
+        return not self.non_words and not self.loops and not self.disfluent
 
     def reason(self) -> str | None:
         if self.ok:
@@ -90,8 +99,38 @@ class Readability:
             parts.append("words found nowhere in the run: " + ", ".join(self.non_words[:5]))
         if self.loops:
             parts.append("it repeats itself")
+        if self.disfluent:
+            parts.append(f"its words run as no real reply's do (fluency {self.fluency:.2f})")
         return "; ".join(parts)
 
 
-def check(text: str, vocabulary: Vocabulary, message: str = "") -> Readability:
-    return Readability(tuple(vocabulary.unknown(text, message)), loops(text))
+def check(text: str, vocabulary: Vocabulary, message: str = "", fluency: Fluency | None = None) -> Readability:
+    score = fluency.score(text) if fluency is not None else None
+    disfluent = fluency is not None and score is not None and score < fluency.floor
+    return Readability(tuple(vocabulary.unknown(text, message)), loops(text), score, disfluent)
+
+
+@dataclass
+class RunText:
+    """What a draft is read against: the run's words, and a word model of its replies (None:
+    no fluency check). Both grow with the resolved cases."""
+
+    vocabulary: Vocabulary
+    fluency: Fluency | None = None
+
+    @classmethod
+    def of(cls, cases: Iterable[Case], more_words: Iterable[str] = ()) -> "RunText":
+        """The words of the cases' messages and replies and of ``more_words`` (the brand's
+        values); the word model of the replies."""
+        cases = list(cases)
+        vocabulary = Vocabulary.of([t for c in cases for t in (c.message, c.reply)] + list(more_words))
+        return cls(vocabulary, Fluency.of([c.reply for c in cases]))
+
+    def add(self, cases: Iterable[Case]) -> None:
+        cases = list(cases)
+        self.vocabulary.add(t for c in cases for t in (c.message, c.reply))
+        if self.fluency is not None:
+            self.fluency.add(c.reply for c in cases)
+
+    def check(self, text: str, message: str = "") -> Readability:
+        return check(text, self.vocabulary, message, self.fluency)

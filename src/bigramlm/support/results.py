@@ -110,10 +110,14 @@ class Draft:
     non_words: list[str] = field(default_factory=list)
     loops: bool = False
     shown: bool = False
+    #: The word model's score of the draft (``support.fluency``), and whether it is below
+    #: the floor real replies reach (such a draft is not shown).
+    fluency: float | None = None
+    disfluent: bool = False
 
     @property
     def readable(self) -> bool:
-        return not self.non_words and not self.loops
+        return not self.non_words and not self.loops and not self.disfluent
 
 
 @dataclass

@@ -168,7 +168,7 @@ def mismatched_replies(run: str, messages: list[str]) -> tuple[int, int]:
     from bigramlm.support.ranking import EVIDENCE_CASES
 
     assistant = Assistant.load(run, use_store=False)
-    requests = assistant._read(messages, k_similar=3, evidence=EVIDENCE_CASES)
+    requests = assistant.reader.read(messages, k_similar=3, evidence=EVIDENCE_CASES)
     cases = [(c, r.understanding.intent) for r in requests for c in r.evidence]
     return sum(c.intent != intent for c, intent in cases), len(cases)
 

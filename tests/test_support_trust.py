@@ -49,7 +49,7 @@ def test_every_reply_that_stands_for_an_answer_is_of_the_intent_shown(assistant)
     test message, paraphrase and everyday message is of the understood intent, however far its
     cases are; out of scope, there is none."""
     messages = _messages(assistant)
-    requests = assistant._read(messages, k_similar=3, evidence=EVIDENCE_CASES)
+    requests = assistant.reader.read(messages, k_similar=3, evidence=EVIDENCE_CASES)
     assert len(requests) == len(messages) > 1100
     for request in requests:
         intent = request.understanding.intent
@@ -66,7 +66,7 @@ def test_an_intent_the_agent_picks_gets_replies_of_that_intent_only(assistant):
     messages = ["your app keeps crashing", "hi, I was charged twice for my order 1234", "thanks!"]
     intents = sorted(assistant.known_intents())
     picks = [(m, i) for i in intents for m in messages]
-    requests = assistant._read([m for m, _ in picks], k_similar=3, evidence=EVIDENCE_CASES,
+    requests = assistant.reader.read([m for m, _ in picks], k_similar=3, evidence=EVIDENCE_CASES,
                                intents=[i for _, i in picks])
     for (message, intent), request in zip(picks, requests):
         assert request.understanding.intent == intent

@@ -7,10 +7,11 @@ classes and the known placeholder names. The dataset is not read; a run written 
 those files existed rebuilds them from its dataset once, and saves them.
 
 Understanding
-    A run of ``--recipe support`` has a calibrated classifier over sentence embeddings
-    (``understanding.Understander``). A labelled run without one asks the language model
-    itself (``understanding.LanguageModelIntents``); a run trained without labels falls
-    back to a similarity-weighted vote of the nearest training cases.
+    ``reading.MessageReader`` reads each message: a run of ``--recipe support`` has a
+    calibrated classifier over sentence embeddings (``understanding.Understander``), which
+    also says when no intent fits (``support.scope``); a labelled run without one asks the
+    language model itself (``understanding.LanguageModelIntents``); a run trained without
+    labels falls back to a similarity-weighted vote of the nearest training cases.
 
 One request, done once
     The message is normalised once (NFKC, then every character outside the vocabulary
@@ -32,22 +33,20 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from bigramlm.checkpoint import Run, load_run
-from bigramlm.data.cases import Case
-from bigramlm.data.formats import STOP_STRINGS, prompt_text
+from bigramlm.data.formats import STOP_STRINGS
 from bigramlm.data.instructions import load_run_files
 from bigramlm.data.run_files import InstructionRunFiles
 from bigramlm.errors import BigramLMError
-from bigramlm.generation import Sampling, encode_prompt, generate, stream
+from bigramlm.generation import Sampling, generate, stream
 from bigramlm.generation.batcher import DecodeJob, DecodeQueue
 from bigramlm.generation.batch import speculates
 from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.support.brand import BrandProfile
-from bigramlm.support.choice import POOL_CASES, check_drafts, choose
+from bigramlm.support.choice import check_drafts, choose
 from bigramlm.support.edits import Rule
 from bigramlm.support.length import check_length, shorten_choices
 from bigramlm.support.message_values import message_values
@@ -56,17 +55,14 @@ from bigramlm.support.ranking import (
     EVIDENCE_CASES,
     NOT_THE_REPLY,
     dismissal_penalty,
-    most_central,
     penalized_scores,
 )
 from bigramlm.support.readability import RunText
+from bigramlm.support.reading import MessageReader, ReadMessage, fit_baseline
 from bigramlm.support.results import (
     AssistantDefaults,
     AssistResult,
-    BaselineIntent,
     DoneEvent,
-    IntentScore,
-    SimilarCase,
     Suggestion,
     SuggestEvent,
     SuggestSettings,
@@ -79,28 +75,18 @@ from bigramlm.support.rulebook import RuleBook, current_rules, known_to_run
 from bigramlm.support.store import CaseStore, store_path, store_target
 from bigramlm.support.understanding import (
     UNDERSTANDING_FILE,
-    UNSURE_BELOW,
-    IntentBaseline,
-    IntentPrediction,
     LanguageModelIntents,
     Understander,
 )
-from bigramlm.tokenization import normalize_for_vocab
 
 DEFAULTS: AssistantDefaults = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_k": None, "top_p": 0.95,
                                "k_similar": 3}
 MAX_N = 16
-UNDERSTANDER_METHOD = "sentence-embedding-logreg-calibrated"
-LM_METHOD = "lm-labelled-likelihood"
 #: Where the brand's holding reply comes from (a suggestion's ``source``), offered when no intent fits.
 HOLDING = "brand"
-#: The intent an agent picked on the desk (``suggest(..., intent=...)``).
-AGENT_METHOD = "picked-by-agent"
 #: 192 rows a decode batch: 120 test messages x 3 candidates with the recipe's GPT decoded
 #: in 31.5 s, against 34.7 s at 96 rows (the KV cache of 192 rows is 380 MB).
 ROWS_PER_BATCH = 192
-#: A message's scope score (None where the run cannot tell) and whether no intent fits it.
-Scoped = tuple[float | None, bool]
 
 
 def require_instruction_run(run: Run) -> dict[str, Any]:
@@ -110,21 +96,6 @@ def require_instruction_run(run: Run) -> dict[str, Any]:
             f"{run.path} was not trained on an instruction dataset; train one with --data bitext or --data FILE.csv"
         )
     return spec
-
-
-@dataclass
-class _Request:
-    """One message, read once: its normalised text, its understanding, its evidence, its prompt."""
-
-    understanding: Understanding
-    text: str
-    #: The resolved cases (or training rows) of the understood intent nearest the message.
-    evidence: list[Case]
-    prompt: list[int]
-    #: The evidence replies' tokens: what a reply is likely to repeat, so the decode's drafts.
-    sources: list[list[int]]
-    #: The message as the customer wrote it (before normalising): what its values are read from.
-    message: str = ""
 
 
 class Assistant:
@@ -139,17 +110,13 @@ class Assistant:
         self.spec = require_instruction_run(run)
         self.data = data
         self.labels = bool((self.spec.get("format") or {}).get("labels"))
-        #: A grounded run's prompt holds the most central evidence reply (``support.recipe``).
-        self.grounded = "reference" in (self.spec.get("format") or {})
-        self.label_set: list[tuple[str, str | None]] = [(str(i), c if c else None) for i, c in data.label_set]
+        label_set: list[tuple[str, str | None]] = [(str(i), c if c else None) for i, c in data.label_set]
         self.known_placeholders = set(data.known_placeholders)
         brand = brand if brand is not None else BrandProfile()
         brand.known = self.known_placeholders | set(brand.values)
         self.brand = brand
         self.index = CaseIndex.cached(data.train_rows, Path(run.path) / INDEX_FILE)
         self.store = store
-        #: The classic comparison, TF-IDF + logistic regression on the train rows, when asked for.
-        self.baseline = _baseline(data) if baseline else None
         self._store_seen = 0
         self._refresh_lock = threading.Lock()
         #: The run's words and a word model of its replies, grown with the resolved cases (``readability``).
@@ -163,16 +130,14 @@ class Assistant:
         #: together (``generation.batcher``); otherwise each decodes in its caller's thread.
         self.decodes = DecodeQueue(self.model, self.tokenizer, self.speculation, ROWS_PER_BATCH) if share_decodes else None
         loaded = Understander.load(Path(run.path))
-        #: The calibrated sentence-embedding classifier of ``--recipe support`` runs (None
-        #: for other runs, which classify with the language model alone).
-        self.understander: Understander | None = loaded[0] if loaded else None
-        self.lm_intents = LanguageModelIntents(self.model, self.tokenizer, self.label_set) if self.labels else None
-        #: Why the understanding is a fallback, when the run was trained with one it lacks now:
-        #: every intent is then marked unsure, and the desk and ``assist`` say so.
-        self.degraded: str | None = None
-        if self.understander is None and (run.config.extras.get("recipe") or {}).get("understanding"):
-            self.degraded = (f"{UNDERSTANDING_FILE} is missing from {run.path}: intents come from the language model "
-                             "alone and are marked unsure; retrain the recipe or restore the file")
+        lm_intents = LanguageModelIntents(self.model, self.tokenizer, label_set) if self.labels else None
+        #: Understanding each message and finding its evidence (``support.reading``).
+        self.reader = MessageReader(self.tokenizer, self.index, label_set, loaded[0] if loaded else None, lm_intents,
+                                    self.labels, grounded="reference" in (self.spec.get("format") or {}))
+        self.reader.baseline = fit_baseline(data) if baseline else None
+        if loaded is None and (run.config.extras.get("recipe") or {}).get("understanding"):
+            self.reader.degraded = (f"{UNDERSTANDING_FILE} is missing from {run.path}: intents come from the language "
+                                    "model alone and are marked unsure; retrain the recipe or restore the file")
         self.refresh_cases()
 
     @classmethod
@@ -211,142 +176,41 @@ class Assistant:
 
     def normalize(self, message: str) -> tuple[str, int]:
         """The documented policy for unseen characters: NFKC, then replacement."""
-        text, replaced = normalize_for_vocab(message, self.tokenizer)
-        return text.strip(), replaced
-
-    def classify_many(self, texts: list[str]) -> tuple[list[list[IntentScore]], str | None, list[Scoped]]:
-        """Every intent with its probability, likeliest first, for each normalised message; the
-        method; and whether any intent fits each at all (``support.scope``; only the
-        understander can tell)."""
-        if self.understander is not None:
-            predictions = self.understander.predict(texts)
-            return ([_ranking(self.understander.classes, self.understander.categories, p) for p in predictions],
-                    UNDERSTANDER_METHOD, [(p.scope_score, p.out_of_scope) for p in predictions])
-        unknown: list[Scoped] = [(None, False)] * len(texts)
-        if self.lm_intents is not None and self.label_set:
-            return [_ranking(self.lm_intents.classes, self.lm_intents.categories, p)
-                    for p in self.lm_intents.predict(texts)], LM_METHOD, unknown
-        # A run trained without labels: a similarity-weighted vote of the nearest cases.
-        return [[IntentScore(i, c, p) for (i, c), p in self.index.vote(t)] for t in texts], "nearest-cases", unknown
+        return self.reader.normalize(message)
 
     def understand(self, message: str, k_similar: int = DEFAULTS["k_similar"]) -> Understanding:
         """Normalise the message, rank the intents, find similar cases (and the baseline's answer)."""
         return self.understand_many([message], k_similar)[0]
 
     def understand_many(self, messages: list[str], k_similar: int = DEFAULTS["k_similar"]) -> list[Understanding]:
-        return [r.understanding for r in self._read(messages, k_similar, evidence=0)]
+        return [r.understanding for r in self.reader.read(messages, k_similar, evidence=0)]
+
+    def known_intents(self) -> dict[str, str | None]:
+        """Every intent the assistant can answer for, and its category."""
+        return self.reader.known_intents()
+
+    @property
+    def understander(self) -> Understander | None:
+        """The run's calibrated classifier (``reading.MessageReader.understander``)."""
+        return self.reader.understander
+
+    @understander.setter
+    def understander(self, value: Understander | None) -> None:
+        self.reader.understander = value
 
     @property
     def understanding_method(self) -> str:
         """Which understanding answers: the calibrated classifier, the language model, or the nearest cases."""
-        return UNDERSTANDER_METHOD if self.understander else LM_METHOD if self.lm_intents else "nearest-cases"
+        return self.reader.understanding_method
 
-    def known_intents(self) -> dict[str, str | None]:
-        """Every intent the assistant can answer for, and its category."""
-        if self.understander is not None:
-            return {i: self.understander.categories.get(i) for i in self.understander.classes}
-        return dict(self.label_set)
-
-    def _read(self, messages: list[str], k_similar: int, evidence: int = EVIDENCE_CASES,
-              intents: Sequence[str | None] | None = None, drafts: bool = False) -> list[_Request]:
-        """Each message normalised, classified and retrieved once (one search serves the
-        similar cases shown and the evidence that votes), and its prompt encoded. ``intents``
-        overrides the understood intent where the agent picked one; ``drafts`` also encodes
-        the evidence replies a speculative decode drafts from."""
-        normalized = [self.normalize(m) for m in messages]
-        texts = [text for text, _ in normalized]
-        rankings, method, scopes = self.classify_many(texts)
-        chosen = list(intents or [None] * len(texts))
-        rankings = [self._picked(ranking, intent) if intent else ranking for ranking, intent in zip(rankings, chosen)]
-        depth = max(k_similar, 2 * POOL_CASES if evidence else 0)  # half of the hits are of other intents
-        hits = self.index.search_many(texts, depth) if depth > 0 else [[] for _ in texts]
-        # The agent's pick puts the message in scope: that intent fits, in the agent's judgement.
-        understandings = [self._understanding(text, replaced, ranking, (AGENT_METHOD if pick else method) if ranking else None,
-                                              found[:k_similar], unsure=False if pick else None,
-                                              scope=(score, outside and not pick))
-                          for (text, replaced), ranking, found, pick, (score, outside)
-                          in zip(normalized, rankings, hits, chosen, scopes)]
-        cases = self._evidence(texts, understandings, hits) if evidence else [[] for _ in texts]
-        references = self._references(cases, evidence) if self.grounded else [None] * len(texts)
-        prompts = [encode_prompt(self.tokenizer, prompt_text(t, u.intent, u.category, self.labels,
-                                                            self.normalize(ref)[0] if ref is not None else None))
-                   for t, u, ref in zip(texts, understandings, references)]
-        sources = [self._sources(found) if drafts else [] for found in cases]
-        return [_Request(*parts) for parts in zip(understandings, texts, cases, prompts, sources, messages)]
-
-    def _evidence(self, texts: list[str], understandings: list[Understanding],
-                  hits: list[list[tuple[Case, float]]]) -> list[list[Case]]:
-        """Each message's cases of the intent shown, nearest first: the first ``evidence`` vote on
-        the drafts and ground the prompt; the others can stand in for a draft not shown. Those
-        among the nearest of any intent, else that intent's nearest however far: never another
-        intent's, which would be shown as this intent's answer (before, a place_order row stood in
-        for a complaint's). None out of scope; any intent's where the run has no intents."""
-        cases = [[] if u.out_of_scope else [c for c, _ in found if u.intent is None or c.intent == u.intent]
-                 for u, found in zip(understandings, hits)]
-        far = [i for i, (u, found) in enumerate(zip(understandings, cases)) if not found and u.intent and not u.out_of_scope]
-        if far:
-            nearest = self.index.search_many([texts[i] for i in far], POOL_CASES, within=[understandings[i].intent for i in far])
-            for i, found in zip(far, nearest):
-                cases[i] = [c for c, _ in found]
-        return cases
+    @property
+    def degraded(self) -> str | None:
+        """Why the understanding is a fallback, when it is (``reading.MessageReader.degraded``)."""
+        return self.reader.degraded
 
     def _drafts(self, rows: int) -> bool:
         """Whether a decode of batches of ``rows`` rows will draft (so its sources are worth encoding)."""
         return self.speculation is not None and speculates(rows)
-
-    def _sources(self, cases: list[Case]) -> list[list[int]]:
-        """The tokens of the replies the decode drafts from: the ``POOL_CASES`` nearest, as
-        the model writes them (normalised), each encoded once per request."""
-        return [encode_prompt(self.tokenizer, self.normalize(c.reply)[0]) for c in cases[:POOL_CASES]]
-
-    def references(self, texts: list[str], intents: list[str | None]) -> list[str | None]:
-        """What a grounded run reads before it writes, for normalised messages of known intents."""
-        hits = self.index.search_many(texts, 4 * EVIDENCE_CASES)
-        return self._references([[c for c, _ in found if c.intent == i] for found, i in zip(hits, intents)], EVIDENCE_CASES)
-
-    @staticmethod
-    def _references(cases: list[list[Case]], evidence: int) -> list[str | None]:
-        """The most central of each message's first ``evidence`` cases' replies (None without any)."""
-        groups = [[c.reply for c in group[:evidence]] for group in cases]
-        return [group[i] if group else None for group, i in zip(groups, most_central(groups))]
-
-    def _picked(self, ranking: list[IntentScore], intent: str) -> list[IntentScore]:
-        """The ranking with the intent an agent picked first (its own probability kept)."""
-        known = self.known_intents()
-        if intent not in known:
-            raise BigramLMError(f"intent {intent!r} is not one this run knows (it knows {len(known)}: "
-                                f"{', '.join(sorted(known)[:5])}, ...)", param="intent")
-        mine = next((s for s in ranking if s.intent == intent), IntentScore(intent, known[intent], 0.0))
-        return [mine] + [s for s in ranking if s.intent != intent]
-
-    def _understanding(self, text: str, replaced: int, ranking: list[IntentScore], method: str | None,
-                       hits: list[tuple[Case, float]], unsure: bool | None = None,
-                       scope: Scoped = (None, False)) -> Understanding:
-        """Out of scope, no intent is given (the closest are still ranked, for the agent to pick)."""
-        score, outside = scope
-        top = ranking[0] if ranking and not outside else None
-        if unsure is None:
-            unsure = not outside and (top is None or self.degraded is not None
-                                      or (self.understander is not None and top.probability < UNSURE_BELOW))
-        return Understanding(
-            intent=top.intent if top else None,
-            category=top.category if top else None,
-            intent_probability=top.probability if top else None,
-            intent_unsure=unsure,
-            intent_method=method,
-            intents=ranking[:5],
-            similar_cases=[SimilarCase(case, round(float(s), 4)) for case, s in hits],
-            replaced_characters=replaced,
-            baseline=self._baseline_answer(text),
-            out_of_scope=outside,
-            scope_score=None if score is None else round(score, 4),
-        )
-
-    def _baseline_answer(self, text: str) -> BaselineIntent | None:
-        if self.baseline is None:
-            return None
-        intent, probability = self.baseline.top(text)
-        return BaselineIntent(intent, self.baseline.categories.get(intent), probability)
 
     # --- suggest -------------------------------------------------------------------------
 
@@ -367,7 +231,7 @@ class Assistant:
         settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed, length)
         sampling = _check_request([message], settings)
         self.refresh_cases()
-        request = self._read([message], k_similar, intents=[intent], drafts=self._drafts(n))[0]
+        request = self.reader.read([message], k_similar, intents=[intent], drafts=self._drafts(n))[0]
         yield UnderstandingEvent(request.understanding)
         pieces: list[list[str]] = [[] for _ in range(n)]
         stats = DecodeStats()
@@ -394,7 +258,7 @@ class Assistant:
         sampling = _check_request(messages, settings)
         self.refresh_cases()
         n = settings.n
-        requests = self._read(messages, k_similar, intents=intents,
+        requests = self.reader.read(messages, k_similar, intents=intents,
                               drafts=self._drafts(min(rows_per_batch, n * len(messages))))
         stats = DecodeStats()
         live = [r for r in requests if not r.understanding.out_of_scope]  # no intent fits: nothing to write
@@ -411,7 +275,7 @@ class Assistant:
         written = iter([outputs[i * n : (i + 1) * n] for i in range(len(live))])
         return [self._answer(r, [] if r.understanding.out_of_scope else next(written), settings, stats) for r in requests]
 
-    def _stream(self, requests: list[_Request], settings: SuggestSettings, sampling: Sampling,
+    def _stream(self, requests: list[ReadMessage], settings: SuggestSettings, sampling: Sampling,
                 check: Callable[[], None] | None, stats: DecodeStats, stop: Sequence[str] = ()) -> Iterator[tuple[int, str]]:
         """``(row, piece)`` of the requests' candidates (``n`` rows each, the first greedy):
         through the shared decodes where there are any, else decoded here."""
@@ -426,7 +290,7 @@ class Assistant:
                       greedy=greedy, rows_per_batch=ROWS_PER_BATCH, check=check, speculate=self.speculation,
                       sources=sources, stats=stats)
 
-    def _answer(self, request: _Request, candidates: Sequence[str], settings: SuggestSettings,
+    def _answer(self, request: ReadMessage, candidates: Sequence[str], settings: SuggestSettings,
                 stats: DecodeStats) -> AssistResult:
         """The drafts checked, the suggestions chosen among them and the evidence
         (``support.choice``), the team's edits made, the brand filled; a suggestion like one
@@ -475,19 +339,6 @@ def _store(run_dir: Path, target: str | None) -> CaseStore | None:
         if os.access(run_dir, os.W_OK) or store_target(run_dir, target) != str(store_path(run_dir)):
             raise
         return None
-
-
-def _ranking(classes: list[str], categories: dict[str, str | None], prediction: IntentPrediction) -> list[IntentScore]:
-    ranked = sorted(zip(classes, prediction.probabilities), key=lambda t: -t[1])
-    return [IntentScore(i, categories.get(i), float(p)) for i, p in ranked]
-
-
-def _baseline(data: InstructionRunFiles) -> IntentBaseline | None:
-    labelled = [r for r in data.train_rows if r.intent]
-    if len({r.intent for r in labelled}) < 2:
-        return None
-    return IntentBaseline([r.message for r in labelled], [str(r.intent) for r in labelled],
-                          {str(r.intent): r.category for r in labelled})
 
 
 def _greedy_first(n: int, messages: int) -> list[bool]:

@@ -253,9 +253,9 @@ def _paraphrases(assistant: Assistant, path: str | os.PathLike[str] | None, log:
 def _model_accuracy(assistant: Assistant, messages: list[str], gold: Sequence[str | None]) -> float | None:
     """The language model alone (``understanding.LanguageModelIntents``): the intent whose
     labelled lines it finds likeliest after the message."""
-    if assistant.lm_intents is None:
+    if assistant.reader.lm_intents is None:
         return None
-    found = assistant.lm_intents.predict([assistant.normalize(m)[0] for m in messages])
+    found = assistant.reader.lm_intents.predict([assistant.normalize(m)[0] for m in messages])
     return _accuracy([p.intent for p in found], gold)
 
 
@@ -319,7 +319,7 @@ def _bits_per_char(assistant: Assistant, rows: list[Case]) -> float | None:
         return tok.encode(normalize_for_vocab(text, tok)[0], on_unknown="replace").tolist()
 
     messages = [assistant.normalize(r.message)[0] for r in rows]
-    references = assistant.references(messages, [r.intent for r in rows]) if assistant.grounded else [None] * len(rows)
+    references = assistant.reader.references(messages, [r.intent for r in rows]) if assistant.reader.grounded else [None] * len(rows)
     prefixes = [ids(prompt_text(m, r.intent, r.category, assistant.labels, ref)) for m, r, ref in zip(messages, rows, references)]
     logps = continuation_logprobs(assistant.model, prefixes, [ids(r.reply) for r in rows])
     nats = -sum(float(v.sum()) for v in logps)

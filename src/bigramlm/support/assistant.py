@@ -191,7 +191,7 @@ class Assistant:
 
     @property
     def understander(self) -> Understander | None:
-        """The run's calibrated classifier (``reading.MessageReader.understander``)."""
+        """The run's calibrated classifier (the reader's, ``support.reading``)."""
         return self.reader.understander
 
     @understander.setter
@@ -205,7 +205,7 @@ class Assistant:
 
     @property
     def degraded(self) -> str | None:
-        """Why the understanding is a fallback, when it is (``reading.MessageReader.degraded``)."""
+        """Why the understanding is a fallback, when it is (the reader's, ``support.reading``)."""
         return self.reader.degraded
 
     def _drafts(self, rows: int) -> bool:

@@ -37,7 +37,9 @@ import numpy as np
 from bigramlm.errors import BigramLMError
 from bigramlm.support.results import Draft
 
-_TOKEN = re.compile(r"\{\{[^{}\n]*\}\}|[a-z]+(?:'[a-z]+)*|\.")
+#: A word, lower-cased, with its apostrophes ("you're"): the one definition, ``readability`` reads words by it too.
+WORD = r"[a-z]+(?:'[a-z]+)*"
+_TOKEN = re.compile(r"\{\{[^{}\n]*\}\}|" + WORD + r"|\.")
 _SENTENCE_END = re.compile(r"[.!?]+")
 _START, _END = "<s>", "</s>"
 #: The discount of every seen n-gram (the usual absolute-discounting value).

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from bigramlm.data.cases import Case
-from bigramlm.support.fluency import Fluency
+from bigramlm.support.fluency import WORD, Fluency
 
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
+_WORD = re.compile(WORD)
 _PLACEHOLDER = re.compile(r"\{\{[^{}\n]*\}\}")
 #: A span repeated this many times in a row is a loop.
 LOOP_TIMES = 3

@@ -110,7 +110,8 @@ class Assistant:
         self.spec = require_instruction_run(run)
         self.data = data
         self.labels = bool((self.spec.get("format") or {}).get("labels"))
-        label_set: list[tuple[str, str | None]] = [(str(i), c if c else None) for i, c in data.label_set]
+        #: The (intent, category) pairs the run was trained on.
+        self.label_set: list[tuple[str, str | None]] = [(str(i), c if c else None) for i, c in data.label_set]
         self.known_placeholders = set(data.known_placeholders)
         brand = brand if brand is not None else BrandProfile()
         brand.known = self.known_placeholders | set(brand.values)
@@ -130,9 +131,9 @@ class Assistant:
         #: together (``generation.batcher``); otherwise each decodes in its caller's thread.
         self.decodes = DecodeQueue(self.model, self.tokenizer, self.speculation, ROWS_PER_BATCH) if share_decodes else None
         loaded = Understander.load(Path(run.path))
-        lm_intents = LanguageModelIntents(self.model, self.tokenizer, label_set) if self.labels else None
+        lm_intents = LanguageModelIntents(self.model, self.tokenizer, self.label_set) if self.labels else None
         #: Understanding each message and finding its evidence (``support.reading``).
-        self.reader = MessageReader(self.tokenizer, self.index, label_set, loaded[0] if loaded else None, lm_intents,
+        self.reader = MessageReader(self.tokenizer, self.index, self.label_set, loaded[0] if loaded else None, lm_intents,
                                     self.labels, grounded="reference" in (self.spec.get("format") or {}))
         self.reader.baseline = fit_baseline(data) if baseline else None
         if loaded is None and (run.config.extras.get("recipe") or {}).get("understanding"):

@@ -222,7 +222,8 @@ function suggestionCard(s, message, result) {
   li.querySelector(".team-edits").textContent = (s.team_edits || []).map((e) => String(e.description)).join(" · ");
   // One score, the one the order uses: how much the reply agrees with the other candidates
   // and the similar cases' replies (chrF, 0-100), lowered when it is like a dismissed one.
-  li.querySelector(".score").textContent = typeof s.score === "number" ? `agreement ${Math.round(s.score)}/100` : "";
+  // The brand's holding reply (out of scope) agrees with nothing: it is the brand's, not a ranked answer.
+  li.querySelector(".score").textContent = typeof s.score === "number" && s.source !== "brand" ? `agreement ${Math.round(s.score)}/100` : "";
   const warnings = [];
   const unfilled = s.unfilled_placeholders || [];
   const mangled = s.mangled_placeholders || [];

@@ -137,7 +137,8 @@ def _assist_text(result: dict[str, Any]) -> str:
     if result["replaced_characters"]:
         out(f"({result['replaced_characters']} character(s) outside the model's vocabulary were replaced)")
     for rank, s in enumerate(result["suggestions"], start=1):
-        out(f"\n--- suggestion {rank}: {s.get('label', 'model draft')} (agreement {s['score']:.1f}/100) ---")
+        agreement = "" if s.get("source") == "brand" else f" (agreement {s['score']:.1f}/100)"  # a holding reply ranks nothing
+        out(f"\n--- suggestion {rank}: {s.get('label', 'model draft')}{agreement} ---")
         out(s["filled_text"])
         for edit in s.get("team_edits") or []:
             out(edit["description"])

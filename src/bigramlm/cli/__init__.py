@@ -68,7 +68,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from bigramlm import __version__
 
-    parser = _Parser(prog="bigramlm", description="Character-level language models, from the bigram up, with a support-agent assistant.")
+    parser = _Parser(prog="bigramlm", description="Language models from the bigram up (characters or BPE, a bigram or a GPT), and a support-agent assistant built on them.")
     parser.add_argument("--version", action="version", version=f"bigramlm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in COMMANDS:

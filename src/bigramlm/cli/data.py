@@ -102,16 +102,11 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def cmd_data_export(args: argparse.Namespace) -> int:
-    from bigramlm.data.formats import format_rows
-    from bigramlm.data.instructions import write_export
-    from bigramlm.data.registry import resolve_source
-    from bigramlm.data.table import read_table
+    from bigramlm.data.instructions import export_text, write_export
     from bigramlm._fs import check_writable
 
     check_writable(args.out, "out")  # before reading the table: a wrong --out fails at once
-    path, _ = resolve_source(args.source)
-    table = read_table(path, **column_options(args), require_labels=args.with_labels)
-    text = format_rows(table.rows, labels=args.with_labels)
+    text, table = export_text(args.source, args.with_labels, **column_options(args))
     write_export(text, args.out)
     skipped = f"; skipped {table.skipped} rows with an empty instruction or response" if table.skipped else ""
     print(f"wrote {args.out}: {len(table.rows):,} rows, {len(text):,} characters, {len(set(text))} distinct{skipped}")

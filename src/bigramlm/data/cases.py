@@ -16,7 +16,6 @@ from bigramlm.errors import BigramLMError
 
 #: Where a case comes from.
 DATASET, DESK, LEARN = "dataset", "desk", "learn"
-SOURCES = (DATASET, DESK, LEARN)
 #: The longest message and reply a case may hold (the desk's own bounds; a 50 MB message
 #: once cost a desk 8 GB and every suggestion after it).
 MAX_MESSAGE_CHARS = 2000

@@ -241,11 +241,12 @@ def read_split_rows(spec: dict[str, Any], files: InstructionRunFiles, part: str,
     return files.select(read_table(path, **column_options(spec)).rows, part)
 
 
-def export_text(source: str, with_labels: bool = False, **columns: Any) -> str:
-    """The whole dataset formatted as the notebook writes ``customer_support_data.txt``."""
+def export_text(source: str, with_labels: bool = False, **columns: Any) -> tuple[str, Table]:
+    """The whole dataset formatted as the notebook writes ``customer_support_data.txt``, and
+    the table it came from (its rows, and how many were skipped): ``data export`` writes it."""
     path, _ = _resolve(source)
     table = read_table(path, **columns, require_labels=with_labels)
-    return format_rows(table.rows, labels=with_labels)
+    return format_rows(table.rows, labels=with_labels), table
 
 
 def write_export(text: str, out: Path) -> None:

@@ -274,6 +274,7 @@ class Understander:
         import torch
 
         from bigramlm.checkpoint.weights import atomic_save_tensors
+        from bigramlm.support.encoder import ENCODER_NAME
 
         tensors = dict(self.classifier.tensors())
         if self.message_embeddings is not None:
@@ -285,7 +286,7 @@ class Understander:
             "categories": json.dumps(self.categories),
             "temperature": repr(self.temperature),
             "message_intents": json.dumps(intents),
-            "encoder": "sentence-transformers/all-MiniLM-L6-v2",
+            "encoder": ENCODER_NAME,
             **({"out_of_scope_below": repr(self.scope.below)} if self.scope is not None else {}),
         }
         atomic_save_tensors(Path(run_dir) / name, tensors, metadata)

@@ -79,7 +79,9 @@ def write_results(setup: TrainSetup, state: TrainState, final: EvalResult) -> No
         from bigramlm.training.plotting import plot_loss_curve
 
         title = f"{setup.model_name} on {setup.data.spec.get('source', 'data')}"
-        plot_loss_curve(state.history, out_dir / LOSS_PLOT, title=title)
+        sample = setup.config.eval_tokens  # periodic evals read this many val tokens (0: all of them)
+        plot_loss_curve(state.history, out_dir / LOSS_PLOT, title=title,
+                        val_label=f"val (first {sample:,} tokens)" if sample else "val (full split)")
     except ImportError:  # matplotlib is a declared dependency; never fail a finished run on a plot
         pass
 

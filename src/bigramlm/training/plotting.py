@@ -8,8 +8,9 @@ from typing import Any
 from bigramlm._fs import atomic_write
 
 
-def plot_loss_curve(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
-    """Raw and smoothed train loss per step, and the full-split val loss at eval steps."""
+def plot_loss_curve(history: list[dict[str, Any]], path: Path, title: str = "", val_label: str = "val (full split)") -> None:
+    """Raw and smoothed train loss per step, and the val loss at eval steps (``val_label`` says
+    on what: the whole split, or the first tokens of it that periodic evals read)."""
     # The object-oriented Figure API, not pyplot: importing pyplot costs ~0.6 s of
     # start-up (backend machinery a file-only plot never uses), which is a fifth of a
     # whole `bigramlm train --method sgd` run on the bigram.
@@ -25,7 +26,7 @@ def plot_loss_curve(history: list[dict[str, Any]], path: Path, title: str = "") 
         ax.plot(steps, ema, color="tab:blue", linewidth=1.6, label="train (smoothed)")
     if val:
         steps, losses = zip(*val)
-        ax.plot(steps, losses, "o-", color="tab:orange", linewidth=1.6, label="val (full split)")
+        ax.plot(steps, losses, "o-", color="tab:orange", linewidth=1.6, label=val_label)
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.set_title(title)

@@ -24,17 +24,6 @@ def sample_run(tmp_path_factory, bitext_sample_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bitext_sample_path() -> Path:  # module scope, for the module's run
-    from conftest import _data_dir
-
-    root = _data_dir()
-    path = root / "bitext" / "bitext-sample.csv" if root else None
-    if path is None or not path.is_file():
-        pytest.skip("Bitext sample not available (set BIGRAMLM_DATA_DIR)")
-    return path
-
-
-@pytest.fixture(scope="module")
 def assistant(sample_run: Path) -> Assistant:
     return Assistant.load(sample_run, use_store=False)
 
@@ -96,6 +85,30 @@ def test_no_intent_fits_is_an_answer_with_no_reply_offered_as_one(assistant):
     assert not picked.understanding.out_of_scope and picked.intent == "complaint" and picked.suggestions
 
 
+def test_a_desk_answers_a_message_out_of_scope_without_decoding(sample_run):
+    """The desk's own route, end to end: out of scope, no suggestion and a 200; in scope, the
+    intent's replies (the shared decode's side is the next test's)."""
+    from fastapi.testclient import TestClient
+
+    from bigramlm.serve.app import create_app
+
+    with TestClient(create_app(sample_run)) as client:
+        r = client.post("/api/suggest", json={"message": "your app keeps crashing when I open it", "n": 3})
+        assert r.status_code == 200 and r.json()["out_of_scope"] is True and r.json()["suggestions"] == []
+        kept = client.post("/api/suggest", json={"message": "I want to cancel my order 5521", "n": 2, "max_new_tokens": 20})
+        assert kept.status_code == 200 and kept.json()["intent"] == "cancel_order" and kept.json()["suggestions"]
+
+
+def test_a_shared_decode_is_not_asked_to_write_for_a_message_out_of_scope(sample_run, monkeypatch):
+    """With ``share_decodes`` (the desk), an empty request reached the shared decode, which a
+    GPT's cached decoder fails on (a 500 on the desk): nothing is asked of it now."""
+    desk = Assistant.load(sample_run, use_store=False, share_decodes=True)
+    assert desk.decodes is not None
+    monkeypatch.setattr(desk.decodes, "stream", lambda *a, **k: pytest.fail("the shared decode was asked for nothing"))
+    result = desk.suggest("your app keeps crashing when I open it", n=3, max_new_tokens=20, seed=0)
+    assert result.understanding.out_of_scope and result.suggestions == []
+
+
 def test_out_of_scope_offers_the_brands_holding_reply_only(sample_run):
     brand = sample_run.parent / "brand.toml"
     brand.write_text('[brand]\nname = "Acme"\nholding_reply = "Thanks for writing to Acme: we will get back to you."\n',
@@ -113,7 +126,7 @@ def test_the_scope_holds_on_messages_it_was_not_built_from(assistant):
     messages (kept apart from training and calibration) are mostly kept."""
     import numpy as np
 
-    from bigramlm.support.scope import Scope, calibrate
+    from bigramlm.support.scope import calibrate
 
     u = assistant.understander
     assert u is not None and u.scope is not None and u.message_embeddings is not None

@@ -236,8 +236,8 @@ class Assistant:
         yield UnderstandingEvent(request.understanding)
         pieces: list[list[str]] = [[] for _ in range(n)]
         stats = DecodeStats()
-        live = not request.understanding.out_of_scope  # no intent fits: nothing to write
-        for index, piece in self._stream([request], settings, sampling, check, stats, stop) if live else ():
+        live = [] if request.understanding.out_of_scope else [request]  # no intent fits: nothing to write
+        for index, piece in self._stream(live, settings, sampling, check, stats, stop):
             pieces[index].append(piece)
             yield TokenEvent(index, piece)
         yield DoneEvent(self._answer(request, ["".join(p) for p in pieces], settings, stats))
@@ -279,7 +279,10 @@ class Assistant:
     def _stream(self, requests: list[ReadMessage], settings: SuggestSettings, sampling: Sampling,
                 check: Callable[[], None] | None, stats: DecodeStats, stop: Sequence[str] = ()) -> Iterator[tuple[int, str]]:
         """``(row, piece)`` of the requests' candidates (``n`` rows each, the first greedy):
-        through the shared decodes where there are any, else decoded here."""
+        through the shared decodes where there are any, else decoded here; none for no request
+        (every message out of scope: nothing to write)."""
+        if not requests:
+            return iter(())
         n, stops = settings.n, [*STOP_STRINGS, *stop]
         prompts = [r.prompt for r in requests for _ in range(n)]
         sources = [r.sources for r in requests for _ in range(n)]

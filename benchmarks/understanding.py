@@ -8,6 +8,10 @@ from training and from calibration), against the packaged out-of-scope messages
 - ``tfidf-logreg``: TF-IDF over character n-grams + logistic regression, the classic baseline;
 - ``before``: the understanding as it was (the same embeddings, each intent weighted up to
   100 messages only, no scope: its top probability is all it has to say "none fits");
+- ``weights``: the run's classifier (intents above the median weighted down to it,
+  ``class_weights``), no scope: its top probability is its in-scope score;
+- ``known alone``: with a scope of the known messages only (no contrast with the
+  out-of-scope ones), calibrated as the run's is;
 - ``now``: the run's understanding (``class_weights``, and ``support.scope``).
 
 For each: intent accuracy (micro, and macro over intents), **confidently wrong** (a wrong
@@ -85,6 +89,7 @@ def measure(name: str, read: Reader, sets: dict[str, tuple[list[str], list[str]]
 def readers(run: str) -> dict[str, tuple[Reader, Reader | None]]:
     from bigramlm.data.instructions import read_split_rows
     from bigramlm.support.assistant import Assistant
+    from bigramlm.support.scope import calibrate
     from bigramlm.support.understanding import (MIN_CLASS_WEIGHT, UNSURE_BELOW, EmbeddingIntentClassifier,
                                                 IntentBaseline, Understander, fit_temperature)
 
@@ -120,10 +125,14 @@ def readers(run: str) -> dict[str, tuple[Reader, Reader | None]]:
             preds = u.predict(norm(ms))
         finally:
             u.scope = saved
+        scores = [p.probability if p.scope_score is None else p.scope_score for p in preds]
         return ([None if p.out_of_scope else p.intent for p in preds],
-                [p.probability < UNSURE_BELOW for p in preds], np.array([p.scope_score for p in preds]))
+                [p.probability < UNSURE_BELOW for p in preds], np.array(scores))
 
+    alone = calibrate(u.embed, u.message_embeddings, set(u.classes), np.zeros((0, u.message_embeddings.shape[1])))
     return {"tfidf-logreg": (read_tfidf, None), "before": (read_before, None),
+            "weights": (lambda ms: read_now(ms, None), None),
+            "known alone": (lambda ms: read_now(ms, alone), None),
             "now": (read_now, _two_fold(u, read_now))}
 
 

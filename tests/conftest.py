@@ -67,7 +67,7 @@ def shakespeare_path() -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # session-wide: module fixtures train runs on it
 def bitext_sample_path() -> Path:
     root = _data_dir()
     path = root / "bitext" / "bitext-sample.csv" if root else None

@@ -47,7 +47,7 @@ from typing import Any, Iterable
 from bigramlm.data.formats import PLACEHOLDER, count_placeholders  # noqa: F401 (count_placeholders: re-exported)
 from bigramlm.errors import BigramLMError
 from bigramlm.support.edits import APPEND, EVERY_INTENT, FORBID, KINDS, PREPEND, REMOVE, REPLACE, Edit, Rule
-from bigramlm.support.length import LENGTHS
+from bigramlm.support.length import check_length
 
 _BRACES = re.compile(r"\{+|\}+")
 
@@ -122,9 +122,10 @@ class BrandProfile:
 
 def _reply_length(brand: Any, path: Path) -> str | None:
     length = brand.get("reply_length") if isinstance(brand, dict) else None
-    if length is not None and length not in LENGTHS:
-        raise BigramLMError(f"brand profile {path}: [brand] reply_length must be one of {', '.join(LENGTHS)} (got {length!r})")
-    return length
+    try:
+        return check_length(length, param="reply_length")
+    except BigramLMError as refused:
+        raise BigramLMError(f"brand profile {path}: [brand] {refused}") from None
 
 
 def _rules(table: Any, path: Path) -> list[Rule]:

@@ -150,7 +150,8 @@ class Fluency:
 
     def score(self, text: str) -> float | None:
         """The text's score, or None for a text without a word (nothing to read)."""
-        return self.model.score(text) if tokens(text) else None
+        read = tokens(text)
+        return self.model.score(read) if read else None
 
     def below_floor(self, text: str) -> bool:
         score = self.score(text)
@@ -176,17 +177,14 @@ class FluencyFigures:
 
 
 def fluency_figures(fluency: Fluency, drafts: Sequence[Draft]) -> FluencyFigures:
-    """The figures of the drafts of one evaluation (``Draft.fluency`` as the check scored them)."""
-    def below(d: Draft) -> bool:
-        return d.fluency is not None and d.fluency < fluency.floor
-
+    """The figures of the drafts of one evaluation (``Draft.disfluent``, as the check found them)."""
     def share(flags: list[bool]) -> float:
         return sum(flags) / len(flags) if flags else 0.0
 
     shown = [d for d in drafts if d.shown]
     return FluencyFigures(
         floor=round(fluency.floor, 4), held_out=fluency.held_out, drafts=len(drafts),
-        draft_disfluent_rate=share([below(d) for d in drafts]), draft_rejected_rate=share([not d.readable for d in drafts]),
-        rejected_only_for_fluency=sum(below(d) and not d.non_words and not d.loops for d in drafts),
-        shown_drafts=len(shown), shown_below_floor=share([below(d) for d in shown]),
+        draft_disfluent_rate=share([d.disfluent for d in drafts]), draft_rejected_rate=share([not d.readable for d in drafts]),
+        rejected_only_for_fluency=sum(d.disfluent and not d.non_words and not d.loops for d in drafts),
+        shown_drafts=len(shown), shown_below_floor=share([d.disfluent for d in shown]),
     )

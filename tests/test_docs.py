@@ -1,10 +1,13 @@
 """Docs name what exists: every module, class or function a docstring or comment of the
 package names in double backquotes resolves, and every file of the repository it cites is
-there. A rename that leaves its docs behind fails here instead of misleading a reader."""
+there; the pages (README.md, CONTRIBUTING.md, docs/*.md) name only files, modules, classes and
+attributes that exist, and their links between pages, anchors included, resolve. A rename that
+leaves its docs behind fails here instead of misleading a reader."""
 
 from __future__ import annotations
 
 import ast
+import builtins
 import importlib
 import pkgutil
 import re
@@ -91,10 +94,105 @@ def test_names_in_docs_exist(module_name: str) -> None:
     assert _problems(module_name) == []
 
 
+#: The pages a reader reads: the front door, the contributor's guide and every page under docs/.
+PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCED = re.compile(r"^```.*?^```", re.S | re.M)
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+PY_PATH = re.compile(r"[\w./-]+\.py")
+DOTTED_SPAN = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+#: Spans in the pages that look like names of ours and are not, each with what it is.
+NOT_OURS = {
+    "models.retrieve": "the openai client's method",
+    "bigramlm.messages_ignored": "a field of the chat completion's JSON",
+    "ChatOpenAI": "LangChain's chat model",
+    "bigram.py": "ng-video-lecture's script, fetched outside the repository",
+}
+#: Where a bare or package-relative file name in the pages may live.
+FILE_HOMES = [ROOT, SRC, SRC.parent, ROOT / "benchmarks", ROOT / "scripts", ROOT / "tests"]
+
+
+def _spans(page: Path) -> list[str]:
+    """The inline code of a page (fenced blocks left out), a call's arguments cut off."""
+    return [s.split("(")[0] for s in CODE_SPAN.findall(FENCED.sub("", page.read_text(encoding="utf-8")))]
+
+
+def _owners(head: str) -> list[object]:
+    """What a name's first part may be of ours: the package, a module by its last part, a class defined in one."""
+    if head == "bigramlm":
+        return [bigramlm]
+    owners: list[object] = [importlib.import_module(m) for m in MODULES if m.rsplit(".", 1)[1] == head]
+    for module in MODULES:
+        obj = getattr(importlib.import_module(module), head, None)
+        if isinstance(obj, type):
+            owners.append(obj)
+    return owners
+
+
+def _has_path(owner: object, attrs: list[str]) -> bool:
+    for attr in attrs:
+        if not hasattr(owner, attr):
+            return False
+        owner = getattr(owner, attr)
+    return True
+
+
+def _span_problem(span: str) -> str | None:
+    if span in NOT_OURS or "your" in span:  # "models/yourmodel.py": CONTRIBUTING's placeholders
+        return None
+    if PY_PATH.fullmatch(span):
+        return None if any((home / span).exists() for home in FILE_HOMES) else f"`{span}` is no file"
+    if DOTTED_SPAN.fullmatch(span) and span.rsplit(".", 1)[1] not in FILE_SUFFIXES:
+        head, *attrs = span.split(".")
+        owners = _owners(head)
+        if owners and not any(_has_path(o, attrs) for o in owners):
+            return f"`{span}` names nothing"
+    elif CAMEL.fullmatch(f"``{span}``") and not _owners(span) and not hasattr(builtins, span):
+        return f"`{span}` is no class of the package"
+    return None
+
+
 def test_docs_outside_the_package_cite_files_that_exist() -> None:
     problems = []
-    for doc in [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "benchmarks").glob("*.py"))]:
+    for doc in [*PAGES, *sorted((ROOT / "benchmarks").glob("*.py"))]:
         for cited in CITED_FILE.findall(doc.read_text(encoding="utf-8")):
             if not (ROOT / cited).exists():
                 problems.append(f"{doc.name} cites {cited}")
+    assert problems == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_names_in_the_pages_exist(page: Path) -> None:
+    """Every module file, class, function or attribute a page names in code is there."""
+    problems = [p for p in map(_span_problem, _spans(page)) if p is not None]
+    assert problems == []
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces to
+    hyphens, and -1, -2, ... after a repeated one."""
+    counts: dict[str, int] = {}
+    anchors = set()
+    for line in FENCED.sub("", page.read_text(encoding="utf-8")).splitlines():
+        if re.match(r"#{1,6} ", line):
+            slug = re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+            seen = counts.get(slug, 0)
+            anchors.add(slug if seen == 0 else f"{slug}-{seen}")
+            counts[slug] = seen + 1
+    return anchors
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_links_between_pages_resolve(page: Path) -> None:
+    """A relative link names a file that exists and, with #anchor, a heading of that page."""
+    problems = []
+    for target in LINK.findall(FENCED.sub("", page.read_text(encoding="utf-8"))):
+        if re.match(r"[a-z]+:", target):
+            continue  # https://, mailto: are not ours to check offline
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists():
+            problems.append(f"{target}: no such file")
+        elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+            problems.append(f"{target}: no heading with that anchor")
     assert problems == []

@@ -28,7 +28,6 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +108,6 @@ def test_agent_gets_streamed_suggestions_edits_one_and_accepts_it(browser, tmp_p
         shot = tmp_path / "desk.png"
         page.screenshot(path=str(shot), full_page=False)
         assert shot.stat().st_size > 10_000
-        if os.environ.get("BIGRAMLM_UPDATE_SCREENSHOT"):
-            # The README's screenshot: the same image with a 64-colour palette, to stay small.
-            from PIL import Image
-
-            (REPO / "docs").mkdir(exist_ok=True)
-            Image.open(shot).convert("RGB").quantize(colors=64).save(REPO / "docs" / "desk.png", optimize=True)
         assert not errors, errors
 
         stats = httpx.get(server.base + "/api/stats").json()

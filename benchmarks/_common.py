@@ -1,7 +1,7 @@
 """Shared helpers for the benchmarks: corpus lookup, timing, and reporting.
 
 Every benchmark measures its reference in the same run (same machine, same load) and
-prints the ratio; ``--json`` prints one object instead, for scripts and the README.
+prints the ratio; ``--json`` prints one object instead, for scripts and docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README's error contract, through the real CLI process: bad input gets one
+"""The error contract (docs/reliability.md), through the real CLI process: bad input gets one
 ``error: ...`` line on stderr and exit status 2, never a traceback.
 
 One table drives every case: each runs ``python -m bigramlm ...`` as a subprocess

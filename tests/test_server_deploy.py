@@ -1,4 +1,4 @@
-"""The desk behind a real reverse proxy, as the README's deployment section says: nginx
+"""The desk behind a real reverse proxy, as docs/deployment.md says: nginx
 terminating TLS, mounting the desk under /desk/ and passing its own Host name
 (``serve --allowed-host``, ``--root-path``). Skipped where nginx or openssl is not installed."""
 

@@ -126,7 +126,7 @@ def test_store_copy_takes_its_target_from_a_variable_or_a_file_instead_of_the_co
 
 
 def test_the_readmes_move_with_the_team_store_exported_copies_the_runs_own_file(run, tmp_path, capsys, monkeypatch):
-    team = str(tmp_path / "team.sqlite")  # PostgreSQL in the README; any store here
+    team = str(tmp_path / "team.sqlite")  # PostgreSQL in docs/deployment.md; any store here
     monkeypatch.setenv("BIGRAMLM_STORE", team)
     assert main(["store", "copy", str(run), "--to-env", "BIGRAMLM_STORE"]) == 0
     assert f"copied {store_path(run)} to {team}" in capsys.readouterr().out
@@ -242,7 +242,7 @@ def test_a_write_held_up_by_a_copy_past_the_busy_timeout_is_a_503_to_retry_stori
 
 @pytest.mark.postgres
 def test_a_copy_to_postgresql_while_a_desk_writes_leaves_no_acknowledged_case_behind(run, pg_url, capsys):
-    """The README's move of a desk to the team's store, done while its agents work."""
+    """The move of a desk (docs/deployment.md) to the team's store, done while its agents work."""
     from bigramlm.data.cases import Case
 
     answers, status, after = copy_while_a_desk_writes(run, pg_url)

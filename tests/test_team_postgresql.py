@@ -296,7 +296,7 @@ UPSTREAMS = """
 
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
 def test_the_readme_team_deployment_two_desks_behind_nginx(run_dir, pg_url, tmp_path, capsys):
-    """The README's team section: nginx balancing two desks on one store, agents' tokens on
+    """The team section of docs/deployment.md: nginx balancing two desks on one store, agents' tokens on
     it; a desk killed, the other takes its agents."""
     from bigramlm.cli import main
 

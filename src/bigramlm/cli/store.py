@@ -83,7 +83,7 @@ def _copy(args: argparse.Namespace, to: str, named: str) -> int:
     from bigramlm.support.store import STORE_ENV, CaseStore, store_path
     from bigramlm.support.store.transfer import copy_store
 
-    # With BIGRAMLM_STORE already naming the team's store (the README's move), the store to
+    # With BIGRAMLM_STORE already naming the team's store (the move in docs/deployment.md), the store to
     # copy is the run's own file, not the target itself.
     origin = args.store or (str(store_path(args.run_dir)) if os.environ.get(STORE_ENV) == to else None)
     with CaseStore.for_run(args.run_dir, origin, moved_ok=True) as source:

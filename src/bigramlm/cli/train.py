@@ -35,10 +35,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="model to train: bigram (default) or gpt (the default of --recipe support)")
     p.add_argument("--recipe", choices=["support"], default=None,
                    help="support: the assistant's model from scratch within --time-limit (default 1200 s): the "
-                        "understanding, then the GPT (or --model bigram) on the labelled rows; see the README")
+                        "understanding, then the GPT (or --model bigram) on the labelled rows; see docs/assistant.md")
     p.add_argument("--grounded", action=argparse.BooleanOptionalAction, default=False,
                    help="--recipe support: the model reads the most central similar resolved case's reply before it "
-                        "writes its own (retrieve and edit; see the README)")
+                        "writes its own (retrieve and edit; see docs/assistant.md)")
     p.add_argument("--method", default=None, choices=["sgd", "counts"],
                    help="sgd: AdamW on batches (default); counts: closed-form bigram (the default of --recipe support --model bigram)")
     p.add_argument("--out", required=True, type=Path, help="run directory to write")

@@ -35,7 +35,7 @@ Stamp = tuple[tuple[int, int, int] | None, ...]
 class Desk:
     """The (assistant, run) pair being served, the store, the generation slots, the reload watcher."""
 
-    #: Seconds between looks at the weights file (the README promises a reload within a second).
+    #: Seconds between looks at the weights file (docs/reliability.md promises a reload within a second).
     RELOAD_POLL_S = 1.0
 
     def __init__(self, run_dir: Path, brand_path: Path | None, limits: ServerLimits,

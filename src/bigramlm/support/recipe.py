@@ -85,7 +85,7 @@ def central_replies(data: InstructionData, neighbours: list[list[str]] | None = 
 
     Agents answer one kind of request in many wordings; training on the central one of a
     neighbourhood instead of each row's own teaches the model the answer agents agree on,
-    with less noise to fit (see the recipe's measurements in the README).
+    with less noise to fit (see the recipe's measurements in docs/assistant.md).
     """
     from bigramlm.support.ranking import most_central
 

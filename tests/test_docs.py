@@ -182,9 +182,7 @@ def _anchors(page: Path) -> set[str]:
     return anchors
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_links_between_pages_resolve(page: Path) -> None:
-    """A relative link names a file that exists and, with #anchor, a heading of that page."""
+def _link_problems(page: Path) -> list[str]:
     problems = []
     for target in LINK.findall(FENCED.sub("", page.read_text(encoding="utf-8"))):
         if re.match(r"[a-z]+:", target):
@@ -195,4 +193,23 @@ def test_links_between_pages_resolve(page: Path) -> None:
             problems.append(f"{target}: no such file")
         elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
             problems.append(f"{target}: no heading with that anchor")
-    assert problems == []
+    return problems
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_links_between_pages_resolve(page: Path) -> None:
+    """A relative link names a file that exists and, with #anchor, a heading of that page."""
+    assert _link_problems(page) == []
+
+
+def test_the_page_checks_catch_what_is_gone(tmp_path: Path) -> None:
+    """The checks above can fail: a file, a class, an attribute or an anchor that is not there."""
+    assert _span_problem("support/no_such_module.py") is not None
+    assert _span_problem("CaseStore.no_such_method") is not None
+    assert _span_problem("MadeUpWidget") is not None
+    assert _span_problem("CaseStore.for_run") is None and _span_problem("support/scope.py") is None
+    page = tmp_path / "page.md"
+    page.write_text("# The recipe (`train --recipe`)\n## Twice\n## Twice\n"
+                    "[a](#the-recipe-train---recipe) [b](#twice-1) [c](#twice-2) [d](gone.md) [e](page.md#twice)\n",
+                    encoding="utf-8")
+    assert _link_problems(page) == ["#twice-2: no heading with that anchor", "gone.md: no such file"]

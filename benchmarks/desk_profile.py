@@ -56,15 +56,16 @@ def worker(run: str, threads: int, messages: list[str]) -> dict[str, Any]:
     import torch
 
     from bigramlm.support.assistant import Assistant
+    from bigramlm.support.settings import SuggestSettings
 
     torch.set_num_threads(threads)
     assistant = Assistant.load(run, use_store=False)
-    assistant.suggest(MESSAGES[0], n=3, seed=0)  # warm: first-call allocations, caches
+    assistant.suggest(MESSAGES[0], SuggestSettings(n=3, seed=0))  # warm: first-call allocations, caches
     profile = cProfile.Profile()
     start = time.perf_counter()
     profile.enable()
     for i, message in enumerate(messages):
-        assistant.suggest(message, n=3, seed=i)
+        assistant.suggest(message, SuggestSettings(n=3, seed=i))
     profile.disable()
     wall = time.perf_counter() - start
     parts: dict[str, float] = {}

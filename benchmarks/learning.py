@@ -57,7 +57,7 @@ def measure(run: Path, rows: list[Any], others: list[Any]) -> tuple[dict[str, fl
     import sacrebleu
 
     from bigramlm.support.assistant import Assistant
-    from bigramlm.support.results import SuggestSettings
+    from bigramlm.support.settings import SuggestSettings
 
     assistant = Assistant.load(run, use_store=True)
     settings = SuggestSettings(3, 400, 0.8, None, 0.95, 1337)
@@ -146,7 +146,7 @@ def carried(kind: str, texts: list[str]) -> float | None:
 
 
 def _tops(assistant: Any, rows: list[Any]) -> list[str]:
-    from bigramlm.support.results import SuggestSettings
+    from bigramlm.support.settings import SuggestSettings
 
     results = assistant.suggest_many([r.message for r in rows], SuggestSettings(3, 400, 0.8, None, 0.95, 1337))
     return [r.suggestions[0].filled_text if r.suggestions else "" for r in results]

@@ -39,17 +39,18 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def desk(assistant: Any, seeds: int) -> dict[str, Any]:
     from bigramlm.generation.speculation import DecodeStats, Speculation
+    from bigramlm.support.settings import SuggestSettings
 
     seconds: dict[str, list[float]] = {"plain": [], "speculative": []}
     stats = {name: DecodeStats() for name in seconds}
     differ = 0
-    assistant.suggest(MESSAGES[0], seed=0)  # warm
+    assistant.suggest(MESSAGES[0], SuggestSettings(seed=0))  # warm
     for seed in range(seeds):
         for message in MESSAGES:
             texts = {}
             for name, speculation in (("plain", None), ("speculative", Speculation())):
                 assistant.speculation = speculation
-                took, result = _timed(lambda: assistant.suggest(message, seed=seed))
+                took, result = _timed(lambda: assistant.suggest(message, SuggestSettings(seed=seed)))
                 seconds[name].append(took)
                 _add(stats[name], result.decode)
                 texts[name] = [d.text for d in result.drafts]
@@ -63,7 +64,7 @@ def desk(assistant: Any, seeds: int) -> dict[str, Any]:
 def batch(assistant: Any, messages: int) -> dict[str, Any]:
     from bigramlm.generation import batch
     from bigramlm.generation.speculation import Speculation
-    from bigramlm.support.results import SuggestSettings
+    from bigramlm.support.settings import SuggestSettings
 
     rows = random.Random(0).sample(assistant.data.train_rows, messages)
     settings = SuggestSettings(3, 400, 0.8, None, 0.95, 1337)

@@ -188,10 +188,3 @@ def test_every_json_output_goes_through_the_strict_helper() -> None:
     assert dumping == []
 
 
-def test_help_defaults_are_the_librarys() -> None:
-    from bigramlm.cli.support import HELP_DEFAULTS
-    from bigramlm.support.assistant import DEFAULTS
-    from bigramlm.support.learning import DEFAULT_STEPS
-
-    assert {k: DEFAULTS[k] for k in ("n", "max_new_tokens", "temperature", "top_p")} == {k: v for k, v in HELP_DEFAULTS.items() if k != "learn_steps"}
-    assert HELP_DEFAULTS["learn_steps"] == DEFAULT_STEPS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bigramlm.support.brand import BrandProfile
+from bigramlm.support.settings import SuggestSettings
 from bigramlm.support.message_values import message_values
 
 
@@ -52,7 +53,7 @@ def test_the_assistant_fills_the_order_number_from_the_message(tmp_path):
     from desk_helpers import train_support_run
 
     assistant = Assistant.load(train_support_run(tmp_path))
-    result = assistant.suggest("I want to cancel order 5521", n=3, seed=1, max_new_tokens=120)
+    result = assistant.suggest("I want to cancel order 5521", SuggestSettings(n=3, seed=1, max_new_tokens=120))
     filled = [s for s in result.suggestions if s.from_message]
     assert filled, [s.filled_text for s in result.suggestions]
     for s in filled:

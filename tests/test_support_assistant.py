@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from bigramlm.data.cases import Case
+from bigramlm.support.settings import SuggestSettings
 from bigramlm.support.assistant import Assistant
 from bigramlm.checkpoint import load_run, read_config
 from bigramlm.cli import main
@@ -115,7 +116,7 @@ def test_assist_errors(support_run, tmp_path, capsys):
 def test_unknown_characters_never_crash(support_run):
     run, _ = support_run
     assistant = Assistant.load(run, use_store=False)
-    result = assistant.suggest("cancel my order 😡🙏 — très vite, Ω≈ç√", n=2, max_new_tokens=30, seed=0).to_dict()
+    result = assistant.suggest("cancel my order 😡🙏 — très vite, Ω≈ç√", SuggestSettings(n=2, max_new_tokens=30, seed=0)).to_dict()
     _check_schema(result)
     assert result["replaced_characters"] >= 6
     # NFKC folds full-width letters onto ASCII: nothing to replace
@@ -126,7 +127,7 @@ def test_unknown_characters_never_crash(support_run):
 def test_stream_events_and_threads(support_run):
     run, _ = support_run
     assistant = Assistant.load(run, use_store=False)
-    events = [e.to_dict() for e in assistant.suggest_stream("track my package", n=2, max_new_tokens=60, seed=5)]
+    events = [e.to_dict() for e in assistant.suggest_stream("track my package", SuggestSettings(n=2, max_new_tokens=60, seed=5))]
     assert events[0]["type"] == "understanding" and events[-1]["type"] == "done"
     assert all(e["type"] == "token" for e in events[1:-1])
     grown = ["", ""]
@@ -140,13 +141,13 @@ def test_stream_events_and_threads(support_run):
         else:  # a resolved reply, saying so
             assert s["index"] == -1 and s["label"] == f"training row #{s['case_id']}" and s["source"] == "dataset"
     assert {d["index"] for d in result["drafts"]} <= {0, 1} and all("non_words" in d for d in result["drafts"])
-    assert assistant.suggest("track my package", n=2, max_new_tokens=60, seed=5).to_dict()["suggestions"][0]["text"] == result["suggestions"][0]["text"]
+    assert assistant.suggest("track my package", SuggestSettings(n=2, max_new_tokens=60, seed=5)).to_dict()["suggestions"][0]["text"] == result["suggestions"][0]["text"]
 
     # The pool re-raises a worker's exception here, so a failure in any thread fails the test.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = dict(zip(range(4), pool.map(lambda k: assistant.suggest("refund please", n=2, max_new_tokens=50, seed=k).to_dict(), range(4))))
+        results = dict(zip(range(4), pool.map(lambda k: assistant.suggest("refund please", SuggestSettings(n=2, max_new_tokens=50, seed=k)).to_dict(), range(4))))
     assert len(results) == 4
-    solo = assistant.suggest("refund please", n=2, max_new_tokens=50, seed=2).to_dict()
+    solo = assistant.suggest("refund please", SuggestSettings(n=2, max_new_tokens=50, seed=2)).to_dict()
     assert [s["text"] for s in results[2]["suggestions"]] == [s["text"] for s in solo["suggestions"]]
 
 
@@ -169,7 +170,7 @@ def test_learn_from_file_then_retrieved(fresh_run, tmp_path, capsys):
         stored = store.list_cases(0, 10)
         assert [c.case.message for c in stored] == ["my zorblax gadget arrived cracked", "pause the zorblax newsletter"]
         assert store.cases_since_last_learn() == []
-    result = Assistant.load(fresh_run).suggest("zorblax gadget cracked", n=1, max_new_tokens=20, seed=0).to_dict()
+    result = Assistant.load(fresh_run).suggest("zorblax gadget cracked", SuggestSettings(n=1, max_new_tokens=20, seed=0)).to_dict()
     top = result["similar_cases"][0]
     assert top["message"] == "my zorblax gadget arrived cracked" and top["source"] == "learn"
     # nothing new since: a plain learn does nothing
@@ -189,7 +190,7 @@ def test_learn_from_store_since_last_learn(fresh_run, capsys):
     # a case accepted while the assistant is up is indexed on the next request
     with CaseStore.for_run(fresh_run) as store:
         store.add_case(Case("blorptastic order question", "Here is the answer.", intent="track_order"))
-    result = assistant.suggest("blorptastic order", n=1, max_new_tokens=10, seed=0).to_dict()
+    result = assistant.suggest("blorptastic order", SuggestSettings(n=1, max_new_tokens=10, seed=0)).to_dict()
     assert result["similar_cases"][0]["message"] == "blorptastic order question"
 
 
@@ -315,7 +316,7 @@ def test_windowed_model_drops_in(fresh_run, tmp_path, capsys):
     config.training.block_size = 6
     write_config(fresh_run, config)
     save_weights(fresh_run, model)
-    result = Assistant.load(fresh_run).suggest("cancel my order please 🙏", n=2, max_new_tokens=25, seed=0).to_dict()
+    result = Assistant.load(fresh_run).suggest("cancel my order please 🙏", SuggestSettings(n=2, max_new_tokens=25, seed=0)).to_dict()
     _check_schema(result)
     assert result["replaced_characters"] == 1
     probs = Assistant.load(fresh_run, use_store=False).understand("track my package").intents

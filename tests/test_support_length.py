@@ -13,10 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bigramlm.cli import main
-from bigramlm.cli import support as cli_support
 from bigramlm.errors import BigramLMError
 from bigramlm.support.brand import BrandProfile, brand_template, coverage
-from bigramlm.support.length import LENGTHS, is_closing, sentences, shorten
+from bigramlm.support.length import is_closing, sentences, shorten
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_BRAND = REPO / "src" / "bigramlm" / "resources" / "sample-brand.toml"
@@ -77,10 +76,6 @@ def test_an_unknown_length_is_a_library_error():
     with pytest.raises(BigramLMError) as info:
         shorten(LONG, "tiny")
     assert info.value.param == "length" and "as_is, short" in str(info.value)
-
-
-def test_the_cli_and_schema_copies_match_the_library():
-    assert cli_support.LENGTHS == LENGTHS
 
 
 def test_brand_reply_length(tmp_path):

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from bigramlm.cli import main
+from bigramlm.support.settings import SuggestSettings
 from bigramlm.support.assistant import Assistant
 from bigramlm.support.understanding import UNDERSTANDING_FILE, Understander
 from desk_helpers import INTENTS, write_support_csv
@@ -31,7 +32,7 @@ def test_the_recipe_saves_the_understanding_and_records_its_choices(recipe_run):
     assert len(intents) == len(understander.message_embeddings)
     recipe = json.loads((run / "config.json").read_text(encoding="utf-8"))["recipe"]
     assert recipe["name"] == "support" and recipe["understanding"]["intents"] == 3
-    result = Assistant.load(run, use_store=False).suggest("please put me through to an agent", n=1, max_new_tokens=5, seed=0)
+    result = Assistant.load(run, use_store=False).suggest("please put me through to an agent", SuggestSettings(n=1, max_new_tokens=5, seed=0))
     assert result.intent == "contact_human_agent" and result.understanding.intent_method.startswith("sentence-embedding")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bigramlm.cli import main
+from bigramlm.support.settings import SuggestSettings
 from bigramlm.data.instructions import read_split_rows
 from bigramlm.support.assistant import Assistant
 from bigramlm.support.paraphrases import load_everyday, load_out_of_scope, load_paraphrases
@@ -62,7 +63,7 @@ def test_an_intent_the_agent_picks_gets_replies_of_that_intent_only(assistant):
         assert request.evidence and {c.intent for c in request.evidence} == {intent}, (message, intent)
     replies = {i: {r.reply for r in assistant.data.train_rows if r.intent == i} for i in intents}
     for intent in ("complaint", "track_refund"):
-        result = assistant.suggest("your app keeps crashing", n=3, max_new_tokens=40, seed=0, intent=intent)
+        result = assistant.suggest("your app keeps crashing", SuggestSettings(n=3, max_new_tokens=40, seed=0), intent=intent)
         for s in result.suggestions:
             assert s.source == "model" or s.base_text in {assistant.brand.fill(r).text for r in replies[intent]}, s
 
@@ -72,16 +73,16 @@ def test_no_intent_fits_is_an_answer_with_no_reply_offered_as_one(assistant):
     the agent and the similar cases as a loose match. The agent's pick answers for that intent."""
     from bigramlm.support.results import DoneEvent, TokenEvent, UnderstandingEvent
 
-    result = assistant.suggest("your app keeps crashing when I open it", n=3, max_new_tokens=40, seed=0)
+    result = assistant.suggest("your app keeps crashing when I open it", SuggestSettings(n=3, max_new_tokens=40, seed=0))
     u = result.understanding
     assert u.out_of_scope and u.intent is None and u.intent_probability is None and not u.intent_unsure
     assert result.suggestions == [] and result.drafts == [] and result.decode.passes == 0
     assert len(u.intents) == 5 and u.similar_cases and u.scope_score is not None
     assert result.to_dict()["out_of_scope"] is True
-    events = list(assistant.suggest_stream("your app keeps crashing when I open it", n=3, max_new_tokens=40, seed=0))
+    events = list(assistant.suggest_stream("your app keeps crashing when I open it", SuggestSettings(n=3, max_new_tokens=40, seed=0)))
     assert [type(e) for e in events] == [UnderstandingEvent, DoneEvent]
     assert not any(isinstance(e, TokenEvent) for e in events)
-    picked = assistant.suggest("your app keeps crashing when I open it", n=2, max_new_tokens=20, seed=0, intent="complaint")
+    picked = assistant.suggest("your app keeps crashing when I open it", SuggestSettings(n=2, max_new_tokens=20, seed=0), intent="complaint")
     assert not picked.understanding.out_of_scope and picked.intent == "complaint" and picked.suggestions
 
 
@@ -103,10 +104,12 @@ def test_a_shared_decode_is_not_asked_to_write_for_a_message_out_of_scope(sample
     """With ``share_decodes`` (the desk), an empty request reached the shared decode, which a
     GPT's cached decoder fails on (a 500 on the desk): nothing is asked of it now."""
     desk = Assistant.load(sample_run, use_store=False, share_decodes=True)
-    assert desk.decodes is not None
-    monkeypatch.setattr(desk.decodes, "stream", lambda *a, **k: pytest.fail("the shared decode was asked for nothing"))
-    result = desk.suggest("your app keeps crashing when I open it", n=3, max_new_tokens=20, seed=0)
+    assert desk.decodes.queue is not None
+    monkeypatch.setattr(desk.decodes.queue, "stream", lambda *a, **k: pytest.fail("the shared decode was asked for nothing"))
+    result = desk.suggest("your app keeps crashing when I open it", SuggestSettings(n=3, max_new_tokens=20, seed=0))
     assert result.understanding.out_of_scope and result.suggestions == []
+    events = list(desk.suggest_stream("your app keeps crashing when I open it", SuggestSettings(n=3, max_new_tokens=20)))
+    assert [e.type for e in events] == ["understanding", "done"]
 
 
 def test_out_of_scope_offers_the_brands_holding_reply_only(sample_run):
@@ -114,7 +117,7 @@ def test_out_of_scope_offers_the_brands_holding_reply_only(sample_run):
     brand.write_text('[brand]\nname = "Acme"\nholding_reply = "Thanks for writing to Acme: we will get back to you."\n',
                      encoding="utf-8")
     acme = Assistant.load(sample_run, brand_path=brand, use_store=False)
-    result = acme.suggest("thanks!!", n=3, max_new_tokens=20, seed=0)
+    result = acme.suggest("thanks!!", SuggestSettings(n=3, max_new_tokens=20, seed=0))
     assert result.understanding.out_of_scope
     assert [(s.source, s.label, s.filled_text) for s in result.suggestions] == \
         [("brand", "holding reply", "Thanks for writing to Acme: we will get back to you.")]

@@ -1,10 +1,9 @@
 """The support assistant's commands: ``assist``, ``brand init``, ``learn`` and the pieces
 of ``eval --task support``.
 
-Generation flags default to None and are passed on only when given, so the library's
-defaults (``support.assistant.DEFAULTS``, ``support.learning.DEFAULT_STEPS``) apply.
-``--help`` shows them from ``HELP_DEFAULTS``, a copy, because the modules that define
-them import torch (``tests/test_cli_parser.py`` checks the copy against them).
+The generation flags are built from ``support.settings.SuggestSettings`` (its defaults,
+bounds and help; torch-free), default to None and are passed on only when given; the
+settings are checked before the assistant loads (torch and the run take seconds).
 """
 
 from __future__ import annotations
@@ -27,40 +26,34 @@ from bigramlm.cli.common import (
 )
 from bigramlm.cli.data import add_column_args
 from bigramlm.errors import BigramLMError
+from bigramlm.support.settings import DEFAULTS, EVAL_SEED, INTEGERS, LEARN_STEPS, LEARN_TIME_LIMIT, SIMILAR_CASES, SuggestSettings, bounds
 
-#: The library's defaults, for --help only (see the module docstring).
-HELP_DEFAULTS = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_p": 0.95, "learn_steps": 200}
+#: The settings every generating command takes as flags (``assist`` adds ``--length``).
+GENERATION_SETTINGS = ("n", "max_new_tokens", "temperature", "top_k", "top_p")
 
-#: ``support.length.LENGTHS``, copied for the same reason (``tests/test_support_length.py`` checks the copy).
-LENGTHS = ("as_is", "short")
 
-#: Generation flags -> the keyword the assistant takes.
-GENERATION_OPTIONS = {"n": "n", "max_tokens": "max_new_tokens", "temperature": "temperature", "top_k": "top_k", "top_p": "top_p"}
+def _add_setting_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup, name: str) -> None:
+    b, default = bounds(name), DEFAULTS[name]
+    flag = b.flag or "--" + name.replace("_", "-")
+    shown_default = "" if default is None else f"; default {default}"
+    if b.choices is not None:
+        p.add_argument(flag, dest=name, choices=b.choices, default=None, help=f"{b.help}")
+    else:
+        p.add_argument(flag, dest=name, type=int if name in INTEGERS else float, default=None,
+                       help=f"{b.help} ({b.describe()}{shown_default})")
 
 
 def _add_generation_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    d = HELP_DEFAULTS
-    p.add_argument("--n", type=int, default=None, help=f"candidate replies (default {d['n']})")
-    p.add_argument("--max-tokens", type=int, default=None, help=f"length limit of a reply in tokens (default {d['max_new_tokens']})")
-    p.add_argument("--temperature", type=float, default=None, help=f"sampling temperature (default {d['temperature']})")
-    p.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest tokens only")
-    p.add_argument("--top-p", type=float, default=None, help=f"nucleus mass (default {d['top_p']})")
+    for name in GENERATION_SETTINGS:
+        _add_setting_flag(p, name)
     add_speculate_flag(p)
 
 
-def generation_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The generation flags that were given, as the assistant's keywords.
-
-    Checked here, before the assistant loads (torch and the run take seconds); the
-    library checks them again, with its own defaults filled in.
-    """
-    from bigramlm.generation.checks import check_sampling, check_seed
-
-    given = {keyword: getattr(args, dest) for dest, keyword in GENERATION_OPTIONS.items()}
-    options = {keyword: value for keyword, value in given.items() if value is not None}
-    check_sampling(options.get("temperature", 1.0), options.get("top_k"), options.get("top_p"))
-    check_seed(args.seed)
-    return options
+def settings_from_args(args: argparse.Namespace) -> SuggestSettings:
+    """The settings the flags give (the library's defaults for those not given), checked
+    here, before the assistant loads."""
+    given = {name: getattr(args, name, None) for name in (*GENERATION_SETTINGS, "length")}
+    return SuggestSettings(**{k: v for k, v in given.items() if v is not None}, seed=args.seed).check()
 
 
 # --- assist ------------------------------------------------------------------------------
@@ -72,11 +65,10 @@ def add_assist_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", type=Path, help="an instruction run directory")
     p.add_argument("message", help="the customer's message")
     _add_generation_args(p)
-    p.add_argument("--seed", type=int, default=None, help="random seed for reproducible suggestions")
-    p.add_argument("--similar", type=int, default=3, help="similar past cases to show (default 3)")
+    p.add_argument("--seed", type=int, default=None, help=bounds("seed").help)
+    p.add_argument("--similar", type=int, default=SIMILAR_CASES, help=f"similar past cases to show (default {SIMILAR_CASES})")
     p.add_argument("--brand", type=Path, default=None, help="brand profile TOML (see `bigramlm brand init`)")
-    p.add_argument("--length", choices=LENGTHS, default=None,
-                   help="short: each reply's leading sentences and its closing line (default: the brand profile's, else as_is)")
+    _add_setting_flag(p, "length")
     p.add_argument("--data", default=None, help="read the run's dataset from here instead of where it was trained")
     p.add_argument("--baseline", action="store_true",
                    help="also show the TF-IDF + logistic-regression intent (fitted on the run's train rows; takes seconds)")
@@ -87,7 +79,7 @@ def add_assist_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_assist(args: argparse.Namespace) -> int:
-    options = generation_options(args)
+    settings = settings_from_args(args)
     require(args.similar >= 0, f"k_similar must not be negative (got {args.similar})", "k_similar")
     from bigramlm.support.assistant import Assistant
 
@@ -96,7 +88,7 @@ def cmd_assist(args: argparse.Namespace) -> int:
     if assistant.degraded:
         print(f"warning: {assistant.degraded}", file=sys.stderr)
     apply_threads(args.threads, assistant.model)
-    result = assistant.suggest(args.message, **options, seed=args.seed, k_similar=args.similar, length=args.length).to_dict()
+    result = assistant.suggest(args.message, settings, k_similar=args.similar).to_dict()
     if args.json:
         print_json(result)
     else:
@@ -194,13 +186,13 @@ def add_learn_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", type=Path, help="an instruction run directory")
     p.add_argument("--cases", type=Path, default=None,
                    help="cases file with the dataset's columns; without it, the store's cases since the last learn")
-    p.add_argument("--steps", type=int, default=None, help=f"fine-tuning steps (default {HELP_DEFAULTS['learn_steps']})")
+    p.add_argument("--steps", type=int, default=None, help=f"fine-tuning steps (default {LEARN_STEPS})")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: a tenth of the run's)")
     p.add_argument("--batch-size", type=int, default=None, help="windows per batch (default: the run's)")
     p.add_argument("--replay", type=float, default=0.5, help="share of each batch drawn from the training text (default 0.5)")
     p.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
-                   help="stop fine-tuning after this many seconds, whatever --steps says (default 40)")
+                   help=f"stop fine-tuning after this many seconds, whatever --steps says (default {LEARN_TIME_LIMIT:g})")
     p.add_argument("--data", default=None, help="read the run's dataset from here instead of where it was trained")
     p.add_argument("--force", action="store_true",
                    help="keep the new weights even if they make the other intents worse on held-out rows (the learn gate)")
@@ -253,18 +245,18 @@ def add_support_eval_args(p: argparse.ArgumentParser) -> None:
                    help="lm: exact loss over the split; support: the assistant's intent and reply metrics")
     g = p.add_argument_group("--task support")
     _add_generation_args(g)
-    g.add_argument("--seed", type=int, default=1337, help="base seed; row i uses seed + i (default 1337)")
+    g.add_argument("--seed", type=int, default=EVAL_SEED, help=f"the decode's seed (default {EVAL_SEED})")
     g.add_argument("--limit", type=int, default=None, help="evaluate only the first N rows of the split")
     g.add_argument("--paraphrases", default=None, help="JSONL of hand-written messages (default: the packaged file)")
 
 
 def cmd_eval_support(args: argparse.Namespace) -> int:
-    options = generation_options(args)
+    settings = settings_from_args(args)
     from bigramlm.support.evaluation import evaluate_support
 
-    result = evaluate_support(args.run_dir, data=args.data, split=args.split, seed=args.seed, limit=args.limit,
+    result = evaluate_support(args.run_dir, settings, data=args.data, split=args.split, limit=args.limit,
                               paraphrases=args.paraphrases, log=stderr_log(args), threads=args.threads,
-                              speculate=args.speculate, **options).to_dict()
+                              speculate=args.speculate).to_dict()
     if args.json:
         print_json(result)
     else:

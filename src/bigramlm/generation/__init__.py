@@ -1,6 +1,7 @@
 """Generation: one decode path for one or many prompts and candidates, streamed or not,
 over the fastest decoder a model supports (Markov table, KV cache, or re-run window);
-``batcher`` shares that decode between the requests of a server that run at the same time.
+``batcher`` shares that decode between the requests of a server that run at the same time,
+and ``entry.Decodes`` is the one entry that chooses between the two for a caller.
 
 ``checks`` (the bounds of the settings) is torch-free, so that the CLI can check its
 flags before it loads a model; the names below load on first use, as ``bigramlm``'s do.
@@ -15,6 +16,7 @@ _PUBLIC = {
     "CachedDecoder": "bigramlm.generation.decoding",
     "DecodeJob": "bigramlm.generation.batcher",
     "DecodeQueue": "bigramlm.generation.batcher",
+    "Decodes": "bigramlm.generation.entry",
     "MAX_NEW_TOKENS": "bigramlm.generation.checks",
     "MAX_SEED": "bigramlm.generation.checks",
     "MarkovChainSampler": "bigramlm.generation.markov",

@@ -40,6 +40,11 @@ COMPACT_SHARE = 4
 SPECULATE_ROWS = 4
 
 
+def prompt_contexts(prompts: Sequence[Sequence[int] | np.ndarray], start_id: int) -> list[list[int]]:
+    """Each prompt's ids as a list; an empty prompt starts from ``start_id``."""
+    return [[int(i) for i in np.asarray(p).reshape(-1)] or [start_id] for p in prompts]
+
+
 def speculates(rows: int) -> bool:
     """Whether a batch of ``rows`` rows verifies drafts (``SPECULATE_ROWS``); a caller that
     makes the drafts' sources asks first, so a decode that will not read them costs nothing."""

@@ -31,8 +31,8 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
-from bigramlm.generation.batch import Decode, DecodeBatch, NewRows, Sampling
-from bigramlm.generation.engine import _check, _contexts, _seed
+from bigramlm.generation.batch import Decode, DecodeBatch, NewRows, Sampling, prompt_contexts
+from bigramlm.generation.checks import check_decode, decode_seed
 from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.generation.text import TextRow
 from bigramlm.models.base import LanguageModel
@@ -64,8 +64,8 @@ class _Ticket:
 
     def __init__(self, job: DecodeJob, tokenizer: Tokenizer):
         self.job = job
-        self.seed = _seed(job.seed)
-        self.contexts = _contexts(job.prompts, tokenizer.start_id)
+        self.seed = decode_seed(job.seed)
+        self.contexts = prompt_contexts(job.prompts, tokenizer.start_id)
         self.rows = [TextRow(tokenizer, job.stop, frozenset(), streaming=True) for _ in self.contexts]
         self.out: queue.SimpleQueue = queue.SimpleQueue()
         self.gone = threading.Event()
@@ -104,7 +104,7 @@ class DecodeQueue:
 
     def __init__(self, model: LanguageModel, tokenizer: Tokenizer, speculate: Speculation | None = Speculation(),
                  rows_per_batch: int = 192, idle_s: float = 2.0):
-        _check(1, rows_per_batch)
+        check_decode(1, rows_per_batch)
         self.model, self.tokenizer, self.speculate = model, tokenizer, speculate
         self.rows_per_batch, self.idle_s = rows_per_batch, idle_s
         self.block = None if model.markov else model.get_block_size()
@@ -121,7 +121,7 @@ class DecodeQueue:
         called while it waits and between pieces, and what it raises ends the request.
         ``stats`` is filled in with what the shared decode did while the request was in it
         (``requests``: the most requests that shared a pass with it)."""
-        _check(job.max_new_tokens, 1)
+        check_decode(job.max_new_tokens, 1)
         ticket = _Ticket(job, self.tokenizer)
         self._submit(ticket)
         try:

@@ -4,6 +4,7 @@ before it loads a model (``import torch`` alone takes 1.7 s quiet, 11-15 s on bu
 from __future__ import annotations
 
 import math
+import secrets
 
 from bigramlm.errors import BigramLMError
 
@@ -32,3 +33,16 @@ def check_seed(seed: int | None) -> None:
     """torch.Generator takes 64-bit seeds; a negative or larger one overflows in torch."""
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise BigramLMError(f"seed must be in 0..{MAX_SEED} (got {seed})", param="seed")
+
+
+def check_decode(max_new_tokens: int, rows_per_batch: int) -> None:
+    """A decode's own bounds: its length (``check_new_tokens``) and rows a batch."""
+    check_new_tokens(max_new_tokens)
+    if rows_per_batch < 1:
+        raise BigramLMError(f"rows_per_batch must be at least 1 (got {rows_per_batch})", param="rows_per_batch")
+
+
+def decode_seed(seed: int | None) -> int:
+    """A decode's seed: the one given (checked), or a random one."""
+    check_seed(seed)
+    return secrets.randbits(63) if seed is None else int(seed)

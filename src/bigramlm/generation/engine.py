@@ -20,14 +20,13 @@ bigram's ``sample``): it walks the chain from pools of pre-drawn tokens
 
 from __future__ import annotations
 
-import secrets
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from bigramlm.generation.batch import Decode, DecodeBatch, NewRows, Sampling, speculates
-from bigramlm.generation.checks import check_new_tokens, check_seed
+from bigramlm.generation.batch import Decode, DecodeBatch, NewRows, Sampling, prompt_contexts, speculates
+from bigramlm.generation.checks import check_decode, decode_seed
 from bigramlm.generation.filters import filter_logits
 from bigramlm.generation.markov import MarkovChainSampler
 from bigramlm.generation.speculation import DecodeStats, Speculation
@@ -41,12 +40,6 @@ __all__ = ["Sampling", "encode_prompt", "generate", "generate_ids", "generate_te
 def encode_prompt(tokenizer: Tokenizer, text: str) -> list[int]:
     """A prompt's ids; a character outside the vocabulary becomes the replacement character."""
     return [int(t) for t in tokenizer.encode(text, on_unknown="replace")] if text else []
-
-
-def _seed(seed: int | None) -> int:
-    """The decode's seed: the one given, or a random one."""
-    check_seed(seed)
-    return secrets.randbits(63) if seed is None else int(seed)
 
 
 # --- the decode -------------------------------------------------------------------------------
@@ -74,18 +67,6 @@ def _decode(job: Decode, contexts: Sequence[Sequence[int]], rows: Sequence[Row],
         job.model.train(was_training)
 
 
-def _contexts(prompts: Sequence[Sequence[int] | np.ndarray], start_id: int) -> list[list[int]]:
-    return [[int(i) for i in np.asarray(p).reshape(-1)] or [start_id] for p in prompts]
-
-
-def _check(max_new_tokens: int, rows_per_batch: int) -> None:
-    from bigramlm.errors import BigramLMError
-
-    check_new_tokens(max_new_tokens)
-    if rows_per_batch < 1:
-        raise BigramLMError(f"rows_per_batch must be at least 1 (got {rows_per_batch})", param="rows_per_batch")
-
-
 def stream(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Sequence[int] | np.ndarray],
            max_new_tokens: int, sampling: Sampling = Sampling(), seed: int | None = None, stop: Sequence[str] = (),
            greedy: Sequence[bool] | None = None, rows_per_batch: int = 64, kv_cache: bool = True,
@@ -100,11 +81,11 @@ def stream(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Sequenc
     ``speculate`` drafts tokens from ``sources[i]`` (token lists row ``i`` is likely to
     repeat) and the row's own text (None: one token per pass); ``stats`` is filled in.
     """
-    _check(max_new_tokens, rows_per_batch)
+    check_decode(max_new_tokens, rows_per_batch)
     rows = [TextRow(tokenizer, stop, frozenset(), streaming=True) for _ in prompts]
-    job = Decode(model, max_new_tokens, sampling, _seed(seed), kv_cache, check, within_block, speculate,
+    job = Decode(model, max_new_tokens, sampling, decode_seed(seed), kv_cache, check, within_block, speculate,
                   stats if stats is not None else DecodeStats())
-    for _ in _decode(job, _contexts(prompts, tokenizer.start_id), rows, greedy or [False] * len(rows), rows_per_batch,
+    for _ in _decode(job, prompt_contexts(prompts, tokenizer.start_id), rows, greedy or [False] * len(rows), rows_per_batch,
                      None, sources):
         for index, row in enumerate(rows):
             if row.pending:
@@ -120,12 +101,12 @@ def generate(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Seque
     """The continuation of each prompt (not including it), cut before its first stop
     string; ``greedy[i]`` makes row ``i`` greedy while the others sample. ``speculate``,
     ``sources`` and ``stats`` as in ``stream``."""
-    _check(max_new_tokens, rows_per_batch)
+    check_decode(max_new_tokens, rows_per_batch)
     flags = stop_flags(tokenizer, stop)
     rows = [TextRow(tokenizer, stop, flags, streaming=False) for _ in prompts]
-    job = Decode(model, max_new_tokens, sampling, _seed(seed), kv_cache, check, True, speculate,
+    job = Decode(model, max_new_tokens, sampling, decode_seed(seed), kv_cache, check, True, speculate,
                   stats if stats is not None else DecodeStats())
-    for _ in _decode(job, _contexts(prompts, tokenizer.start_id), rows, greedy or [False] * len(rows), rows_per_batch,
+    for _ in _decode(job, prompt_contexts(prompts, tokenizer.start_id), rows, greedy or [False] * len(rows), rows_per_batch,
                      on_progress, sources):
         pass
     return [row.text for row in rows]
@@ -146,8 +127,8 @@ def generate_ids(
 
     ``kv_cache=False`` forces the naive re-run of the window (for comparisons)."""
     sampling = Sampling(temperature, top_k, top_p)
-    _check(max_new_tokens, 1)
-    context = _contexts([prompt_ids], start_id)[0]
+    check_decode(max_new_tokens, 1)
+    context = prompt_contexts([prompt_ids], start_id)[0]
     if max_new_tokens == 0:
         return
     if model.markov:
@@ -155,7 +136,7 @@ def generate_ids(
         yield from MarkovChainSampler(probs.numpy(), seed=seed).walk(context[-1], max_new_tokens)
         return
     row = IdRow()
-    job = Decode(model, max_new_tokens, sampling, _seed(seed), kv_cache, None, within_block=False)
+    job = Decode(model, max_new_tokens, sampling, decode_seed(seed), kv_cache, None, within_block=False)
     for _ in _decode(job, [context], [row], [False], 1, None):
         ids = row.take()
         if ids:

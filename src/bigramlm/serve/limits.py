@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bigramlm.support.settings import MAX_N, MAX_REPLY_TOKENS
+
 
 @dataclass
 class ServerLimits:
@@ -12,8 +14,9 @@ class ServerLimits:
     max_message_chars: int = 2000
     max_reply_chars: int = 8000
     max_prompt_chars: int = 8000
-    max_n: int = 8
-    max_new_tokens: int = 1000
+    #: at most the suggest settings' bounds (``support.settings``), which the library enforces too
+    max_n: int = MAX_N
+    max_new_tokens: int = MAX_REPLY_TOKENS
     max_body_bytes: int = 64 * 1024
     #: arrays and objects nested in a request body; deeper is refused (400) before it is parsed,
     #: as JSON decoding and validation recurse once per level (500 or a reset at a few hundred)

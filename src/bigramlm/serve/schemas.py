@@ -1,19 +1,21 @@
 """The request and response bodies of the desk's API, as pydantic models.
 
-Request bounds come from ``ServerLimits``, so ``build_schemas(limits)`` makes the request
-models for one app: the validation and the OpenAPI schema at ``/docs`` then show the same,
-real bounds. Response models do not depend on the limits and live at module level.
-
-No ``from __future__ import annotations``: the models are built inside a function, and
-pydantic must see the real classes, not strings it cannot resolve there.
+Every model is a class at module level. The suggest request is built from
+``support.settings.SuggestSettings`` (its fields, defaults, bounds and help). Request
+bounds come from ``ServerLimits``: ``build_schemas(limits)`` gives an app subclasses with
+its limits, so the validation and the OpenAPI schema at ``/docs`` show the same, real
+bounds.
 """
 
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Optional
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, Literal, Optional, TypeVar, get_type_hints
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, WithJsonSchema, model_validator
+import annotated_types
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, WithJsonSchema, create_model, model_validator
+from pydantic.fields import FieldInfo
 
 from bigramlm.serve.limits import ServerLimits
+from bigramlm.support.settings import INTEGERS, SETTING_BOUNDS, SuggestSettings, bounds
 
 STRICT = ConfigDict(extra="forbid")
 # OpenAI clients send fields we do not use (user, logit_bias, ...): ignore those.
@@ -85,112 +87,152 @@ def message_text(content: "str | list[ContentPart] | None") -> str:
     return "".join(part.text or "" for part in content if part.type == "text")
 
 
+# --- requests ----------------------------------------------------------------------------
+# Each request model is a class at module level, with the default ``ServerLimits``; the
+# routes' helpers take these types. An app with other limits gets subclasses of the same
+# name whose bounded fields carry its limits (``build_schemas``), so that validation and
+# the schema at ``/docs`` show that app's real bounds.
+
+DEFAULT_LIMITS = ServerLimits()
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _narrowed(model: type[M], le: dict[str, float] | None = None, max_length: dict[str, int] | None = None) -> type[M]:
+    """``model``, or a subclass of the same name whose fields named here have these upper bounds."""
+    changes: dict[str, Any] = {}
+    for name, bound in [*((n, annotated_types.Le(v)) for n, v in (le or {}).items()),
+                        *((n, annotated_types.MaxLen(v)) for n, v in (max_length or {}).items())]:
+        old = model.model_fields[name]
+        if bound in old.metadata:
+            continue
+        new = FieldInfo.merge_field_infos(old)
+        new.metadata = [m for m in old.metadata if type(m) is not type(bound)] + [bound]
+        changes[name] = (old.annotation, new)
+    if not changes:
+        return model
+    narrowed: type[M] = create_model(model.__name__, __base__=model, **changes)
+    return narrowed
+
+
+def _setting_fields(limits: ServerLimits) -> dict[str, Any]:
+    """``SuggestSettings``' fields as pydantic fields: their types, defaults, bounds and help,
+    the upper bounds capped by ``limits`` (an operator's ``max_n``, ``max_new_tokens``)."""
+    hints = get_type_hints(SuggestSettings)
+    caps: dict[str, float] = {"n": limits.max_n, "max_new_tokens": limits.max_new_tokens}
+    out: dict[str, Any] = {}
+    for f in fields(SuggestSettings):
+        b = bounds(f.name)
+        annotation: Any = hints[f.name]
+        if b.choices is not None:
+            annotation = Optional[Literal[b.choices]]  # type: ignore[valid-type]  # Literal of a runtime tuple: pydantic reads it
+        elif f.name in INTEGERS:
+            annotation = Optional[StrictInt] if f.default is None else StrictInt
+        le = b.le if f.name not in caps or b.le is None else min(b.le, caps[f.name])
+        out[f.name] = (annotation, Field(f.default, ge=b.ge, gt=b.gt, le=le, description=b.help))
+    return out
+
+
+class SuggestBody(ValidText):
+    """What ``POST /api/suggest`` takes besides the settings (which ``suggest_request`` adds)."""
+
+    model_config = STRICT
+    message: str = Field(min_length=1, max_length=DEFAULT_LIMITS.max_message_chars, description="the customer's message")
+    intent: Optional[str] = Field(None, min_length=1, max_length=200,
+                                  description="answer for this intent instead of the one understood (the agent's pick)")
+
+    def settings(self) -> SuggestSettings:
+        """The request's ``SuggestSettings`` (its fields are theirs, ``suggest_request``)."""
+        return SuggestSettings(**{name: getattr(self, name) for name in SETTING_BOUNDS})
+
+
+def suggest_request(limits: ServerLimits) -> type[SuggestBody]:
+    """The suggest request: ``SuggestBody`` and every field of ``SuggestSettings``, with ``limits``."""
+    return _narrowed(create_model("SuggestRequest", __base__=SuggestBody, **_setting_fields(limits)),
+                     max_length={"message": limits.max_message_chars})
+
+
+SuggestRequest = suggest_request(DEFAULT_LIMITS)
+
+
+class CaseRequest(ValidText):
+    model_config = STRICT
+    message: str = Field(min_length=1, max_length=DEFAULT_LIMITS.max_message_chars)
+    reply: str = Field(min_length=1, max_length=DEFAULT_LIMITS.max_reply_chars)
+    intent: Optional[str] = Field(None, max_length=200)
+    category: Optional[str] = Field(None, max_length=200)
+    suggestion_id: Optional[str] = Field(None, max_length=200, description="id of the suggestion the reply started from")
+    edited: StrictBool = Field(False, description="whether the agent changed the suggestion")
+
+
+class CasePageQuery(BaseModel):
+    offset: int = Field(0, ge=0, le=2**62)
+    limit: int = Field(50, ge=1, le=DEFAULT_LIMITS.max_page)
+
+
+class FeedbackRequest(ValidText):
+    model_config = STRICT
+    suggestion_id: str = Field(min_length=1, max_length=200, description="id of a suggestion shown by /api/suggest")
+    action: Literal["dismiss"] = Field(description="dismiss: the agent rejected the suggestion (negative feedback)")
+    reason: Optional[str] = Field(None, max_length=DEFAULT_LIMITS.max_reason_chars, description="why, in the agent's words")
+
+
+class OpenAIRequest(ValidText):
+    """What both OpenAI routes take besides their prompt: the model, sampling, streaming."""
+
+    # Extra fields are kept, so that the route refuses the ones it cannot honour by name.
+    model_config = ConfigDict(extra="allow")
+    model: Optional[str] = Field(None, description="the run's id (GET /v1/models); other ids get 404")
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    n: StrictInt = Field(1, ge=1, le=DEFAULT_LIMITS.max_n)
+    stream: bool = False
+    stream_options: Optional[StreamOptions] = None
+    stop: Stop = None
+    seed: Optional[int] = SEED
+
+
+class CompletionRequest(OpenAIRequest):
+    prompt: str | list[str] = Field(max_length=DEFAULT_LIMITS.max_prompt_chars)
+    max_tokens: int = Field(16, ge=1, le=DEFAULT_LIMITS.max_new_tokens)
+
+
+class ChatMessage(BaseModel):
+    model_config = LENIENT
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[ContentPart] | None = None
+
+
+class ChatRequest(OpenAIRequest):
+    messages: list[ChatMessage] = Field(min_length=1, max_length=DEFAULT_LIMITS.max_chat_messages)
+    max_tokens: Optional[int] = Field(None, ge=1, le=DEFAULT_LIMITS.max_new_tokens)
+    max_completion_tokens: Optional[int] = Field(None, ge=1, le=DEFAULT_LIMITS.max_new_tokens)
+
+
 @dataclass(frozen=True)
 class Schemas:
-    """The request models of one app, with that app's bounds."""
+    """The request models of one app, with that app's bounds (subclasses of the module's)."""
 
-    SuggestRequest: type[BaseModel]
-    CaseRequest: type[BaseModel]
-    CasePageQuery: type[BaseModel]
-    CompletionRequest: type[BaseModel]
-    ChatMessage: type[BaseModel]
-    ChatRequest: type[BaseModel]
-    FeedbackRequest: type[BaseModel]
+    SuggestRequest: type[SuggestBody]
+    CaseRequest: type[CaseRequest]
+    CasePageQuery: type[CasePageQuery]
+    CompletionRequest: type[CompletionRequest]
+    ChatRequest: type[ChatRequest]
+    FeedbackRequest: type[FeedbackRequest]
 
 
 def build_schemas(limits: ServerLimits) -> Schemas:
-    chat_message = _chat_message()
-    return Schemas(_suggest_request(limits), *_case_models(limits), _completion_request(limits), chat_message,
-                   _chat_request(limits, chat_message), _feedback_request(limits))
-
-
-def _suggest_request(limits: ServerLimits) -> type[BaseModel]:
-    class SuggestRequest(ValidText):
-        model_config = STRICT
-        message: str = Field(min_length=1, max_length=limits.max_message_chars, description="the customer's message")
-        n: StrictInt = Field(3, ge=1, le=limits.max_n, description="candidate replies to generate")
-        max_new_tokens: Optional[int] = Field(None, ge=1, le=limits.max_new_tokens, description="length limit of each reply")
-        temperature: Optional[float] = Field(None, ge=0.0, le=5.0)
-        top_k: Optional[int] = Field(None, ge=1, le=1_000_000)
-        top_p: Optional[float] = Field(None, gt=0.0, le=1.0)
-        seed: Optional[int] = SEED
-        intent: Optional[str] = Field(None, min_length=1, max_length=200,
-                                      description="answer for this intent instead of the one understood (the agent's pick)")
-        length: Optional[Literal["as_is", "short"]] = Field(
-            None, description="as_is, or short: each reply's leading sentences and its closing line (default: the brand profile's)")
-
-    return SuggestRequest
-
-
-def _case_models(limits: ServerLimits) -> tuple[type[BaseModel], type[BaseModel]]:
-    class CaseRequest(ValidText):
-        model_config = STRICT
-        message: str = Field(min_length=1, max_length=limits.max_message_chars)
-        reply: str = Field(min_length=1, max_length=limits.max_reply_chars)
-        intent: Optional[str] = Field(None, max_length=200)
-        category: Optional[str] = Field(None, max_length=200)
-        suggestion_id: Optional[str] = Field(None, max_length=200, description="id of the suggestion the reply started from")
-        edited: StrictBool = Field(False, description="whether the agent changed the suggestion")
-
-    class CasePageQuery(BaseModel):
-        offset: int = Field(0, ge=0, le=2**62)
-        limit: int = Field(50, ge=1, le=limits.max_page)
-
-    return CaseRequest, CasePageQuery
-
-
-def _feedback_request(limits: ServerLimits) -> type[BaseModel]:
-    class FeedbackRequest(ValidText):
-        model_config = STRICT
-        suggestion_id: str = Field(min_length=1, max_length=200, description="id of a suggestion shown by /api/suggest")
-        action: Literal["dismiss"] = Field(description="dismiss: the agent rejected the suggestion (negative feedback)")
-        reason: Optional[str] = Field(None, max_length=limits.max_reason_chars, description="why, in the agent's words")
-
-    return FeedbackRequest
-
-
-def _openai_request(limits: ServerLimits) -> type[BaseModel]:
-    """What both OpenAI routes take besides their prompt: the model, sampling, streaming."""
-
-    class OpenAIRequest(ValidText):
-        # Extra fields are kept, so that the route refuses the ones it cannot honour by name.
-        model_config = ConfigDict(extra="allow")
-        model: Optional[str] = Field(None, description="the run's id (GET /v1/models); other ids get 404")
-        temperature: float = Field(1.0, ge=0.0, le=2.0)
-        top_p: float = Field(1.0, gt=0.0, le=1.0)
-        n: StrictInt = Field(1, ge=1, le=limits.max_n)
-        stream: bool = False
-        stream_options: Optional[StreamOptions] = None
-        stop: Stop = None
-        seed: Optional[int] = SEED
-
-    return OpenAIRequest
-
-
-def _completion_request(limits: ServerLimits) -> type[BaseModel]:
-    class CompletionRequest(_openai_request(limits)):  # type: ignore[misc]
-        prompt: str | list[str] = Field(max_length=limits.max_prompt_chars)
-        max_tokens: int = Field(16, ge=1, le=limits.max_new_tokens)
-
-    return CompletionRequest
-
-
-def _chat_message() -> type[BaseModel]:
-    class ChatMessage(BaseModel):
-        model_config = LENIENT
-        role: Literal["system", "user", "assistant", "tool", "developer"]
-        content: str | list[ContentPart] | None = None
-
-    return ChatMessage
-
-
-def _chat_request(limits: ServerLimits, chat_message: type[BaseModel]) -> type[BaseModel]:
-    class ChatRequest(_openai_request(limits)):  # type: ignore[misc]
-        messages: list[chat_message] = Field(min_length=1, max_length=limits.max_chat_messages)  # type: ignore[valid-type]
-        max_tokens: Optional[int] = Field(None, ge=1, le=limits.max_new_tokens)
-        max_completion_tokens: Optional[int] = Field(None, ge=1, le=limits.max_new_tokens)
-
-    return ChatRequest
+    text, n, tokens = limits.max_message_chars, limits.max_n, limits.max_new_tokens
+    return Schemas(
+        suggest_request(limits),
+        _narrowed(CaseRequest, max_length={"message": text, "reply": limits.max_reply_chars}),
+        _narrowed(CasePageQuery, le={"limit": limits.max_page}),
+        _narrowed(CompletionRequest, le={"n": n, "max_tokens": tokens}, max_length={"prompt": limits.max_prompt_chars}),
+        _narrowed(ChatRequest, le={"n": n, "max_tokens": tokens, "max_completion_tokens": tokens},
+                  max_length={"messages": limits.max_chat_messages}),
+        _narrowed(FeedbackRequest, max_length={"reason": limits.max_reason_chars}),
+    )
 
 
 # --- responses -------------------------------------------------------------------------

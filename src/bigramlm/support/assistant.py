@@ -41,14 +41,13 @@ from bigramlm.data.formats import STOP_STRINGS
 from bigramlm.data.instructions import load_run_files
 from bigramlm.data.run_files import InstructionRunFiles
 from bigramlm.errors import BigramLMError
-from bigramlm.generation import Sampling, generate, stream
-from bigramlm.generation.batcher import DecodeJob, DecodeQueue
-from bigramlm.generation.batch import speculates
+from bigramlm.generation import Sampling
+from bigramlm.generation.entry import DecodeJob, Decodes
 from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import check_drafts, choose
 from bigramlm.support.edits import Rule
-from bigramlm.support.length import check_length, shorten_choices
+from bigramlm.support.length import shorten_choices
 from bigramlm.support.message_values import message_values
 from bigramlm.support.ranking import (
     DISMISSED_LIMIT,
@@ -60,18 +59,17 @@ from bigramlm.support.ranking import (
 from bigramlm.support.readability import RunText
 from bigramlm.support.reading import MessageReader, ReadMessage, fit_baseline
 from bigramlm.support.results import (
-    AssistantDefaults,
     AssistResult,
     DoneEvent,
     Suggestion,
     SuggestEvent,
-    SuggestSettings,
     TokenEvent,
     Understanding,
     UnderstandingEvent,
 )
 from bigramlm.support.retrieval import INDEX_FILE, CaseIndex
 from bigramlm.support.rulebook import RuleBook, current_rules, known_to_run
+from bigramlm.support.settings import SIMILAR_CASES, SuggestSettings
 from bigramlm.support.store import CaseStore, store_path, store_target
 from bigramlm.support.understanding import (
     UNDERSTANDING_FILE,
@@ -79,9 +77,6 @@ from bigramlm.support.understanding import (
     Understander,
 )
 
-DEFAULTS: AssistantDefaults = {"n": 3, "max_new_tokens": 400, "temperature": 0.8, "top_k": None, "top_p": 0.95,
-                               "k_similar": 3}
-MAX_N = 16
 #: Where the brand's holding reply comes from (a suggestion's ``source``), offered when no intent fits.
 HOLDING = "brand"
 #: 192 rows a decode batch: 120 test messages x 3 candidates with the recipe's GPT decoded
@@ -99,7 +94,10 @@ def require_instruction_run(run: Run) -> dict[str, Any]:
 
 
 class Assistant:
-    """A loaded run plus its brand profile, retrieval index and case store."""
+    """A loaded run plus its brand profile, retrieval index and case store.
+
+    ``run`` is an instruction run (``Assistant.load`` checks it, ``require_instruction_run``)
+    and ``data`` its saved rows (``data.instructions.load_run_files``)."""
 
     def __init__(self, run: Run, data: InstructionRunFiles, brand: BrandProfile | None = None,
                  store: CaseStore | None = None, baseline: bool = False, speculate: bool = True,
@@ -107,7 +105,7 @@ class Assistant:
         self.run = run
         self.model = run.model
         self.tokenizer = run.tokenizer
-        self.spec = require_instruction_run(run)
+        self.spec = run.config.data
         self.data = data
         self.labels = bool((self.spec.get("format") or {}).get("labels"))
         #: The (intent, category) pairs the run was trained on.
@@ -124,12 +122,10 @@ class Assistant:
         self.reading = RunText.of(data.train_rows, brand.values.values())
         #: The team's edit rules learned from the store, read as accepts come (``support.rulebook``).
         self.rulebook = RuleBook(known_to_run(data))
-        #: Speculative decoding, drafting from the evidence replies (``generation.speculation``);
-        #: None decodes one token per pass (``--no-speculate``). Greedy replies are the same either way.
-        self.speculation: Speculation | None = Speculation() if speculate else None
         #: With ``share_decodes`` (the desk), the requests that run at the same time decode
-        #: together (``generation.batcher``); otherwise each decodes in its caller's thread.
-        self.decodes = DecodeQueue(self.model, self.tokenizer, self.speculation, ROWS_PER_BATCH) if share_decodes else None
+        #: together; otherwise each decodes in its caller's thread (``generation.entry``).
+        self.decodes = Decodes(self.model, self.tokenizer, Speculation() if speculate else None, ROWS_PER_BATCH,
+                               share=share_decodes)
         loaded = Understander.load(Path(run.path))
         lm_intents = LanguageModelIntents(self.model, self.tokenizer, self.label_set) if self.labels else None
         #: Understanding each message and finding its evidence (``support.reading``).
@@ -156,7 +152,7 @@ class Assistant:
         (``support.store.store_target``; by default the run's SQLite file).
         """
         run = load_run(run_dir, device=device)
-        run_files = load_run_files(run.path, require_instruction_run(run), data)
+        run_files = load_run_files(run.path, require_instruction_run(run), data)  # the run's type, checked once
         brand = BrandProfile.load(brand_path) if brand_path else None
         return cls(run, run_files, brand, _store(run.path, store) if use_store else None, baseline=baseline, speculate=speculate,
                    share_decodes=share_decodes)
@@ -179,16 +175,26 @@ class Assistant:
         """The documented policy for unseen characters: NFKC, then replacement."""
         return self.reader.normalize(message)
 
-    def understand(self, message: str, k_similar: int = DEFAULTS["k_similar"]) -> Understanding:
+    def understand(self, message: str, k_similar: int = SIMILAR_CASES) -> Understanding:
         """Normalise the message, rank the intents, find similar cases (and the baseline's answer)."""
         return self.understand_many([message], k_similar)[0]
 
-    def understand_many(self, messages: list[str], k_similar: int = DEFAULTS["k_similar"]) -> list[Understanding]:
+    def understand_many(self, messages: list[str], k_similar: int = SIMILAR_CASES) -> list[Understanding]:
         return [r.understanding for r in self.reader.read(messages, k_similar, evidence=0)]
 
     def known_intents(self) -> dict[str, str | None]:
         """Every intent the assistant can answer for, and its category."""
         return self.reader.known_intents()
+
+    @property
+    def speculation(self) -> Speculation | None:
+        """Speculative decoding, drafting from the evidence replies (``generation.speculation``);
+        None decodes one token per pass (``--no-speculate``). Greedy replies are the same either way."""
+        return self.decodes.speculate
+
+    @speculation.setter
+    def speculation(self, value: Speculation | None) -> None:
+        self.decodes.speculate = value
 
     @property
     def understander(self) -> Understander | None:
@@ -209,90 +215,57 @@ class Assistant:
         """Why the understanding is a fallback, when it is (the reader's, ``support.reading``)."""
         return self.reader.degraded
 
-    def _drafts(self, rows: int) -> bool:
-        """Whether a decode of batches of ``rows`` rows will draft (so its sources are worth encoding)."""
-        return self.speculation is not None and speculates(rows)
-
     # --- suggest -------------------------------------------------------------------------
 
-    def suggest_stream(self, message: str, n: int = DEFAULTS["n"], max_new_tokens: int = DEFAULTS["max_new_tokens"],
-                       temperature: float = DEFAULTS["temperature"], top_k: int | None = DEFAULTS["top_k"],
-                       top_p: float | None = DEFAULTS["top_p"], seed: int | None = None,
-                       k_similar: int = DEFAULTS["k_similar"], check: Callable[[], None] | None = None,
-                       intent: str | None = None, stop: Sequence[str] = (), length: str | None = None) -> Iterator[SuggestEvent]:
+    def suggest_stream(self, message: str, settings: SuggestSettings = SuggestSettings(), *,
+                       k_similar: int = SIMILAR_CASES, check: Callable[[], None] | None = None,
+                       intent: str | None = None, stop: Sequence[str] = ()) -> Iterator[SuggestEvent]:
         """Yield the understanding, then ``TokenEvent``s as the candidates grow, then ``DoneEvent``.
 
         Candidate 0 is the model's greedy reply, the others are samples; ``DoneEvent.result``
         (what ``suggest`` returns, ``assist --json``) holds them ranked by consensus.
         ``check`` runs before every decoding step (a deadline or a gone client raises there).
         ``intent`` answers for the intent an agent picked instead of the one understood;
-        ``stop`` ends each draft at these strings too (besides the next block header);
-        ``length``: ``short`` or ``as_is`` (``support.length``), the brand's by default.
+        ``stop`` ends each draft at these strings too (besides the next block header).
         """
-        settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed, length)
         sampling = _check_request([message], settings)
         self.refresh_cases()
-        request = self.reader.read([message], k_similar, intents=[intent], drafts=self._drafts(n))[0]
+        request = self.reader.read([message], k_similar, intents=[intent], drafts=self.decodes.drafts(settings.n))[0]
         yield UnderstandingEvent(request.understanding)
-        pieces: list[list[str]] = [[] for _ in range(n)]
+        pieces: list[list[str]] = [[] for _ in range(settings.n)]
         stats = DecodeStats()
-        live = [] if request.understanding.out_of_scope else [request]  # no intent fits: nothing to write
-        for index, piece in self._stream(live, settings, sampling, check, stats, stop):
+        for index, piece in self.decodes.stream(self._job([request], settings, sampling, stop), check, stats):
             pieces[index].append(piece)
             yield TokenEvent(index, piece)
         yield DoneEvent(self._answer(request, ["".join(p) for p in pieces], settings, stats))
 
-    def suggest(self, message: str, **options: Any) -> AssistResult:
+    def suggest(self, message: str, settings: SuggestSettings = SuggestSettings(), *, k_similar: int = SIMILAR_CASES,
+                check: Callable[[], None] | None = None, intent: str | None = None, stop: Sequence[str] = ()) -> AssistResult:
         """Understanding, ranked suggestions and similar cases (the ``assist --json`` object)."""
-        k_similar, check = options.pop("k_similar", DEFAULTS["k_similar"]), options.pop("check", None)
-        intent, stop = options.pop("intent", None), options.pop("stop", ())
-        defaults = {k: v for k, v in DEFAULTS.items() if k != "k_similar"}
-        settings = SuggestSettings(**{**defaults, "seed": None, **options})
         return self.suggest_many([message], settings, k_similar, check=check, intents=[intent], stop=stop)[0]
 
     def suggest_many(self, messages: list[str], settings: SuggestSettings, k_similar: int = 0,
-                     rows_per_batch: int = ROWS_PER_BATCH, on_progress: Callable[[int], None] | None = None,
-                     check: Callable[[], None] | None = None,
+                     on_progress: Callable[[int], None] | None = None, check: Callable[[], None] | None = None,
                      intents: Sequence[str | None] | None = None, stop: Sequence[str] = ()) -> list[AssistResult]:
         """``suggest`` for many messages at once, decoded as one batched, KV-cached job
         (what ``eval --task support`` runs); the same candidates, ranking and brand."""
         sampling = _check_request(messages, settings)
         self.refresh_cases()
         n = settings.n
-        requests = self.reader.read(messages, k_similar, intents=intents,
-                              drafts=self._drafts(min(rows_per_batch, n * len(messages))))
+        requests = self.reader.read(messages, k_similar, intents=intents, drafts=self.decodes.drafts(n * len(messages)))
         stats = DecodeStats()
-        live = [r for r in requests if not r.understanding.out_of_scope]  # no intent fits: nothing to write
-        if self.decodes is not None and n * len(live) <= rows_per_batch:  # a desk request
-            outputs = [""] * (n * len(live))
-            for index, piece in self._stream(live, settings, sampling, check, stats, stop):
-                outputs[index] += piece
-        else:
-            outputs = generate(self.model, self.tokenizer, [r.prompt for r in live for _ in range(n)],
-                               settings.max_new_tokens, sampling, settings.seed, [*STOP_STRINGS, *stop],
-                               greedy=_greedy_first(n, len(live)), rows_per_batch=rows_per_batch, check=check,
-                               on_progress=on_progress, speculate=self.speculation,
-                               sources=[r.sources for r in live for _ in range(n)], stats=stats) if live else []
-        written = iter([outputs[i * n : (i + 1) * n] for i in range(len(live))])
+        outputs = self.decodes.generate(self._job(requests, settings, sampling, stop), check, stats, on_progress)
+        written = iter(outputs[i : i + n] for i in range(0, len(outputs), n))
         return [self._answer(r, [] if r.understanding.out_of_scope else next(written), settings, stats) for r in requests]
 
-    def _stream(self, requests: list[ReadMessage], settings: SuggestSettings, sampling: Sampling,
-                check: Callable[[], None] | None, stats: DecodeStats, stop: Sequence[str] = ()) -> Iterator[tuple[int, str]]:
-        """``(row, piece)`` of the requests' candidates (``n`` rows each, the first greedy):
-        through the shared decodes where there are any, else decoded here; none for no request
-        (every message out of scope: nothing to write)."""
-        if not requests:
-            return iter(())
-        n, stops = settings.n, [*STOP_STRINGS, *stop]
-        prompts = [r.prompt for r in requests for _ in range(n)]
-        sources = [r.sources for r in requests for _ in range(n)]
-        greedy = _greedy_first(n, len(requests))
-        if self.decodes is not None:
-            job = DecodeJob(prompts, settings.max_new_tokens, sampling, settings.seed, stops, greedy, sources)
-            return self.decodes.stream(job, check, stats)
-        return stream(self.model, self.tokenizer, prompts, settings.max_new_tokens, sampling, settings.seed, stops,
-                      greedy=greedy, rows_per_batch=ROWS_PER_BATCH, check=check, speculate=self.speculation,
-                      sources=sources, stats=stats)
+    @staticmethod
+    def _job(requests: list[ReadMessage], settings: SuggestSettings, sampling: Sampling, stop: Sequence[str]) -> DecodeJob:
+        """The decode of the requests' candidates (``n`` rows each, the first greedy); no row
+        for a message out of scope (no intent fits: nothing to write)."""
+        live = [r for r in requests if not r.understanding.out_of_scope]
+        n = settings.n
+        return DecodeJob([r.prompt for r in live for _ in range(n)], settings.max_new_tokens, sampling, settings.seed,
+                         [*STOP_STRINGS, *stop], _greedy_first(n, len(live)), [r.sources for r in live for _ in range(n)])
 
     def _answer(self, request: ReadMessage, candidates: Sequence[str], settings: SuggestSettings,
                 stats: DecodeStats) -> AssistResult:
@@ -353,12 +326,8 @@ def _greedy_first(n: int, messages: int) -> list[bool]:
 def _check_request(messages: list[str], settings: SuggestSettings) -> Sampling:
     if not messages or any(not isinstance(m, str) or not m.strip() for m in messages):
         raise BigramLMError("the customer message is empty", param="message")
-    if not 1 <= settings.n <= MAX_N:
-        raise BigramLMError(f"n must be between 1 and {MAX_N} (got {settings.n})", param="n")
-    if settings.max_new_tokens < 1:
-        raise BigramLMError(f"max_new_tokens must be at least 1 (got {settings.max_new_tokens})", param="max_new_tokens")
-    check_length(settings.length)
+    settings.check()
     return Sampling(settings.temperature, settings.top_k, settings.top_p)
 
 
-__all__ = ["Assistant", "DEFAULTS", "require_instruction_run"]
+__all__ = ["Assistant", "require_instruction_run"]

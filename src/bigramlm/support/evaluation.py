@@ -44,11 +44,12 @@ from bigramlm.data.instructions import read_split_rows
 from bigramlm.data.cases import Case
 from bigramlm.errors import BigramLMError
 from bigramlm.evaluation.scoring import continuation_logprobs
-from bigramlm.support.assistant import DEFAULTS, Assistant
+from bigramlm.support.assistant import Assistant
 from bigramlm.support.metrics import ReplyFigures, reply_figures
 from bigramlm.support.ranking import distinctness, most_central
 from bigramlm.support.fluency import FluencyFigures, fluency_figures
-from bigramlm.support.results import MODEL, AssistResult, SuggestSettings
+from bigramlm.support.results import MODEL, AssistResult
+from bigramlm.support.settings import EVAL_SEED, SuggestSettings
 from bigramlm.support.understanding import IntentBaseline, expected_calibration_error
 from bigramlm.support.paraphrases import load_paraphrases
 from bigramlm.tokenization import normalize_for_vocab
@@ -157,21 +158,17 @@ def _accuracy(predicted: Sequence[Any], gold: Sequence[Any]) -> float | None:
 
 def evaluate_support(
     run_dir: str | os.PathLike[str],
+    settings: SuggestSettings = SuggestSettings(seed=EVAL_SEED),
     data: str | None = None,
     split: str = "test",
-    n: int = DEFAULTS["n"],
-    max_new_tokens: int = DEFAULTS["max_new_tokens"],
-    temperature: float = DEFAULTS["temperature"],
-    top_k: int | None = DEFAULTS["top_k"],
-    top_p: float | None = DEFAULTS["top_p"],
-    seed: int = 1337,
     limit: int | None = None,
     paraphrases: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] | None = None,
     threads: int | None = None,
     speculate: bool = True,
 ) -> SupportEvalResult:
-    """Evaluate the assistant of ``run_dir`` on one split; see the module docstring."""
+    """Evaluate the assistant of ``run_dir`` on one split; see the module docstring. The
+    settings' seed is the decode's (``EVAL_SEED`` unless given)."""
     log = log or (lambda message: None)
     started = time.perf_counter()
     # No store: desk feedback (dismissals, accepted cases) must not move the figures.
@@ -179,10 +176,10 @@ def evaluate_support(
     configure_threads(assistant.model, threads)  # None: the policy (1 thread for a tiny model, else the idle cores)
     rows = _split_rows(assistant, split, limit, data)
     para = _paraphrases(assistant, paraphrases, log)  # a bad file is an error before any work
-    settings = SuggestSettings(n, max_new_tokens, temperature, top_k, top_p, seed)
+    settings.check()
     decode_started = time.perf_counter()
     results = assistant.suggest_many([r.message for r in rows], settings,
-                                     on_progress=lambda done: log(f"{done}/{n * len(rows)} candidates"))
+                                     on_progress=lambda done: log(f"{done}/{settings.n * len(rows)} candidates"))
     decode = {"seconds": round(time.perf_counter() - decode_started, 2), "speculate": speculate,
               **(results[0].decode.as_dict() if results else {})}
     log("suggestions done; scoring")
@@ -207,8 +204,7 @@ def evaluate_support(
         shown=_shown_figures(assistant, rows, results, shown, draft, retrieval, consensus),
         per_intent=_per_intent(gold, [r.intent for r in results], shown, draft, retrieval, consensus),
         baselines=baselines,
-        settings={"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k,
-                  "top_p": top_p, "seed": seed, "limit": limit},
+        settings={**{k: v for k, v in asdict(settings).items() if k != "length"}, "limit": limit},
         seconds=round(time.perf_counter() - started, 2),
         decode=decode,
         fluency=(fluency_figures(assistant.reading.fluency, [d for r in results for d in r.drafts])

@@ -47,6 +47,7 @@ from bigramlm.support.gate import Gate, GateVerdict
 from bigramlm.support import history
 from bigramlm.support.publish import Learned, LearnedUnderstanding, append_log, publish, recover
 from bigramlm.support.results import LearnResult
+from bigramlm.support.settings import LEARN_STEPS, LEARN_TIME_LIMIT
 from bigramlm.support.store import CaseStore
 from bigramlm.support.understanding import LanguageModelIntents, Understander
 from bigramlm.tokenization import normalize_for_vocab
@@ -54,13 +55,11 @@ from bigramlm.training.optim import LeanAdamW
 from bigramlm.training.step import accumulate, update
 from bigramlm.training.threads import configure_threads
 
-DEFAULT_STEPS = 200
-
-
+DEFAULT_STEPS = LEARN_STEPS
 #: Seconds the fine-tuning itself may take; ``steps`` bounds it too. With the support
 #: recipe's GPT a step of 16 rows costs ~1.8 s on 2 cores, so learning 50 cases in the
 #: promised minute means stopping the loop by the clock (the desk keeps answering meanwhile).
-DEFAULT_TIME_LIMIT = 40.0
+DEFAULT_TIME_LIMIT = LEARN_TIME_LIMIT
 #: The fine-tune's learning rate as a share of the run's own. The run ends with its rate
 #: decayed to 0, and a fresh AdamW at the full rate undoes it: on the support recipe's
 #: GPT, 5 cases learned at the run's 2e-3 dropped the other intents' chrF from 53.4 to

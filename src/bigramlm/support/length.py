@@ -22,13 +22,11 @@ from typing import TYPE_CHECKING, Sequence
 
 from bigramlm.data.formats import PLACEHOLDER
 from bigramlm.errors import BigramLMError
+from bigramlm.support.settings import AS_IS, LENGTHS, SHORT
 
 if TYPE_CHECKING:  # the brand profile reads LENGTHS: it stays light to import
     from bigramlm.support.choice import Choice
 
-AS_IS = "as_is"
-SHORT = "short"
-LENGTHS = (AS_IS, SHORT)
 #: Leading sentences a short reply keeps. ``benchmarks/reply_length.py`` on the demo run's
 #: 793 test rows (the consensus reply of the 10 nearest of the row's intent): 95 words
 #: (median) as is; short with 1, 2, 3 leading sentences 22, 36, 49 words, chrF micro

@@ -4,10 +4,11 @@ and ``eval --task support`` alike. ``to_dict`` gives the JSON object they print 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 from bigramlm.data.cases import Case
 from bigramlm.generation.speculation import DecodeStats
+from bigramlm.support.settings import SuggestSettings
 
 
 @dataclass
@@ -118,29 +119,6 @@ class Draft:
     @property
     def readable(self) -> bool:
         return not self.non_words and not self.loops and not self.disfluent
-
-
-@dataclass
-class SuggestSettings:
-    n: int
-    max_new_tokens: int
-    temperature: float
-    top_k: int | None
-    top_p: float | None
-    seed: int | None
-    #: ``as_is`` or ``short`` (``support.length``); None: the brand profile's preference.
-    length: str | None = None
-
-
-class AssistantDefaults(TypedDict):
-    """The type of ``assistant.DEFAULTS``: the settings' defaults but the seed, and ``k_similar``'s."""
-
-    n: int
-    max_new_tokens: int
-    temperature: float
-    top_k: int | None
-    top_p: float | None
-    k_similar: int
 
 
 @dataclass

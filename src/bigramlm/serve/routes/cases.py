@@ -4,10 +4,11 @@ Accepting a suggestion that an agent dismissed is refused (409): a suggestion is
 or dismissed, never both (``bigramlm.support.store.feedback``).
 """
 
-# No ``from __future__ import annotations``: the request models are made per app inside
-# ``router(schemas)``, and FastAPI must see those classes, not names it cannot resolve.
+# No ``from __future__ import annotations``: the endpoints take this app's request models
+# (``schemas.build_schemas``: subclasses with its limits), and FastAPI must see those
+# classes, not names it cannot resolve. The helpers take the module-level models.
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
@@ -15,7 +16,7 @@ from bigramlm.data.cases import DESK, Case
 from bigramlm.serve.deps import DeskDep
 from bigramlm.serve.desk import Desk
 from bigramlm.serve.middleware import request_agent
-from bigramlm.serve.schemas import CasePage, CaseSaved, Schemas
+from bigramlm.serve.schemas import CasePage, CasePageQuery, CaseRequest, CaseSaved, Schemas
 from bigramlm.support.store import StoredCase, StoreStats, SuggestionConflict, normalized_edit_distance
 
 
@@ -24,13 +25,13 @@ AGENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 def router(schemas: Schemas) -> APIRouter:
-    CaseRequest, CasePageQuery = schemas.CaseRequest, schemas.CasePageQuery
+    AppCaseRequest, AppCasePageQuery = schemas.CaseRequest, schemas.CasePageQuery
     api = APIRouter(tags=["desk"])
 
     @api.post("/api/cases", status_code=201, responses={
         200: {"description": "the suggestion had been accepted already: its case, stored once"},
         409: {"description": "the suggestion named was dismissed"}})
-    def add_case(req: CaseRequest, desk: DeskDep, response: Response,  # type: ignore[valid-type]
+    def add_case(req: AppCaseRequest, desk: DeskDep, response: Response,  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
                  request: Request) -> CaseSaved:
         """Store a resolved case (by the agent whose token came with it). The answer comes
         only after the row is committed."""
@@ -40,9 +41,9 @@ def router(schemas: Schemas) -> APIRouter:
         return saved
 
     @api.get("/api/cases")
-    def list_cases(page: Annotated[CasePageQuery, Query()], desk: DeskDep) -> CasePage:  # type: ignore[valid-type]
+    def list_cases(page: Annotated[AppCasePageQuery, Query()], desk: DeskDep) -> CasePage:  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
         """Page through the stored cases, oldest first."""
-        return case_page(desk, page.offset, page.limit)  # type: ignore[attr-defined]
+        return case_page(desk, page)
 
     @api.get("/api/stats")
     def stats(desk: DeskDep, agent: Annotated[str | None, Query(pattern=AGENT_NAME, max_length=64)] = None) -> StoreStats:
@@ -60,7 +61,7 @@ def router(schemas: Schemas) -> APIRouter:
     return api
 
 
-def save_case(desk: Desk, req: Any, agent: str | None = None) -> tuple[CaseSaved, bool]:
+def save_case(desk: Desk, req: CaseRequest, agent: str | None = None) -> tuple[CaseSaved, bool]:
     edited, distance = req.edited, None
     if req.suggestion_id is not None:
         shown = desk.store.get_suggestion(req.suggestion_id)
@@ -80,7 +81,8 @@ def save_case(desk: Desk, req: Any, agent: str | None = None) -> tuple[CaseSaved
     return CaseSaved(id=case_id, edited=edited, edit_distance=distance), created
 
 
-def case_page(desk: Desk, offset: int, limit: int) -> CasePage:
+def case_page(desk: Desk, page: CasePageQuery) -> CasePage:
+    offset, limit = page.offset, page.limit
     total = desk.store.count()
     items = [c.to_dict() for c in desk.store.list_cases(offset=offset, limit=limit)]
     nxt = offset + len(items)

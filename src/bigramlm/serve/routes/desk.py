@@ -1,8 +1,9 @@
 """Suggested replies: ``POST /api/suggest`` (the ``assist --json`` object) and
 ``POST /api/suggest/stream`` (server-sent events: ``understanding``, ``token``, ``done``)."""
 
-# No ``from __future__ import annotations``: the request models are made per app inside
-# ``router(schemas)``, and FastAPI must see those classes, not names it cannot resolve.
+# No ``from __future__ import annotations``: the endpoints take this app's request models
+# (``schemas.build_schemas``: subclasses with its limits), and FastAPI must see those
+# classes, not names it cannot resolve. The helpers take the module-level models.
 
 import logging
 import uuid
@@ -18,7 +19,7 @@ from bigramlm.serve.desk import Desk
 from bigramlm.serve.errors import store_message
 from bigramlm.serve.limits import ServerLimits
 from bigramlm.serve.middleware import request_agent, request_id
-from bigramlm.serve.schemas import Schemas
+from bigramlm.serve.schemas import Schemas, SuggestBody
 from bigramlm.serve.slots import GenerationTimeout, Job
 from bigramlm.serve.sse import MEDIA_TYPE, STREAM_HEADERS, merge_token_events, sse
 from bigramlm.support.results import AssistResult, DoneEvent, SuggestEvent
@@ -31,26 +32,24 @@ log = logging.getLogger("bigramlm.server")
 
 
 def router(schemas: Schemas) -> APIRouter:
-    SuggestRequest = schemas.SuggestRequest
+    AppSuggestRequest = schemas.SuggestRequest
     api = APIRouter(tags=["desk"])
 
     @api.post("/api/suggest")
-    async def suggest(req: SuggestRequest, desk: DeskDep, request: Request) -> dict[str, Any]:  # type: ignore[valid-type]
+    async def suggest(req: AppSuggestRequest, desk: DeskDep, request: Request) -> dict[str, Any]:  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
         """Intent, category, ranked suggested replies and similar cases: the ``assist --json`` object.
         A client that hangs up cancels its generation."""
-        assistant, options = need_assistant(desk), suggest_options(req)
-        message: str = req.message  # type: ignore[attr-defined]  # a field mypy cannot see: the model is made per app
-        result = await desk.slots.run(lambda job: assistant.suggest(message, **options, check=job.check),
-                                      gone=request.is_disconnected)
+        assistant, body = need_assistant(desk), typed(req)
+        result = await desk.slots.run(lambda job: assistant.suggest(body.message, body.settings(), intent=body.intent,
+                                                                    check=job.check), gone=request.is_disconnected)
         return await run_in_threadpool(remember, desk.store, result, request_id(request.scope), request_agent(request.scope))
 
     @api.post("/api/suggest/stream")
-    async def suggest_stream(req: SuggestRequest, desk: DeskDep, limits: LimitsDep,  # type: ignore[valid-type]
+    async def suggest_stream(req: AppSuggestRequest, desk: DeskDep, limits: LimitsDep,  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
                              request: Request) -> StreamingResponse:
         """Server-sent events: ``understanding``, ``token`` (index, text), then ``done`` with the full object."""
-        assistant, options = need_assistant(desk), suggest_options(req)
-        message: str = req.message  # type: ignore[attr-defined]  # a field mypy cannot see: the model is made per app
-        items = desk.slots.stream(lambda job: suggest_events(assistant, message, options, job))
+        assistant, body = need_assistant(desk), typed(req)
+        items = desk.slots.stream(lambda job: suggest_events(assistant, body, job))
         stream = event_stream(items, desk.store, limits, request_id(request.scope), request_agent(request.scope))
         return StreamingResponse(stream, media_type=MEDIA_TYPE, headers=STREAM_HEADERS)
 
@@ -64,17 +63,13 @@ def need_assistant(desk: Desk) -> "Assistant":
     return assistant
 
 
-def suggest_options(req: Any) -> dict[str, Any]:
-    options: dict[str, Any] = {"n": req.n, "seed": req.seed}
-    for name in ("max_new_tokens", "temperature", "top_k", "top_p", "intent", "length"):
-        value = getattr(req, name)
-        if value is not None:
-            options[name] = value
-    return options
+def typed(req: SuggestBody) -> SuggestBody:
+    """The request as mypy sees it: this app's model is a subclass of ``SuggestBody``."""
+    return req
 
 
-def suggest_events(assistant: "Assistant", message: str, options: dict[str, Any], job: Job) -> Iterator[SuggestEvent]:
-    return assistant.suggest_stream(message, **options, check=job.check)
+def suggest_events(assistant: "Assistant", body: SuggestBody, job: Job) -> Iterator[SuggestEvent]:
+    return assistant.suggest_stream(body.message, body.settings(), intent=body.intent, check=job.check)
 
 
 def remember(store: CaseStore, result: AssistResult, rid: str, agent: str | None = None) -> dict[str, Any]:

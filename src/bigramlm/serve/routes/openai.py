@@ -9,8 +9,9 @@ support (``tools``, ``response_format`` other than text, ``logprobs``, ...) is r
 OpenAI's 400 naming it, rather than ignored (``refuse_unsupported``).
 """
 
-# No ``from __future__ import annotations``: the request models are made per app inside
-# ``router(schemas)``, and FastAPI must see those classes, not names it cannot resolve.
+# No ``from __future__ import annotations``: the endpoints take this app's request models
+# (``schemas.build_schemas``: subclasses with its limits), and FastAPI must see those
+# classes, not names it cannot resolve. The helpers take the module-level models.
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -31,10 +32,11 @@ from bigramlm.serve.deps import DeskDep, LimitsDep
 from bigramlm.serve.desk import Desk
 from bigramlm.serve.errors import ModelNotFound, Unsupported
 from bigramlm.serve.limits import ServerLimits
-from bigramlm.serve.schemas import ModelCard, ModelList, Schemas, message_text
+from bigramlm.serve.schemas import ChatRequest, CompletionRequest, ModelCard, ModelList, OpenAIRequest, Schemas, message_text
 from bigramlm.serve.slots import Job
 from bigramlm.serve.sse import MEDIA_TYPE, STREAM_HEADERS, collect
 from bigramlm.support.results import DoneEvent
+from bigramlm.support.settings import SuggestSettings
 
 if TYPE_CHECKING:  # loaded with the run: the assistant pulls in torch and scikit-learn
     from bigramlm.support.assistant import Assistant
@@ -43,7 +45,7 @@ DEFAULT_CHAT_TOKENS = 256
 
 
 def router(schemas: Schemas) -> APIRouter:
-    CompletionRequest, ChatRequest = schemas.CompletionRequest, schemas.ChatRequest
+    AppCompletionRequest, AppChatRequest = schemas.CompletionRequest, schemas.ChatRequest
     api = APIRouter(tags=["openai"])
 
     @api.get("/v1/models")
@@ -57,12 +59,12 @@ def router(schemas: Schemas) -> APIRouter:
         return model_card(desk)
 
     @api.post("/v1/completions")
-    async def completions(req: CompletionRequest, desk: DeskDep, limits: LimitsDep) -> Any:  # type: ignore[valid-type]
+    async def completions(req: AppCompletionRequest, desk: DeskDep, limits: LimitsDep) -> Any:  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
         """Continue a prompt with the run's model, as OpenAI's legacy completions endpoint."""
         return await complete(req, desk, limits)
 
     @api.post("/v1/chat/completions")
-    async def chat_completions(req: ChatRequest, desk: DeskDep, limits: LimitsDep) -> Any:  # type: ignore[valid-type]
+    async def chat_completions(req: AppChatRequest, desk: DeskDep, limits: LimitsDep) -> Any:  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
         """Chat with the assistant (instruction runs: the last user message is the customer's) or the raw model."""
         return await chat(req, desk, limits)
 
@@ -78,7 +80,7 @@ def check_model(desk: Desk, model: str | None) -> None:
         raise ModelNotFound(model)
 
 
-def sampling(req: Any, max_tokens: int) -> V1Request:
+def sampling(req: OpenAIRequest, max_tokens: int) -> V1Request:
     return V1Request(n=req.n, max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, seed=req.seed,
                     stops=[s for s in req.stop or [] if s])
 
@@ -97,7 +99,7 @@ CHAT_DEFAULTS = {**COMMON_DEFAULTS, "tools": (None, []), "tool_choice": (None, "
 COMPLETION_DEFAULTS = {**COMMON_DEFAULTS, "echo": (None, False), "suffix": (None, ""), "best_of": (None, 1)}
 
 
-def refuse_unsupported(req: Any, known: dict[str, tuple[Any, ...]]) -> None:
+def refuse_unsupported(req: OpenAIRequest, known: dict[str, tuple[Any, ...]]) -> None:
     """OpenAI's 400 for an option this server would otherwise drop silently: ``tools``,
     ``response_format: json_object``, ``logprobs: true``... (an empty tuple: any value is harmless)."""
     for name, value in (req.model_extra or {}).items():
@@ -109,7 +111,7 @@ def refuse_unsupported(req: Any, known: dict[str, tuple[Any, ...]]) -> None:
                                     f"{', '.join(repr(a) for a in allowed)}", "unsupported_parameter")
 
 
-def include_usage(req: Any) -> bool:
+def include_usage(req: OpenAIRequest) -> bool:
     return bool(req.stream and req.stream_options is not None and req.stream_options.include_usage)
 
 
@@ -117,7 +119,7 @@ def streaming(body: Any) -> StreamingResponse:
     return StreamingResponse(body, media_type=MEDIA_TYPE, headers=STREAM_HEADERS)
 
 
-async def complete(req: Any, desk: Desk, limits: ServerLimits) -> Any:
+async def complete(req: CompletionRequest, desk: Desk, limits: ServerLimits) -> Any:
     check_model(desk, req.model)
     refuse_unsupported(req, COMPLETION_DEFAULTS)
     prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
@@ -141,7 +143,7 @@ async def complete(req: Any, desk: Desk, limits: ServerLimits) -> Any:
     return streaming(completion_stream(items, env, total, run, prompts, s.max_tokens, limits.timeout_s))
 
 
-async def chat(req: Any, desk: Desk, limits: ServerLimits) -> Any:
+async def chat(req: ChatRequest, desk: Desk, limits: ServerLimits) -> Any:
     check_model(desk, req.model)
     refuse_unsupported(req, CHAT_DEFAULTS)
     s = sampling(req, req.max_completion_tokens or req.max_tokens or DEFAULT_CHAT_TOKENS)
@@ -168,7 +170,7 @@ async def chat(req: Any, desk: Desk, limits: ServerLimits) -> Any:
     return response
 
 
-def customer_message(req: Any, limits: ServerLimits) -> str:
+def customer_message(req: ChatRequest, limits: ServerLimits) -> str:
     users = [message_text(m.content) for m in req.messages if m.role == "user"]
     if not users or not users[-1].strip():
         raise HTTPException(422, "messages: the last user message is the customer's message and must not be empty")
@@ -181,8 +183,8 @@ def assistant_pieces(assistant: "Assistant", message: str, s: V1Request) -> Call
     """The assistant's answer, ``(-1, AssistResult)``: its choices are checked before they go out."""
 
     def produce(job: Job) -> Iterator[tuple[int, Any]]:
-        for event in assistant.suggest_stream(message, n=s.n, max_new_tokens=s.max_tokens, temperature=s.temperature,
-                                              top_p=s.top_p, seed=s.seed, stop=s.stops, check=job.check):
+        settings = SuggestSettings(n=s.n, max_new_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p, seed=s.seed)
+        for event in assistant.suggest_stream(message, settings, stop=s.stops, check=job.check):
             if isinstance(event, DoneEvent):
                 yield -1, event.result
 

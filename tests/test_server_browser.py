@@ -187,7 +187,7 @@ class HostileAssistant:
     degraded = None
     brand = BrandProfile()
 
-    def suggest_stream(self, message: str, **options: Any) -> Iterator[SuggestEvent]:
+    def suggest_stream(self, message: str, requested: SuggestSettings | None = None, **options: Any) -> Iterator[SuggestEvent]:
         understanding = Understanding(
             intent=PAYLOAD_IMG, category=PAYLOAD_SCRIPT, intent_probability=0.3, intent_method="hostile", intent_unsure=True,
             similar_cases=[SimilarCase(Case(PAYLOAD_IMG, PAYLOAD_SCRIPT, PAYLOAD_IMG, None, "dataset", 7), 0.9)],
@@ -315,7 +315,7 @@ class SidebarAssistant:
     def __init__(self) -> None:
         self.intents: list[str | None] = []
 
-    def suggest_stream(self, message: str, **options: Any) -> Iterator[SuggestEvent]:
+    def suggest_stream(self, message: str, requested: SuggestSettings | None = None, **options: Any) -> Iterator[SuggestEvent]:
         import time
 
         from bigramlm.support.results import IntentScore
@@ -408,7 +408,7 @@ MARKDOWN_REPLY = ("I can help with order {{Order Number}}. Here is **what to do*
 class MarkdownAssistant(HostileAssistant):
     """Replays one reply in the dataset's light markdown, with markup inside the bold."""
 
-    def suggest_stream(self, message: str, **options: Any) -> Iterator[SuggestEvent]:
+    def suggest_stream(self, message: str, requested: SuggestSettings | None = None, **options: Any) -> Iterator[SuggestEvent]:
         understanding = Understanding(intent="cancel_order", category="ORDER", intent_probability=0.9,
                                       intent_method="scripted", intent_unsure=False)
         yield UnderstandingEvent(understanding)

@@ -94,6 +94,24 @@ def test_brand_rules_load_and_forbid_hides_a_suggestion(tmp_path):
             BrandProfile.load(path)
 
 
+def test_the_drafts_chrf_is_computed_once_and_reads_as_computed_per_group(monkeypatch):
+    from bigramlm.support import chrf, ranking
+    from bigramlm.support.choice import agreement_of
+
+    evidence = [Case(f"m{i}", REPLY.replace("Cancel", f"Cancel {i}"), "cancel_order", None, DATASET, i) for i in range(8)]
+    drafts_text = [REPLY, REPLY.replace("choose", "select"), "### " + REPLY, SIGN_OFF]
+    agreement = agreement_of(drafts_text, evidence)
+    group = [REPLY, SIGN_OFF, evidence[3].reply, REPLY]  # any group of its texts, repeats too
+    assert (agreement.among(group) == chrf.pairwise_chrf(group)).all()
+    calls = []
+    monkeypatch.setattr(ranking, "pairwise_chrf", lambda texts: calls.append(len(texts)) or chrf.pairwise_chrf(texts))
+    reading = RunText(Vocabulary.of([REPLY, SIGN_OFF, *(c.reply for c in evidence), "select"]))
+    agreement = agreement_of(drafts_text, evidence)
+    drafts = check_drafts(drafts_text, evidence, reading, "cancel", agreement)
+    choose(drafts, evidence, 3, agreement=agreement)
+    assert len(calls) == 1  # one matrix for the draft ranking and the choice
+
+
 def test_unreadable_drafts_are_replaced_by_resolved_replies_that_say_so():
     evidence = [Case(REPLY, REPLY, "cancel_order", None, DESK, 12),
                 Case("cancel it", "Sure, order {{Order Number}} is cancelled now.", "cancel_order", None, DATASET, 345)]

@@ -116,7 +116,7 @@ def test_out_of_scope_offers_the_brands_holding_reply_only(sample_run):
     brand = sample_run.parent / "brand.toml"
     brand.write_text('[brand]\nname = "Acme"\nholding_reply = "Thanks for writing to Acme: we will get back to you."\n',
                      encoding="utf-8")
-    acme = Assistant.load(sample_run, brand_path=brand, use_store=False)
+    acme = Assistant.load(sample_run, brand=brand, use_store=False)
     result = acme.suggest("thanks!!", SuggestSettings(n=3, max_new_tokens=20, seed=0))
     assert result.understanding.out_of_scope
     assert [(s.source, s.label, s.filled_text) for s in result.suggestions] == \

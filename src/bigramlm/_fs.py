@@ -81,6 +81,14 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, newline: str | No
     atomic_write(path, write)
 
 
+def read_checked(path: str | os.PathLike[str], sha256: str) -> bytes:
+    """The bytes of a file, read once; ValueError when their sha256 is not ``sha256``."""
+    data = Path(path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{Path(path).name} does not match its recorded sha256")
+    return data
+
+
 def sha256_of(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()

@@ -83,7 +83,7 @@ def cmd_assist(args: argparse.Namespace) -> int:
     require(args.similar >= 0, f"k_similar must not be negative (got {args.similar})", "k_similar")
     from bigramlm.support.assistant import Assistant
 
-    assistant = Assistant.load(args.run_dir, brand_path=args.brand, data=args.data, baseline=args.baseline,
+    assistant = Assistant.load(args.run_dir, brand=args.brand, data=args.data, baseline=args.baseline,
                                speculate=args.speculate, store=args.store)
     if assistant.degraded:
         print(f"warning: {assistant.degraded}", file=sys.stderr)

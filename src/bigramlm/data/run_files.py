@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from bigramlm._fs import atomic_write, atomic_write_text, sha256_of
+from bigramlm._fs import atomic_write, atomic_write_text, read_checked, sha256_of
 from bigramlm.data.formats import format_rows
 from bigramlm.data.cases import DATASET, Case
 from bigramlm.errors import BigramLMError
@@ -84,10 +84,9 @@ class InstructionRunFiles:
             rows_path = run_dir / meta["train_rows"]["file"]
             if Path(meta["train_rows"]["file"]).name != meta["train_rows"]["file"]:
                 raise ValueError("the rows file must be in the run directory")
-            if sha256_of(rows_path) != meta["train_rows"]["sha256"]:
-                raise ValueError(f"{rows_path.name} does not match its recorded sha256")
+            packed = read_checked(rows_path, meta["train_rows"]["sha256"])  # one read: hashed, then parsed
             rows = [Case(str(ins), str(res), intent, category, DATASET, int(i))
-                    for i, ins, res, intent, category in map(json.loads, gzip.decompress(rows_path.read_bytes()).splitlines())]
+                    for i, ins, res, intent, category in map(json.loads, gzip.decompress(packed).splitlines())]
             if len(rows) != meta["train_rows"]["count"] or meta["format_version"] != FORMAT_VERSION:
                 raise ValueError("unexpected row count or format version")
             return cls(

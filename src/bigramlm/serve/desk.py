@@ -156,11 +156,11 @@ def load_assistant(run_dir: Path, brand_path: Path | None, speculate: bool = Tru
         from bigramlm.support.brand import BrandProfile
     except ImportError as exc:
         return None, f"the support assistant is not available in this install ({exc})"
-    if brand_path is not None:
-        BrandProfile.load(brand_path)  # a broken brand file is an error at start, not "no assistant"
+    # Parsed once, here: a broken brand file is an error at start, not "no assistant".
+    brand = BrandProfile.load(brand_path) if brand_path is not None else None
     try:
         # use_store=False: the desk attaches its one store, rather than a new connection per reload.
-        return Assistant.load(run_dir, brand_path=brand_path, use_store=False, speculate=speculate,
+        return Assistant.load(run_dir, brand=brand, use_store=False, speculate=speculate,
                               share_decodes=share_decodes), None
     except BigramLMError as exc:
         return None, str(exc)

@@ -45,13 +45,12 @@ from bigramlm.generation import Sampling
 from bigramlm.generation.entry import DecodeJob, Decodes
 from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.support.brand import BrandProfile
-from bigramlm.support.choice import check_drafts, choose
+from bigramlm.support.choice import agreement_of, check_drafts, choose
 from bigramlm.support.edits import Rule
 from bigramlm.support.length import shorten_choices
 from bigramlm.support.message_values import message_values
 from bigramlm.support.ranking import (
     DISMISSED_LIMIT,
-    EVIDENCE_CASES,
     NOT_THE_REPLY,
     dismissal_penalty,
     penalized_scores,
@@ -138,10 +137,11 @@ class Assistant:
         self.refresh_cases()
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike[str], brand_path: str | os.PathLike[str] | None = None,
+    def load(cls, run_dir: str | os.PathLike[str], brand: str | os.PathLike[str] | BrandProfile | None = None,
              data: str | None = None, device: str = "cpu", use_store: bool = True, baseline: bool = False,
              speculate: bool = True, share_decodes: bool = False, store: str | None = None) -> "Assistant":
-        """Load a run directory (and an optional brand profile TOML) as an assistant.
+        """Load a run directory (and an optional brand profile: its TOML file, or the profile
+        a caller parsed already) as an assistant.
 
         ``data`` says where the run's dataset is (its sha256 must match); it is read only
         for a run written before the run kept its rows. ``baseline`` also fits the
@@ -153,8 +153,8 @@ class Assistant:
         """
         run = load_run(run_dir, device=device)
         run_files = load_run_files(run.path, require_instruction_run(run), data)  # the run's type, checked once
-        brand = BrandProfile.load(brand_path) if brand_path else None
-        return cls(run, run_files, brand, _store(run.path, store) if use_store else None, baseline=baseline, speculate=speculate,
+        profile = brand if isinstance(brand, BrandProfile) or brand is None else BrandProfile.load(brand)
+        return cls(run, run_files, profile, _store(run.path, store) if use_store else None, baseline=baseline, speculate=speculate,
                    share_decodes=share_decodes)
 
     def refresh_cases(self) -> int:
@@ -275,11 +275,14 @@ class Assistant:
         intent = request.understanding.intent
         if request.understanding.out_of_scope:
             return AssistResult(request.understanding, self._holding(), self.run.config.model.name, settings, [], stats)
-        drafts = check_drafts(candidates, request.evidence[:EVIDENCE_CASES], self.reading, request.text)
-        chosen = shorten_choices(choose(drafts, request.evidence, settings.n, self.rules(), intent),
+        agreement = agreement_of(candidates, request.evidence)  # the drafts' chrF, once for both steps
+        drafts = check_drafts(candidates, request.evidence, self.reading, request.text, agreement)
+        chosen = shorten_choices(choose(drafts, request.evidence, settings.n, self.rules(), intent, agreement),
                                  settings.length or self.brand.reply_length)
         stated = message_values(request.message)  # "cancel order 5521": 5521 for {{Order Number}}
         filled = [self.brand.fill(c.text, stated) for c in chosen]
+        # The text before the team's edits is filled only where an edit changed it.
+        bases = [f.text if c.base_text == c.text else self.brand.fill(c.base_text, stated).text for c, f in zip(chosen, filled)]
         # Compare what the agent saw: the store keeps the filled text of a dismissed suggestion.
         dismissed = self.store.dismissed_texts(DISMISSED_LIMIT, NOT_THE_REPLY) if self.store is not None else []
         penalties = dismissal_penalty([f.text for f in filled], dismissed)
@@ -288,9 +291,8 @@ class Assistant:
         # cards never read out of order.
         suggestions = [
             Suggestion(uuid.uuid4().hex, c.index, c.text, f.text, round(score, 2), f.unfilled, f.mangled, c.source, c.case_id,
-                       c.label, self.brand.fill(c.base_text, stated).text,
-                       [{"id": r.id, "description": r.describe()} for r in c.rules], f.from_message)
-            for c, f, score in sorted(zip(chosen, filled, order), key=lambda t: -t[2])
+                       c.label, base, [{"id": r.id, "description": r.describe()} for r in c.rules], f.from_message)
+            for c, f, base, score in sorted(zip(chosen, filled, bases, order), key=lambda t: -t[3])
         ]
         return AssistResult(request.understanding, suggestions, self.run.config.model.name, settings, drafts, stats)
 

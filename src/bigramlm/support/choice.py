@@ -3,7 +3,7 @@ resolved replies beside them, each saying where it comes from, with the team's e
 
 1. The model's drafts are ranked by consensus with each other and the evidence (the
    replies of the most similar resolved cases of the understood intent,
-   ``ranking.rank_candidates``); every draft is checked (``readability``): one with a word
+   ``ranking.rank_candidates``; their chrF, computed once, ``ranking.Agreement``); every draft is checked (``readability``): one with a word
    found nowhere in the run's text, that loops, or whose words run as no real reply's do
    (below the ``fluency`` floor), is never shown.
 2. The evidence replies join the readable drafts as candidates, and the candidates are
@@ -22,10 +22,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
+
 from bigramlm.data.cases import Case, label_of
-from bigramlm.support.chrf import pairwise_chrf
 from bigramlm.support.edits import Rule, apply
-from bigramlm.support.ranking import SAME_SUGGESTION_CHRF, consensus_scores, rank_candidates
+from bigramlm.support.ranking import (
+    EVIDENCE_CASES,
+    SAME_SUGGESTION_CHRF,
+    Agreement,
+    consensus_scores,
+    distinct_candidates,
+    rank_candidates,
+)
 from bigramlm.support.readability import RunText
 from bigramlm.support.results import MODEL, Draft
 
@@ -58,10 +66,20 @@ class Choice:
         return "model draft" if self.source == MODEL else label_of(self.source, self.case_id)
 
 
-def check_drafts(candidates: Sequence[str], evidence: Sequence[Case], reading: RunText, message: str) -> list[Draft]:
-    """Every distinct draft, best first by consensus, with what the checks found."""
+def agreement_of(candidates: Sequence[str], evidence: Sequence[Case]) -> Agreement:
+    """The chrF of one message's drafts and the evidence replies that rank them and join
+    them (``EVIDENCE_CASES`` and ``POOL_CASES`` of them), computed once for both."""
+    return Agreement([text for _, text in distinct_candidates(candidates)]
+                     + [c.reply for c in evidence[:max(EVIDENCE_CASES, POOL_CASES)] if c.reply])
+
+
+def check_drafts(candidates: Sequence[str], evidence: Sequence[Case], reading: RunText, message: str,
+                 agreement: Agreement | None = None) -> list[Draft]:
+    """Every distinct draft, best first by consensus with the others and the first
+    ``EVIDENCE_CASES`` evidence replies, with what the checks found."""
     drafts = []
-    for ranked in rank_candidates(candidates, [c.reply for c in evidence], keep_near_duplicates=True):
+    replies = [c.reply for c in evidence[:EVIDENCE_CASES]]
+    for ranked in rank_candidates(candidates, replies, agreement or agreement_of(candidates, evidence)):
         found = reading.check(ranked.text, message)
         drafts.append(Draft(ranked.index, ranked.text, ranked.score, list(found.non_words), found.loops,
                             fluency=found.fluency, disfluent=found.disfluent))
@@ -69,8 +87,9 @@ def check_drafts(candidates: Sequence[str], evidence: Sequence[Case], reading: R
 
 
 def choose(drafts: Sequence[Draft], evidence: Sequence[Case], n: int, rules: Sequence[Rule] = (),
-           intent: str | None = None) -> list[Choice]:
-    """Up to ``n`` candidates to show, best first (see the module docstring)."""
+           intent: str | None = None, agreement: Agreement | None = None) -> list[Choice]:
+    """Up to ``n`` candidates to show, best first (see the module docstring); ``agreement``
+    holds the candidates' chrF when the caller has it (``agreement_of``)."""
     pool: dict[str, Choice] = {}  # one candidate per text: a reply many cases share counts once
     for d in drafts:
         if d.readable:
@@ -80,11 +99,12 @@ def choose(drafts: Sequence[Draft], evidence: Sequence[Case], n: int, rules: Seq
             pool.setdefault(c.reply, Choice(c.reply, c.reply, 0.0, c.source, -1, c.id))
     if not pool:
         return []
-    return _ranked(list(pool.values()), n, rules, intent, drafts)
+    texts = [c.text for c in pool.values()]
+    return _ranked(list(pool.values()), (agreement or Agreement(texts)).among(texts), n, rules, intent, drafts)
 
 
-def _ranked(pool: list[Choice], n: int, rules: Sequence[Rule], intent: str | None, drafts: Sequence[Draft]) -> list[Choice]:
-    scores = pairwise_chrf([c.text for c in pool])
+def _ranked(pool: list[Choice], scores: np.ndarray, n: int, rules: Sequence[Rule], intent: str | None,
+            drafts: Sequence[Draft]) -> list[Choice]:
     agreement = consensus_scores(scores)
     order = sorted(range(len(pool)), key=lambda i: -agreement[i])
     best = agreement[order[0]]

@@ -58,6 +58,22 @@ def most_central(groups: Sequence[Sequence[str]]) -> list[int]:
             for scores in pairwise_chrf_groups(groups)]
 
 
+class Agreement:
+    """Sentence chrF between every two of some texts (one message's drafts and evidence
+    replies), computed once: the draft ranking and the choice read their pairs from it.
+    A pair's chrF depends on its two texts only (``chrf.pairwise_chrf``), so a group's
+    matrix read from here is the one ``pairwise_chrf`` gives that group."""
+
+    def __init__(self, texts: Sequence[str]):
+        self.rows = {text: row for row, text in enumerate(dict.fromkeys(texts))}
+        self.scores = pairwise_chrf(list(self.rows))
+
+    def among(self, texts: Sequence[str]) -> np.ndarray:
+        """(K, K) chrF of ``texts`` (each one of this agreement's, repeats allowed), text i against text j."""
+        rows = [self.rows[t] for t in texts]
+        return self.scores[np.ix_(rows, rows)]
+
+
 @dataclass
 class RankedCandidate:
     index: int  # which generated candidate it is
@@ -65,26 +81,29 @@ class RankedCandidate:
     score: float  # mean chrF (0-100) against the other candidates and the evidence
 
 
-def rank_candidates(candidates: Sequence[str], evidence: Sequence[str] = (),
-                    keep_near_duplicates: bool = False) -> list[RankedCandidate]:
-    """Clean, deduplicate and rank ``candidates`` by consensus with each other and ``evidence``
-    (a candidate within ``SAME_SUGGESTION_CHRF`` of a better one is dropped, unless asked not to)."""
+def distinct_candidates(candidates: Sequence[str]) -> list[tuple[int, str]]:
+    """``(index, text)`` of each candidate with its leading markers stripped, the first of equal texts, none empty."""
     kept: list[tuple[int, str]] = []
     for index, candidate in enumerate(candidates):
         reply = strip_leading_markers(candidate)
         if reply and all(reply != text for _, text in kept):
             kept.append((index, reply))
+    return kept
+
+
+def rank_candidates(candidates: Sequence[str], evidence: Sequence[str] = (),
+                    agreement: Agreement | None = None) -> list[RankedCandidate]:
+    """Clean ``candidates`` (``distinct_candidates``) and rank them by consensus with each
+    other and ``evidence``; ``agreement`` holds their chrF when the caller has it (it must
+    hold every text). Near-duplicates stay: what is shown drops them (``choice``)."""
+    kept = distinct_candidates(candidates)
     if not kept:
         return []
-    scores = pairwise_chrf([text for _, text in kept] + [e for e in evidence if e])
+    texts = [text for _, text in kept] + [e for e in evidence if e]
+    scores = (agreement or Agreement(texts)).among(texts)
     mean = consensus_scores(scores, len(kept))
     order = sorted(range(len(kept)), key=lambda i: -mean[i])
-    # Drop a candidate that is (nearly) a better-ranked one: the agent should see choices.
-    chosen: list[int] = []
-    for i in order:
-        if keep_near_duplicates or all(min(scores[i, j], scores[j, i]) < SAME_SUGGESTION_CHRF for j in chosen):
-            chosen.append(i)
-    return [RankedCandidate(kept[i][0], kept[i][1], float(mean[i])) for i in chosen]
+    return [RankedCandidate(kept[i][0], kept[i][1], float(mean[i])) for i in order]
 
 
 def distinctness(suggestions: Sequence[str]) -> float | None:

@@ -36,9 +36,6 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", choices=["support"], default=None,
                    help="support: the assistant's model from scratch within --time-limit (default 1200 s): the "
                         "understanding, then the GPT (or --model bigram) on the labelled rows; see docs/assistant.md")
-    p.add_argument("--grounded", action=argparse.BooleanOptionalAction, default=False,
-                   help="--recipe support: the model reads the most central similar resolved case's reply before it "
-                        "writes its own (retrieve and edit; see docs/assistant.md)")
     p.add_argument("--method", default=None, choices=["sgd", "counts"],
                    help="sgd: AdamW on batches (default); counts: closed-form bigram (the default of --recipe support --model bigram)")
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
@@ -250,7 +247,7 @@ def _train_support(args: argparse.Namespace) -> int:
     data = load_data(args.data, **{**column_options(args), "labels": True})
     result = train_support(data, args.out, model_name=args.model, time_limit=args.time_limit, overrides=overrides,
                            model_overrides=model_overrides, started_at=process_start_time(),
-                           progress=not (args.no_progress or args.json), log=stderr_log(args), grounded=args.grounded)
+                           progress=not (args.no_progress or args.json), log=stderr_log(args))
     return _report(args, result)
 
 

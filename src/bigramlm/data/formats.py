@@ -31,8 +31,6 @@ LABELLED_TEMPLATE = (
 )
 INSTRUCTION_HEADER = "### Instruction:\n"
 RESPONSE_HEADER = "### Response:\n"
-#: A grounded run reads a resolved case's reply before it writes its own (``--recipe support``).
-REFERENCE_HEADER = "### Reference:\n"
 #: Where generation stops: the start of the next block (or any next header).
 STOP_STRINGS = ("\n\n### ", "### Instruction")
 #: A well-formed placeholder: two braces, a name without braces or newlines, two braces.
@@ -53,24 +51,20 @@ def label_lines(intent: str | None, category: str | None = None) -> str:
     return text + "\n"
 
 
-def prompt_text(instruction: str, intent: str | None = None, category: str | None = None, labels: bool = False,
-                reference: str | None = None) -> str:
-    """Everything of a block before the response: what generation continues from.
-    A grounded block puts a resolved case's reply (``reference``) before the response."""
+def prompt_text(instruction: str, intent: str | None = None, category: str | None = None, labels: bool = False) -> str:
+    """Everything of a block before the response: what generation continues from."""
     head = f"{INSTRUCTION_HEADER}{instruction}\n\n"
     if labels:
         head += label_lines(intent, category)
-    if reference is not None:
-        head += f"{REFERENCE_HEADER}{reference}\n\n"
     return head + RESPONSE_HEADER
 
 
 def format_block(instruction: str, response: str, intent: str | None = None, category: str | None = None,
-                 labels: bool = False, reference: str | None = None) -> str:
-    """One row as text; with ``labels=False`` and no reference exactly the notebook's block."""
-    if not labels and reference is None:
+                 labels: bool = False) -> str:
+    """One row as text; with ``labels=False`` exactly the notebook's block."""
+    if not labels:
         return f"### Instruction:\n{instruction}\n\n### Response:\n{response}\n\n"
-    return prompt_text(instruction, intent, category, labels, reference) + f"{response}\n\n"
+    return prompt_text(instruction, intent, category, labels) + f"{response}\n\n"
 
 
 def format_rows(rows: Iterable[Case], labels: bool = False) -> str:

@@ -89,6 +89,9 @@ def require_instruction_run(run: Run) -> dict[str, Any]:
         raise BigramLMError(
             f"{run.path} was not trained on an instruction dataset; train one with --data bitext or --data FILE.csv"
         )
+    if "reference" in (spec.get("format") or {}):  # its prompts read a reply no prompt gives it any more
+        raise BigramLMError(f"{run.path} was trained with --grounded, which is no more (it lost to the plain recipe "
+                            "on the measured budget); train it again without it")
     return spec
 
 
@@ -129,7 +132,7 @@ class Assistant:
         lm_intents = LanguageModelIntents(self.model, self.tokenizer, self.label_set) if self.labels else None
         #: Understanding each message and finding its evidence (``support.reading``).
         self.reader = MessageReader(self.tokenizer, self.index, self.label_set, loaded[0] if loaded else None, lm_intents,
-                                    self.labels, grounded="reference" in (self.spec.get("format") or {}))
+                                    self.labels)
         self.reader.baseline = fit_baseline(data) if baseline else None
         if loaded is None and (run.config.extras.get("recipe") or {}).get("understanding"):
             self.reader.degraded = (f"{UNDERSTANDING_FILE} is missing from {run.path}: intents come from the language "

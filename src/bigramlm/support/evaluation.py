@@ -315,8 +315,7 @@ def _bits_per_char(assistant: Assistant, rows: list[Case]) -> float | None:
         return tok.encode(normalize_for_vocab(text, tok)[0], on_unknown="replace").tolist()
 
     messages = [assistant.normalize(r.message)[0] for r in rows]
-    references = assistant.reader.references(messages, [r.intent for r in rows]) if assistant.reader.grounded else [None] * len(rows)
-    prefixes = [ids(prompt_text(m, r.intent, r.category, assistant.labels, ref)) for m, r, ref in zip(messages, rows, references)]
+    prefixes = [ids(prompt_text(m, r.intent, r.category, assistant.labels)) for m, r in zip(messages, rows)]
     logps = continuation_logprobs(assistant.model, prefixes, [ids(r.reply) for r in rows])
     nats = -sum(float(v.sum()) for v in logps)
     characters = sum(len(normalize_for_vocab(r.reply, tok)[0]) for r in rows)

@@ -20,7 +20,7 @@ from bigramlm.data.run_files import InstructionRunFiles
 from bigramlm.errors import BigramLMError
 from bigramlm.generation import encode_prompt
 from bigramlm.support.choice import POOL_CASES
-from bigramlm.support.ranking import EVIDENCE_CASES, most_central
+from bigramlm.support.ranking import EVIDENCE_CASES
 from bigramlm.support.results import BaselineIntent, IntentScore, SimilarCase, Understanding
 from bigramlm.support.retrieval import CaseIndex
 from bigramlm.support.understanding import (
@@ -60,7 +60,7 @@ class MessageReader:
 
     def __init__(self, tokenizer: Tokenizer, index: CaseIndex, label_set: list[tuple[str, str | None]],
                  understander: Understander | None, lm_intents: LanguageModelIntents | None,
-                 labels: bool, grounded: bool):
+                 labels: bool):
         self.tokenizer = tokenizer
         self.index = index
         self.label_set = label_set
@@ -69,8 +69,6 @@ class MessageReader:
         self.understander = understander
         self.lm_intents = lm_intents
         self.labels = labels
-        #: A grounded run's prompt holds the most central evidence reply (``support.recipe``).
-        self.grounded = grounded
         #: The classic comparison, TF-IDF + logistic regression on the train rows, when asked for.
         self.baseline: IntentBaseline | None = None
         #: Why the understanding is a fallback, when the run was trained with one it lacks now:
@@ -128,10 +126,8 @@ class MessageReader:
                           for (text, replaced), ranking, found, pick, (score, outside)
                           in zip(normalized, rankings, hits, chosen, scopes)]
         cases = self._evidence(texts, understandings, hits) if evidence else [[] for _ in texts]
-        references = self._references(cases, evidence) if self.grounded else [None] * len(texts)
-        prompts = [encode_prompt(self.tokenizer, prompt_text(t, u.intent, u.category, self.labels,
-                                                            self.normalize(ref)[0] if ref is not None else None))
-                   for t, u, ref in zip(texts, understandings, references)]
+        prompts = [encode_prompt(self.tokenizer, prompt_text(t, u.intent, u.category, self.labels))
+                   for t, u in zip(texts, understandings)]
         sources = [self._sources(found) if drafts else [] for found in cases]
         return [ReadMessage(*parts) for parts in zip(understandings, texts, cases, prompts, sources, messages)]
 
@@ -155,17 +151,6 @@ class MessageReader:
         """The tokens of the replies the decode drafts from: the ``POOL_CASES`` nearest, as
         the model writes them (normalised), each encoded once per request."""
         return [encode_prompt(self.tokenizer, self.normalize(c.reply)[0]) for c in cases[:POOL_CASES]]
-
-    def references(self, texts: list[str], intents: list[str | None]) -> list[str | None]:
-        """What a grounded run reads before it writes, for normalised messages of known intents."""
-        hits = self.index.search_many(texts, 4 * EVIDENCE_CASES)
-        return self._references([[c for c, _ in found if c.intent == i] for found, i in zip(hits, intents)], EVIDENCE_CASES)
-
-    @staticmethod
-    def _references(cases: list[list[Case]], evidence: int) -> list[str | None]:
-        """The most central of each message's first ``evidence`` cases' replies (None without any)."""
-        groups = [[c.reply for c in group[:evidence]] for group in cases]
-        return [group[i] if group else None for group, i in zip(groups, most_central(groups))]
 
     def _picked(self, ranking: list[IntentScore], intent: str) -> list[IntentScore]:
         """The ranking with the intent an agent picked first (its own probability kept)."""

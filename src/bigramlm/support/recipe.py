@@ -94,46 +94,19 @@ def central_replies(data: InstructionData, neighbours: list[list[str]] | None = 
     return [group[i] for group, i in zip(groups, most_central(groups))]
 
 
-def reference_replies(neighbours: list[list[str]], fallback: list[str]) -> list[str]:
-    """What a grounded row reads before it writes: the most central of its
-    ``EVIDENCE_CASES`` nearest same-intent neighbours' replies, as the assistant picks it
-    from the resolved cases at serving time (``fallback``, the row's own, when it has none)."""
-    from bigramlm.support.ranking import EVIDENCE_CASES, most_central
-
-    groups = [others[:EVIDENCE_CASES] for others in neighbours]
-    return [group[i] if group else own for group, i, own in zip(groups, most_central(groups), fallback)]
-
-
-def with_central_targets(data: InstructionData, grounded: bool = False) -> InstructionData:
-    """The same data, its train text written with ``central_replies`` (val and test keep their own).
-
-    ``grounded``: every train and val block also reads a reference reply before its own
-    (``reference_replies``), so that the model learns to write from the team's resolved
-    cases; the assistant then gives it the most central of the evidence replies.
-    """
+def with_central_targets(data: InstructionData) -> InstructionData:
+    """The same data, its train text written with ``central_replies`` (val and test keep their own)."""
     import dataclasses
 
     from bigramlm.data.formats import format_block
 
     neighbours = _neighbour_replies(data, "train")
     replies = central_replies(data, neighbours)
-    train, val = data.parts["train"], data.parts["val"]
-    references: list[str | None] = [None] * len(train)
-    val_references: list[str | None] = [None] * len(val)
-    if grounded:
-        references = list(reference_replies(neighbours, replies))
-        val_references = list(reference_replies(_neighbour_replies(data, "val"), [r.reply for r in val]))
-    units = [format_block(r.message, reply, r.intent, r.category, data.labels, ref)
-             for r, reply, ref in zip(train, replies, references)]
-    text = "".join(units)
-    val_text = "".join(format_block(r.message, r.reply, r.intent, r.category, data.labels, ref)
-                       for r, ref in zip(val, val_references)) if grounded else data.val_text
+    units = [format_block(r.message, reply, r.intent, r.category, data.labels) for r, reply in zip(data.parts["train"], replies)]
+    text, val_text = "".join(units), data.val_text
     fmt = {**data.spec.get("format", {}), "train_targets": (
         f"each train row's reply is the chrF consensus of its own and its {CENTRAL_NEIGHBOURS} nearest "
         "same-intent rows' replies (support.recipe.central_replies); val and test keep their own")}
-    if grounded:
-        fmt["reference"] = ("before its reply, each block reads the most central of its 5 nearest same-intent train "
-                            "rows' replies (support.recipe.reference_replies); served: of the 5 nearest resolved cases")
     return dataclasses.replace(data, train_text=text, train_units=units, val_text=val_text, vocab_text=text + val_text,
                                spec={**data.spec, "format": fmt}, train_targets=replies)
 
@@ -176,10 +149,8 @@ def train_support(
     started_at: float | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
-    grounded: bool = False,
 ) -> TrainResult:
-    """Fit the understanding, then train the language model, within one budget; see the module docstring.
-    ``grounded`` trains the model to read a resolved case's reply before it writes its own."""
+    """Fit the understanding, then train the language model, within one budget; see the module docstring."""
     log = log or (lambda message: None)
     if not isinstance(data, InstructionData) or not data.labels:
         raise BigramLMError("the support recipe trains on labelled instruction rows (a table with an intent column)",
@@ -190,7 +161,7 @@ def train_support(
     started_at = clock_start if started_at is None else started_at  # the understanding counts too
     budget = SUPPORT_TRAIN_DEFAULTS["time_limit"] if time_limit is None else time_limit
     if model_name == "gpt" and budget >= CENTRAL_TARGETS_FROM_S:
-        data = with_central_targets(data, grounded)
+        data = with_central_targets(data)
         log(f"train targets: each row's reply replaced by the central one of its {CENTRAL_NEIGHBOURS} nearest same-intent rows")
     model_config, config, rows = support_configs(data, model_name, time_limit, dict(overrides or {}))
     model_config.update(model_overrides or {})

@@ -44,19 +44,25 @@ def _alone(model, tokenizer, job: DecodeJob) -> list[str]:
     return texts
 
 
-def _together(queue: DecodeQueue, jobs: list[DecodeJob], gap_s: float) -> list[list[str] | BaseException]:
-    """Each job from its own thread, ``gap_s`` apart, so later ones join a running batch."""
+def _together(queue: DecodeQueue, jobs: list[DecodeJob]) -> list[list[str] | BaseException]:
+    """Each job from its own thread, each one sent once the job before it has its first
+    piece (its batch is running), so later ones join a running batch."""
     results: list[list[str] | BaseException] = [[] for _ in jobs]
+    streaming = [threading.Event() for _ in jobs]
 
     def run(i: int) -> None:
-        time.sleep(i * gap_s)
-        texts = [""] * len(jobs[i].prompts)
         try:
+            if i and not streaming[i - 1].wait(30):
+                raise TimeoutError(f"job {i - 1} never started decoding")
+            texts = [""] * len(jobs[i].prompts)
             for index, piece in queue.stream(jobs[i]):
+                streaming[i].set()
                 texts[index] += piece
             results[i] = texts
         except BaseException as exc:  # handed to the test
             results[i] = exc
+        finally:
+            streaming[i].set()  # the next job goes, whatever became of this one
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
     for t in threads:
@@ -72,7 +78,7 @@ def test_requests_that_share_a_decode_say_what_they_say_alone(repeating_gpt, spe
     jobs = _jobs(tokenizer, 10)
     alone = [_alone(model, tokenizer, job) for job in jobs]
     queue = DecodeQueue(model, tokenizer, speculate)
-    assert _together(queue, jobs, 0.004) == alone
+    assert _together(queue, jobs) == alone
     assert queue.joined > 0, "no request joined a running batch: the test did not test joining"
     assert queue.batches < len(jobs)
 
@@ -86,7 +92,7 @@ def test_greedy_requests_joining_in_any_order_are_plain_decoding() -> None:
     jobs = _jobs(tokenizer, 12, Sampling(temperature=0), n=2)
     alone = [_alone(model, tokenizer, job) for job in jobs]
     queue = DecodeQueue(model, tokenizer, None)
-    assert _together(queue, jobs, 0.002) == alone
+    assert _together(queue, jobs) == alone
     assert queue.joined > 0
 
 
@@ -96,7 +102,7 @@ def test_the_bigram_shares_decodes_too() -> None:
     model = build_model("bigram", {"vocab_size": tokenizer.vocab_size}).eval()
     jobs = _jobs(tokenizer, 6)
     alone = [_alone(model, tokenizer, job) for job in jobs]
-    assert _together(DecodeQueue(model, tokenizer, None), jobs, 0.001) == alone
+    assert _together(DecodeQueue(model, tokenizer, None), jobs) == alone
 
 
 def test_a_request_that_goes_away_leaves_the_others_alone(repeating_gpt) -> None:
@@ -134,7 +140,7 @@ def test_different_sampling_waits_for_its_own_batch(repeating_gpt) -> None:
     jobs = _jobs(tokenizer, 2) + _jobs(tokenizer, 2, Sampling(temperature=0))
     alone = [_alone(model, tokenizer, job) for job in jobs]
     queue = DecodeQueue(model, tokenizer, None)
-    assert _together(queue, jobs, 0.002) == alone
+    assert _together(queue, jobs) == alone
     assert queue.batches >= 2
 
 

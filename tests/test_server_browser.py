@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -314,10 +315,10 @@ class SidebarAssistant:
 
     def __init__(self) -> None:
         self.intents: list[str | None] = []
+        #: Set by the test once it saw the page streaming: until then the replies are not done.
+        self.release = threading.Event()
 
     def suggest_stream(self, message: str, requested: SuggestSettings | None = None, **options: Any) -> Iterator[SuggestEvent]:
-        import time
-
         from bigramlm.support.results import IntentScore
 
         picked = options.get("intent")
@@ -331,8 +332,8 @@ class SidebarAssistant:
         )
         yield UnderstandingEvent(understanding)
         for word in "I can help you cancel that order right away .".split():
-            time.sleep(0.15)  # slow enough that the page is seen before the replies are done
             yield TokenEvent(0, word + " ")
+        assert self.release.wait(30), "the test never saw the page streaming"
         first = Suggestion("s-1", 0, "I have cancelled order {{Order Number}}.", "I have cancelled order {{Order Number}}.",
                            64.3, ["Order Number"], [])
         second = Suggestion("s-2", 1, "Your order {{Order Number}} is cancelled.", "Your order 5521 is cancelled.", 55.3, [], [],
@@ -372,6 +373,7 @@ def test_the_desk_in_a_crm_sidebar_by_keyboard_and_accessible(browser, tmp_path)
         box.press("Control+Enter")
         page.wait_for_selector("#similar li", timeout=10_000)
         assert page.evaluate("document.body.dataset.state") == "streaming"  # the cases came first
+        assistant.release.set()
         page.wait_for_selector("body[data-state=done]", timeout=30_000)
         assert page.evaluate("document.documentElement.scrollWidth") <= 420
         cards = page.locator("#suggestions li.suggestion")

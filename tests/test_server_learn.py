@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import httpx
 import torch
 from fastapi.testclient import TestClient
 
+from bigramlm._fs import atomic_write
 from bigramlm.serve.app import create_app
 from desk_helpers import ThreadServer, train_support_run
 
@@ -80,8 +83,25 @@ def test_a_learn_with_a_non_finite_rate_changes_nothing_and_the_desk_keeps_answe
             assert proc.returncode == 2 and proc.stderr.startswith("error: --lr ") and proc.stderr.count("\n") == 1
         assert (run_dir / WEIGHTS).read_bytes() == weights
         assert client.get("/api/stats").json()["cases"] == 0
-        time.sleep(1.5)  # past the watcher's one-second look at the weights file: nothing to reload
+        # Two whole looks of the watcher after the refused learns see nothing to reload...
+        desk = client.app.state.desk
+        looked = threading.Semaphore(0)
+        look = desk.reload_if_changed
+
+        def counted() -> bool:
+            swapped = look()
+            looked.release()
+            return swapped
+
+        desk.reload_if_changed = counted
+        assert looked.acquire(timeout=30) and looked.acquire(timeout=30), "the reload watcher is not looking"
         assert client.get("/healthz").json()["reloads"] == 0
+        # ...and the same watcher sees a change made now: it is alive, not just quiet.
+        atomic_write(run_dir / WEIGHTS, lambda tmp: Path(tmp).write_bytes(weights))
+        deadline = time.monotonic() + 30
+        while client.get("/healthz").json()["reloads"] < 1 and time.monotonic() < deadline:
+            assert looked.acquire(timeout=30), "the reload watcher stopped looking"
+        assert client.get("/healthz").json()["reloads"] == 1
         assert client.post("/api/suggest", json={"message": "where is my order", "max_new_tokens": 10}).status_code == 200
         assert client.post("/v1/completions", json={"prompt": "### Instruction:\n", "max_tokens": 5}).status_code == 200
         chat = {"messages": [{"role": "user", "content": "where is my order"}], "max_tokens": 5}

@@ -23,7 +23,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -145,21 +144,26 @@ def _rotating(c: httpx.Client, run_dir: str, name: str) -> tuple[int, list[int],
     passed: list[int] = []
     sent = [0]
     stop = threading.Event()
+    answered = threading.Semaphore(0)
 
     def hammer() -> None:
         with httpx.Client(base_url=str(c.base_url), timeout=30) as other:
             while not stop.is_set():
                 status = other.post("/api/cases", json={"message": "m", "reply": "r"}).status_code
                 sent[0] += 1
+                answered.release()
                 if status != 401:
                     passed.append(status)
+
+    def requests_answered(count: int) -> bool:
+        return all(answered.acquire(timeout=30) for _ in range(count))
 
     thread = threading.Thread(target=hammer)
     thread.start()
     try:
-        time.sleep(0.3)
+        assert requests_answered(5), "the other client got no answer"  # it posts before the rotation...
         new = agents("rotate", name, run_dir)
-        time.sleep(0.3)
+        assert requests_answered(5), "the other client got no answer"  # ...and after it
     finally:
         stop.set()
         thread.join(timeout=30)

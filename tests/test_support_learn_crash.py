@@ -33,14 +33,20 @@ def _cases_file(path: Path) -> Path:
 
 
 #: ``bigramlm learn`` as the CLI runs it, plus one line on stderr when the optimizer is made,
-#: right before the first training step: the only way to know from outside that the
-#: process is fine-tuning (it writes nothing until the steps are done).
+#: right before the first training step, and one after each step: the only way to know from
+#: outside that the process is fine-tuning (it writes nothing until the steps are done).
 ANNOUNCED_LEARN = """
 import sys
 from bigramlm.support import learning
 make = learning._optimizer
 def announced(*args, **kwargs):
     optimizer = make(*args, **kwargs)
+    step = optimizer.step
+    def stepped(*a, **k):
+        out = step(*a, **k)
+        print("step", file=sys.stderr, flush=True)
+        return out
+    optimizer.step = stepped
     print("fine-tuning starts", file=sys.stderr, flush=True)
     return optimizer
 learning._optimizer = announced
@@ -72,8 +78,8 @@ def _kill_during_fine_tuning(run_dir: Path, cases: Path) -> None:
         while not lines or lines[-1] not in ("fine-tuning starts\n", ""):
             lines.append(proc.stderr.readline())
         assert lines[0].startswith("read 6 cases") and lines[-1] == "fine-tuning starts\n", lines
-        time.sleep(0.3)  # some steps in (not a timing assertion: any moment of the loop would do)
-        assert proc.poll() is None
+        steps = [proc.stderr.readline() for _ in range(3)]  # some steps in: any moment of the loop would do
+        assert steps == ["step\n"] * 3 and proc.poll() is None, steps
     finally:
         _kill(proc)
 

@@ -210,9 +210,9 @@ class DecodeBatch:
         full = isinstance(self.decoder, CachedDecoder) and self.decoder.full
         if not full and len(self.slots) - len(live) < max(1, len(self.slots) // COMPACT_SHARE):
             return
-        if len(live) < len(self.slots):
+        if len(live) < len(self.slots) and self.decoder is not None:  # no decoder: no row was ever admitted
             keep = torch.tensor(live, dtype=torch.long)
-            self.decoder.keep_rows(keep)  # type: ignore[union-attr]
+            self.decoder.keep_rows(keep)
             self.slots = [self.slots[s] for s in live]
             self.pending = self.pending[keep]
             self._cached = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
-from bigramlm.generation.batch import speculates
+from bigramlm.generation.batch import Sampling, speculates
 from bigramlm.generation.batcher import DecodeJob, DecodeQueue
 from bigramlm.generation.engine import generate, stream
 from bigramlm.generation.speculation import DecodeStats, Speculation
@@ -73,4 +73,5 @@ class Decodes:
                         speculate=self.speculate, sources=job.sources, stats=stats)
 
 
-__all__ = ["DecodeJob", "Decodes"]
+#: What a caller of the entry needs besides it: the job, how it samples, drafts and reports.
+__all__ = ["DecodeJob", "DecodeStats", "Decodes", "Sampling", "Speculation"]

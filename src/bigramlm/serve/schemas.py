@@ -8,7 +8,7 @@ bounds.
 """
 
 from dataclasses import dataclass, fields
-from typing import Annotated, Any, Literal, Optional, TypeVar, get_type_hints
+from typing import Annotated, Any, Callable, Literal, Optional, TypeVar, get_type_hints
 
 import annotated_types
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, WithJsonSchema, create_model, model_validator
@@ -126,7 +126,7 @@ def _setting_fields(limits: ServerLimits) -> dict[str, Any]:
         b = bounds(f.name)
         annotation: Any = hints[f.name]
         if b.choices is not None:
-            annotation = Optional[Literal[b.choices]]  # type: ignore[valid-type]  # Literal of a runtime tuple: pydantic reads it
+            annotation = Optional[Literal[b.choices]]
         elif f.name in INTEGERS:
             annotation = Optional[StrictInt] if f.default is None else StrictInt
         le = b.le if f.name not in caps or b.le is None else min(b.le, caps[f.name])
@@ -208,6 +208,22 @@ class ChatRequest(OpenAIRequest):
     messages: list[ChatMessage] = Field(min_length=1, max_length=DEFAULT_LIMITS.max_chat_messages)
     max_tokens: Optional[int] = Field(None, ge=1, le=DEFAULT_LIMITS.max_new_tokens)
     max_completion_tokens: Optional[int] = Field(None, ge=1, le=DEFAULT_LIMITS.max_new_tokens)
+
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def with_models(**models: object) -> Callable[[Endpoint], Endpoint]:
+    """An endpoint annotated with the module's request models takes this app's instead
+    (``build_schemas``): FastAPI validates with the app's bounds and shows them at
+    ``/docs``, mypy checks the endpoint against the module's types (the app's subclass them).
+    Apply it below the route decorator: FastAPI reads the annotations when it registers."""
+
+    def bind(endpoint: Endpoint) -> Endpoint:
+        endpoint.__annotations__.update(models)
+        return endpoint
+
+    return bind
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class HeaderDeadline(H11Protocol):
     header_timeout_s = ServerLimits.header_timeout_s
     _TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         no_delay(transport)
         super().connection_made(transport)
         self._headers_deadline: Any = None
@@ -97,7 +97,7 @@ def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info", 
     # timeout_keep_alive: uvicorn annotates it int, but hands it to loop.call_later, which takes float seconds.
     return uvicorn.Config(app, host=host, port=port, http=protocol, access_log=False, log_level=log_level,
                           log_config=None, root_path=root_path,
-                          timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
+                          timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]  # float seconds work (above)
                           timeout_graceful_shutdown=5)
 
 

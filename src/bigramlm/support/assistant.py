@@ -41,9 +41,7 @@ from bigramlm.data.formats import STOP_STRINGS
 from bigramlm.data.instructions import load_run_files
 from bigramlm.data.run_files import InstructionRunFiles
 from bigramlm.errors import BigramLMError
-from bigramlm.generation import Sampling
-from bigramlm.generation.entry import DecodeJob, Decodes
-from bigramlm.generation.speculation import DecodeStats, Speculation
+from bigramlm.generation.entry import DecodeJob, Decodes, DecodeStats, Sampling, Speculation
 from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import agreement_of, check_drafts, choose
 from bigramlm.support.edits import Rule

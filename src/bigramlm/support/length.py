@@ -85,7 +85,7 @@ def _strip(text: str, start: int, end: int) -> Span:
 
 def _abbreviation(body: str, at: int) -> bool:
     word = re.search(r"([A-Za-z.]+)$", body[:at])
-    return bool(word) and word.group(1).lower().rstrip(".") in _ABBREVIATIONS and body[at] == "."  # type: ignore[union-attr]
+    return word is not None and word.group(1).lower().rstrip(".") in _ABBREVIATIONS and body[at] == "."
 
 
 def is_closing(sentence: str) -> bool:

@@ -168,7 +168,7 @@ def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a bare name
         # mypy matches **arrays against the stubs' allow_pickle: bool. Passing allow_pickle to avoid
         # that is no fix: numpy 1.x (which pyproject allows) would store it as one more array.
-        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # the stubs' allow_pickle (above)
 
 
 def _load_fitted(path: Path, key: str, rows: int) -> tuple[Any, Any] | None:

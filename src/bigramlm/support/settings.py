@@ -57,8 +57,10 @@ class Bounds:
         return f"{low}x <= {self.le:g}" if self.le is not None else f"{low}x"
 
 
-def _setting(default: T, help: str, **bounds: float | str | tuple[str, ...] | None) -> T:
-    return field(default=default, metadata={"bounds": Bounds(help, **bounds)})  # type: ignore[arg-type]  # kwargs typed loosely: Bounds checks them
+def _setting(default: T, help: str, ge: float | None = None, gt: float | None = None, le: float | None = None,
+             choices: tuple[str, ...] | None = None, flag: str | None = None) -> T:
+    """A field of ``SuggestSettings`` with its ``Bounds`` (read back with ``bounds``)."""
+    return field(default=default, metadata={"bounds": Bounds(help, ge, gt, le, choices, flag)})
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ Accepting a suggestion that an agent dismissed is refused (409): a suggestion is
 or dismissed, never both (``bigramlm.support.store.feedback``).
 """
 
-# No ``from __future__ import annotations``: the endpoints take this app's request models
-# (``schemas.build_schemas``: subclasses with its limits), and FastAPI must see those
-# classes, not names it cannot resolve. The helpers take the module-level models.
+# No ``from __future__ import annotations``: the endpoints are annotated with the module's
+# request models and take this app's (``schemas.with_models``), and FastAPI must see those
+# classes, not names it cannot resolve.
 
 from typing import Annotated
 
@@ -16,7 +16,7 @@ from bigramlm.data.cases import DESK, Case
 from bigramlm.serve.deps import DeskDep
 from bigramlm.serve.desk import Desk
 from bigramlm.serve.middleware import request_agent
-from bigramlm.serve.schemas import CasePage, CasePageQuery, CaseRequest, CaseSaved, Schemas
+from bigramlm.serve.schemas import CasePage, CasePageQuery, CaseRequest, CaseSaved, Schemas, with_models
 from bigramlm.support.store import StoredCase, StoreStats, SuggestionConflict, normalized_edit_distance
 
 
@@ -25,14 +25,13 @@ AGENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 def router(schemas: Schemas) -> APIRouter:
-    AppCaseRequest, AppCasePageQuery = schemas.CaseRequest, schemas.CasePageQuery
     api = APIRouter(tags=["desk"])
 
     @api.post("/api/cases", status_code=201, responses={
         200: {"description": "the suggestion had been accepted already: its case, stored once"},
         409: {"description": "the suggestion named was dismissed"}})
-    def add_case(req: AppCaseRequest, desk: DeskDep, response: Response,  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
-                 request: Request) -> CaseSaved:
+    @with_models(req=schemas.CaseRequest)
+    def add_case(req: CaseRequest, desk: DeskDep, response: Response, request: Request) -> CaseSaved:
         """Store a resolved case (by the agent whose token came with it). The answer comes
         only after the row is committed."""
         saved, created = save_case(desk, req, request_agent(request.scope))
@@ -41,7 +40,8 @@ def router(schemas: Schemas) -> APIRouter:
         return saved
 
     @api.get("/api/cases")
-    def list_cases(page: Annotated[AppCasePageQuery, Query()], desk: DeskDep) -> CasePage:  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
+    @with_models(page=Annotated[schemas.CasePageQuery, Query()])
+    def list_cases(page: Annotated[CasePageQuery, Query()], desk: DeskDep) -> CasePage:
         """Page through the stored cases, oldest first."""
         return case_page(desk, page)
 

@@ -1,9 +1,9 @@
 """Suggested replies: ``POST /api/suggest`` (the ``assist --json`` object) and
 ``POST /api/suggest/stream`` (server-sent events: ``understanding``, ``token``, ``done``)."""
 
-# No ``from __future__ import annotations``: the endpoints take this app's request models
-# (``schemas.build_schemas``: subclasses with its limits), and FastAPI must see those
-# classes, not names it cannot resolve. The helpers take the module-level models.
+# No ``from __future__ import annotations``: the endpoints are annotated with the module's
+# request models and take this app's (``schemas.with_models``), and FastAPI must see those
+# classes, not names it cannot resolve.
 
 import logging
 import uuid
@@ -19,7 +19,7 @@ from bigramlm.serve.desk import Desk
 from bigramlm.serve.errors import store_message
 from bigramlm.serve.limits import ServerLimits
 from bigramlm.serve.middleware import request_agent, request_id
-from bigramlm.serve.schemas import Schemas, SuggestBody
+from bigramlm.serve.schemas import Schemas, SuggestBody, with_models
 from bigramlm.serve.slots import GenerationTimeout, Job
 from bigramlm.serve.sse import MEDIA_TYPE, STREAM_HEADERS, merge_token_events, sse
 from bigramlm.support.results import AssistResult, DoneEvent, SuggestEvent
@@ -32,24 +32,25 @@ log = logging.getLogger("bigramlm.server")
 
 
 def router(schemas: Schemas) -> APIRouter:
-    AppSuggestRequest = schemas.SuggestRequest
     api = APIRouter(tags=["desk"])
+    app_models = with_models(req=schemas.SuggestRequest)
 
     @api.post("/api/suggest")
-    async def suggest(req: AppSuggestRequest, desk: DeskDep, request: Request) -> dict[str, Any]:  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
+    @app_models
+    async def suggest(req: SuggestBody, desk: DeskDep, request: Request) -> dict[str, Any]:
         """Intent, category, ranked suggested replies and similar cases: the ``assist --json`` object.
         A client that hangs up cancels its generation."""
-        assistant, body = need_assistant(desk), typed(req)
-        result = await desk.slots.run(lambda job: assistant.suggest(body.message, body.settings(), intent=body.intent,
+        assistant = need_assistant(desk)
+        result = await desk.slots.run(lambda job: assistant.suggest(req.message, req.settings(), intent=req.intent,
                                                                     check=job.check), gone=request.is_disconnected)
         return await run_in_threadpool(remember, desk.store, result, request_id(request.scope), request_agent(request.scope))
 
     @api.post("/api/suggest/stream")
-    async def suggest_stream(req: AppSuggestRequest, desk: DeskDep, limits: LimitsDep,  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
-                             request: Request) -> StreamingResponse:
+    @app_models
+    async def suggest_stream(req: SuggestBody, desk: DeskDep, limits: LimitsDep, request: Request) -> StreamingResponse:
         """Server-sent events: ``understanding``, ``token`` (index, text), then ``done`` with the full object."""
-        assistant, body = need_assistant(desk), typed(req)
-        items = desk.slots.stream(lambda job: suggest_events(assistant, body, job))
+        assistant = need_assistant(desk)
+        items = desk.slots.stream(lambda job: suggest_events(assistant, req, job))
         stream = event_stream(items, desk.store, limits, request_id(request.scope), request_agent(request.scope))
         return StreamingResponse(stream, media_type=MEDIA_TYPE, headers=STREAM_HEADERS)
 
@@ -61,11 +62,6 @@ def need_assistant(desk: Desk) -> "Assistant":
     if assistant is None:
         raise HTTPException(409, f"this run cannot suggest replies: {desk.assistant_error}")
     return assistant
-
-
-def typed(req: SuggestBody) -> SuggestBody:
-    """The request as mypy sees it: this app's model is a subclass of ``SuggestBody``."""
-    return req
 
 
 def suggest_events(assistant: "Assistant", body: SuggestBody, job: Job) -> Iterator[SuggestEvent]:

@@ -6,9 +6,9 @@ look like it down (``bigramlm.support.ranking``). It never becomes a resolved ca
 ``learn`` never trains on it.
 """
 
-# No ``from __future__ import annotations``: the endpoints take this app's request models
-# (``schemas.build_schemas``: subclasses with its limits), and FastAPI must see those
-# classes, not names it cannot resolve. The helpers take the module-level models.
+# No ``from __future__ import annotations``: the endpoints are annotated with the module's
+# request models and take this app's (``schemas.with_models``), and FastAPI must see those
+# classes, not names it cannot resolve.
 
 from typing import Any
 
@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from bigramlm.serve.deps import DeskDep
 from bigramlm.serve.desk import Desk
 from bigramlm.serve.middleware import request_agent
-from bigramlm.serve.schemas import FeedbackRequest, FeedbackSaved, Schemas
+from bigramlm.serve.schemas import FeedbackRequest, FeedbackSaved, Schemas, with_models
 from bigramlm.support.store import SuggestionConflict
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -28,12 +28,11 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def router(schemas: Schemas) -> APIRouter:
-    AppFeedbackRequest = schemas.FeedbackRequest
     api = APIRouter(tags=["desk"])
 
     @api.post("/api/feedback", status_code=201, responses=RESPONSES)
-    def add_feedback(req: AppFeedbackRequest, desk: DeskDep, response: Response,  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
-                     request: Request) -> FeedbackSaved:
+    @with_models(req=schemas.FeedbackRequest)
+    def add_feedback(req: FeedbackRequest, desk: DeskDep, response: Response, request: Request) -> FeedbackSaved:
         """Dismiss a suggestion. The answer (201) comes only after the record is committed."""
         saved = dismiss(desk, req, request_agent(request.scope))
         if not saved.created:

@@ -9,9 +9,9 @@ support (``tools``, ``response_format`` other than text, ``logprobs``, ...) is r
 OpenAI's 400 naming it, rather than ignored (``refuse_unsupported``).
 """
 
-# No ``from __future__ import annotations``: the endpoints take this app's request models
-# (``schemas.build_schemas``: subclasses with its limits), and FastAPI must see those
-# classes, not names it cannot resolve. The helpers take the module-level models.
+# No ``from __future__ import annotations``: the endpoints are annotated with the module's
+# request models and take this app's (``schemas.with_models``), and FastAPI must see those
+# classes, not names it cannot resolve.
 
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -32,7 +32,7 @@ from bigramlm.serve.deps import DeskDep, LimitsDep
 from bigramlm.serve.desk import Desk
 from bigramlm.serve.errors import ModelNotFound, Unsupported
 from bigramlm.serve.limits import ServerLimits
-from bigramlm.serve.schemas import ChatRequest, CompletionRequest, ModelCard, ModelList, OpenAIRequest, Schemas, message_text
+from bigramlm.serve.schemas import ChatRequest, CompletionRequest, ModelCard, ModelList, OpenAIRequest, Schemas, message_text, with_models
 from bigramlm.serve.slots import Job
 from bigramlm.serve.sse import MEDIA_TYPE, STREAM_HEADERS, collect
 from bigramlm.support.results import DoneEvent
@@ -45,7 +45,6 @@ DEFAULT_CHAT_TOKENS = 256
 
 
 def router(schemas: Schemas) -> APIRouter:
-    AppCompletionRequest, AppChatRequest = schemas.CompletionRequest, schemas.ChatRequest
     api = APIRouter(tags=["openai"])
 
     @api.get("/v1/models")
@@ -59,12 +58,14 @@ def router(schemas: Schemas) -> APIRouter:
         return model_card(desk)
 
     @api.post("/v1/completions")
-    async def completions(req: AppCompletionRequest, desk: DeskDep, limits: LimitsDep) -> Any:  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
+    @with_models(req=schemas.CompletionRequest)
+    async def completions(req: CompletionRequest, desk: DeskDep, limits: LimitsDep) -> Any:
         """Continue a prompt with the run's model, as OpenAI's legacy completions endpoint."""
         return await complete(req, desk, limits)
 
     @api.post("/v1/chat/completions")
-    async def chat_completions(req: AppChatRequest, desk: DeskDep, limits: LimitsDep) -> Any:  # type: ignore[valid-type]  # this app's subclass, a variable to mypy
+    @with_models(req=schemas.ChatRequest)
+    async def chat_completions(req: ChatRequest, desk: DeskDep, limits: LimitsDep) -> Any:
         """Chat with the assistant (instruction runs: the last user message is the customer's) or the raw model."""
         return await chat(req, desk, limits)
 

@@ -307,7 +307,7 @@ def _diverged(what: str, step: int, settings: LearnSettings) -> BigramLMError:
 
 def _fine_tune(run: Run, cases: _Encoded, replay: _Windows | None, settings: LearnSettings) -> _Tuned:
     """Train the model in memory with ``train``'s step; stops at the first non-finite loss
-    (nothing is written here), after ``settings.steps`` steps or when ``settings.time_limit``
+    (nothing is written here), after ``LearnSettings.steps`` steps or when ``LearnSettings.time_limit``
     seconds have passed. Each batch is ``1 - replay`` case windows and ``replay`` replay windows."""
     model, case_ids, training = run.model, cases.windows.ids, run.config.training
     block = min(training.block_size, int(model.get_block_size()), len(case_ids) - 1)

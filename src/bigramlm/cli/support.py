@@ -40,7 +40,7 @@ def _add_setting_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup, name
         p.add_argument(flag, dest=name, choices=b.choices, default=None, help=f"{b.help}")
     else:
         p.add_argument(flag, dest=name, type=int if name in INTEGERS else float, default=None,
-                       help=f"{b.help} ({b.describe()}{shown_default})")
+                       metavar=flag.lstrip("-").replace("-", "_").upper(), help=f"{b.help} ({b.describe()}{shown_default})")
 
 
 def _add_generation_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

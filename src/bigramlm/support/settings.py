@@ -53,8 +53,13 @@ class Bounds:
         """The range in words, for ``--help`` and errors."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
-        low = f"{self.ge:g} <= " if self.ge is not None else f"{self.gt:g} < " if self.gt is not None else ""
-        return f"{low}x <= {self.le:g}" if self.le is not None else f"{low}x"
+        low = f"{_number(self.ge)} <= " if self.ge is not None else f"{_number(self.gt)} < " if self.gt is not None else ""
+        return f"{low}x <= {_number(self.le)}" if self.le is not None else f"{low}x"
+
+
+def _number(x: float | None) -> str:
+    """A bound as people write it: 1000000, 0.95."""
+    return str(int(x)) if x is not None and float(x).is_integer() else f"{x}"
 
 
 def _setting(default: T, help: str, ge: float | None = None, gt: float | None = None, le: float | None = None,

@@ -18,14 +18,15 @@ One request, done once
     becomes the tokenizer's replacement character; ``replaced_characters`` counts them),
     retrieved once (the similar cases shown and the evidence that votes in the ranking
     come from one search) and its prompt encoded once. ``suggest``, ``suggest_stream`` and
-    ``suggest_many`` are the same request: one batched decode (``generation.generate``,
-    or its streamed face), then the same ranking.
+    ``suggest_many`` are the same request, its settings one ``SuggestSettings``
+    (``support.settings``): plain prompts handed to the one decode entry
+    (``generation.entry.Decodes``), then the same ranking, the drafts' chrF computed once.
 
 Thread safety
     Generation and scoring only read the model (always in eval mode) and allocate their
     own tensors; the case index swaps its state atomically. One ``Assistant`` can serve
-    several threads at once; with ``share_decodes`` (the desk) their decodes run together
-    in one worker thread (``generation.batcher``).
+    several threads at once; with ``share_decodes`` (the desk) the entry runs their decodes
+    together in one worker thread (``generation.batcher``).
 """
 
 from __future__ import annotations

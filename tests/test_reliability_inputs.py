@@ -173,7 +173,7 @@ class _SlowAssistant:
     understanding_method = "slow"
     degraded = None
 
-    def suggest(self, message, check=None, **options):
+    def suggest(self, message, settings=None, *, check=None, **options):
         import time
 
         for _ in range(400):

@@ -180,5 +180,5 @@ def test_a_store_of_the_last_release_before_alembic_migrates_in_place(tmp_path):
     with sqlite3.connect(path) as db:
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"cases_agent", "suggestions_agent", "feedback_agent"} <= indexes
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0007",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0008",)]
     db.close()

@@ -58,10 +58,9 @@ class Desk:
         self.store: CaseStore = (assistant.store if assistant is not None else None) or CaseStore.for_run(self.run_dir, store)
         if ours and assistant is not None:
             assistant.store = self.store
-        if assistant is not None:
-            # Read the store's cases now, before the app listens: otherwise the first request
+            # Read the store's cases now, before the app serves: otherwise the first request
             # read them all, past its deadline (issue 30: 36.8 s and a 504 at 300,000 cases,
-            # while /healthz said ok). A desk is ready when it answers (the server binds after this).
+            # while /healthz said ok). An assistant handed in is the caller's to prepare.
             assistant.refresh_cases()
         self.loaded: tuple["Assistant | None", Run] = (assistant, run)
         self.slots = GenerationSlots(limits.max_concurrent, limits.timeout_s)

@@ -61,7 +61,7 @@ def test_grams_are_the_rarest_letter_trigrams():
     assert weights == sorted(weights, reverse=True) and search.grams("12 ok") == []
 
 
-def test_the_store_texts_are_read_once_each_and_counted(tmp_path):
+def test_the_store_texts_are_read_with_replies_counted(tmp_path):
     with CaseStore(tmp_path / "cases.sqlite") as store:
         first = store.add_case(PARCEL)
         for i in range(3):

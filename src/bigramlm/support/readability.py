@@ -133,7 +133,7 @@ class RunText:
             self.fluency.add(c.reply for c in cases)
 
     def add_texts(self, messages: Iterable[str], replies: Iterable[tuple[str, int]]) -> None:
-        """``add`` from the distinct texts of many cases: their messages, and their replies each
+        """``add`` from the texts of many cases: their messages, and their distinct replies each
         with how many cases gave it (what the store reads, ``CaseStore.case_texts``)."""
         replies = list(replies)
         self.vocabulary.add(messages)

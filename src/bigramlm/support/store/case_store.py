@@ -168,7 +168,7 @@ class CaseStore:
             return search.candidates(conn, grams, limit, intent)
 
     def case_texts(self, after_id: int = 0) -> case_rows.CaseTexts:
-        """The distinct texts of the cases after ``after_id`` (what a desk's draft checks read)."""
+        """The texts of the cases after ``after_id``, replies counted (what a desk's draft checks read)."""
         with self.db.read(snapshot=True) as conn:
             return case_rows.texts_since(conn, after_id)
 

@@ -112,8 +112,8 @@ def insert(conn: Connection, cases: Sequence[StoredCase]) -> list[tuple[int, boo
 
 @dataclass(frozen=True)
 class CaseTexts:
-    """The texts of the cases after one id up to ``last_id``: each distinct message once, and
-    each distinct reply with how many of the cases gave it."""
+    """The texts of the cases after one id up to ``last_id``: their messages, and each distinct
+    reply with how many of the cases gave it."""
 
     last_id: int
     messages: list[str]
@@ -126,7 +126,9 @@ def texts_since(conn: Connection, after_id: int) -> CaseTexts:
     if last <= after_id:
         return CaseTexts(after_id, [], [])
     span = {"after": int(after_id), "last": last}
-    messages = conn.execute(text("SELECT DISTINCT message FROM cases WHERE id > :after AND id <= :last"), span).scalars()
+    # Not DISTINCT: its sort took 5.5 s of 1,000,000 messages against 1.3 s to read them all
+    # (SQLite), and the reader keeps a set of their words anyway.
+    messages = conn.execute(text("SELECT message FROM cases WHERE id > :after AND id <= :last"), span).scalars()
     replies = conn.execute(text("SELECT reply, COUNT(*) FROM cases WHERE id > :after AND id <= :last GROUP BY reply"), span)
     return CaseTexts(last, [str(m) for m in messages], [(str(r), int(n)) for r, n in replies])
 

@@ -8,6 +8,16 @@ request by the file it lives in (torch's kernels, the model's Python, sampling, 
 detokenizing, understanding, ranking), so the parts add up to the profiled total.
 
     python benchmarks/desk_profile.py --run runs/support --before-src ../before/src [--json]
+
+With ``--agents N``, N threads ask one assistant at once, as a desk's agents do (its decodes
+shared, ``share_decodes``, its store attached), and each request's wall time is split by
+stage instead: ``read`` (normalise, understanding, retrieval with the store's search),
+``decode`` (waiting for and running the shared decode), ``answer`` (draft checks, choosing,
+dismissals and rules from the store, the brand), ``refresh`` (reading new store cases).
+What the HTTP p50 adds on top (``desk_latency.py``) is the server: the event loop, the
+thread pool, serialising.
+
+    python benchmarks/desk_profile.py --run runs/support --agents 8 --requests 40
 """
 
 from __future__ import annotations
@@ -77,6 +87,54 @@ def worker(run: str, threads: int, messages: list[str]) -> dict[str, Any]:
             "profiled_ms_per_request": round(sum(per_request.values()), 1), "parts_ms_per_request": per_request}
 
 
+def stages(run: str, threads: int, agents: int, messages: list[str]) -> dict[str, Any]:
+    """``agents`` threads through ``messages``; per request, the wall time of each stage."""
+    import statistics
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from bigramlm.support.assistant import Assistant
+
+    torch.set_num_threads(threads)
+    assistant = Assistant.load(run, share_decodes=True)
+    assistant.suggest(MESSAGES[0], n=3, seed=0)
+    spent: dict[str, list[float]] = {}
+    lock = threading.Lock()
+
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                out = fn(*a, **k)
+                return list(out) if name == "decode" else out  # a stream: time its whole consumption
+            finally:
+                with lock:
+                    spent.setdefault(name, []).append(time.perf_counter() - start)
+        return wrapper
+
+    assistant.reader.read = timed("read", assistant.reader.read)  # type: ignore[method-assign]
+    assistant._stream = timed("decode", assistant._stream)  # type: ignore[method-assign]
+    assistant._answer = timed("answer", assistant._answer)  # type: ignore[method-assign]
+    assistant.refresh_cases = timed("refresh", assistant.refresh_cases)  # type: ignore[method-assign]
+    totals: list[float] = []
+
+    def one(i: int) -> None:
+        start = time.perf_counter()
+        assistant.suggest(messages[i], n=3, seed=i)
+        with lock:
+            totals.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(agents) as pool:
+        list(pool.map(one, range(len(messages))))
+    wall = time.perf_counter() - start
+    return {"agents": agents, "requests": len(messages), "req_per_s": round(len(messages) / wall, 2),
+            "p50_ms": round(1000 * statistics.median(totals), 1),
+            "stages_ms_per_request": {k: round(1000 * sum(v) / len(messages), 1) for k, v in spent.items()}}
+
+
 def profile_tree(src: str | None, run: str, threads: int, requests: int) -> dict[str, Any]:
     """Run the worker in a fresh process with ``src`` first on the path (None: this checkout)."""
     env = dict(os.environ)
@@ -95,9 +153,16 @@ def main() -> None:
     p.add_argument("--before-src", default=None, help="the src/ folder of an older checkout, profiled beside this one")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads in both (default 2)")
     p.add_argument("--requests", type=int, default=10, help="profiled requests (default 10)")
+    p.add_argument("--agents", type=int, default=0, help="time each stage of requests from this many agents at once")
     p.add_argument("--worker", action="store_true", help=argparse_hidden())
     args = p.parse_args()
     messages = [MESSAGES[i % len(MESSAGES)] for i in range(args.requests)]
+    if args.agents:
+        found = stages(args.run, args.threads, args.agents, messages)
+        print(json.dumps(found) if args.json else
+              f"{args.agents} agents, {args.requests} requests: p50 {found['p50_ms']} ms, {found['req_per_s']} req/s; "
+              f"ms per request by stage: {found['stages_ms_per_request']}")
+        return
     if args.worker:
         print(json.dumps(worker(args.run, args.threads, messages)))
         return

@@ -56,7 +56,7 @@ def test_a_fresh_database_gets_the_schema_and_keeps_what_the_sqlite_store_keeps(
         assert store.remove_agent("ann") and store.identify(token.encode()) == (False, None)
         assert store.undo_learn(store.last_learn().id) == 0 and store.integrity_check() == "ok"
     with psycopg.connect(pg_url) as conn:  # the schema Alembic made, and the version mirrored for people
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0007",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0008",)]
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
         kind = conn.execute("SELECT data_type FROM information_schema.columns WHERE table_name = 'cases'"
                             " AND column_name = 'created_at'").fetchone()

@@ -58,6 +58,10 @@ class Desk:
         self.store: CaseStore = (assistant.store if assistant is not None else None) or CaseStore.for_run(self.run_dir, store)
         if ours and assistant is not None:
             assistant.store = self.store
+            # Read the store's cases now, before the app serves: otherwise the first request
+            # read them all, past its deadline (issue 30: 36.8 s and a 504 at 300,000 cases,
+            # while /healthz said ok). An assistant handed in is the caller's to prepare.
+            assistant.refresh_cases()
         self.loaded: tuple["Assistant | None", Run] = (assistant, run)
         self.slots = GenerationSlots(limits.max_concurrent, limits.timeout_s)
         self.model_id = self.run_dir.resolve().name or "bigramlm"
@@ -115,6 +119,7 @@ class Desk:
             if assistant is None:  # never trade the assistant for a plain run
                 raise BigramLMError(error or "the assistant did not load")
             assistant.store = self.store
+            assistant.refresh_cases()  # before the swap, as at start
             run = assistant.run
         configure_threads(run, self.limits.threads)
         return assistant, run

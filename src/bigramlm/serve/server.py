@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bigramlm.serve.app import create_app
+from bigramlm.serve.starting import Starting
 from bigramlm.serve.limits import ServerLimits
 from bigramlm.serve.network import allowed_host_names, bind_listener, check_exposure, is_loopback
 from bigramlm.support.store import run_has_agents
@@ -114,8 +115,10 @@ def serve(run_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 
     check_exposure(host, token, run_has_agents(run_dir, store))
     sock = bind_listener(host, port)  # before loading the run: a busy port fails at once
     try:
-        app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits,
-                         allowed_hosts=allowed_host_names(host, allowed_hosts), store=store, closed=not is_loopback(host))
+        with Starting(sock):  # "not ready" at once while loading, not a wait in the backlog
+            app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits,
+                             allowed_hosts=allowed_host_names(host, allowed_hosts), store=store,
+                             closed=not is_loopback(host))
         bound = sock.getsockname()[1]
         log.info("serving %s on http://%s:%d/ (store %s)", app.state.desk.model_id, f"[{host}]" if ":" in host else host,
                  bound, app.state.desk.store.name)

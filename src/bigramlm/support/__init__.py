@@ -15,7 +15,7 @@ By concept, the modules lower in this list never import the ones above them:
   loops) and ``fluency`` (a word model of the run's replies, and the floor they reach);
 - ``ranking``: the one consensus pick, dismissals and distinctness, over ``chrf`` (the
   one sentence-chrF engine);
-- ``retrieval``: similar cases (its fitted index kept in the run);
+- ``retrieval``: similar cases (the train rows' fitted index kept in the run; the team's cases searched in the store);
 - ``rulebook``: the team edit rules of a store, read as accepts come;
 - ``store``: resolved cases, desk feedback and which learn trained on each case (SQLite);
 - ``brand``: placeholder profiles, and ``length``: a reply as it is or short (its

@@ -132,5 +132,14 @@ class RunText:
         if self.fluency is not None:
             self.fluency.add(c.reply for c in cases)
 
+    def add_texts(self, messages: Iterable[str], replies: Iterable[tuple[str, int]]) -> None:
+        """``add`` from the texts of many cases: their messages, and their distinct replies each
+        with how many cases gave it (what the store reads, ``CaseStore.case_texts``)."""
+        replies = list(replies)
+        self.vocabulary.add(messages)
+        self.vocabulary.add(r for r, _ in replies)
+        if self.fluency is not None:
+            self.fluency.add_counted(replies)
+
     def check(self, text: str, message: str = "") -> Readability:
         return check(text, self.vocabulary, message, self.fluency)

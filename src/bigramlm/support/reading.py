@@ -22,7 +22,7 @@ from bigramlm.generation import encode_prompt
 from bigramlm.support.choice import POOL_CASES
 from bigramlm.support.ranking import EVIDENCE_CASES
 from bigramlm.support.results import BaselineIntent, IntentScore, SimilarCase, Understanding
-from bigramlm.support.retrieval import CaseIndex
+from bigramlm.support.retrieval import CaseIndex, CaseSearch
 from bigramlm.support.understanding import (
     UNSURE_BELOW,
     IntentBaseline,
@@ -58,7 +58,7 @@ class ReadMessage:
 class MessageReader:
     """What a run knows for reading messages: its tokenizer, understanding, labels and case index."""
 
-    def __init__(self, tokenizer: Tokenizer, index: CaseIndex, label_set: list[tuple[str, str | None]],
+    def __init__(self, tokenizer: Tokenizer, index: CaseIndex | CaseSearch, label_set: list[tuple[str, str | None]],
                  understander: Understander | None, lm_intents: LanguageModelIntents | None,
                  labels: bool):
         self.tokenizer = tokenizer

@@ -8,6 +8,7 @@ schema and one notion of "cases since the last learn". By concept:
 - ``migrations/``: the schema's one Alembic history (``legacy``: the steps of stores before it);
 - ``transfer``: moving a store to another database, checked by counts and checksums;
 - ``cases``: resolved cases (``StoredCase``) and the learns that trained on them;
+- ``search``: similar-case candidates from the database's own index (FTS5, ``pg_trgm``);
 - ``feedback``: the suggestions shown, dismissals, and the desk's figures;
 - ``agents``: agents' names and their tokens' digests.
 """

@@ -24,6 +24,8 @@ from bigramlm.data.cases import Case
 from bigramlm.errors import BigramLMError
 from bigramlm.support.store import agents as agent_rows
 from bigramlm.support.store import cases as case_rows
+from bigramlm.support.store import search
+from bigramlm.support.store.search import Gram
 from bigramlm.support.store.agents import Agent
 from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
 from bigramlm.support.store.database import LEARN_LOCK, Database, StoreUnavailable
@@ -159,6 +161,16 @@ class CaseStore:
             if after_id is not None:
                 return case_rows.select(conn, "WHERE id > :after", {"after": int(after_id)}, f"LIMIT {int(limit)}")
             return case_rows.select(conn, "", {}, f"LIMIT {int(limit)} OFFSET {int(offset)}")
+
+    def similar(self, grams: Sequence[Gram], limit: int, intent: str | None = None) -> list[StoredCase]:
+        """Candidates for the cases most like a message, by its weighted trigrams (``support.store.search``)."""
+        with self.db.read() as conn:
+            return search.candidates(conn, grams, limit, intent)
+
+    def case_texts(self, after_id: int = 0) -> case_rows.CaseTexts:
+        """The texts of the cases after ``after_id``, replies counted (what a desk's draft checks read)."""
+        with self.db.read(snapshot=True) as conn:
+            return case_rows.texts_since(conn, after_id)
 
     def count(self) -> int:
         with self.db.read() as conn:

@@ -110,6 +110,29 @@ def insert(conn: Connection, cases: Sequence[StoredCase]) -> list[tuple[int, boo
     return out
 
 
+@dataclass(frozen=True)
+class CaseTexts:
+    """The texts of the cases after one id up to ``last_id``: their messages, and each distinct
+    reply with how many of the cases gave it."""
+
+    last_id: int
+    messages: list[str]
+    replies: list[tuple[str, int]]
+
+
+def texts_since(conn: Connection, after_id: int) -> CaseTexts:
+    """``CaseTexts`` of the cases after ``after_id``, read in one snapshot (the caller's)."""
+    last = int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM cases")).scalar_one())
+    if last <= after_id:
+        return CaseTexts(after_id, [], [])
+    span = {"after": int(after_id), "last": last}
+    # Not DISTINCT: its sort took 5.5 s of 1,000,000 messages against 1.3 s to read them all
+    # (SQLite), and the reader keeps a set of their words anyway.
+    messages = conn.execute(text("SELECT message FROM cases WHERE id > :after AND id <= :last"), span).scalars()
+    replies = conn.execute(text("SELECT reply, COUNT(*) FROM cases WHERE id > :after AND id <= :last GROUP BY reply"), span)
+    return CaseTexts(last, [str(m) for m in messages], [(str(r), int(n)) for r, n in replies])
+
+
 def select(conn: Connection, where: str = "", args: dict[str, Any] | None = None, tail: str = "") -> list[StoredCase]:
     rows = conn.execute(text(f"SELECT {COLUMNS} FROM cases {where} ORDER BY id {tail}"), args or {}).fetchall()
     return [from_row(r) for r in rows]

@@ -1,0 +1,77 @@
+"""Similar cases searched in the store's own engine (issue 30): SQLite FTS5, PostgreSQL pg_trgm.
+
+A case is found by any other ``CaseStore`` on the same database (another desk) once its
+write commits; the store's cases are re-scored in the train rows' TF-IDF space and merge
+with the train rows; the desk's draft checks read the store's distinct texts, counted.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bigramlm.data.cases import Case
+from bigramlm.support.readability import RunText
+from bigramlm.support.retrieval import CaseIndex, CaseSearch
+from bigramlm.support.store import CaseStore
+
+BASE = [
+    Case("I want to cancel my order", "I can cancel it for you.", "cancel_order", "ORDER", id=0),
+    Case("where is my package", "Your package is on its way.", "track_order", "ORDER", id=1),
+    Case("I need a refund for a broken blender", "A refund is on its way.", "get_refund", "REFUND", id=2),
+    Case("how do I change my shipping address", "Edit it under Account.", "change_address", "SHIPPING", id=3),
+]
+PARCEL = Case("my parcel is stuck in customs at the border", "Customs holds are released within 3 days.",
+              "track_order", "ORDER")
+
+
+def _search_on(target: str) -> None:
+    with CaseStore(target) as desk_a, CaseStore(target) as desk_b:
+        search = CaseSearch(CaseIndex(BASE), lambda: desk_b)
+        question = "is my parcel still stuck in customs?"
+        assert all(c.reply != PARCEL.reply for c, _ in search.search(question, 3))
+        desk_a.add_case(PARCEL)  # accepted on the other desk
+        found = search.search(question, 3)
+        assert found[0][0].reply == PARCEL.reply and found[0][0].id is not None
+        scores = [s for _, s in found]
+        assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= 1.0001
+        # The cosine in the train rows' space, as when the case was added to their matrix.
+        v = search.base.vectorizer
+        assert found[0][1] == pytest.approx((v.transform([PARCEL.message]) @ v.transform([question]).T)[0, 0], abs=1e-6)
+        # Restricted to an intent: only that intent's cases, from the store and the base.
+        within = search.search_many([question], 3, within=["get_refund"])[0]
+        assert within and {c.intent for c, _ in within} == {"get_refund"}
+        # The base rows still answer where the store has nothing like the message.
+        assert search.search("refund for a broken blender", 1)[0][0].id == 2
+
+
+def test_a_case_stored_by_one_desk_is_found_by_another_on_sqlite(tmp_path):
+    _search_on(str(tmp_path / "cases.sqlite"))
+
+
+@pytest.mark.postgres
+def test_a_case_stored_by_one_desk_is_found_by_another_on_postgresql(pg_url):
+    _search_on(pg_url)
+
+
+def test_grams_are_the_rarest_letter_trigrams():
+    search = CaseSearch(CaseIndex(BASE))
+    grams = search.grams("Cancel order 5521, the blender!")
+    assert grams and all(len(g) == 3 and g.isalpha() and g.islower() for g, _ in grams)
+    weights = [w for _, w in grams]
+    assert weights == sorted(weights, reverse=True) and search.grams("12 ok") == []
+
+
+def test_the_store_texts_are_read_with_replies_counted(tmp_path):
+    with CaseStore(tmp_path / "cases.sqlite") as store:
+        first = store.add_case(PARCEL)
+        for i in range(3):
+            store.add_case(Case(f"{PARCEL.message} ({i})", PARCEL.reply, "track_order"))
+        texts = store.case_texts(0)
+        assert texts.last_id == first + 3 and texts.replies == [(PARCEL.reply, 4)] and len(texts.messages) == 4
+        assert store.case_texts(texts.last_id).messages == []
+    counted, one_by_one = RunText.of(BASE), RunText.of(BASE)
+    counted.add_texts(texts.messages, texts.replies)
+    one_by_one.add([Case(m, PARCEL.reply) for m in texts.messages])  # the 4 cases, one by one
+    assert counted.vocabulary.known == one_by_one.vocabulary.known
+    assert counted.fluency is not None and one_by_one.fluency is not None
+    assert counted.fluency.score("Customs holds are released") == one_by_one.fluency.score("Customs holds are released")

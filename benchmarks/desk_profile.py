@@ -96,10 +96,11 @@ def stages(run: str, threads: int, agents: int, messages: list[str]) -> dict[str
     import torch
 
     from bigramlm.support.assistant import Assistant
+    from bigramlm.support.settings import SuggestSettings
 
     torch.set_num_threads(threads)
     assistant = Assistant.load(run, share_decodes=True)
-    assistant.suggest(MESSAGES[0], n=3, seed=0)
+    assistant.suggest(MESSAGES[0], SuggestSettings(n=3, seed=0))
     spent: dict[str, list[float]] = {}
     lock = threading.Lock()
 
@@ -115,14 +116,14 @@ def stages(run: str, threads: int, agents: int, messages: list[str]) -> dict[str
         return wrapper
 
     assistant.reader.read = timed("read", assistant.reader.read)  # type: ignore[method-assign]
-    assistant._stream = timed("decode", assistant._stream)  # type: ignore[method-assign]
+    assistant.decodes.generate = timed("decode", assistant.decodes.generate)  # type: ignore[method-assign]
     assistant._answer = timed("answer", assistant._answer)  # type: ignore[method-assign]
     assistant.refresh_cases = timed("refresh", assistant.refresh_cases)  # type: ignore[method-assign]
     totals: list[float] = []
 
     def one(i: int) -> None:
         start = time.perf_counter()
-        assistant.suggest(messages[i], n=3, seed=i)
+        assistant.suggest(messages[i], SuggestSettings(n=3, seed=i))
         with lock:
             totals.append(time.perf_counter() - start)
 

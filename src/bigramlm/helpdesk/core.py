@@ -107,11 +107,11 @@ class StaleGuard:
             stale = self._newest.get(conversation, message) > message
             if stale:
                 self.dropped += 1
-            else:
-                self.offered += 1
-        if not stale:
-            post()
-        return not stale
+                return False
+        post()
+        with self._lock:
+            self.offered += 1
+        return True
 
 
 __all__ = ["Assist", "HELPDESK", "StaleGuard", "Suggestions", "note_text", "resolved_case"]

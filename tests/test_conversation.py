@@ -97,3 +97,32 @@ def test_the_assistant_answers_the_latest_turn_with_the_threads_values(tmp_path)
     filled = [s for s in answer.result.suggestions if s.from_message]
     assert filled and all("5521" in s.filled_text and "{{Order Number}}" not in s.filled_text for s in filled)
     assert answer.stale_in(conv.with_turn(Turn("agent", "Done, cancelled."))) and not answer.stale_in(conv)
+
+
+def test_the_desk_api_takes_a_conversation_and_stores_it_resolved(tmp_path):
+    from desk_helpers import train_support_run
+    from fastapi.testclient import TestClient
+
+    from bigramlm.serve.app import create_app
+
+    turns = [{"role": "customer", "text": "I want to cancel order 5521"}, {"role": "agent", "text": "Which order?"},
+             {"role": "customer", "text": "yes, that one"}]
+    with TestClient(create_app(train_support_run(tmp_path))) as client:
+        r = client.post("/api/conversation/suggest", json={"conversation": {"id": "c-7", "source": "chatwoot", "turns": turns},
+                                                            "n": 3, "seed": 1})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["thread"]["turn"] == 2 and body["thread"]["with_context"] and body["thread"]["values"] == {"Order Number": "5521"}
+        assert body["suggestions"] and all("{{Order Number}}" not in s["filled_text"] for s in body["suggestions"])
+        bad = client.post("/api/conversation/suggest", json={"conversation": {"id": "c-7", "source": "x",
+                                                                              "turns": [{"role": "admin", "text": "hi"}]}})
+        assert bad.status_code == 422
+        no_customer = client.post("/api/conversation/suggest", json={"conversation": {"id": "c-7", "source": "x",
+                                                                                      "turns": [{"role": "agent", "text": "hi"}]}})
+        assert no_customer.status_code == 422 and "no customer turn" in no_customer.text
+        done = {"id": "c-7", "source": "chatwoot", "turns": [*turns, {"role": "agent", "text": "Order 5521 is cancelled."}]}
+        first, again = client.post("/api/conversation/resolve", json=done).json(), client.post("/api/conversation/resolve", json=done).json()
+        assert first["stored"] and not again["stored"] and again["case_id"] == first["case_id"]
+        cases = client.get("/api/cases").json()
+        listed = cases["items"]
+        assert [c["reply"] for c in listed if c["id"] == first["case_id"]] == ["Order 5521 is cancelled."]

@@ -126,3 +126,23 @@ def test_the_desk_api_takes_a_conversation_and_stores_it_resolved(tmp_path):
         cases = client.get("/api/cases").json()
         listed = cases["items"]
         assert [c["reply"] for c in listed if c["id"] == first["case_id"]] == ["Order 5521 is cancelled."]
+
+
+def test_the_thread_command_reads_a_conversation_file(tmp_path, capsys):
+    import json
+
+    from desk_helpers import train_support_run
+
+    from bigramlm.cli import main
+
+    run = train_support_run(tmp_path)
+    path = tmp_path / "conv.json"
+    path.write_text(json.dumps({"id": "9", "source": "cli", "turns": [
+        {"role": "customer", "text": "I want to cancel order 5521"}, {"role": "customer", "text": "yes, that one"}]}))
+    assert main(["thread", str(run), str(path), "--seed", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["thread"] == {"conversation": "9", "source": "cli", "turn": 1, "with_context": True,
+                             "values": {"Order Number": "5521"}}
+    path.write_text(json.dumps({"id": "9", "source": "cli", "turns": [{"role": "boss", "text": "x"}]}))
+    assert main(["thread", str(run), str(path)]) == 2
+    assert capsys.readouterr().err.startswith("error: turns: role 'boss'")

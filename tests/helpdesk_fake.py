@@ -30,6 +30,8 @@ class Call:
     method: str
     path: str
     body: Any
+    #: When it arrived (``time.perf_counter``), for benchmarks/helpdesk.py's latencies.
+    at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass

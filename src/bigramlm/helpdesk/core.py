@@ -20,6 +20,7 @@ from bigramlm.support.store import CaseStore, StoredCase
 
 if TYPE_CHECKING:  # the assistant pulls in torch
     from bigramlm.support.assistant import Assistant
+    from bigramlm.support.thread import ThreadResult
 
 #: Where a case from a helpdesk comes from (``data.cases.Case.source``).
 HELPDESK = "helpdesk"
@@ -66,11 +67,15 @@ class Assist:
         # The assistant's decode is one at a time per model: concurrent webhooks queue here.
         self._lock = threading.Lock()
 
-    def suggest(self, conv: Conversation) -> Suggestions:
+    def suggest_result(self, conv: Conversation) -> "ThreadResult":
+        """The assistant's whole answer for the conversation's latest customer turn."""
         from bigramlm.support.thread import suggest_thread
 
         with self._lock:
-            answer = suggest_thread(self.assistant, conv, n=self.n, seed=self.seed)
+            return suggest_thread(self.assistant, conv, n=self.n, seed=self.seed)
+
+    def suggest(self, conv: Conversation) -> Suggestions:
+        answer = self.suggest_result(conv)
         result = answer.result
         return Suggestions(answer.request.turn, result.understanding.intent,
                            [s.filled_text for s in result.suggestions][: self.n], answer.request.with_context)

@@ -10,11 +10,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 
 from bigramlm.errors import BigramLMError
 from bigramlm.helpdesk.chatwoot import ChatwootClient, ChatwootHooks
 from bigramlm.helpdesk.core import Assist
+from bigramlm.helpdesk.dashboard import DashboardApp
 from bigramlm.helpdesk.outbox import Outbox
 from bigramlm.helpdesk.rt import RTClient, RTWatcher, auth_header
 from bigramlm.helpdesk.secrets import Secret, read_secret_file, secret
@@ -26,9 +28,12 @@ log = logging.getLogger("bigramlm.helpdesk")
 
 
 def helpdesk_app(chatwoot: ChatwootHooks | None = None, chatwoot_secret: Secret | None = None,
-                 zammad: ZammadHooks | None = None, zammad_secret: Secret | None = None) -> FastAPI:
+                 zammad: ZammadHooks | None = None, zammad_secret: Secret | None = None,
+                 dashboard: DashboardApp | None = None, chatwoot_origin: str | None = None) -> FastAPI:
+    """The connector's app; ``dashboard`` serves Chatwoot's Dashboard App, framed by ``chatwoot_origin`` only."""
     app = FastAPI(title="bigramlm helpdesk connector", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.chatwoot, app.state.chatwoot_secret = chatwoot, chatwoot_secret
+    app.state.dashboard, app.state.chatwoot_origin = dashboard, chatwoot_origin
     app.state.zammad, app.state.zammad_secret = zammad, zammad_secret
     app.state.limits = ServerLimits()  # uvicorn_config reads its deadlines from here
     app.include_router(helpdesk.router())
@@ -53,6 +58,13 @@ class ConnectSettings:
     interval_s: float = 10.0
     secrets_file: Path | None = None
     store: str | None = None
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL: what a browser calls the page's origin."""
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.host}{port}"
 
 
 def _assist(settings: ConnectSettings) -> Assist:
@@ -80,8 +92,10 @@ def connect(settings: ConnectSettings) -> None:
     assert api_token is not None and hook_secret is not None  # required=True raised otherwise
     outbox = Outbox().start()
     if settings.helpdesk == "chatwoot":
-        hooks = ChatwootHooks(ChatwootClient(settings.url, api_token), _assist(settings), outbox)
-        app = helpdesk_app(chatwoot=hooks, chatwoot_secret=hook_secret)
+        assist = _assist(settings)
+        hooks = ChatwootHooks(ChatwootClient(settings.url, api_token), assist, outbox)
+        app = helpdesk_app(chatwoot=hooks, chatwoot_secret=hook_secret, dashboard=DashboardApp(assist),
+                           chatwoot_origin=origin_of(settings.url))
     else:
         zhooks = ZammadHooks(ZammadClient(settings.url, api_token), _assist(settings), outbox)
         app = helpdesk_app(zammad=zhooks, zammad_secret=hook_secret)

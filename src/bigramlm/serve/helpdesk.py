@@ -37,6 +37,7 @@ def helpdesk_app(chatwoot: ChatwootHooks | None = None, chatwoot_secret: Secret 
     app.state.zammad, app.state.zammad_secret = zammad, zammad_secret
     app.state.limits = ServerLimits()  # uvicorn_config reads its deadlines from here
     app.include_router(helpdesk.router())
+    app.include_router(helpdesk.dashboard_router())
     return app
 
 

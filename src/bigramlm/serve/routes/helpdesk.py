@@ -55,6 +55,17 @@ def router() -> APIRouter:
         payload = _parse(body)
         return {"status": await run_in_threadpool(hooks.receive, payload, request.headers.get("x-zammad-delivery"))}
 
+    @api.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return api
+
+
+def dashboard_router() -> APIRouter:
+    """Chatwoot's Dashboard App: its page and the two calls the page makes."""
+    api = APIRouter(tags=["helpdesk"])
+
     @api.get("/chatwoot/app", response_class=HTMLResponse)
     def dashboard_page(request: Request) -> HTMLResponse:
         """The Dashboard App page Chatwoot frames beside a conversation: only Chatwoot's origin may frame it."""
@@ -94,10 +105,6 @@ def router() -> APIRouter:
         if body.get("action") != "accept" or not _text(body.get("message")) or not _text(body.get("reply")):
             raise HTTPException(422, "action must be accept (with message and reply) or dismiss")
         return await _library(app.accept, suggestion, str(body["message"]), str(body["reply"]), _text(body.get("intent")), agent)
-
-    @api.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     return api
 

@@ -228,7 +228,8 @@ def test_chat_reads_the_whole_conversation(servers):
 
 
 CHATWOOT_REPLY = {"model": "gpt-4.1-mini", "messages": [
-    {"role": "system", "content": "You are a helpful support agent. Suggest a reply to the customer's latest message."},
+    {"role": "system", "content": "You are a helpful support agent. Suggest a reply to the customer's latest message, "
+                                  "in a friendly tone."},
     {"role": "user", "content": "Message History:\nUser: hello\nBot: An agent will be with you shortly\n"
                                 "Support Agent: Hi, how can I help?\nUser: I want to cancel order 5521\n"}]}
 
@@ -259,6 +260,7 @@ def test_chatwoots_label_task_is_answered_with_the_intent(servers):
 
 @pytest.mark.parametrize("system, task", [("Summarize the conversation for the agent.", "summarize"),
                                           ("Fix the spelling and grammar of this message.", "rewrite"),
+                                          ("Rephrase this reply in a more formal tone.", "rewrite"),
                                           ("Translate the message to German.", "translate")])
 def test_tasks_the_assistant_does_not_do_are_refused_by_name(servers, system, task):
     client = client_for(servers["support"], "tok-123")

@@ -61,12 +61,17 @@ def chat_task(messages: Sequence[Any]) -> ChatTask:
 
 
 def task_of(system: str, has_labels: bool) -> str:
+    """The task a system prompt asks for. Summaries and translations first (their prompts
+    may speak of replies too), then a prompt that asks to suggest a reply (it may ask for a
+    friendly tone), then rewriting; a prompt that says none of these asks for a reply."""
     if has_labels or _LABEL.search(system):
         return LABEL
-    for task, words in REFUSED.items():
-        if re.search(words, system, re.IGNORECASE):
+    for task in ("summarize", "translate"):
+        if re.search(REFUSED[task], system, re.IGNORECASE):
             return task
-    return REPLY
+    if re.search(r"\bsuggest", system, re.IGNORECASE) or re.search(REFUSED["rewrite"], system, re.IGNORECASE) is None:
+        return REPLY
+    return "rewrite"
 
 
 def _labels(text: str) -> list[str]:

@@ -34,6 +34,7 @@ def add_connect_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8010, help="the webhook receiver's port (default 8010)")
     p.add_argument("--queue", default="General", help="rt: the queue to watch (default General)")
     p.add_argument("--interval", type=float, default=10.0, help="rt: seconds between polls (default 10)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default info)")
     add_store_argument(p)
     p.set_defaults(func=cmd_connect)
 
@@ -41,6 +42,9 @@ def add_connect_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_connect(args: argparse.Namespace) -> int:
     from bigramlm.errors import BigramLMError
     from bigramlm.serve.helpdesk import ConnectSettings, connect
+    from bigramlm.serve.logs import configure_logging
+
+    configure_logging(args.log_level)
 
     if not 0 <= args.port <= 65535:
         raise BigramLMError(f"port must be 0 to 65535 (got {args.port})", param="port")

@@ -14,6 +14,7 @@ resolved, the conversation is stored as a case. Each message is taken once
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Mapping
 
@@ -24,6 +25,8 @@ from bigramlm.helpdesk.core import Assist, StaleGuard, note_text
 from bigramlm.helpdesk.http import call
 from bigramlm.helpdesk.outbox import Outbox
 from bigramlm.helpdesk.secrets import Secret
+
+log = logging.getLogger("bigramlm.helpdesk")
 
 SOURCE = "chatwoot"
 #: Chatwoot's message types: an integer in its API's messages, a name in webhooks.
@@ -135,6 +138,9 @@ class ChatwootHooks:
                 note.append(note_text(self.assist.suggest(thread)))
             if self.guard.offer(key, message, lambda: self.client.post_note(account, conv, note[0])):
                 self.posted[str(message)] = time.monotonic()
+                log.info("chatwoot: note posted on conversation %s for message %s", conv, message)
+            else:
+                log.info("chatwoot: suggestions for message %s of conversation %s dropped: answered since", message, conv)
 
         return task
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import logging
 import re
 import time
 from typing import Any, Mapping
@@ -26,6 +27,8 @@ from bigramlm.helpdesk.core import Assist, StaleGuard, note_text
 from bigramlm.helpdesk.http import call
 from bigramlm.helpdesk.outbox import Outbox
 from bigramlm.helpdesk.secrets import Secret
+
+log = logging.getLogger("bigramlm.helpdesk")
 
 SOURCE = "zammad"
 CLOSED = {"closed"}
@@ -117,6 +120,9 @@ class ZammadHooks:
                 note.append(note_text(self.assist.suggest(thread)))
             if self.guard.offer(ticket, article, lambda: self.client.post_note(ticket, note[0])):
                 self.posted[str(article)] = time.monotonic()
+                log.info("zammad: note posted on ticket %s for article %s", ticket, article)
+            else:
+                log.info("zammad: suggestions for article %s of ticket %s dropped: answered since", article, ticket)
 
         return task
 

@@ -7,12 +7,16 @@ bash scripts/setup.sh
 # tests skip, and this says so; in CI a skipped test fails, see tests/conftest.py): Chromium for
 # the browser tests (Playwright cannot download browsers here), PostgreSQL's server for the
 # team's store (tests/pg_cluster.py starts a throwaway one from its binaries), nginx and openssl
-# for the reverse-proxy deployments (tests/test_server_deploy.py, tests/test_team_postgresql.py).
+# for the reverse-proxy deployments (tests/test_server_deploy.py, tests/test_team_postgresql.py),
+# Request Tracker 5 for the helpdesk connector (tests/test_helpdesk_rt.py).
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# Request Tracker 5 for the helpdesk connector's end-to-end test (tests/rt_server.py runs its
+# standalone server on loopback with a throwaway SQLite database; about 90 s to install).
+[ -x /usr/share/request-tracker5/libexec/rt-server ] || missing+=(request-tracker5 rt5-db-sqlite rt5-standalone)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     # The packages' own services (a PostgreSQL cluster on 5432, nginx on port 80) are not

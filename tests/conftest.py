@@ -46,6 +46,19 @@ def pg_cluster():
     cluster.remove()
 
 
+@pytest.fixture(scope="session")
+def rt_server():
+    """A throwaway Request Tracker 5 for the session (``tests/rt_server.py``); skips where
+    it is not installed (``scripts/test.sh`` installs it)."""
+    from rt_server import RTServer, installed
+
+    if not installed():
+        pytest.skip("Request Tracker 5 (request-tracker5, rt5-db-sqlite, rt5-standalone) is not installed")
+    server = RTServer()
+    yield server
+    server.remove()
+
+
 @pytest.fixture
 def pg_url(pg_cluster) -> str:
     """A new, empty PostgreSQL database for one test: its URL."""

@@ -214,14 +214,61 @@ def test_unsupported_options_are_refused_by_name(servers, option, value):
     assert info.value.body["param"] == "echo"
 
 
-def test_chat_says_which_messages_the_assistant_read(servers):
+def test_chat_reads_the_whole_conversation(servers):
     r = httpx.post(f"{servers['support'].base}/v1/chat/completions", headers={"Authorization": "Bearer tok-123"},
-                   json={"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"},
-                                      {"role": "assistant", "content": "hi"}, {"role": "user", "content": "cancel my order"}],
-                         "max_tokens": 20, "seed": 1})
+                   json={"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "I want to cancel order 5521"},
+                                      {"role": "assistant", "content": "Which order?"}, {"role": "user", "content": "yes, that one"}],
+                         "max_tokens": 120, "seed": 1, "n": 3})
     assert r.status_code == 200
-    assert r.headers["x-bigramlm-messages-ignored"] == "3"
-    assert r.json()["bigramlm"]["messages_ignored"] == 3 and r.json()["bigramlm"]["messages_read"] == "the last user message"
+    assert r.headers["x-bigramlm-messages-ignored"] == "0"
+    assert r.json()["bigramlm"]["messages_ignored"] == 0 and r.json()["bigramlm"]["messages_read"] == "the conversation"
+    # The order number the first turn stated fills the replies to the last one.
+    contents = [c["message"]["content"] for c in r.json()["choices"]]
+    assert "{{Order Number}}" not in " ".join(contents) and any("5521" in c for c in contents), contents
+
+
+CHATWOOT_REPLY = {"model": "gpt-4.1-mini", "messages": [
+    {"role": "system", "content": "You are a helpful support agent. Suggest a reply to the customer's latest message, "
+                                  "in a friendly tone."},
+    {"role": "user", "content": "Message History:\nUser: hello\nBot: An agent will be with you shortly\n"
+                                "Support Agent: Hi, how can I help?\nUser: I want to cancel order 5521\n"}]}
+
+
+def test_chatwoots_reply_task_is_answered_with_the_top_suggestion(servers):
+    """Chatwoot's reply-suggestion prompt, with the model id its buttons hard-code."""
+    r = httpx.post(f"{servers['support'].base}/v1/chat/completions", headers={"Authorization": "Bearer tok-123"},
+                   json={**CHATWOOT_REPLY, "max_tokens": 120, "seed": 1})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["choices"][0]["message"]["content"].strip() and body["bigramlm"]["messages_read"] == "the conversation"
+
+
+def test_chatwoots_label_task_is_answered_with_the_intent(servers):
+    messages = [{"role": "system", "content": "Your role is as an assistant to a customer support agent. Pick the labels "
+                                              "that fit the conversation from the list. Reply with the labels only."},
+                {"role": "user", "content": "Messages:\nCustomer: please cancel my purchase\nAgent: which one?\n"
+                                            "Customer: the last one\n\nLabels:\nbilling, cancel-order, shipping"}]
+    r = httpx.post(f"{servers['support'].base}/v1/chat/completions", headers={"Authorization": "Bearer tok-123"},
+                   json={"model": "gpt-4.1-mini", "messages": messages})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    intent = body["bigramlm"]["intent"]
+    content = body["choices"][0]["message"]["content"]
+    assert body["bigramlm"]["task"] == "label_suggestion" and intent
+    assert content == ("cancel-order" if intent == "cancel_order" else intent)
+
+
+@pytest.mark.parametrize("system, task", [("Summarize the conversation for the agent.", "summarize"),
+                                          ("Fix the spelling and grammar of this message.", "rewrite"),
+                                          ("Rephrase this reply in a more formal tone.", "rewrite"),
+                                          ("Translate the message to German.", "translate")])
+def test_tasks_the_assistant_does_not_do_are_refused_by_name(servers, system, task):
+    client = client_for(servers["support"], "tok-123")
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="gpt-4.1-mini", max_tokens=5, messages=[
+            {"role": "system", "content": system}, {"role": "user", "content": "where is my order"}])
+    error = info.value.body
+    assert error["type"] == "invalid_request_error" and error["code"] == "unsupported_task" and task in error["message"]
 
 
 def test_langchain_chat_model_streams_stops_and_counts(servers):

@@ -56,7 +56,7 @@ def test_a_fresh_database_gets_the_schema_and_keeps_what_the_sqlite_store_keeps(
         assert store.remove_agent("ann") and store.identify(token.encode()) == (False, None)
         assert store.undo_learn(store.last_learn().id) == 0 and store.integrity_check() == "ok"
     with psycopg.connect(pg_url) as conn:  # the schema Alembic made, and the version mirrored for people
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0008",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(f"{SCHEMA_VERSION:04d}",)]
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
         kind = conn.execute("SELECT data_type FROM information_schema.columns WHERE table_name = 'cases'"
                             " AND column_name = 'created_at'").fetchone()
@@ -175,7 +175,8 @@ def test_store_copy_moves_a_sqlite_store_to_postgresql_checked(support_run, pg_u
     assert main(["store", "copy", str(run), "--to", pg_url, "--json"]) == 0
     copied = json.loads(capsys.readouterr().out)
     assert copied["same"] and {t["table"]: t["rows"] for t in copied["tables"]} == {
-        "meta": 1, "agents": 1, "suggestions": 2, "cases": 2, "learns": 1, "feedback": 1, "rule_settings": 1}
+        "meta": 1, "agents": 1, "suggestions": 2, "cases": 2, "learns": 1, "feedback": 1, "rule_settings": 1,
+        "conversation_cases": 0, "helpdesk_deliveries": 0}
     with CaseStore(pg_url) as team:
         assert [c.to_dict() for c in team.list_cases(limit=100)] == before  # ids, timestamps and all
         with CaseStore.for_run(run, moved_ok=True) as old:  # the old store, moved: only read now
@@ -259,3 +260,16 @@ def test_without_the_postgresql_extra_a_store_url_is_one_line_naming_it(support_
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "pip install 'bigramlm[postgresql]'" in proc.stderr
+
+
+def test_a_resolved_conversation_is_one_case_on_postgresql(pg_url):
+    from bigramlm.data.conversation import Turn, conversation
+
+    with CaseStore(pg_url) as store:
+        conv = conversation("T-9", "zammad", [Turn("customer", "cancel order 5521"), Turn("agent", "Cancelled.")])
+        case = StoredCase(Case("cancel order 5521", "Cancelled.", "cancel_order", None, "helpdesk"))
+        first, again = store.add_conversation_case(conv, case), store.add_conversation_case(conv, case)
+        assert first[1] and again == (first[0], False) and store.count() == 1
+        source = store.conversation_source(first[0])
+        assert source is not None and (source.helpdesk, source.conversation_id) == ("zammad", "T-9")
+        assert store.claim_delivery("zammad", "d-1") and not store.claim_delivery("zammad", "d-1")

@@ -146,10 +146,10 @@ def test_version_2_store_is_migrated_in_place(tmp_path):
         with pytest.raises(SuggestionConflict):
             store.dismiss_suggestion("s0")
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION) == "8"
-        # Alembic's history took it on from its baseline (the legacy steps to 6, then 0007 and 0008).
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0008",)]
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 8
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+        # Alembic's history took it on from its baseline (the legacy steps to 6, then 0007, 0008 and 0009).
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(f"{SCHEMA_VERSION:04d}",)]
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("SELECT suggestion_id, request_id, action FROM feedback").fetchall() == [("s1", "r0", "dismiss")]
     db.close()
     with CaseStore(path) as again:  # opening a migrated store again changes nothing
@@ -158,7 +158,7 @@ def test_version_2_store_is_migrated_in_place(tmp_path):
 
 def test_a_store_of_the_last_release_before_alembic_migrates_in_place(tmp_path):
     """Schema 6, as the last release wrote it (its own steps, ``support.store.legacy``), with
-    rows in it: opening it runs Alembic from its baseline to 0008, and every row stays."""
+    rows in it: opening it runs Alembic from its baseline to 0007, and every row stays."""
     from sqlalchemy import create_engine
 
     from bigramlm.support.store import legacy
@@ -176,9 +176,9 @@ def test_a_store_of_the_last_release_before_alembic_migrates_in_place(tmp_path):
     db.close()
     with CaseStore(path) as store:
         assert store.desk_stats("ann").accepted == 1 and store.agents()[0].name == "ann"
-        assert store.schema_version() == SCHEMA_VERSION == 8
+        assert store.schema_version() == SCHEMA_VERSION
     with sqlite3.connect(path) as db:
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"cases_agent", "suggestions_agent", "feedback_agent"} <= indexes
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0008",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(f"{SCHEMA_VERSION:04d}",)]
     db.close()

@@ -21,6 +21,8 @@ import sys
 from typing import Callable, Iterator, NoReturn
 
 from bigramlm.cli.common import EXIT_USAGE
+from bigramlm.cli.connect import add_connect_parser
+from bigramlm.cli.thread import add_thread_parser
 from bigramlm.cli.data import add_data_parser
 from bigramlm.cli.evaluate import add_eval_parser
 from bigramlm.cli.agents import add_agents_parser
@@ -45,6 +47,8 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_agents_parser,
     add_store_parser,
     add_serve_parser,
+    add_thread_parser,
+    add_connect_parser,
 ]
 
 #: Library parameters whose flag is not simply ``--`` + the name with dashes. A command

@@ -23,7 +23,7 @@ from bigramlm.serve.docs import make_fastapi
 from bigramlm.serve.errors import install_error_handlers
 from bigramlm.serve.limits import ServerLimits
 from bigramlm.serve.middleware import add_middleware
-from bigramlm.serve.routes import cases, desk as desk_routes, feedback, meta, openai, rules
+from bigramlm.serve.routes import cases, conversation, desk as desk_routes, feedback, meta, openai, rules
 from bigramlm.serve.routes.meta import STATIC_DIR
 from bigramlm.serve.schemas import build_schemas
 
@@ -84,6 +84,7 @@ def create_app(
     app.include_router(feedback.router(schemas))
     app.include_router(rules.router)
     app.include_router(openai.router(schemas))
+    app.include_router(conversation.router)
     add_middleware(app, limits, token, allowed_hosts, desk.store, closed=closed)
     return app
 

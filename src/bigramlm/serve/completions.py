@@ -103,7 +103,7 @@ class ChatReplies:
     def __init__(self, n: int, fill: Callable[[str], str] | None, stops: list[str] | None = None,
                  ignored_messages: int = 0):
         self.stops = stops or []
-        #: Messages of the conversation the assistant did not read (it reads the last user message).
+        #: Messages the assistant did not read (neither a turn of the conversation nor its task).
         self.ignored_messages = ignored_messages
         self.raw = [""] * n
         self.filled = [""] * n
@@ -168,7 +168,7 @@ def chat_body(env: Envelope, replies: ChatReplies, run: Run, prompt: str, max_to
     if result is not None:
         body["bigramlm"] = {"intent": result.intent, "category": result.category,
                             "intent_probability": result.understanding.intent_probability,
-                            "messages_read": "the last user message", "messages_ignored": replies.ignored_messages}
+                            "messages_read": "the conversation", "messages_ignored": replies.ignored_messages}
     body["usage"] = usage(run, [prompt], [text for text, _ in ordered])  # the tokens of the choices sent
     return body
 

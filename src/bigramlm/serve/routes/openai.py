@@ -1,10 +1,13 @@
 """OpenAI-compatible routes: ``GET /v1/models``, ``POST /v1/completions``, ``POST /v1/chat/completions``.
 
 Completions continue the raw prompt with the run's model. Chat on an instruction run asks
-the assistant: it reads the last user message only (the customer's), and says so, in the
-body's "bigramlm" object (its messages_ignored) and the X-BigramLM-Messages-Ignored header; on
-any other run it continues the messages' text. ``model`` may be left out or name this
-run; any other gets OpenAI's 404 ``model_not_found``. An option this server does not
+the assistant about the whole conversation (``serve.chat_thread``: plain user/assistant
+messages, or a helpdesk's transcript prompt such as Chatwoot's "Message History:"): a reply
+task is answered with the suggestions for the latest customer turn, read with its thread
+(``support.thread``), a label task with the intent, any other task is refused naming it.
+On any other run it continues the messages' text. ``model`` may be left out or name this
+run; any other gets OpenAI's 404 ``model_not_found``, except on the assistant's chat, which
+takes any id (Chatwoot's buttons hard-code ``gpt-4.1-mini``). An option this server does not
 support (``tools``, ``response_format`` other than text, ``logprobs``, ...) is refused with
 OpenAI's 400 naming it, rather than ignored (``refuse_unsupported``).
 """
@@ -27,7 +30,9 @@ from bigramlm.serve.completions import (
     completion_body,
     completion_stream,
     raw_candidates,
+    usage,
 )
+from bigramlm.serve.chat_thread import LABEL, REPLY, ChatTask, chat_task, label_answer
 from bigramlm.serve.deps import DeskDep, LimitsDep
 from bigramlm.serve.desk import Desk
 from bigramlm.serve.errors import ModelNotFound, Unsupported
@@ -35,8 +40,10 @@ from bigramlm.serve.limits import ServerLimits
 from bigramlm.serve.schemas import ChatRequest, CompletionRequest, ModelCard, ModelList, OpenAIRequest, Schemas, message_text, with_models
 from bigramlm.serve.slots import Job
 from bigramlm.serve.sse import MEDIA_TYPE, STREAM_HEADERS, collect
-from bigramlm.support.results import DoneEvent
+from bigramlm.data.conversation import Conversation
+from bigramlm.support.results import DoneEvent, Understanding
 from bigramlm.support.settings import SuggestSettings
+from bigramlm.support.thread import ThreadRequest, fill_from_thread, read_thread
 
 if TYPE_CHECKING:  # loaded with the run: the assistant pulls in torch and scikit-learn
     from bigramlm.support.assistant import Assistant
@@ -66,7 +73,7 @@ def router(schemas: Schemas) -> APIRouter:
     @api.post("/v1/chat/completions")
     @with_models(req=schemas.ChatRequest)
     async def chat_completions(req: ChatRequest, desk: DeskDep, limits: LimitsDep) -> Any:
-        """Chat with the assistant (instruction runs: the last user message is the customer's) or the raw model."""
+        """Chat with the assistant (instruction runs: the conversation, for its latest customer turn) or the raw model."""
         return await chat(req, desk, limits)
 
     return api
@@ -145,15 +152,19 @@ async def complete(req: CompletionRequest, desk: Desk, limits: ServerLimits) -> 
 
 
 async def chat(req: ChatRequest, desk: Desk, limits: ServerLimits) -> Any:
-    check_model(desk, req.model)
+    assistant, run = desk.loaded  # one read: this request keeps this pair through a reload
+    if assistant is None:  # the raw model answers for its own id only; the assistant for any (helpdesks hard-code one)
+        check_model(desk, req.model)
     refuse_unsupported(req, CHAT_DEFAULTS)
     s = sampling(req, req.max_completion_tokens or req.max_tokens or DEFAULT_CHAT_TOKENS)
-    assistant, run = desk.loaded  # one read: this request keeps this pair through a reload
     ignored = 0
     if assistant is not None:
-        prompt = customer_message(req, limits)
-        produce, fill = assistant_pieces(assistant, prompt, s), brand_fill(assistant)
-        ignored = len(req.messages) - 1
+        task = customer_thread(req, limits)
+        if task.task == LABEL:
+            return await label_reply(req, desk, assistant, task)
+        prompt = task.conversation.turns[-1].text
+        produce, fill = thread_pieces(assistant, task.conversation, s), brand_fill(assistant)
+        ignored = task.ignored
     else:
         prompt = "\n".join(message_text(m.content) for m in req.messages) + "\n"
         if len(prompt) > limits.max_prompt_chars:
@@ -171,23 +182,49 @@ async def chat(req: ChatRequest, desk: Desk, limits: ServerLimits) -> Any:
     return response
 
 
-def customer_message(req: ChatRequest, limits: ServerLimits) -> str:
-    users = [message_text(m.content) for m in req.messages if m.role == "user"]
-    if not users or not users[-1].strip():
-        raise HTTPException(422, "messages: the last user message is the customer's message and must not be empty")
-    if len(users[-1]) > limits.max_message_chars:
+def customer_thread(req: ChatRequest, limits: ServerLimits) -> ChatTask:
+    """The request as a conversation and a task (``serve.chat_thread``); a task the assistant
+    does not do is refused naming it, and the latest customer turn must say something."""
+    task = chat_task(req.messages)
+    if task.task not in (REPLY, LABEL):
+        raise Unsupported("messages", f"the {task.task} task is not supported by this server (bigramlm): it suggests "
+                                      "replies (reply_suggestion) and labels (label_suggestion)", "unsupported_task")
+    latest = task.conversation.latest_customer()
+    if latest is None or not task.conversation.turns[latest].text.strip():
+        raise HTTPException(422, "messages: the conversation needs a customer's (user) message to answer")
+    if len(task.conversation.turns[latest].text) > limits.max_message_chars:
         raise HTTPException(422, f"messages: the user message is longer than max_message_chars={limits.max_message_chars}")
-    return users[-1]
+    return task
 
 
-def assistant_pieces(assistant: "Assistant", message: str, s: V1Request) -> Callable[[Job], Iterator[tuple[int, Any]]]:
-    """The assistant's answer, ``(-1, AssistResult)``: its choices are checked before they go out."""
+async def label_reply(req: ChatRequest, desk: Desk, assistant: "Assistant", task: ChatTask) -> Any:
+    """The label task answered with the intent of the latest customer turn, read with its thread."""
+    if req.stream:
+        raise Unsupported("stream", "the label_suggestion task is answered whole: leave stream out", "unsupported_parameter")
+    def read(job: Job) -> tuple[ThreadRequest, Understanding]:
+        request = read_thread(task.conversation, lambda text: assistant.understand(text, 0))
+        return request, assistant.understand(request.message, 0)
+
+    request, understanding = await desk.slots.run(read)
+    content = label_answer(understanding.intent, task.labels)
+    env = Envelope("chatcmpl", "chat.completion", desk.model_id)
+    choices = [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": None, "finish_reason": "stop"}]
+    body = env.body(choices, usage=usage(desk.run, [request.message], [content]))
+    body["bigramlm"] = {"task": LABEL, "intent": understanding.intent, "intent_probability": understanding.intent_probability,
+                        "messages_read": "the conversation", "with_context": request.with_context}
+    return JSONResponse(body)
+
+
+def thread_pieces(assistant: "Assistant", conv: Conversation, s: V1Request) -> Callable[[Job], Iterator[tuple[int, Any]]]:
+    """The assistant's answer for the conversation's latest customer turn, ``(-1, AssistResult)``,
+    read with its thread (``support.thread``): its choices are checked before they go out."""
 
     def produce(job: Job) -> Iterator[tuple[int, Any]]:
+        request = read_thread(conv, lambda text: assistant.understand(text, 0))
         settings = SuggestSettings(n=s.n, max_new_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p, seed=s.seed)
-        for event in assistant.suggest_stream(message, settings, stop=s.stops, check=job.check):
+        for event in assistant.suggest_stream(request.message, settings, stop=s.stops, check=job.check):
             if isinstance(event, DoneEvent):
-                yield -1, event.result
+                yield -1, fill_from_thread(event.result, request.values, assistant.brand.fill)
 
     return produce
 

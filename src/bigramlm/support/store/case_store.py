@@ -21,13 +21,16 @@ from rapidfuzz.distance import Levenshtein
 from sqlalchemy import text
 
 from bigramlm.data.cases import Case
+from bigramlm.data.conversation import Conversation
 from bigramlm.errors import BigramLMError
 from bigramlm.support.store import agents as agent_rows
 from bigramlm.support.store import cases as case_rows
+from bigramlm.support.store import conversations as conversation_rows
 from bigramlm.support.store import search
 from bigramlm.support.store.search import Gram
 from bigramlm.support.store.agents import Agent
 from bigramlm.support.store.cases import LearnChanges, LearnRecord, StoredCase
+from bigramlm.support.store.conversations import ConversationSource
 from bigramlm.support.store.database import LEARN_LOCK, Database, StoreUnavailable
 from bigramlm.support.store.targets import sqlite_path
 from bigramlm.support.store.feedback import (
@@ -147,6 +150,25 @@ class CaseStore:
         with self.db.write() as conn:
             refuse_dismissed(conn, [c.suggestion_id for c in cases if c.suggestion_id is not None])
             return case_rows.insert(conn, cases)
+
+    def add_conversation_case(self, conversation: Conversation, case: StoredCase) -> tuple[int, bool]:
+        """Store a helpdesk's resolved conversation as a case, once per conversation; (id, stored now)."""
+        with self.db.write() as conn:
+            return conversation_rows.add_conversation_case(conn, conversation, case)
+
+    def conversation_source(self, case_id: int) -> ConversationSource | None:
+        """The helpdesk and conversation a case came from, or None (not from a helpdesk)."""
+        with self.db.read() as conn:
+            return conversation_rows.source_of(conn, case_id)
+
+    def claim_delivery(self, helpdesk: str, delivery: str) -> bool:
+        """Take a webhook delivery once: False where it was taken before."""
+        with self.db.write() as conn:
+            return conversation_rows.claim_delivery(conn, helpdesk, delivery)
+
+    def release_delivery(self, helpdesk: str, delivery: str) -> None:
+        with self.db.write() as conn:
+            conversation_rows.release_delivery(conn, helpdesk, delivery)
 
     def get_case(self, case_id: int) -> StoredCase | None:
         with self.db.read() as conn:

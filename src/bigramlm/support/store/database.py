@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 BUSY_TIMEOUT_MS = 10_000
 #: The store's schema version: the number of the newest Alembic revision (``migrations/versions``).
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 #: PostgreSQL advisory lock keys (any 64-bit numbers no other application on the database uses).
 WRITE_LOCK = 0x6269_6772_616D_0001
 LEARN_LOCK = 0x6269_6772_616D_0002

@@ -27,7 +27,8 @@ from bigramlm.support.store.case_store import CaseStore
 from bigramlm.support.store.database import MOVED_KEY, set_meta
 
 #: Every table, parents before the rows that name them (feedback names suggestions).
-TABLES = ("meta", "agents", "suggestions", "cases", "learns", "feedback", "rule_settings")
+TABLES = ("meta", "agents", "suggestions", "cases", "learns", "feedback", "rule_settings", "conversation_cases",
+          "helpdesk_deliveries")
 #: Tables whose ids a sequence gives on PostgreSQL (set past the copied ids afterwards).
 SERIAL = ("cases", "learns", "feedback")
 #: Each store keeps its own schema version and move in ``meta``; everything else there is copied.

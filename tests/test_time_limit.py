@@ -201,3 +201,22 @@ def test_process_start_time_is_before_the_first_statement() -> None:
             "print(process_start_time() <= first, first - process_start_time() < 3600)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "True"]
+
+
+def test_loss_png_is_drawn_even_when_the_writes_spend_the_last_of_the_budget(tiny_corpus, tmp_path, clock,
+                                                                               monkeypatch) -> None:
+    """A recipe run once finished without loss.png ("no time left to draw"): the curve takes
+    a second, and a run without it is worse than one that ends that second late."""
+    import bigramlm.training.finish as finish
+
+    real_save = finish.save_weights
+
+    def slow_disk(*args, **kwargs):
+        clock.advance(LIMIT)  # the weights' write takes the rest of the budget and more
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(finish, "save_weights", slow_disk)
+    start = clock()
+    train(load_data(str(tiny_corpus)), tmp_path / "run", "gpt", TINY, _config(), progress=False, now=clock)
+    assert clock() - start > LIMIT  # past the deadline when the plot was due
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 0

@@ -19,8 +19,8 @@ same model's forward passes on the same cores); before each step it checks that 
 step, and the evaluation or checkpoint due after it, fit before the end; and it keeps
 for the exit a share of the process's start-up, which does the same kind of work in
 reverse (imports, then teardown), scaled by the same slowdown.
-After training, ``affords_eval`` and ``affords_plot`` let the finish drop the full-split evaluation or the loss
-plot rather than overrun.
+After training, ``affords_eval`` lets the finish drop the full-split evaluation rather than
+overrun; the loss plot is always drawn (its time is planned for).
 """
 
 from __future__ import annotations
@@ -153,5 +153,3 @@ class TimeBudget:
         need = self.eval_seconds(tokens) + (WRITE_SECONDS + PLOT_SECONDS + self.exit_seconds) * self.slowdown()
         return need <= self.clock.left()
 
-    def affords_plot(self) -> bool:
-        return (PLOT_SECONDS + self.exit_seconds) * self.slowdown() <= self.clock.left()

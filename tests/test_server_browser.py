@@ -450,3 +450,82 @@ def test_markdown_in_a_reply_is_rendered_as_elements_and_markup_in_it_stays_text
         page.locator(".edit").click()
         assert page.locator(".editor").input_value() == MARKDOWN_REPLY
         page.screenshot(path=str(tmp_path / "markdown.png"))
+
+
+class OutOfScopeAssistant(HostileAssistant):
+    """Reads every message as out of scope: no reply is offered, only the closest intents."""
+
+    def suggest_stream(self, message: str, requested: SuggestSettings | None = None, **options: Any) -> Iterator[SuggestEvent]:
+        from bigramlm.support.results import IntentScore
+
+        understanding = Understanding(intent=None, category=None, intent_probability=None, intent_method="scripted",
+                                      intents=[IntentScore("registration_problems", "ACCOUNT", 0.4),
+                                               IntentScore("complaint", "FEEDBACK", 0.3)],
+                                      out_of_scope=True, scope_score=0.1)
+        yield UnderstandingEvent(understanding)
+        settings = SuggestSettings(n=1, max_new_tokens=10, temperature=1.0, top_k=None, top_p=None, seed=None)
+        yield DoneEvent(AssistResult(understanding, [], "scripted", settings))
+
+
+def test_out_of_scope_the_agent_replies_and_names_a_new_intent_or_a_known_one(browser, tmp_path):
+    from bigramlm.checkpoint import load_run
+    from bigramlm.serve.app import create_app
+    from bigramlm.support.store import CaseStore
+    from desk_helpers import ThreadServer, train_text_run
+
+    run_dir = train_text_run(tmp_path)
+    with ThreadServer(create_app(run_dir, assistant=OutOfScopeAssistant(), run=load_run(run_dir))) as server:  # type: ignore[arg-type]
+        page = browser.new_page(bypass_csp=True)
+        page.goto(server.base + "/")
+        page.fill("#message", "your app keeps crashing")
+        page.click("#suggest")
+        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        assert page.locator("#out-of-scope").is_visible() and page.locator("#suggestions li").count() == 0
+        assert page.locator("#own").is_visible() and page.evaluate("document.querySelector('#own').open")
+        assert page.locator("#own-intent").input_value() == ""  # nothing is named for the agent
+        page.fill("#own-reply", "Sorry about the crashes! Please update the app to the latest version.")
+        page.click("#own-save")
+        assert "name the intent" in page.locator("#error").inner_text()  # a case needs its intent
+        page.fill("#own-intent", "app_crash")
+        page.click("#own-save")
+        page.wait_for_function("document.querySelector('#own-info').textContent.includes('new intent')", timeout=10_000)
+        page.fill("#own-intent", "complaint")  # a known one keeps its category
+        page.click("#own-save")
+        page.wait_for_function("document.querySelector('#own-info').textContent.includes('of complaint')", timeout=10_000)
+    with CaseStore.for_run(run_dir) as store:
+        cases = store.list_cases()
+    assert [(c.case.intent, c.case.category, c.case.message) for c in cases] == [
+        ("app_crash", None, "your app keeps crashing"), ("complaint", "FEEDBACK", "your app keeps crashing")]
+    assert all(c.suggestion_id is None and c.case.reply.startswith("Sorry about the crashes") for c in cases)
+
+
+class RecordingAssistant(MarkdownAssistant):
+    """Records what each request asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[str | None] = []
+
+    def suggest_stream(self, message: str, requested: SuggestSettings | None = None, **options: Any) -> Iterator[SuggestEvent]:
+        assert requested is not None
+        self.asked.append(requested.length)
+        yield from super().suggest_stream(message)
+
+
+def test_the_agent_asks_for_short_replies_or_the_brands_length(browser, tmp_path):
+    from bigramlm.checkpoint import load_run
+    from bigramlm.serve.app import create_app
+    from desk_helpers import ThreadServer, train_text_run
+
+    run_dir = train_text_run(tmp_path)
+    assistant = RecordingAssistant()
+    with ThreadServer(create_app(run_dir, assistant=assistant, run=load_run(run_dir))) as server:  # type: ignore[arg-type]
+        page = browser.new_page(bypass_csp=True)
+        page.goto(server.base + "/")
+        page.fill("#message", "cancel my order")
+        for asked, length in enumerate(("", "short", "as_is"), start=1):
+            page.select_option("#length", length)
+            with page.expect_response(lambda r: r.url.endswith("/api/suggest/stream"), timeout=30_000):
+                page.click("#suggest")
+            page.wait_for_selector("body[data-state=done]", timeout=30_000)
+            assert len(assistant.asked) == asked
+    assert assistant.asked == [None, "short", "as_is"]  # None: the brand's length

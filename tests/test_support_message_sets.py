@@ -1,6 +1,6 @@
-"""The hand-written message sets (paraphrases, everyday, out of scope) load, are balanced and
-are kept apart from each other and from the dataset, so that figures on them measure what the
-assistant does beyond its training rows."""
+"""The hand-written message sets (paraphrases, everyday, out of scope, and the phrasings that
+are trained on) load, are balanced and are kept apart from each other and from the dataset, so
+that figures on them measure what the assistant does beyond its training rows."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bigramlm.errors import BigramLMError
-from bigramlm.support.paraphrases import load_everyday, load_out_of_scope, load_paraphrases
+from bigramlm.support.paraphrases import load_everyday, load_out_of_scope, load_paraphrases, load_phrasings
 
 #: The 27 intents of the Bitext customer-support dataset and their categories (checked
 #: against the sample below where it is present).
@@ -49,6 +49,26 @@ def test_everyday_has_a_dozen_messages_for_each_intent_with_its_category():
     assert all(item["category"] == CATEGORY[item["intent"]] for item in items)
 
 
+def test_phrasings_cover_every_intent_with_its_category():
+    items = load_phrasings()
+    counts = Counter(item["intent"] for item in items)
+    assert set(counts) == set(CATEGORY) and min(counts.values()) >= 15
+    assert all(item["category"] == CATEGORY[item["intent"]] for item in items)
+    assert not [m for m, n in Counter(_norm(item["message"]) for item in items).items() if n > 1]
+
+
+def test_no_phrasing_is_near_a_message_it_is_measured_on():
+    """The phrasings are trained on: none may stand within cosine 0.9 of a message of the
+    sets the understanding is measured or calibrated on, or the figures would flatter it."""
+    from bigramlm.support.encoder import shared_encoder
+
+    encoder = shared_encoder()
+    taught = encoder.encode([item["message"] for item in load_phrasings()])
+    measured = encoder.encode([item["message"] for load in (load_paraphrases, load_everyday, load_out_of_scope)
+                               for item in load()])
+    assert float((taught @ measured.T).max()) < 0.9
+
+
 def test_the_intent_categories_are_the_datasets(bitext_sample_path):
     rows = _sample_instructions(bitext_sample_path)
     assert {(row["intent"], row["category"]) for row in rows} == set(CATEGORY.items())
@@ -68,14 +88,14 @@ def test_no_message_is_in_two_sets_or_twice_in_one():
     assert not repeated
 
 
-def test_no_everyday_or_out_of_scope_message_is_a_dataset_instruction(bitext_sample_path):
+def test_no_hand_written_message_is_a_dataset_instruction(bitext_sample_path):
     instructions = {_norm(row["instruction"]) for row in _sample_instructions(bitext_sample_path)}
-    ours = [item["message"] for load in (load_everyday, load_out_of_scope) for item in load()]
+    ours = [item["message"] for load in (load_everyday, load_out_of_scope, load_phrasings) for item in load()]
     assert len(instructions) > 1000
     assert not [m for m in ours if _norm(m) in instructions]
 
 
-@pytest.mark.parametrize("load", [load_paraphrases, load_everyday, load_out_of_scope])
+@pytest.mark.parametrize("load", [load_paraphrases, load_everyday, load_out_of_scope, load_phrasings])
 @pytest.mark.parametrize("bad, says", [
     ('{"message": "where is my order", "intent": ', "line 3: "),   # not JSON
     ('["where is my order", "track_order"]', "line 3 needs a message"),  # not an object

@@ -137,7 +137,7 @@ def test_the_scope_holds_on_messages_it_was_not_built_from(assistant):
     everyday = u.embed([assistant.normalize(m["message"])[0] for m in load_everyday()])
     halves = np.arange(len(outside)) % 2
     for half in (0, 1):
-        scope = calibrate(u.embed, u.message_embeddings, set(u.classes), outside[halves != half])
+        scope = calibrate(u.embed, u.message_embeddings, set(u.classes), outside[halves != half], written=u.phrasing_rows)
         assert scope is not None
         caught = np.mean(scope.scores(outside[halves == half], u.message_embeddings) < scope.below)
         lost = np.mean(scope.scores(everyday, u.message_embeddings) < scope.below)

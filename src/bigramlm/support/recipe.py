@@ -29,6 +29,7 @@ from bigramlm.errors import BigramLMError
 from bigramlm.tokenization import build_tokenizer
 from bigramlm.training import TrainResult, train
 from bigramlm.training.recipes import SUPPORT_ROW_COVERAGE, SUPPORT_TRAIN_DEFAULTS, support_recipe
+from bigramlm.support.paraphrases import load_phrasings
 from bigramlm.support.understanding import Understander
 
 MAX_SUPPORT_BLOCK = 1024
@@ -112,17 +113,21 @@ def with_central_targets(data: InstructionData) -> InstructionData:
 
 
 def fit_understanding(data: InstructionData) -> tuple[Understander, list[str]]:
-    """The calibrated intent classifier over sentence embeddings of the train rows."""
+    """The calibrated intent classifier over sentence embeddings of the train rows and the
+    hand-written phrasings of their intents (``support.paraphrases.load_phrasings``), and the
+    intent of each message it stores."""
     train_rows = [r for r in data.parts["train"] if r.intent]
     val_rows = [r for r in data.parts.get("val", []) if r.intent]
     if len({r.intent for r in train_rows}) < 2:
         raise BigramLMError("the support recipe needs an intent column with at least two intents", param="data")
     intents = [r.intent for r in train_rows if r.intent]  # all of them: the filter narrows the type
+    phrasings = [p for p in load_phrasings() if p["intent"] in set(intents)]
     understander = Understander.fit(
         ([r.message for r in train_rows], intents, [r.category for r in train_rows]),
         ([r.message for r in val_rows], [r.intent for r in val_rows if r.intent]),
+        phrasings=([p["message"] for p in phrasings], [p["intent"] for p in phrasings]),
     )
-    return understander, intents
+    return understander, intents + [p["intent"] for p in phrasings]
 
 
 def support_configs(data: InstructionData, model_name: str, time_limit: float | None,
@@ -188,7 +193,7 @@ def _record(run_dir: Path, model_name: str, rows: RowLengths | None, understande
         "row_coverage_goal": SUPPORT_ROW_COVERAGE,
         "understanding": {
             "encoder": "sentence-transformers/all-MiniLM-L6-v2",
-            "classifier": "logistic regression on the embeddings, C=10",
+            "classifier": "logistic regression on the embeddings, C=30, of the train rows and the packaged phrasings",
             "temperature": understander.temperature,
             "intents": len(understander.classes),
             "seconds": round(seconds, 1),

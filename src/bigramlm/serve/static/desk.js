@@ -314,9 +314,49 @@ function suggestionCard(s, message, result) {
   return li;
 }
 
+// Out of scope, or when no card will do, the agent writes the reply and names its intent:
+// an existing one or a new one (a new intent is learned from such cases, support.learning).
+function showOwnReply(result) {
+  const known = (result.intents || []).filter((i) => i && i.intent != null);
+  $("own-intents").replaceChildren(...known.map((i) => {
+    const option = document.createElement("option");
+    option.value = String(i.intent);
+    return option;
+  }));
+  $("own-intent").value = result.intent == null ? "" : String(result.intent);
+  $("own-info").textContent = "";
+  $("own").hidden = false;
+  $("own").open = Boolean(result.out_of_scope);
+}
+
+async function saveOwnReply() {
+  if (!current) return;
+  const reply = $("own-reply").value, intent = $("own-intent").value.trim();
+  if (!reply.trim()) { showError("the reply is empty"); return; }
+  if (!intent) { showError("name the intent the reply answers (an existing one, or a new name)"); return; }
+  const known = (current.result.intents || []).find((i) => i && String(i.intent) === intent);
+  const body = { message: current.message, reply, intent, edited: true,
+                 category: known && known.category != null ? String(known.category) : null };
+  $("own-save").disabled = true;
+  try {
+    const saved = await (await api("api/cases", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    })).json();
+    $("own-info").textContent = `saved as case #${saved.id} of ${intent}` + (known ? "" : " (a new intent)");
+    current.accepted += 1;
+    showError("");
+    refreshStats();
+  } catch (e) {
+    showError("could not store the case: " + e.message);
+  } finally {
+    $("own-save").disabled = false;
+  }
+}
+
 function showResult(message, result) {
   current = { message, result, accepted: 0 };
   showUnderstanding(result);
+  showOwnReply(result);
   const list = $("suggestions");
   // The ranked cards replace the streamed ones: the list keeps at least the height it had, so
   // what is below it (the similar cases, in a narrow panel) does not jump up when the stream
@@ -395,7 +435,8 @@ async function suggest(ev, intent) {
   try {
     const response = await api("api/suggest/stream", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(intent ? { message, n, intent } : { message, n }), signal: controller.signal,
+      body: JSON.stringify({ message, n, ...(intent ? { intent } : {}), ...($("length").value ? { length: $("length").value } : {}) }),
+      signal: controller.signal,
     });
     let finished = false;
     for await (const { event, data } of sseEvents(response)) {
@@ -487,6 +528,7 @@ async function init() {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); $("ask").requestSubmit(); }
   });
   $("intent-pick").addEventListener("change", () => { if ($("intent-pick").value) suggest(null, $("intent-pick").value); });
+  $("own-save").addEventListener("click", saveOwnReply);
   try {
     const config = await (await api("api/config")).json();
     const limit = config.limits && config.limits.max_message_chars;

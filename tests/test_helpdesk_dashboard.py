@@ -26,7 +26,6 @@ from bigramlm.support.store import CaseStore
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 SECRET = "dash-s3cret"
 AGENT = {"id": 2, "name": "Sam Lee", "email": "sam@acme.test", "role": "agent"}
 PARENT = """<!doctype html><html><body><h1>Chatwoot (the tests' stand-in)</h1>
@@ -42,15 +41,6 @@ window.addEventListener("message", (event) => {{
 </script></body></html>"""
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
 
 
 def parent_app(page: dict[str, str]) -> Starlette:

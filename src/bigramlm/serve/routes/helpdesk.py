@@ -12,7 +12,7 @@ header field) or an ``X-BigramLM-Secret`` header; Zammad's by its signature
 import hmac
 import html
 import json
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
@@ -33,10 +33,7 @@ def router() -> APIRouter:
     @api.post("/hooks/chatwoot")
     async def chatwoot(request: Request) -> dict[str, str]:
         """A Chatwoot account webhook or Agent Bot event."""
-        hooks: ChatwootHooks | None = request.app.state.chatwoot
-        secret: Secret | None = request.app.state.chatwoot_secret
-        if hooks is None or secret is None:
-            raise HTTPException(404, "this connector does not take Chatwoot's webhooks")
+        hooks, secret = _connector(request, "chatwoot", ChatwootHooks)
         given = request.query_params.get("secret") or request.headers.get("x-bigramlm-secret") or ""
         if not hmac.compare_digest(given.encode(), secret.value.encode()):
             raise HTTPException(401, "the webhook's secret is missing or wrong")
@@ -45,10 +42,7 @@ def router() -> APIRouter:
     @api.post("/hooks/zammad")
     async def zammad(request: Request) -> dict[str, str]:
         """A Zammad trigger's webhook (the default ticket payload)."""
-        hooks: ZammadHooks | None = request.app.state.zammad
-        secret: Secret | None = request.app.state.zammad_secret
-        if hooks is None or secret is None:
-            raise HTTPException(404, "this connector does not take Zammad's webhooks")
+        hooks, secret = _connector(request, "zammad", ZammadHooks)
         body = await request.body()
         if not signature_ok(body, request.headers.get("x-hub-signature"), secret):
             raise HTTPException(401, "X-Hub-Signature is missing or is not the HMAC-SHA1 of the body with the token")
@@ -60,6 +54,17 @@ def router() -> APIRouter:
         return {"status": "ok"}
 
     return api
+
+
+Hooks = TypeVar("Hooks", ChatwootHooks, ZammadHooks)
+
+
+def _connector(request: Request, name: str, kind: type[Hooks]) -> tuple[Hooks, Secret]:
+    """The app's receiver of ``name``'s webhooks and its secret; 404 where it takes none."""
+    hooks, secret = getattr(request.app.state, name), getattr(request.app.state, f"{name}_secret")
+    if not isinstance(hooks, kind) or not isinstance(secret, Secret):
+        raise HTTPException(404, f"this connector does not take {name.capitalize()}'s webhooks")
+    return hooks, secret
 
 
 def dashboard_router() -> APIRouter:

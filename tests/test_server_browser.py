@@ -515,3 +515,38 @@ def test_the_agent_asks_for_short_replies_or_the_brands_length(browser, tmp_path
             page.wait_for_selector("body[data-state=done]", timeout=30_000)
             assert len(assistant.asked) == asked
     assert assistant.asked == [None, "short", "as_is"]  # None: the brand's length
+
+
+def test_the_desk_keeps_the_conversation_and_reads_a_follow_up_with_its_thread(browser, tmp_path):
+    from bigramlm.serve.app import create_app
+    from desk_helpers import ThreadServer, train_support_run
+
+    run_dir = train_support_run(tmp_path)
+    with ThreadServer(create_app(run_dir)) as server:
+        page = browser.new_page(bypass_csp=True)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("dialog", lambda d: d.accept())  # the confirmation before accepting a reply with a placeholder
+        page.goto(server.base + "/")
+        assert page.locator("#thread-section").is_hidden()
+        page.fill("#message", "I want to cancel order 5521")
+        page.click("#suggest")
+        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        first = page.locator("#suggestions li.suggestion").first
+        reply = first.locator(".text").inner_text()
+        first.locator(".accept").click()
+        page.wait_for_function("document.querySelectorAll('#thread li.turn').length === 2", timeout=10_000)
+        assert page.locator("#thread li.turn.agent").inner_text().endswith(reply.strip()[-20:])
+        page.fill("#message", "yes, that one")
+        with page.expect_response(lambda r: r.url.endswith("/api/conversation/suggest")) as answered:
+            page.click("#suggest")
+        sent = answered.value.request.post_data_json["conversation"]
+        assert answered.value.json()["thread"]["with_context"]  # a short follow-up is read after the earlier turn
+        assert [t["role"] for t in sent["turns"]] == ["customer", "agent", "customer"]
+        assert sent["turns"][0]["text"] == "I want to cancel order 5521" and sent["source"] == "desk"
+        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        assert page.locator("#thread li.turn").all_inner_texts()[-1] == "Customer yes, that one"
+        assert page.locator("#suggestions li.suggestion").count() >= 1
+        page.click("#new-thread")
+        assert page.locator("#thread-section").is_hidden() and page.locator("#thread li").count() == 0
+        assert not errors, errors

@@ -9,6 +9,53 @@ const PLACEHOLDER = /\{\{[^{}]*\}\}/g;
 
 let current = null;    // {message, result} of the last finished suggestion request
 let controller = null; // aborts an in-flight stream when a new request starts
+// The conversation on the desk: each message asked is a customer turn, each reply accepted an
+// agent turn. Once it holds earlier turns, suggestions are for the latest customer turn read
+// with its thread (POST api/conversation/suggest: "yes, that one" after "cancel order 5521").
+let thread = { id: newThreadId(), turns: [] };
+
+function newThreadId() {
+  return "desk-" + (window.crypto && crypto.randomUUID ? crypto.randomUUID() : String(Date.now()));
+}
+
+function showThread() {
+  $("thread").replaceChildren(...thread.turns.map((t) => {
+    const li = document.createElement("li");
+    li.className = "turn " + t.role;
+    const who = document.createElement("b");
+    who.textContent = t.role === "customer" ? "Customer" : "Agent";
+    const text = document.createElement("span");
+    text.textContent = " " + t.text;
+    li.append(who, text);
+    return li;
+  }));
+  $("thread-section").hidden = thread.turns.length === 0;
+}
+
+function addTurn(role, text) {
+  const last = thread.turns[thread.turns.length - 1];
+  if (!(role === "customer" && last && last.role === "customer" && last.text === text)) {  // asked again: one turn
+    thread.turns.push({ role, text, time: Date.now() / 1000 });
+  }
+  showThread();
+}
+
+function newConversation() {
+  thread = { id: newThreadId(), turns: [] };
+  showThread();
+}
+
+// Suggestions for the thread's latest customer turn (not streamed: the thread is read first).
+async function suggestForThread(message, n) {
+  const turns = thread.turns.map((t) => ({ role: t.role, text: t.text, time: t.time }));
+  const response = await api("api/conversation/suggest", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ conversation: { id: thread.id, source: "desk", turns }, n }), signal: controller.signal,
+  });
+  const data = await response.json();
+  showResult(message, data);
+  if (Array.isArray(data.similar_cases)) showSimilar(data.similar_cases);
+}
 
 function token() { return sessionStorage.getItem("bigramlm-token") || ""; }
 
@@ -275,6 +322,7 @@ function suggestionCard(s, message, result) {
       li.classList.add("accepted");
       reason.disabled = true;
       if (current) current.accepted += 1;
+      addTurn("agent", reply);
       const d = saved.edit_distance;
       info.textContent = `saved as case #${saved.id} · ${saved.edited ? "edited" : "not edited"}` +
         (typeof d === "number" ? ` · edit distance ${d.toFixed(3)}` : "");
@@ -344,6 +392,7 @@ async function saveOwnReply() {
     })).json();
     $("own-info").textContent = `saved as case #${saved.id} of ${intent}` + (known ? "" : " (a new intent)");
     current.accepted += 1;
+    addTurn("agent", reply);
     showError("");
     refreshStats();
   } catch (e) {
@@ -432,7 +481,14 @@ async function suggest(ev, intent) {
   $("suggest").disabled = true;
   setStatus("generating…");
   document.body.dataset.state = "streaming";
+  if (!intent) addTurn("customer", message);
   try {
+    if (!intent && thread.turns.length > 1) {
+      await suggestForThread(message, n);
+      setStatus("");
+      document.body.dataset.state = "done";
+      return;
+    }
     const response = await api("api/suggest/stream", {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ message, n, ...(intent ? { intent } : {}), ...($("length").value ? { length: $("length").value } : {}) }),
@@ -529,6 +585,7 @@ async function init() {
   });
   $("intent-pick").addEventListener("change", () => { if ($("intent-pick").value) suggest(null, $("intent-pick").value); });
   $("own-save").addEventListener("click", saveOwnReply);
+  $("new-thread").addEventListener("click", newConversation);
   try {
     const config = await (await api("api/config")).json();
     const limit = config.limits && config.limits.max_message_chars;

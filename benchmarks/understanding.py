@@ -159,7 +159,8 @@ def _variant(assistant, u, embeddings, names, weights, c, scoped):
     is (lose_at_most, written)."""
     from bigramlm.data.instructions import read_split_rows
     from bigramlm.support.scope import calibrate
-    from bigramlm.support.understanding import EmbeddingIntentClassifier, Understander, fit_temperature
+    from bigramlm.support.calibration import fit_temperature
+    from bigramlm.support.understanding import EmbeddingIntentClassifier, Understander
 
     v = Understander(u.classifier, u.temperature, u.categories, np.asarray(embeddings), u.encoder)
     v.classifier = EmbeddingIntentClassifier.fit(v.message_embeddings, list(names), c=c, weights=weights)

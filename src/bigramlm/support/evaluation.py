@@ -50,7 +50,8 @@ from bigramlm.support.ranking import distinctness, most_central
 from bigramlm.support.fluency import FluencyFigures, fluency_figures
 from bigramlm.support.results import MODEL, AssistResult
 from bigramlm.support.settings import EVAL_SEED, SuggestSettings
-from bigramlm.support.understanding import IntentBaseline, expected_calibration_error
+from bigramlm.support.calibration import expected_calibration_error
+from bigramlm.support.understanding import IntentBaseline
 from bigramlm.support.paraphrases import load_paraphrases
 from bigramlm.tokenization import normalize_for_vocab
 from bigramlm.training.threads import configure_threads

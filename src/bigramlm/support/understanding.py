@@ -4,8 +4,8 @@ what it says.
 - ``Understander``: the assistant's classifier. It reads a message through the sentence
   encoder (``support.encoder``), classifies the embedding with logistic regression
   (``EmbeddingIntentClassifier``), and divides the scores by a temperature fitted on the
-  validation rows (``fit_temperature``), so that the top probability is calibrated
-  (``expected_calibration_error``). Below ``UNSURE_BELOW`` the assistant says it is unsure
+  validation rows (``support.calibration.fit_temperature``), so that the top probability is calibrated
+  (``support.calibration.expected_calibration_error``). Below ``UNSURE_BELOW`` the assistant says it is unsure
   instead of presenting its best guess as fact.
 - ``LanguageModelIntents``: the language model's own reading, the one way the project
   asks a language model for an intent: the log-likelihood of each intent's labelled
@@ -34,6 +34,7 @@ import numpy as np
 
 from bigramlm.data.formats import INSTRUCTION_HEADER, label_lines
 from bigramlm.errors import BigramLMError
+from bigramlm.support.calibration import fit_temperature, softmax_rows
 from bigramlm.support.scope import Scope
 from bigramlm.support.scope import calibrate as calibrate_scope
 
@@ -69,11 +70,6 @@ class IntentBaseline:
         return str(self.pipeline.classes_[best]), float(probs[best])
 
 
-def softmax_rows(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (n, K) scores, stable for any magnitude."""
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 #: The least total weight an intent's messages get in the classifier's fit.
@@ -147,38 +143,6 @@ class EmbeddingIntentClassifier:
     @classmethod
     def from_tensors(cls, classes: list[str], tensors: dict[str, Any]) -> "EmbeddingIntentClassifier":
         return cls(classes, tensors["weights"].numpy(), tensors["bias"].numpy())
-
-
-def fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature that minimises the negative log-likelihood of ``labels`` (held-out rows).
-
-    Temperature scaling keeps the ranking (the accuracy) and makes the top probability
-    mean what it says: the probability of being right. A 1-D search on a log grid, then
-    a finer one around the best: cheap and exact enough for 27 classes.
-    """
-    def nll(t: float) -> float:
-        logp = np.log(softmax_rows(scores / t) + 1e-12)
-        return float(-logp[np.arange(len(labels)), labels].mean())
-
-    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 61))
-    best = min(grid, key=nll)
-    fine = best * np.exp(np.linspace(-0.1, 0.1, 21))
-    return float(min(fine, key=nll))
-
-
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
-    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by their size."""
-    confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=np.float64)
-    if confidence.size == 0:
-        return 0.0
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(error)
 
 
 UNDERSTANDING_FILE = "understanding.safetensors"

@@ -110,6 +110,17 @@ def test_agent_gets_streamed_suggestions_edits_one_and_accepts_it(browser, tmp_p
     assert original.strip()  # the suggestion the agent started from was shown
 
 
+def _open_desk(browser, server) -> tuple[Any, list[str]]:
+    """The desk page, confirming every dialog (a reply with a placeholder asks before it is
+    accepted), and the page errors it raises."""
+    page = browser.new_page(bypass_csp=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda d: d.accept())
+    page.goto(server.base + "/")
+    return page, errors
+
+
 def test_agent_dismisses_a_suggestion_and_the_store_and_figures_show_it(browser, tmp_path):
     from bigramlm.serve.app import create_app
     from bigramlm.support.store import CaseStore
@@ -117,11 +128,7 @@ def test_agent_dismisses_a_suggestion_and_the_store_and_figures_show_it(browser,
 
     run_dir = train_support_run(tmp_path)
     with ThreadServer(create_app(run_dir)) as server:
-        page = browser.new_page(bypass_csp=True)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("dialog", lambda d: d.accept())  # the confirmation before accepting a reply with a placeholder
-        page.goto(server.base + "/")
+        page, errors = _open_desk(browser, server)
         page.fill("#message", "where is my package, it has not arrived")
         page.fill("#n", "3")
         page.click("#suggest")
@@ -248,11 +255,7 @@ def test_desk_page_sends_a_non_ascii_token(browser, tmp_path):
 
     token = "pässwörd-秘密-🔑"
     with ThreadServer(create_app(train_support_run(tmp_path), token=token)) as server:
-        page = browser.new_page(bypass_csp=True)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("dialog", lambda d: d.accept())  # the confirmation before accepting a reply with a placeholder
-        page.goto(server.base + "/")
+        page, errors = _open_desk(browser, server)
         page.wait_for_selector("#token-row:not([hidden])", timeout=10_000)  # the stats call got 401
         page.fill("#token", token)
         page.fill("#message", "please cancel my purchase")
@@ -523,11 +526,7 @@ def test_the_desk_keeps_the_conversation_and_reads_a_follow_up_with_its_thread(b
 
     run_dir = train_support_run(tmp_path)
     with ThreadServer(create_app(run_dir)) as server:
-        page = browser.new_page(bypass_csp=True)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("dialog", lambda d: d.accept())  # the confirmation before accepting a reply with a placeholder
-        page.goto(server.base + "/")
+        page, errors = _open_desk(browser, server)
         assert page.locator("#thread-section").is_hidden()
         page.fill("#message", "I want to cancel order 5521")
         page.click("#suggest")

@@ -37,6 +37,7 @@ from bigramlm.errors import BigramLMError
 from bigramlm.support.calibration import fit_temperature, softmax_rows
 from bigramlm.support.scope import Scope
 from bigramlm.support.scope import calibrate as calibrate_scope
+from bigramlm.support.spelling import Speller
 
 if TYPE_CHECKING:
     from bigramlm.models.base import LanguageModel
@@ -199,6 +200,8 @@ class Understander:
         self.message_weights = message_weights
         #: The intent of each stored message, for the vote of the nearest (None: no vote).
         self.message_intents: list[str] | None = None
+        #: Mends a message's typos before it is embedded (``support.spelling``; None: a run fitted before it).
+        self.speller: Speller | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -218,7 +221,8 @@ class Understander:
         return self._encoder
 
     def embed(self, messages: Sequence[str]) -> np.ndarray:
-        return self.encoder.encode(list(messages))
+        mend = self.speller.mend if self.speller is not None else str
+        return self.encoder.encode([mend(m) for m in messages])
 
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         """(n, K) intent probabilities of embedded messages: the classifier's, calibrated, averaged
@@ -262,7 +266,11 @@ class Understander:
         understander = cls(EmbeddingIntentClassifier([], np.zeros((0, 1)), np.zeros(0)), 1.0, {}, None, encoder)
         messages, intents, categories = train
         written = [k for k, i in enumerate(phrasings[1]) if i in set(intents)]
-        embeddings = understander.embed(list(messages) + [phrasings[0][k] for k in written])
+        stored = list(messages) + [phrasings[0][k] for k in written]
+        understander.speller = Speller.of(stored)
+        # Stored as written, typos and all (mended, everyday accuracy fell 0.966 -> 0.963 and
+        # 5.4% -> 6.4% of out-of-scope messages got a confident intent): only what is read is mended.
+        embeddings = understander.encoder.encode(stored)
         understander.message_embeddings = embeddings
         understander.message_weights = np.r_[np.ones(len(messages)), np.full(len(written), PHRASING_WEIGHT)]
         understander.categories = {i: c for i, c in zip(intents, categories)}
@@ -309,6 +317,7 @@ class Understander:
             "message_intents": json.dumps(intents),
             "encoder": ENCODER_NAME,
             **({"out_of_scope_below": repr(self.scope.below)} if self.scope is not None else {}),
+            **({"spelling": json.dumps(self.speller.targets)} if self.speller is not None else {}),
         }
         atomic_save_tensors(Path(run_dir) / name, tensors, metadata)
 
@@ -329,6 +338,7 @@ class Understander:
             classes, categories = json.loads(meta["classes"]), json.loads(meta["categories"])
             temperature, intents = float(meta["temperature"]), json.loads(meta["message_intents"])
             below = float(meta["out_of_scope_below"]) if "out_of_scope_below" in meta else None
+            speller = Speller(json.loads(meta["spelling"])) if "spelling" in meta else None
         except (KeyError, ValueError):
             raise BigramLMError(f"corrupt {path}: bad metadata") from None
         embeddings = tensors["message_embeddings"].float().numpy() if "message_embeddings" in tensors else None
@@ -338,6 +348,7 @@ class Understander:
         classifier = EmbeddingIntentClassifier.from_tensors(classes, tensors)
         understander = cls(classifier, temperature, categories, embeddings, scope=scope, message_weights=weights)
         understander.message_intents = [str(i) for i in intents] if embeddings is not None and len(intents) == len(embeddings) else None
+        understander.speller = speller
         return understander, intents
 
 

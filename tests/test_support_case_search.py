@@ -75,3 +75,29 @@ def test_the_store_texts_are_read_with_replies_counted(tmp_path):
     assert counted.vocabulary.known == one_by_one.vocabulary.known
     assert counted.fluency is not None and one_by_one.fluency is not None
     assert counted.fluency.score("Customs holds are released") == one_by_one.fluency.score("Customs holds are released")
+
+
+def _only_the_newest_matches_are_ranked(target: str, monkeypatch) -> None:
+    """A search ranks the newest ``WINDOW`` matches only, so its cost does not grow with the
+    store: an older, better match falls outside the window; within it, the best comes first."""
+    from bigramlm.support.store import search
+
+    monkeypatch.setattr(search, "WINDOW", 2)
+    with CaseStore(target) as store:
+        best = store.add_case(Case("parcel stuck in customs", "Customs holds clear in 3 days.", "track_order", "ORDER"))
+        store.add_case(Case("my parcel is late", "It ships soon.", "track_order", "ORDER"))
+        store.add_case(Case("a parcel for my mum", "We can gift-wrap it.", "place_order", "ORDER"))
+        grams = [("rce", 1.0), ("cus", 2.0), ("sto", 2.0)]
+        found = store.similar(grams, 5)
+        assert {c.case.message for c in found} == {"a parcel for my mum", "my parcel is late"}
+        monkeypatch.setattr(search, "WINDOW", 10)
+        assert store.similar(grams, 5)[0].case.id == best  # all three ranked: the best first
+
+
+def test_only_the_newest_matches_are_ranked_on_sqlite(tmp_path, monkeypatch):
+    _only_the_newest_matches_are_ranked(str(tmp_path / "cases.sqlite"), monkeypatch)
+
+
+@pytest.mark.postgres
+def test_only_the_newest_matches_are_ranked_on_postgresql(pg_url, monkeypatch):
+    _only_the_newest_matches_are_ranked(pg_url, monkeypatch)

@@ -267,6 +267,8 @@ class Health(BaseModel):
     understanding_degraded: Optional[str] = Field(None, description="why the understanding is a fallback, when it is")
     store: Literal["sqlite", "postgresql"] = Field("sqlite", description="where the cases are: the run's file, or the team's server")
     store_ok: bool = Field(True, description="whether the store answered just now (a 503 when it did not)")
+    store_texts: Literal["reading", "read"] = Field(
+        "read", description="whether the store's texts, which drafts are checked against, are read yet (read behind a serving desk)")
     uptime_s: float
 
 

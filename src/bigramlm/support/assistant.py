@@ -160,19 +160,24 @@ class Assistant:
         return cls(run, run_files, profile, _store(run.path, store) if use_store else None, baseline=baseline, speculate=speculate,
                    share_decodes=share_decodes)
 
-    def refresh_cases(self) -> int:
+    def refresh_cases(self, wait: bool = True) -> int:
         """Read the store's cases added since the last refresh into the words and the word
         model that drafts are checked against (``readability``); returns how many. Their
-        search needs nothing here: it runs in the store (``support.retrieval.CaseSearch``)."""
-        if self.store is None:
+        search needs nothing here: it runs in the store (``support.retrieval.CaseSearch``).
+        ``wait=False`` (a request) reads nothing while another thread is reading: a desk's
+        start reads a large store in the background (``serve.desk``), and a request then goes
+        on with the words read so far instead of waiting seconds for the rest."""
+        if self.store is None or not self._refresh_lock.acquire(blocking=wait):
             return 0
-        with self._refresh_lock:
+        try:
             # The texts, replies counted once each: 100,000 cases of 6,314 distinct replies took
             # 3.9 s to list and 29.7 s to add one by one (issue 30), a desk's whole start.
             new = self.store.case_texts(self._store_seen)
             self.reading.add_texts(new.messages, new.replies)
             self._store_seen = new.last_id
             return sum(n for _, n in new.replies)
+        finally:
+            self._refresh_lock.release()
 
     # --- understanding ---------------------------------------------------------------------
 
@@ -234,7 +239,7 @@ class Assistant:
         ``stop`` ends each draft at these strings too (besides the next block header).
         """
         sampling = _check_request([message], settings)
-        self.refresh_cases()
+        self.refresh_cases(wait=False)
         request = self.reader.read([message], k_similar, intents=[intent], drafts=self.decodes.drafts(settings.n))[0]
         yield UnderstandingEvent(request.understanding)
         pieces: list[list[str]] = [[] for _ in range(settings.n)]
@@ -255,7 +260,7 @@ class Assistant:
         """``suggest`` for many messages at once, decoded as one batched, KV-cached job
         (what ``eval --task support`` runs); the same candidates, ranking and brand."""
         sampling = _check_request(messages, settings)
-        self.refresh_cases()
+        self.refresh_cases(wait=False)
         n = settings.n
         requests = self.reader.read(messages, k_similar, intents=intents, drafts=self.decodes.drafts(n * len(messages)))
         stats = DecodeStats()

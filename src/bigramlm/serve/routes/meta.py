@@ -40,6 +40,7 @@ def healthz(desk: DeskDep, limits: LimitsDep, response: Response) -> Health:
         status="ok" if store_ok else "store unavailable",
         store="sqlite" if desk.store.path is not None else "postgresql",
         store_ok=store_ok,
+        store_texts="read" if desk.store_texts_read.is_set() else "reading",
         run=desk.model_id,
         assistant=desk.assistant is not None,
         assistant_error=desk.assistant_error,

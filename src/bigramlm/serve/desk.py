@@ -79,7 +79,8 @@ class Desk:
         their words, which drafts are checked against: until they are read, a draft with a
         word found only in the store's cases is refused and the suggestions come from the
         cases. Read before serving, 1,000,000 cases held the desk's start at 10.6 s (503
-        "starting" meanwhile); read here, it starts as an empty store's does (issue 30)."""
+        "starting" meanwhile); read here, no request waits for it
+        (``tests/test_server_case_search.py``; ``benchmarks/store_scale.py`` times the start)."""
         try:
             started = time.perf_counter()
             read = assistant.refresh_cases()

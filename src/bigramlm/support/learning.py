@@ -355,7 +355,7 @@ def _refit_understanding(run: Run, cases: list[Case], labels: list[tuple[str | N
     known = [(c.message, i, cat) for c, (i, cat) in zip(cases, labels) if i]
     if not known or understander.message_embeddings is None:
         return None
-    embedded = understander.embed([m for m, _, _ in known])
+    embedded = understander.embed_stored([m for m, _, _ in known])
     understander.message_embeddings = np.concatenate([understander.message_embeddings, embedded])
     intents = intents + [str(i) for _, i, _ in known]
     for _, intent, category in known:

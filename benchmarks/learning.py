@@ -60,7 +60,7 @@ def measure(run: Path, rows: list[Any], others: list[Any]) -> tuple[dict[str, fl
     from bigramlm.support.settings import SuggestSettings
 
     assistant = Assistant.load(run, use_store=True)
-    settings = SuggestSettings(3, 400, 0.8, None, 0.95, 1337)
+    settings = SuggestSettings(n=3, drafts=3, max_new_tokens=400, temperature=0.8, top_p=0.95, seed=1337)
     out = []
     for group in (rows, others):
         results = assistant.suggest_many([r.message for r in group], settings)
@@ -148,7 +148,7 @@ def carried(kind: str, texts: list[str]) -> float | None:
 def _tops(assistant: Any, rows: list[Any]) -> list[str]:
     from bigramlm.support.settings import SuggestSettings
 
-    results = assistant.suggest_many([r.message for r in rows], SuggestSettings(3, 400, 0.8, None, 0.95, 1337))
+    results = assistant.suggest_many([r.message for r in rows], SuggestSettings(n=3, drafts=3, max_new_tokens=400, temperature=0.8, top_p=0.95, seed=1337))
     return [r.suggestions[0].filled_text if r.suggestions else "" for r in results]
 
 

@@ -67,7 +67,7 @@ def batch(assistant: Any, messages: int) -> dict[str, Any]:
     from bigramlm.support.settings import SuggestSettings
 
     rows = random.Random(0).sample(assistant.data.train_rows, messages)
-    settings = SuggestSettings(3, 400, 0.8, None, 0.95, 1337)
+    settings = SuggestSettings(n=3, drafts=3, max_new_tokens=400, temperature=0.8, top_p=0.95, seed=1337)
     out: dict[str, Any] = {}
     threshold = batch.SPECULATE_ROWS
     for name, forced in (("plain", False), ("speculative", True)):

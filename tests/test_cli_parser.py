@@ -114,7 +114,7 @@ MAPPING = [
     ("assist", "max_new_tokens", "--max-tokens"), ("assist", "n", "--n"), ("assist", "message", "message"),
     ("assist", "k_similar", "--similar"), ("assist", "brand_path", "--brand"), ("assist", "seed", "--seed"),
     ("assist", "top_p", "--top-p"), ("assist", "data", "--data"),
-    ("eval", "max_new_tokens", "--max-tokens"), ("eval", "n", "--n"), ("eval", "limit", "--limit"),
+    ("eval", "max_new_tokens", "--max-tokens"), ("eval", "n", "--n"), ("eval", "drafts", "--drafts"), ("eval", "limit", "--limit"),
     ("eval", "split", "--split"), ("eval", "data", "--data"), ("eval", "seed", "--seed"), ("eval", "threads", "--threads"),
     ("learn", "learning_rate", "--lr"), ("learn", "batch_size", "--batch-size"), ("learn", "steps", "--steps"),
     ("learn", "replay", "--replay"), ("learn", "seed", "--seed"), ("learn", "cases_path", "--cases"), ("learn", "threads", "--threads"),

@@ -64,7 +64,7 @@ def greedy_reply(client: TestClient) -> str:
     # Two candidates, the first greedy and the second sampled with a fixed seed: the counts
     # bigram's greedy path is "####...", which the assistant strips to nothing, so the
     # model's best draft is the sampled one (shown or not: a bigram's drafts hold non-words).
-    r = client.post("/api/suggest", json={"message": "where is my package", "n": 2, "temperature": 1.0, "seed": 3,
+    r = client.post("/api/suggest", json={"message": "where is my package", "n": 2, "drafts": 2, "temperature": 1.0, "seed": 3,
                                           "max_new_tokens": 20})
     assert r.status_code == 200, r.text
     return r.json()["drafts"][0]["text"]

@@ -151,6 +151,43 @@ def test_stream_events_and_threads(support_run):
     assert [s["text"] for s in results[2]["suggestions"]] == [s["text"] for s in solo["suggestions"]]
 
 
+def test_drafts_are_decoded_apart_from_the_suggestions_shown(support_run):
+    run, _ = support_run
+    assistant = Assistant.load(run, use_store=False)
+
+    def decode(drafts: int | None) -> tuple[dict[int, str], dict]:
+        settings = SuggestSettings(n=3, drafts=drafts, max_new_tokens=40, seed=5)
+        events = [e.to_dict() for e in assistant.suggest_stream("track my package", settings)]
+        grown: dict[int, str] = {}
+        for e in events[1:-1]:
+            grown[e["index"]] = grown.get(e["index"], "") + e["text"]
+        return grown, events[-1]["result"]
+
+    grown, result = decode(1)  # only the greedy draft (a bigram's is refused): resolved replies fill the rest
+    assert set(grown) == {0} and result["settings"]["drafts"] == 1 and result["settings"]["n"] == 3
+    assert result["suggestions"] and {s["source"] for s in result["suggestions"]} == {"dataset"}
+    grown3, result3 = decode(None)  # left to the assistant: n drafts
+    assert set(grown3) == {0, 1, 2} and result3["settings"]["drafts"] == 3
+    assert grown3[0] == grown[0]  # the greedy draft is the same either way
+    assert [s["text"] for s in result3["suggestions"]] == [s["text"] for s in result["suggestions"]]  # samples refused too
+
+
+def test_a_busy_desk_writes_only_the_greedy_draft(support_run):
+    run, _ = support_run
+    desk = Assistant.load(run, use_store=False, share_decodes=True)
+    settings = SuggestSettings(n=3, max_new_tokens=40, seed=5)
+    assert desk.suggest("track my package", settings).settings.drafts == 3  # alone: n drafts
+    other = desk.suggest_stream("refund please", settings)
+    while next(other).to_dict()["type"] != "token":  # another request is in the shared decode
+        pass
+    shed = desk.suggest("track my package", settings)
+    assert shed.settings.drafts == 1 and {d.index for d in shed.drafts} <= {0}
+    asked = desk.suggest("track my package", SuggestSettings(n=3, drafts=2, max_new_tokens=40, seed=5))
+    assert asked.settings.drafts == 2  # drafts a request asks for are written, busy or not
+    other.close()
+    assert desk.suggest("track my package", settings).settings.drafts == 3
+
+
 def test_learn_from_file_then_retrieved(fresh_run, tmp_path, capsys):
     before = load_run(fresh_run).model.token_embedding_table.weight.detach().clone()
     cases = tmp_path / "cases.csv"
@@ -209,7 +246,7 @@ def test_eval_support_json(support_run, tmp_path, capsys):
             ("stop my purchase from being sent", "cancel_order"), ("where's my parcel now", "track_order"),
             ("I want my cash returned", "get_refund"), ("add me to your mailing list", "newsletter_subscription")]),
         encoding="utf-8")
-    argv = ["eval", str(run), "--task", "support", "--split", "test", "--json", "--n", "2", "--max-tokens", "60",
+    argv = ["eval", str(run), "--task", "support", "--split", "test", "--json", "--n", "2", "--drafts", "2", "--max-tokens", "60",
             "--paraphrases", str(paraphrases)]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)

@@ -24,7 +24,7 @@ def test_the_request_model_is_built_from_the_settings() -> None:
     assert request.settings() == SuggestSettings(n=2, seed=5, length="short")
 
 
-@pytest.mark.parametrize("name,value", [("n", MAX_N + 1), ("n", 0), ("temperature", 5.5), ("top_p", 0.0),
+@pytest.mark.parametrize("name,value", [("n", MAX_N + 1), ("n", 0), ("drafts", 0), ("drafts", MAX_N + 1), ("temperature", 5.5), ("top_p", 0.0),
                                         ("max_new_tokens", 1001), ("length", "tiny"), ("seed", -1)])
 def test_one_set_of_bounds_for_the_library_and_the_api(name: str, value: object) -> None:
     with pytest.raises(BigramLMError) as info:
@@ -37,6 +37,7 @@ def test_one_set_of_bounds_for_the_library_and_the_api(name: str, value: object)
 def test_an_apps_limits_narrow_the_bounds_and_never_widen_them() -> None:
     narrow = build_schemas(ServerLimits(max_n=3)).SuggestRequest
     assert narrow.model_json_schema()["properties"]["n"]["maximum"] == 3
+    assert narrow.model_json_schema()["properties"]["drafts"]["maximum"] == 3  # max_n caps the rows decoded too
     wide = build_schemas(ServerLimits(max_n=50)).SuggestRequest
     assert wide.model_json_schema()["properties"]["n"]["maximum"] == MAX_N
 

@@ -29,7 +29,7 @@ from bigramlm.errors import BigramLMError
 from bigramlm.support.settings import DEFAULTS, EVAL_SEED, INTEGERS, LEARN_STEPS, LEARN_TIME_LIMIT, SIMILAR_CASES, SuggestSettings, bounds
 
 #: The settings every generating command takes as flags (``assist`` adds ``--length``).
-GENERATION_SETTINGS = ("n", "max_new_tokens", "temperature", "top_k", "top_p")
+GENERATION_SETTINGS = ("n", "drafts", "max_new_tokens", "temperature", "top_k", "top_p")
 
 
 def _add_setting_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup, name: str) -> None:

@@ -114,6 +114,8 @@ class DecodeQueue:
         #: Batches run, and requests that joined one already running, for the benchmark and the tests.
         self.batches = 0
         self.joined = 0
+        #: Requests whose stream is open (waiting, decoding, or not yet read to its end).
+        self.requests = 0
 
     def stream(self, job: DecodeJob, check: Callable[[], None] | None = None,
                stats: DecodeStats | None = None) -> Iterator[tuple[int, str]]:
@@ -123,6 +125,8 @@ class DecodeQueue:
         (``requests``: the most requests that shared a pass with it)."""
         check_decode(job.max_new_tokens, 1)
         ticket = _Ticket(job, self.tokenizer)
+        with self._cond:
+            self.requests += 1
         self._submit(ticket)
         try:
             while True:
@@ -143,6 +147,8 @@ class DecodeQueue:
                     check()
         finally:
             ticket.gone.set()  # a request that stops early leaves the batch
+            with self._cond:
+                self.requests -= 1
 
     def _submit(self, ticket: _Ticket) -> None:
         with self._cond:

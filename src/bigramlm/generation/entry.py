@@ -41,6 +41,10 @@ class Decodes:
         if self.queue is not None:
             self.queue.speculate = value
 
+    def busy(self) -> bool:
+        """Whether the shared decode has requests in hand now (never where each caller decodes in its own thread)."""
+        return self.queue is not None and self.queue.requests > 0
+
     def drafts(self, rows: int) -> bool:
         """Whether a job of ``rows`` rows will draft (so its ``sources`` are worth making)."""
         return self.speculate is not None and speculates(min(rows, self.rows_per_batch))

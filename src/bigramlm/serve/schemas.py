@@ -118,9 +118,9 @@ def _narrowed(model: type[M], le: dict[str, float] | None = None, max_length: di
 
 def _setting_fields(limits: ServerLimits) -> dict[str, Any]:
     """``SuggestSettings``' fields as pydantic fields: their types, defaults, bounds and help,
-    the upper bounds capped by ``limits`` (an operator's ``max_n``, ``max_new_tokens``)."""
+    the upper bounds capped by ``limits`` (an operator's ``max_n``, which caps ``drafts`` too, ``max_new_tokens``)."""
     hints = get_type_hints(SuggestSettings)
-    caps: dict[str, float] = {"n": limits.max_n, "max_new_tokens": limits.max_new_tokens}
+    caps: dict[str, float] = {"n": limits.max_n, "drafts": limits.max_n, "max_new_tokens": limits.max_new_tokens}
     out: dict[str, Any] = {}
     for f in fields(SuggestSettings):
         b = bounds(f.name)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -160,20 +161,21 @@ class Assistant:
         return cls(run, run_files, profile, _store(run.path, store) if use_store else None, baseline=baseline, speculate=speculate,
                    share_decodes=share_decodes)
 
-    def refresh_cases(self, wait: bool = True) -> int:
+    def refresh_cases(self, wait: bool = True, pause: Callable[[], None] | None = None) -> int:
         """Read the store's cases added since the last refresh into the words and the word
         model that drafts are checked against (``readability``); returns how many. Their
         search needs nothing here: it runs in the store (``support.retrieval.CaseSearch``).
         ``wait=False`` (a request) reads nothing while another thread is reading: a desk's
         start reads a large store in the background (``serve.desk``), and a request then goes
-        on with the words read so far instead of waiting seconds for the rest."""
+        on with the words read so far instead of waiting seconds for the rest. ``pause``:
+        called between small chunks of the work (``readability.Pace``)."""
         if self.store is None or not self._refresh_lock.acquire(blocking=wait):
             return 0
         try:
             # The texts, replies counted once each: 100,000 cases of 6,314 distinct replies took
             # 3.9 s to list and 29.7 s to add one by one (issue 30), a desk's whole start.
             new = self.store.case_texts(self._store_seen)
-            self.reading.add_texts(new.messages, new.replies)
+            self.reading.add_texts(new.messages, new.replies, pause)
             self._store_seen = new.last_id
             return sum(n for _, n in new.replies)
         finally:
@@ -230,19 +232,21 @@ class Assistant:
     def suggest_stream(self, message: str, settings: SuggestSettings = SuggestSettings(), *,
                        k_similar: int = SIMILAR_CASES, check: Callable[[], None] | None = None,
                        intent: str | None = None, stop: Sequence[str] = ()) -> Iterator[SuggestEvent]:
-        """Yield the understanding, then ``TokenEvent``s as the candidates grow, then ``DoneEvent``.
+        """Yield the understanding, then ``TokenEvent``s as the drafts grow, then ``DoneEvent``.
 
-        Candidate 0 is the model's greedy reply, the others are samples; ``DoneEvent.result``
-        (what ``suggest`` returns, ``assist --json``) holds them ranked by consensus.
+        Draft 0 is the model's greedy reply, the other drafts are samples;
+        ``DoneEvent.result`` (what ``suggest`` returns, ``assist --json``) holds ``n``
+        suggestions, the drafts and resolved replies ranked by consensus.
         ``check`` runs before every decoding step (a deadline or a gone client raises there).
         ``intent`` answers for the intent an agent picked instead of the one understood;
         ``stop`` ends each draft at these strings too (besides the next block header).
         """
         sampling = _check_request([message], settings)
+        settings = self.settle(settings)
         self.refresh_cases(wait=False)
-        request = self.reader.read([message], k_similar, intents=[intent], drafts=self.decodes.drafts(settings.n))[0]
+        request = self.reader.read([message], k_similar, intents=[intent], drafts=self.decodes.drafts(settings.draft_count))[0]
         yield UnderstandingEvent(request.understanding)
-        pieces: list[list[str]] = [[] for _ in range(settings.n)]
+        pieces: list[list[str]] = [[] for _ in range(settings.draft_count)]
         stats = DecodeStats()
         for index, piece in self.decodes.stream(self._job([request], settings, sampling, stop), check, stats):
             pieces[index].append(piece)
@@ -260,22 +264,32 @@ class Assistant:
         """``suggest`` for many messages at once, decoded as one batched, KV-cached job
         (what ``eval --task support`` runs); the same candidates, ranking and brand."""
         sampling = _check_request(messages, settings)
+        settings = self.settle(settings)
         self.refresh_cases(wait=False)
-        n = settings.n
-        requests = self.reader.read(messages, k_similar, intents=intents, drafts=self.decodes.drafts(n * len(messages)))
+        k = settings.draft_count
+        requests = self.reader.read(messages, k_similar, intents=intents, drafts=self.decodes.drafts(k * len(messages)))
         stats = DecodeStats()
         outputs = self.decodes.generate(self._job(requests, settings, sampling, stop), check, stats, on_progress)
-        written = iter(outputs[i : i + n] for i in range(0, len(outputs), n))
+        written = iter(outputs[i : i + k] for i in range(0, len(outputs), k))
         return [self._answer(r, [] if r.understanding.out_of_scope else next(written), settings, stats) for r in requests]
+
+    def settle(self, settings: SuggestSettings) -> SuggestSettings:
+        """``settings`` with the number of drafts this request writes, which its answer records:
+        ``drafts`` where the caller gave it, else ``n``, or only the greedy draft while the desk's
+        shared decode writes other requests' rows. The samples rarely win (their chrF in
+        ``support.settings``) and cost most of a busy desk's time."""
+        if settings.drafts is not None:
+            return settings
+        return replace(settings, drafts=1 if self.decodes.busy() else settings.n)
 
     @staticmethod
     def _job(requests: list[ReadMessage], settings: SuggestSettings, sampling: Sampling, stop: Sequence[str]) -> DecodeJob:
-        """The decode of the requests' candidates (``n`` rows each, the first greedy); no row
+        """The decode of the requests' drafts (``drafts`` rows each, the first greedy); no row
         for a message out of scope (no intent fits: nothing to write)."""
         live = [r for r in requests if not r.understanding.out_of_scope]
-        n = settings.n
-        return DecodeJob([r.prompt for r in live for _ in range(n)], settings.max_new_tokens, sampling, settings.seed,
-                         [*STOP_STRINGS, *stop], _greedy_first(n, len(live)), [r.sources for r in live for _ in range(n)])
+        k = settings.draft_count
+        return DecodeJob([r.prompt for r in live for _ in range(k)], settings.max_new_tokens, sampling, settings.seed,
+                         [*STOP_STRINGS, *stop], _greedy_first(k, len(live)), [r.sources for r in live for _ in range(k)])
 
     def _answer(self, request: ReadMessage, candidates: Sequence[str], settings: SuggestSettings,
                 stats: DecodeStats) -> AssistResult:
@@ -330,9 +344,9 @@ def _store(run_dir: Path, target: str | None) -> CaseStore | None:
         return None
 
 
-def _greedy_first(n: int, messages: int) -> list[bool]:
-    """Candidate 0 of each message is the greedy reply; the others sample."""
-    return [i % n == 0 for i in range(n * messages)]
+def _greedy_first(drafts: int, messages: int) -> list[bool]:
+    """Draft 0 of each message is the greedy reply; the others sample."""
+    return [i % drafts == 0 for i in range(drafts * messages)]
 
 
 def _check_request(messages: list[str], settings: SuggestSettings) -> Sampling:

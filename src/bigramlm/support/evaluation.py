@@ -180,7 +180,7 @@ def evaluate_support(
     settings.check()
     decode_started = time.perf_counter()
     results = assistant.suggest_many([r.message for r in rows], settings,
-                                     on_progress=lambda done: log(f"{done}/{settings.n * len(rows)} candidates"))
+                                     on_progress=lambda done: log(f"{done}/{settings.draft_count * len(rows)} drafts"))
     decode = {"seconds": round(time.perf_counter() - decode_started, 2), "speculate": speculate,
               **(results[0].decode.as_dict() if results else {})}
     log("suggestions done; scoring")

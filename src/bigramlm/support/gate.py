@@ -94,7 +94,7 @@ def gate_rows(val_rows: list[Case], learned_intents: set[str | None]) -> list[Ca
 
 def measure(assistant: Assistant, rows: list[Case]) -> GateFigures:
     """The assistant's model's greedy draft and understanding on ``rows``."""
-    settings = SuggestSettings(1, GATE_TOKENS, 0.0, None, None, 0)
+    settings = SuggestSettings(n=1, drafts=1, max_new_tokens=GATE_TOKENS, temperature=0.0, top_k=None, top_p=None, seed=0)
     results = assistant.suggest_many([r.message for r in rows], settings)
     chrf = reply_metrics([r.model_draft for r in results], [r.reply for r in rows])["chrf"]
     accuracy = sum(r.intent == row.intent for r, row in zip(results, rows)) / len(rows)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bigramlm.serve.app import create_app
-from bigramlm.serve.network import allowed_host_names
+from bigramlm.serve.network import allowed_host_names, bind_listener
 from desk_helpers import NGINX, ThreadServer, free_port, nginx, train_support_run
 
 pytestmark = pytest.mark.skipif(NGINX is None or shutil.which("openssl") is None, reason="nginx or openssl not installed")
@@ -70,3 +70,31 @@ def test_the_desk_behind_nginx_with_tls_under_a_prefix(proxy):
     assert client.get("/desk/openapi.json").json()["servers"] == [{"url": "/desk"}]
     # Straight to the desk, a name it was not told of is refused.
     assert httpx.get(f"{desk.base}/healthz", headers={"Host": "evil.example"}).status_code == 421
+
+
+UPSTREAMS = """
+  upstream desks {{ server 127.0.0.1:{starting}; server 127.0.0.1:{desk}; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://desks; proxy_set_header Host 127.0.0.1; }}
+  }}
+"""
+
+
+def test_nginx_sends_a_starting_desks_requests_to_another_desk(tmp_path):
+    """A desk still loading its run is bound but not listening (``serve.server``): nginx's
+    connection to it is refused, which ``proxy_next_upstream``'s default retries on the next
+    desk, a POST included, since nothing was sent. A 503 would have reached the agent."""
+    starting = bind_listener("127.0.0.1", 0)
+    try:
+        with ThreadServer(create_app(train_support_run(tmp_path))) as desk:
+            port = free_port()
+            http = UPSTREAMS.format(starting=starting.getsockname()[1], desk=desk.port, port=port)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client, \
+                    nginx(tmp_path, http, client, "/healthz"):
+                for _ in range(4):
+                    r = client.post("/api/suggest", json={"message": "where is my package", "max_new_tokens": 10})
+                    assert r.status_code == 200, r.text
+        assert "Connection refused" in (tmp_path / "error.log").read_text()  # the starting desk was tried
+    finally:
+        starting.close()

@@ -1,4 +1,5 @@
-"""Where the desk listens: loopback checks, ``Host`` names, and binding the port up front.
+"""Where the desk listens: loopback checks, ``Host`` names, and binding the port up front
+(listening only once the desk can answer).
 
 Light on purpose (no FastAPI, no uvicorn): the CLI checks its arguments with it before
 anything heavy is imported.
@@ -51,16 +52,46 @@ def host_name(host_header: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def bind_listener(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host``:``port``, or a one-line error (port in use, no such address).
+#: Connections the kernel holds for uvicorn to accept once the desk listens.
+BACKLOG = 2048
 
-    Bound here rather than by uvicorn, whose failure is a multi-line log and exit status 3.
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` and not yet listening, or a one-line error (port in
+    use, no such address).
+
+    Bound here rather than by uvicorn, whose failure is a multi-line log and exit status 3, and
+    before the run loads, so that a port in use fails at once. Until ``listen``, a connection
+    to it is refused at once: nothing waits in a backlog, and nothing is answered.
     """
     try:
         family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        sock = socket.create_server(address, family=family, backlog=2048)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            # As socket.create_server: a desk restarted at once binds past its old connections'
+            # TIME_WAIT; a port another process listens on still fails.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
     except OSError as exc:  # socket.gaierror included
-        reason = exc.strerror or str(exc)
-        raise BigramLMError(f"cannot listen on host {host} port {port}: {reason}", param=("host", "port")) from None
+        raise _cannot_listen(host, port, exc) from None
     sock.set_inheritable(True)
     return sock
+
+
+def listen(sock: socket.socket, host: str, port: int) -> None:
+    """Start taking connections on ``sock`` (from ``bind_listener``); a one-line error where
+    another process took the port meanwhile."""
+    try:
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        raise _cannot_listen(host, port, exc) from None
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> BigramLMError:
+    reason = exc.strerror or str(exc)
+    return BigramLMError(f"cannot listen on host {host} port {port}: {reason}", param=("host", "port"))

@@ -1,4 +1,12 @@
-"""Running the desk: uvicorn, with deadlines on slow clients and the port bound up front.
+"""Running the desk: uvicorn, with deadlines on slow clients, the port bound up front and
+listened on once the desk can answer.
+
+While the desk loads its run (a recipe GPT's desk was ready 6-7 s after its process started,
+benchmarks/store_scale.py, 2 cores), its port is bound but not listening, so a connection is
+refused at once. A load balancer's probe then
+fails at once instead of waiting in the backlog; nginx takes a refused connection as an
+upstream error and tries the next desk (with ``proxy_next_upstream``'s default), where a 503
+would have reached the agent; and no request is answered 5xx because the desk is starting.
 
 uvicorn times out idle keep-alive connections but not a client that sends its request
 headers slowly: each such connection is held for as long as the client likes (measured:
@@ -19,9 +27,8 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bigramlm.serve.app import create_app
-from bigramlm.serve.starting import Starting
 from bigramlm.serve.limits import ServerLimits
-from bigramlm.serve.network import allowed_host_names, bind_listener, check_exposure, is_loopback
+from bigramlm.serve.network import allowed_host_names, bind_listener, check_exposure, is_loopback, listen
 from bigramlm.support.store import run_has_agents
 
 log = logging.getLogger("bigramlm.server")
@@ -115,10 +122,10 @@ def serve(run_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 
     check_exposure(host, token, run_has_agents(run_dir, store))
     sock = bind_listener(host, port)  # before loading the run: a busy port fails at once
     try:
-        with Starting(sock):  # "not ready" at once while loading, not a wait in the backlog
-            app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits,
-                             allowed_hosts=allowed_host_names(host, allowed_hosts), store=store,
-                             closed=not is_loopback(host))
+        app = create_app(run_dir, brand_path=brand_path, token=token, limits=limits,
+                         allowed_hosts=allowed_host_names(host, allowed_hosts), store=store,
+                         closed=not is_loopback(host))
+        listen(sock, host, port)  # refused at once until now (the module's docstring)
         bound = sock.getsockname()[1]
         log.info("serving %s on http://%s:%d/ (store %s)", app.state.desk.model_id, f"[{host}]" if ":" in host else host,
                  bound, app.state.desk.store.name)

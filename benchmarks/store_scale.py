@@ -20,12 +20,17 @@ same intents), then starts a real ``bigramlm serve`` on it and measures:
   similar cases (a second desk on the same store; ``visibility_lags``).
 
 While the desk starts, ``/healthz`` is asked every 100 ms: ``start_probes`` says what it
-answered (503 "starting" until the app serves) and ``start_probe_max_s`` the slowest answer.
+answered (0: the connection refused, as it is until the desk listens, once it can answer; a
+desk before this one answered 503 "starting" meanwhile) and ``start_probe_max_s`` the slowest
+answer.
 
 The reference, measured in the same run on the SQLite store: the same figures of the code
 before issue 30 (``--before-src``: the ``src/`` of an older checkout, e.g. ``git archive
 f1ca513 src``), whose desk holds every store case in one TF-IDF matrix in memory, read on the
 first request. Ratios new/reference are printed per size.
+
+With size 0 and a larger one on SQLite, ``side_by_side`` then asks the empty store's desk
+and the largest's in turn (``--paired-requests`` each): the warm p50 ratio of the two.
 
 Then ``--clients`` agents on one desk (closed loop, ``--duration`` s) on the largest SQLite
 store, this code and the reference: p50, p95, errors.
@@ -182,6 +187,32 @@ def while_reading(client: httpx.Client, started: float, deadline_s: float = 300.
             "while_reading_max_s": round(max(times), 3) if times else None}
 
 
+def side_by_side(empty_run: str, full_run: str, requests: int) -> dict[str, Any]:
+    """Warm suggestions asked of two desks in turn, the empty store's and the largest's, once the
+    largest has read its store's texts: the machine's other load then falls on both alike,
+    where the p50s of ``measure_desk``, taken minutes apart, each carry whatever else the
+    shared machine did meanwhile. Each one's p50 and p95, and the ratio largest/empty."""
+    base_e, proc_e, _ = start_desk(empty_run, {})
+    base_f, proc_f, out = start_desk(full_run, {})
+    try:
+        with httpx.Client(base_url=base_e, timeout=300) as empty, httpx.Client(base_url=base_f, timeout=300) as full:
+            for client in (empty, full):
+                suggest_s(client, MESSAGES[0])
+            while_reading(full, out["started"])  # until its texts are read
+            times: dict[str, list[float]] = {"empty": [], "full": []}
+            for i in range(requests):
+                pair = [("empty", empty), ("full", full)][:: 1 if i % 2 else -1]  # each goes first half the time
+                for name, client in pair:
+                    times[name].append(suggest_s(client, MESSAGES[i % len(MESSAGES)]))
+    finally:
+        stop(proc_e)
+        stop(proc_f)
+    p50 = {name: percentile(t, 0.5) for name, t in times.items()}
+    return {"requests": requests, "empty_p50_s": round(p50["empty"], 3), "full_p50_s": round(p50["full"], 3),
+            "empty_p95_s": round(percentile(times["empty"], 0.95), 3), "full_p95_s": round(percentile(times["full"], 0.95), 3),
+            "p50_ratio": round(p50["full"] / p50["empty"], 3)}
+
+
 def fresh_run(run_dir: str, into: Path) -> str:
     """A copy of the run without its store (every size starts from an empty one)."""
     shutil.copytree(run_dir, into, ignore=shutil.ignore_patterns("cases.sqlite*"))
@@ -231,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backends", default="sqlite,postgresql", help="sqlite, postgresql (a throwaway server), or both")
     p.add_argument("--before-src", default=None, help="the src/ of the code before, measured beside this one on SQLite")
     p.add_argument("--requests", type=int, default=20, help="warm suggestions per desk (default 20)")
+    p.add_argument("--paired-requests", type=int, default=60,
+                   help="warm suggestions per desk when the empty and the largest SQLite desks are asked in turn (default 60)")
     p.add_argument("--clients", type=int, default=8, help="agents at once on one desk (default 8; 0 skips it)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of the agents' phase (default 30)")
     p.add_argument("--max-requests", type=int, default=120, help="requests at most in the agents' phase (default 120)")
@@ -244,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         for backend in backends:
             for n in sizes:
                 rows.append(one_size(args, work, backend, n, new_database))
+        paired: dict[str, Any] = {}
+        if "sqlite" in backends and 0 in sizes and max(sizes) > 0:
+            paired = side_by_side(str(work / "sqlite-0"), str(work / f"sqlite-{max(sizes)}"), args.paired_requests)
         load: dict[str, Any] = {}
         if args.clients:
             largest = str(work / f"sqlite-{max(sizes)}") if "sqlite" in backends else args.run
@@ -253,10 +289,14 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"{r['backend']:>10} {r['cases']:>8} cases: fill {r['fill_s']} s; " + _line(r["new"]) +
              (f"\n{'before':>10} {r['cases']:>8} cases: " + _line(r["before"]) + f"\n{'ratio':>25}: {r['ratio']}"
               if "before" in r else "") for r in rows]
+    if paired:
+        lines.append(f"side by side, asked in turn: warm p50 {paired['full_p50_s']} s with {max(sizes)} cases against "
+                     f"{paired['empty_p50_s']} s empty ({paired['p50_ratio']}x; p95 {paired['full_p95_s']} against "
+                     f"{paired['empty_p95_s']} s; {paired['requests']} each)")
     for name, figures in load.items():
         lines.append(f"{args.clients} agents on one desk ({name}): p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, "
                      f"{figures['ok']} answered, {figures['busy_503']} busy, {figures['other_errors']} errors")
-    report("store_scale", {"sizes": rows, "agents": load, "clients": args.clients}, args.json, lines)
+    report("store_scale", {"sizes": rows, "side_by_side": paired, "agents": load, "clients": args.clients}, args.json, lines)
     return 0
 
 

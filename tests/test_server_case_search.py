@@ -67,3 +67,14 @@ def test_the_desk_answers_suggestions_while_it_reads_the_store(tmp_path, monkeyp
             assert desk.assistant._store_seen == last and "zorblax" in desk.assistant.reading.vocabulary.known
     finally:
         release.set()
+
+
+def test_the_desk_reads_the_edit_rules_before_it_serves(tmp_path):
+    """The first read of the store's accepts (0.52 s at 1,000,000 cases) is done while the desk
+    loads, not by its first request (``Assistant.warm``)."""
+    run = train_support_run(tmp_path)
+    with CaseStore.for_run(run) as store:
+        last = store.add_case(Case("where is my zorblax parcel?", "Your zorblax parcel ships today.", "track_order"))
+    app = create_app(run)
+    with TestClient(app):
+        assert app.state.desk.assistant.rulebook._seen == last

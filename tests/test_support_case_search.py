@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from bigramlm.data.cases import Case
-from bigramlm.support.readability import RunText
+from bigramlm.support import readability
+from bigramlm.support.readability import Pace, RunText
 from bigramlm.support.retrieval import CaseIndex, CaseSearch
 from bigramlm.support.store import CaseStore
 
@@ -69,12 +70,30 @@ def test_the_store_texts_are_read_with_replies_counted(tmp_path):
         texts = store.case_texts(0)
         assert texts.last_id == first + 3 and texts.replies == [(PARCEL.reply, 4)] and len(texts.messages) == 4
         assert store.case_texts(texts.last_id).messages == []
+        newest = store.case_texts(0, newest=2)  # only the newest cases' texts are read
+        assert newest.last_id == texts.last_id and newest.messages == texts.messages[-2:]
+        assert newest.replies == [(PARCEL.reply, 2)]
     counted, one_by_one = RunText.of(BASE), RunText.of(BASE)
     counted.add_texts(texts.messages, texts.replies)
     one_by_one.add([Case(m, PARCEL.reply) for m in texts.messages])  # the 4 cases, one by one
     assert counted.vocabulary.known == one_by_one.vocabulary.known
     assert counted.fluency is not None and one_by_one.fluency is not None
     assert counted.fluency.score("Customs holds are released") == one_by_one.fluency.score("Customs holds are released")
+    paced, pauses = RunText.of(BASE), []
+    paced.add_texts(texts.messages, texts.replies, pause=lambda: pauses.append(1))  # a background reader's pace
+    assert pauses and paced.vocabulary.known == counted.vocabulary.known
+    assert paced.fluency is not None and paced.fluency.score("Customs holds are released") == counted.fluency.score("Customs holds are released")
+
+
+def test_a_pace_sleeps_once_its_work_has_run_long_enough(monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(readability.time, "sleep", slept.append)
+    pace = Pace(busy_s=0.05, idle_s=0.01)
+    pace()
+    assert slept == []  # not busy long enough yet
+    pace._since -= 0.06
+    pace()
+    assert slept == [0.01]
 
 
 def _only_the_newest_matches_are_ranked(target: str, monkeypatch) -> None:

@@ -60,6 +60,7 @@ class Desk:
         self.store_texts_read = threading.Event()
         if ours and assistant is not None:
             assistant.store = self.store
+            assistant.warm()  # before the desk listens: its first request is answered in its normal time
             threading.Thread(target=self._read_store_texts, args=(assistant,), name="bigramlm-store-texts",
                              daemon=True).start()
         else:  # an assistant handed in is the caller's to prepare
@@ -78,12 +79,15 @@ class Desk:
         answered in their normal time (similar cases are searched in the store itself), only
         their words, which drafts are checked against: until they are read, a draft with a
         word found only in the store's cases is refused and the suggestions come from the
-        cases. Read before serving, 1,000,000 cases held the desk's start at 10.6 s (503
-        "starting" meanwhile); read here, no request waits for it
+        cases. Only the newest cases' texts are read (``store.cases.TEXT_WINDOW``). Read
+        before serving, 1,000,000 cases held the desk's start at 10.6 s; read here, no
+        request waits for it
         (``tests/test_server_case_search.py``; ``benchmarks/store_scale.py`` times the start)."""
+        from bigramlm.support.readability import Pace
+
         try:
             started = time.perf_counter()
-            read = assistant.refresh_cases()
+            read = assistant.refresh_cases(pause=Pace())  # paced: the requests come first
             log.info("read the texts of %d stored cases in %.1f s", read, time.perf_counter() - started)
         except Exception as exc:  # the store down at start: requests read what they can later
             log.warning("the store's texts were not read at start: %s", _first_line(exc))

@@ -189,10 +189,11 @@ class CaseStore:
         with self.db.read() as conn:
             return search.candidates(conn, grams, limit, intent)
 
-    def case_texts(self, after_id: int = 0) -> case_rows.CaseTexts:
-        """The texts of the cases after ``after_id``, replies counted (what a desk's draft checks read)."""
+    def case_texts(self, after_id: int = 0, newest: int = case_rows.TEXT_WINDOW) -> case_rows.CaseTexts:
+        """The texts of the cases after ``after_id``, at most the ``newest``, replies counted
+        (what a desk's draft checks read)."""
         with self.db.read(snapshot=True) as conn:
-            return case_rows.texts_since(conn, after_id)
+            return case_rows.texts_since(conn, after_id, newest)
 
     def count(self) -> int:
         with self.db.read() as conn:

@@ -19,9 +19,11 @@ classifier, retrieval) says how much of a request is not the model.
 
 Then ``--clients`` agents at once (closed loop, ``--duration`` seconds, at most
 ``--max-requests``, the cap at ``--clients`` so that none is refused): on the default
-desk, whose concurrent requests share their decode (``generation.batcher``), and on one
-started with ``--no-batch`` (each request decoded in its own thread); p50/p95, requests
-per second and errors of each.
+desk, whose concurrent requests share their decode (``generation.batcher``) and, while
+it is busy, write only their greedy draft; on the same desk with every request asking
+for its ``n`` drafts (``all drafts``); and on one started with ``--no-batch`` (each
+request decoded in its own thread, all its drafts); p50/p95, requests per second and
+errors of each.
 
     python benchmarks/desk_latency.py --run runs/support --json
 """
@@ -82,12 +84,13 @@ def measure(run: str, n: int, messages: list[str], extra: tuple[str, ...]) -> di
 
 
 def measure_load(run: str, n: int, clients: int, duration: float, max_requests: int,
-                 extra: tuple[str, ...]) -> dict[str, Any]:
-    """``clients`` closed-loop agents on ``/api/suggest`` of one server (the cap at ``clients``)."""
+                 extra: tuple[str, ...], body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``clients`` closed-loop agents on ``/api/suggest`` of one server (the cap at ``clients``),
+    each request ``{"n": n, "seed": 0}`` and ``body``."""
     with serving(run, max_concurrent=clients, timeout=60.0, extra=extra) as (base, _):
         with httpx.Client(base_url=base, timeout=65.0) as client:
             time_suggest(client, MESSAGES[0], n)  # warm
-        return asyncio.run(drive([base], clients, duration, max_requests, {"n": n, "seed": 0}, 65.0))
+        return asyncio.run(drive([base], clients, duration, max_requests, {"n": n, "seed": 0, **(body or {})}, 65.0))
 
 
 def main() -> None:
@@ -107,7 +110,10 @@ def main() -> None:
     report["plain_vs_speculative_p50"] = round(plain["p50_ms"] / fast["p50_ms"], 2)
     if args.clients > 0:
         load = (args.run, args.n, args.clients, args.duration, args.max_requests)
-        report["load"] = {"batched": measure_load(*load, ()), "unbatched": measure_load(*load, ("--no-batch",))}
+        # "all drafts": the shared decode, each request asking for its n drafts (a busy desk
+        # otherwise writes only the greedy one of a request that does not say).
+        report["load"] = {"batched": measure_load(*load, ()), "batched_all_drafts": measure_load(*load, (), {"drafts": args.n}),
+                          "unbatched": measure_load(*load, ("--no-batch",))}
         report["unbatched_vs_batched_p50"] = round(report["load"]["unbatched"]["p50_ms"] / report["load"]["batched"]["p50_ms"], 2)
     if args.json:
         print(json.dumps(report))
@@ -119,7 +125,7 @@ def main() -> None:
               f"{r['stream_first_token']['p50_ms']} ms (p50)")
     print(f"speculative decoding answers {report['plain_vs_speculative_p50']}x as fast as the plain decoder (p50)")
     for name, r in report.get("load", {}).items():
-        print(f"{args.clients} agents, {name:9s}: p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, {r['req_per_s']} req/s, "
+        print(f"{args.clients} agents, {name:18s}: p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, {r['req_per_s']} req/s, "
               f"{r['ok']} answered, {r['busy_503']} refused (503), {r['other_errors']} errors")
     if "load" in report:
         print(f"with {args.clients} agents, shared decodes answer {report['unbatched_vs_batched_p50']}x as fast (p50)")

@@ -120,3 +120,14 @@ def test_only_the_newest_matches_are_ranked_on_sqlite(tmp_path, monkeypatch):
 @pytest.mark.postgres
 def test_only_the_newest_matches_are_ranked_on_postgresql(pg_url, monkeypatch):
     _only_the_newest_matches_are_ranked(pg_url, monkeypatch)
+
+
+def test_a_pace_waits_while_requests_are_in_hand_but_not_for_ever(monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(readability.time, "sleep", slept.append)
+    pace = Pace(busy_s=0.0, idle_s=0.01, serving=lambda: True, wait_s=0.05)
+    pace()
+    assert len(slept) == 5  # idle_s, then more while serving, up to wait_s in all
+    slept.clear()
+    Pace(busy_s=0.0, idle_s=0.01, serving=lambda: False)()
+    assert slept == [0.01]

@@ -56,6 +56,7 @@ class Desk:
         # One store object per process, shared by the routes and the assistant's index.
         # ``store``: the run's SQLite file by default, or the team's database (``--store``).
         self.store: CaseStore = (assistant.store if assistant is not None else None) or CaseStore.for_run(self.run_dir, store)
+        self.slots = GenerationSlots(limits.max_concurrent, limits.timeout_s)  # before the reader, which yields to them
         #: Set once the store's texts (the words the draft checks read) are read; see ``_read_store_texts``.
         self.store_texts_read = threading.Event()
         if ours and assistant is not None:
@@ -66,7 +67,6 @@ class Desk:
         else:  # an assistant handed in is the caller's to prepare
             self.store_texts_read.set()
         self.loaded: tuple["Assistant | None", Run] = (assistant, run)
-        self.slots = GenerationSlots(limits.max_concurrent, limits.timeout_s)
         self.model_id = self.run_dir.resolve().name or "bigramlm"
         self.started = time.time()
         self.reloads = 0
@@ -87,7 +87,8 @@ class Desk:
 
         try:
             started = time.perf_counter()
-            read = assistant.refresh_cases(pause=Pace())  # paced: the requests come first
+            # Paced: the requests come first.
+            read = assistant.refresh_cases(pause=Pace(serving=lambda: self.slots.running > 0))
             log.info("read the texts of %d stored cases in %.1f s", read, time.perf_counter() - started)
         except Exception as exc:  # the store down at start: requests read what they can later
             log.warning("the store's texts were not read at start: %s", _first_line(exc))

@@ -164,7 +164,8 @@ REPLY_CHUNK = 4
 
 class Pace:
     """A background task's pauses: called between small pieces of its work, it sleeps
-    ``idle_s`` once ``busy_s`` of work has passed since the last sleep.
+    ``idle_s`` once ``busy_s`` of work has passed since the last sleep, and while ``serving()``
+    says requests are in hand, up to ``wait_s`` in all.
 
     A desk reads its store's texts in a thread beside the requests it serves, and pure
     Python work holds the interpreter lock: a request's decode, which takes it back between
@@ -174,11 +175,17 @@ class Pace:
     paced 2 / 8 ms (a recipe GPT on 2 cores; the same message 1.0 s once the read was done).
     """
 
-    def __init__(self, busy_s: float = 0.002, idle_s: float = 0.008):
-        self.busy_s, self.idle_s = busy_s, idle_s
+    def __init__(self, busy_s: float = 0.002, idle_s: float = 0.008, serving: Callable[[], bool] | None = None,
+                 wait_s: float = 0.1):
+        self.busy_s, self.idle_s, self.serving, self.wait_s = busy_s, idle_s, serving, wait_s
         self._since = time.perf_counter()
 
     def __call__(self) -> None:
-        if time.perf_counter() - self._since >= self.busy_s:
-            time.sleep(self.idle_s)
-            self._since = time.perf_counter()
+        if time.perf_counter() - self._since < self.busy_s:
+            return
+        time.sleep(self.idle_s)
+        waited = self.idle_s
+        while self.serving is not None and waited < self.wait_s and self.serving():
+            time.sleep(self.idle_s)  # a request in hand: up to ``wait_s`` more, so the work still ends
+            waited += self.idle_s
+        self._since = time.perf_counter()

@@ -173,6 +173,8 @@ class Pace:
     of the newest 50,000 of 1,000,000 synthetic cases (2.0 s of work) held the first
     suggestion asked meanwhile at 2.9 s unpaced, 2.1 s paced 4 ms on / 4 ms off, and 1.3 s
     paced 2 / 8 ms (a recipe GPT on 2 cores; the same message 1.0 s once the read was done).
+    Waiting too while requests are in hand, the slowest of 123 suggestions asked back to back
+    during the read took 1.77 s, against 2.03 s (benchmarks/store_scale.py).
     """
 
     def __init__(self, busy_s: float = 0.002, idle_s: float = 0.008, serving: Callable[[], bool] | None = None,

@@ -37,7 +37,8 @@ def test_one_set_of_bounds_for_the_library_and_the_api(name: str, value: object)
 def test_an_apps_limits_narrow_the_bounds_and_never_widen_them() -> None:
     narrow = build_schemas(ServerLimits(max_n=3)).SuggestRequest
     assert narrow.model_json_schema()["properties"]["n"]["maximum"] == 3
-    assert narrow.model_json_schema()["properties"]["drafts"]["maximum"] == 3  # max_n caps the rows decoded too
+    drafts = narrow.model_json_schema()["properties"]["drafts"]["anyOf"]  # an integer, or null: left to the assistant
+    assert {"type": "integer", "minimum": 1, "maximum": 3} in drafts  # max_n caps the rows decoded too
     wide = build_schemas(ServerLimits(max_n=50)).SuggestRequest
     assert wide.model_json_schema()["properties"]["n"]["maximum"] == MAX_N
 

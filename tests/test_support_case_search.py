@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 
 from bigramlm.data.cases import Case
-from bigramlm.support import readability
-from bigramlm.support.readability import Pace, RunText
+from bigramlm.serve import desk
+from bigramlm.serve.desk import Pace
+from bigramlm.support.readability import RunText
 from bigramlm.support.retrieval import CaseIndex, CaseSearch
 from bigramlm.support.store import CaseStore
 
@@ -87,7 +88,7 @@ def test_the_store_texts_are_read_with_replies_counted(tmp_path):
 
 def test_a_pace_sleeps_once_its_work_has_run_long_enough(monkeypatch):
     slept: list[float] = []
-    monkeypatch.setattr(readability.time, "sleep", slept.append)
+    monkeypatch.setattr(desk.time, "sleep", slept.append)
     pace = Pace(busy_s=0.05, idle_s=0.01)
     pace()
     assert slept == []  # not busy long enough yet
@@ -124,7 +125,7 @@ def test_only_the_newest_matches_are_ranked_on_postgresql(pg_url, monkeypatch):
 
 def test_a_pace_waits_while_requests_are_in_hand_but_not_for_ever(monkeypatch):
     slept: list[float] = []
-    monkeypatch.setattr(readability.time, "sleep", slept.append)
+    monkeypatch.setattr(desk.time, "sleep", slept.append)
     pace = Pace(busy_s=0.0, idle_s=0.01, serving=lambda: True, wait_s=0.05)
     pace()
     assert len(slept) == 5  # idle_s, then more while serving, up to wait_s in all

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from bigramlm.checkpoint import Run
 from bigramlm.errors import BigramLMError
@@ -83,8 +83,6 @@ class Desk:
         before serving, 1,000,000 cases held the desk's start at 10.6 s; read here, no
         request waits for it
         (``tests/test_server_case_search.py``; ``benchmarks/store_scale.py`` times the start)."""
-        from bigramlm.support.readability import Pace
-
         try:
             started = time.perf_counter()
             # Paced: the requests come first.
@@ -212,3 +210,34 @@ def configure_threads(run: Run, threads: int | None = None) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Pace:
+    """A background task's pauses: called between small pieces of its work, it sleeps
+    ``idle_s`` once ``busy_s`` of work has passed since the last sleep, and while ``serving()``
+    says requests are in hand, up to ``wait_s`` in all.
+
+    A desk reads its store's texts in a thread beside the requests it serves, and pure
+    Python work holds the interpreter lock: a request's decode, which takes it back between
+    torch operations, waited up to the switch interval (5 ms) each time. Reading the texts
+    of the newest 50,000 of 1,000,000 synthetic cases (2.0 s of work) held the first
+    suggestion asked meanwhile at 2.9 s unpaced, 2.1 s paced 4 ms on / 4 ms off, and 1.3 s
+    paced 2 / 8 ms (a recipe GPT on 2 cores; the same message 1.0 s once the read was done).
+    Waiting too while requests are in hand, the slowest of 123 suggestions asked back to back
+    during the read took 1.77 s, against 2.03 s (benchmarks/store_scale.py).
+    """
+
+    def __init__(self, busy_s: float = 0.002, idle_s: float = 0.008, serving: Callable[[], bool] | None = None,
+                 wait_s: float = 0.1):
+        self.busy_s, self.idle_s, self.serving, self.wait_s = busy_s, idle_s, serving, wait_s
+        self._since = time.perf_counter()
+
+    def __call__(self) -> None:
+        if time.perf_counter() - self._since < self.busy_s:
+            return
+        time.sleep(self.idle_s)
+        waited = self.idle_s
+        while self.serving is not None and waited < self.wait_s and self.serving():
+            time.sleep(self.idle_s)  # a request in hand: up to ``wait_s`` more, so the work still ends
+            waited += self.idle_s
+        self._since = time.perf_counter()

@@ -169,7 +169,7 @@ class Assistant:
         ``wait=False`` (a request) reads nothing while another thread is reading: a desk's
         start reads a large store in the background (``serve.desk``), and a request then goes
         on with the words read so far instead of waiting seconds for the rest. ``pause``:
-        called between small chunks of the work (``readability.Pace``)."""
+        called between small chunks of the work (``serve.desk.Pace``)."""
         if self.store is None or not self._refresh_lock.acquire(blocking=wait):
             return 0
         try:

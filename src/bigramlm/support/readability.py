@@ -20,7 +20,6 @@ draft is never shown; the assistant shows the best resolved reply in its place.
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -137,7 +136,7 @@ class RunText:
                   pause: Callable[[], None] | None = None) -> None:
         """``add`` from the texts of many cases: their messages, and their distinct replies each
         with how many cases gave it (what the store reads, ``CaseStore.case_texts``).
-        ``pause`` is called between small chunks (a background reader's ``Pace``)."""
+        ``pause`` is called between small chunks (a background reader's, ``serve.desk.Pace``)."""
         messages, replies = list(messages), list(replies)
         for start in range(0, len(messages), MESSAGE_CHUNK):
             self.vocabulary.add(messages[start : start + MESSAGE_CHUNK])
@@ -160,34 +159,3 @@ class RunText:
 #: distinct replies 2.2 ms).
 MESSAGE_CHUNK = 500
 REPLY_CHUNK = 4
-
-
-class Pace:
-    """A background task's pauses: called between small pieces of its work, it sleeps
-    ``idle_s`` once ``busy_s`` of work has passed since the last sleep, and while ``serving()``
-    says requests are in hand, up to ``wait_s`` in all.
-
-    A desk reads its store's texts in a thread beside the requests it serves, and pure
-    Python work holds the interpreter lock: a request's decode, which takes it back between
-    torch operations, waited up to the switch interval (5 ms) each time. Reading the texts
-    of the newest 50,000 of 1,000,000 synthetic cases (2.0 s of work) held the first
-    suggestion asked meanwhile at 2.9 s unpaced, 2.1 s paced 4 ms on / 4 ms off, and 1.3 s
-    paced 2 / 8 ms (a recipe GPT on 2 cores; the same message 1.0 s once the read was done).
-    Waiting too while requests are in hand, the slowest of 123 suggestions asked back to back
-    during the read took 1.77 s, against 2.03 s (benchmarks/store_scale.py).
-    """
-
-    def __init__(self, busy_s: float = 0.002, idle_s: float = 0.008, serving: Callable[[], bool] | None = None,
-                 wait_s: float = 0.1):
-        self.busy_s, self.idle_s, self.serving, self.wait_s = busy_s, idle_s, serving, wait_s
-        self._since = time.perf_counter()
-
-    def __call__(self) -> None:
-        if time.perf_counter() - self._since < self.busy_s:
-            return
-        time.sleep(self.idle_s)
-        waited = self.idle_s
-        while self.serving is not None and waited < self.wait_s and self.serving():
-            time.sleep(self.idle_s)  # a request in hand: up to ``wait_s`` more, so the work still ends
-            waited += self.idle_s
-        self._since = time.perf_counter()

@@ -78,7 +78,7 @@ class SuggestSettings:
     #: with other requests only the greedy one (``Assistant.settle``). Whole test split of a
     #: 400 s recipe GPT: top suggestion shown chrF micro / macro 58.37 / 54.37 with 1 draft
     #: against 58.44 / 54.43 with 3, in 0.39x the decode time; eight agents on one desk waited
-    #: p50 1.1 s writing 1 draft each against 2.7 s writing 3 (benchmarks/store_scale.py, 2 cores).
+    #: p50 1.24 s, against 2.44 s with every request's 3 drafts (benchmarks/desk_latency.py, 2 cores).
     drafts: int | None = _setting(None, "model drafts written per message: the greedy one, then samples "
                                         "(default n; a busy desk writes only the greedy one)", ge=1, le=MAX_N,
                                   flag="--drafts")

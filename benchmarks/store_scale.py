@@ -29,11 +29,11 @@ before issue 30 (``--before-src``: the ``src/`` of an older checkout, e.g. ``git
 f1ca513 src``), whose desk holds every store case in one TF-IDF matrix in memory, read on the
 first request. Ratios new/reference are printed per size.
 
-With size 0 and a larger one on SQLite, ``side_by_side`` then asks the empty store's desk
-and the largest's in turn (``--paired-requests`` each): the warm p50 ratio of the two.
+With size 0 and a larger one, ``side_by_side`` then asks the empty store's desk and the
+largest's in turn (``--paired-requests`` each), on each back-end: the warm p50 ratio of the two.
 
-Then ``--clients`` agents on one desk (closed loop, ``--duration`` s) on the largest SQLite
-store, this code and the reference: p50, p95, errors.
+Then ``--clients`` agents on one desk (closed loop, ``--duration`` s) on the largest store of
+the first back-end, this code's, and the reference's on SQLite: p50, p95, errors.
 
     python benchmarks/store_scale.py --run RUN --sizes 0,100000 --before-src ../before/src --json
 """
@@ -187,13 +187,14 @@ def while_reading(client: httpx.Client, started: float, deadline_s: float = 300.
             "while_reading_max_s": round(max(times), 3) if times else None}
 
 
-def side_by_side(empty_run: str, full_run: str, requests: int) -> dict[str, Any]:
+def side_by_side(empty_desk: tuple[str, str | None], full_desk: tuple[str, str | None], requests: int) -> dict[str, Any]:
     """Warm suggestions asked of two desks in turn, the empty store's and the largest's, once the
     largest has read its store's texts: the machine's other load then falls on both alike,
     where the p50s of ``measure_desk``, taken minutes apart, each carry whatever else the
-    shared machine did meanwhile. Each one's p50 and p95, and the ratio largest/empty."""
-    base_e, proc_e, _ = start_desk(empty_run, {})
-    base_f, proc_f, out = start_desk(full_run, {})
+    shared machine did meanwhile. Each one's p50 and p95, and the ratio largest/empty.
+    Each desk: a run directory and its store (None: the run's SQLite file)."""
+    base_e, proc_e, _ = start_desk(empty_desk[0], {}, empty_desk[1])
+    base_f, proc_f, out = start_desk(full_desk[0], {}, full_desk[1])
     try:
         with httpx.Client(base_url=base_e, timeout=300) as empty, httpx.Client(base_url=base_f, timeout=300) as full:
             for client in (empty, full):
@@ -233,7 +234,8 @@ def one_size(args: Any, work: Path, backend: str, n: int, new_database: Any) -> 
     run = fresh_run(args.run, work / f"{backend}-{n}")
     target = new_database() if backend == "postgresql" else str(Path(run) / "cases.sqlite")
     row["fill_s"] = round(fill_in(None, run, target, n), 2)
-    row["new"] = measure_desk(run, {}, args.requests, target if backend == "postgresql" else None)
+    row["desk"] = (run, target if backend == "postgresql" else None)
+    row["new"] = measure_desk(run, {}, args.requests, row["desk"][1])
     if backend == "sqlite" and args.before_src:
         before = fresh_run(args.run, work / f"before-{n}")
         row["before_fill_s"] = round(fill_in(args.before_src, before, str(Path(before) / "cases.sqlite"), n), 2)
@@ -244,9 +246,9 @@ def one_size(args: Any, work: Path, backend: str, n: int, new_database: Any) -> 
     return row
 
 
-def agents(args: Any, run_dir: str, env: dict[str, str]) -> dict[str, Any]:
-    """``--clients`` agents on one desk of ``run_dir``."""
-    base, proc, _ = start_desk(run_dir, env)
+def agents(args: Any, desk: tuple[str, str | None], env: dict[str, str]) -> dict[str, Any]:
+    """``--clients`` agents on one desk of ``desk`` (a run directory and its store)."""
+    base, proc, _ = start_desk(desk[0], env, desk[1])
     try:
         httpx.post(f"{base}/api/suggest", json={"message": MESSAGES[0], "n": 3}, timeout=300)
         body = {"message": MESSAGES[2], "n": 3}
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--before-src", default=None, help="the src/ of the code before, measured beside this one on SQLite")
     p.add_argument("--requests", type=int, default=20, help="warm suggestions per desk (default 20)")
     p.add_argument("--paired-requests", type=int, default=60,
-                   help="warm suggestions per desk when the empty and the largest SQLite desks are asked in turn (default 60)")
+                   help="warm suggestions per desk when the empty and the largest desks are asked in turn (default 60)")
     p.add_argument("--clients", type=int, default=8, help="agents at once on one desk (default 8; 0 skips it)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of the agents' phase (default 30)")
     p.add_argument("--max-requests", type=int, default=120, help="requests at most in the agents' phase (default 120)")
@@ -278,21 +280,22 @@ def main(argv: list[str] | None = None) -> int:
             for n in sizes:
                 rows.append(one_size(args, work, backend, n, new_database))
         paired: dict[str, Any] = {}
-        if "sqlite" in backends and 0 in sizes and max(sizes) > 0:
-            paired = side_by_side(str(work / "sqlite-0"), str(work / f"sqlite-{max(sizes)}"), args.paired_requests)
+        desks = {(r["backend"], r["cases"]): r.pop("desk") for r in rows}
+        if 0 in sizes and max(sizes) > 0:
+            for backend in backends:
+                paired[backend] = side_by_side(desks[backend, 0], desks[backend, max(sizes)], args.paired_requests)
         load: dict[str, Any] = {}
         if args.clients:
-            largest = str(work / f"sqlite-{max(sizes)}") if "sqlite" in backends else args.run
-            load["new"] = agents(args, largest, {})
+            load["new"] = agents(args, desks[backends[0], max(sizes)], {})
             if args.before_src and "sqlite" in backends:
-                load["before"] = agents(args, str(work / f"before-{max(sizes)}"), {"PYTHONPATH": args.before_src})
+                load["before"] = agents(args, (str(work / f"before-{max(sizes)}"), None), {"PYTHONPATH": args.before_src})
     lines = [f"{r['backend']:>10} {r['cases']:>8} cases: fill {r['fill_s']} s; " + _line(r["new"]) +
              (f"\n{'before':>10} {r['cases']:>8} cases: " + _line(r["before"]) + f"\n{'ratio':>25}: {r['ratio']}"
               if "before" in r else "") for r in rows]
-    if paired:
-        lines.append(f"side by side, asked in turn: warm p50 {paired['full_p50_s']} s with {max(sizes)} cases against "
-                     f"{paired['empty_p50_s']} s empty ({paired['p50_ratio']}x; p95 {paired['full_p95_s']} against "
-                     f"{paired['empty_p95_s']} s; {paired['requests']} each)")
+    for backend, pair in paired.items():
+        lines.append(f"{backend} side by side, asked in turn: warm p50 {pair['full_p50_s']} s with {max(sizes)} cases "
+                     f"against {pair['empty_p50_s']} s empty ({pair['p50_ratio']}x; p95 {pair['full_p95_s']} against "
+                     f"{pair['empty_p95_s']} s; {pair['requests']} each)")
     for name, figures in load.items():
         lines.append(f"{args.clients} agents on one desk ({name}): p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, "
                      f"{figures['ok']} answered, {figures['busy_503']} busy, {figures['other_errors']} errors")

@@ -98,11 +98,13 @@ def test_a_pace_sleeps_once_its_work_has_run_long_enough(monkeypatch):
 
 
 def _only_the_newest_matches_are_ranked(target: str, monkeypatch) -> None:
-    """A search ranks the newest ``WINDOW`` matches only, so its cost does not grow with the
-    store: an older, better match falls outside the window; within it, the best comes first."""
+    """A search ranks the newest ``WINDOW`` matches (on PostgreSQL: the newest
+    ``POSTGRESQL_WINDOW`` cases) only, so its cost does not grow with the store: an older,
+    better match falls outside the window; within it, the best comes first."""
     from bigramlm.support.store import search
 
     monkeypatch.setattr(search, "WINDOW", 2)
+    monkeypatch.setattr(search, "POSTGRESQL_WINDOW", 2)
     with CaseStore(target) as store:
         best = store.add_case(Case("parcel stuck in customs", "Customs holds clear in 3 days.", "track_order", "ORDER"))
         store.add_case(Case("my parcel is late", "It ships soon.", "track_order", "ORDER"))
@@ -111,6 +113,7 @@ def _only_the_newest_matches_are_ranked(target: str, monkeypatch) -> None:
         found = store.similar(grams, 5)
         assert {c.case.message for c in found} == {"a parcel for my mum", "my parcel is late"}
         monkeypatch.setattr(search, "WINDOW", 10)
+        monkeypatch.setattr(search, "POSTGRESQL_WINDOW", 10)
         assert store.similar(grams, 5)[0].case.id == best  # all three ranked: the best first
 
 
@@ -121,6 +124,22 @@ def test_only_the_newest_matches_are_ranked_on_sqlite(tmp_path, monkeypatch):
 @pytest.mark.postgres
 def test_only_the_newest_matches_are_ranked_on_postgresql(pg_url, monkeypatch):
     _only_the_newest_matches_are_ranked(pg_url, monkeypatch)
+
+
+@pytest.mark.postgres
+def test_postgresql_windows_the_newest_cases_not_the_newest_matches(pg_url, monkeypatch):
+    """PostgreSQL tests the newest ``POSTGRESQL_WINDOW`` cases, matching or not (it cannot walk
+    its GIN index newest first): a newer case on another subject takes a place in the window."""
+    from bigramlm.support.store import search
+
+    monkeypatch.setattr(search, "POSTGRESQL_WINDOW", 2)
+    with CaseStore(pg_url) as store:
+        store.add_case(Case("parcel stuck in customs", "Customs holds clear in 3 days.", "track_order", "ORDER"))
+        late = store.add_case(Case("my parcel is late", "It ships soon.", "track_order", "ORDER"))
+        store.add_case(Case("how do I reset my password", "Use the login page.", "recover_password", "ACCOUNT"))
+        grams = [("rce", 1.0), ("cus", 2.0), ("sto", 2.0)]
+        assert [c.case.id for c in store.similar(grams, 5)] == [late]
+        assert [c.case.id for c in store.similar(grams, 5, "recover_password")] == []
 
 
 def test_a_pace_waits_while_requests_are_in_hand_but_not_for_ever(monkeypatch):

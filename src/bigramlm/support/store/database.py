@@ -222,9 +222,12 @@ def _sqlite_engine(url: URL) -> Engine:
 def _postgresql_engine(url: URL) -> Engine:
     # pre_ping: a connection the server dropped (a restart) is replaced at checkout, so
     # the desks recover by themselves; connect_timeout: a server that is down fails a
-    # request in seconds, as a 503, instead of holding it.
+    # request in seconds, as a 503, instead of holding it. prepare_threshold None: psycopg
+    # never prepares a statement, so each is planned for its own values; a prepared similar-
+    # case search (``search.candidates``) could fall back to a generic plan blind to its
+    # floor and trigrams.
     return create_engine(url, pool_size=4, max_overflow=28, pool_pre_ping=True, pool_timeout=10,
-                         connect_args={"connect_timeout": 5})
+                         connect_args={"connect_timeout": 5, "prepare_threshold": None})
 
 
 def _alembic_config(conn: Connection | None = None) -> "Config":

@@ -21,6 +21,7 @@ from typing import Any, Collection, Sequence
 from sqlalchemy import Connection, bindparam, text
 
 from bigramlm.errors import BigramLMError
+from bigramlm.support.store.cases import last_id
 
 DISMISS = "dismiss"
 ACTIONS = (DISMISS,)
@@ -79,7 +80,7 @@ def accepted_replies(conn: Connection, intents: Collection[str], per_intent: int
     ``per_intent`` of each, oldest first; and the newest case id now, the next call's
     ``after_id``. Only cases after ``after_id`` are read (a range of the primary key), so a
     reader that keeps the id reads each accept once, however many the store holds."""
-    top = int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM cases")).scalar_one())
+    top = last_id(conn)
     if not intents or top <= after_id:
         return [], top
     query = text(

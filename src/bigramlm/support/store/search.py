@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from sqlalchemy import Connection, text
 
-from bigramlm.support.store.cases import COLUMNS, StoredCase, from_row
+from bigramlm.support.store.cases import COLUMNS, StoredCase, from_row, last_id
 
 #: A trigram of a query (lowercase letters only: nothing to escape in MATCH or ILIKE) and its weight.
 Gram = tuple[str, float]
@@ -36,12 +36,12 @@ WINDOW = 5000
 #: How many of the newest cases a PostgreSQL search tests. PostgreSQL cannot walk a GIN
 #: index newest first, so "the newest 5,000 matches" (``WINDOW``) became a backward walk of
 #: the primary key that tests every row until 5,000 match: the rarer the trigrams, the longer
-#: the walk. On 1,000,000 synthetic cases (2-core AMD EPYC) 15 messages took 674 ms median and
-#: 3.4 s at most, through the whole table where the trigrams were rare. Bounding the rows
-#: instead: 25 ms median / 32 ms max for 5,000, 10.5 / 51 ms for 10,000, 14 / 119 ms for 20,000
-#: (the planner takes the GIN index for rare trigrams and the key's range for common ones;
-#: about 4 us a row tested). The cost: a case older than the newest 10,000 (ten days of a team
-#: accepting 1,000 a day) is no longer among a PostgreSQL desk's similar cases.
+#: the walk. On 1,000,000 synthetic cases (2-core AMD EPYC, benchmarks/store_search.py) 15
+#: messages took 264 ms median and 1.7 s at most, through the whole table where the trigrams
+#: were rare. Bounding the rows instead: 18 ms median / 33 ms max for 5,000, 38 / 64 ms for
+#: 10,000, 47 / 74 ms for 20,000 (the planner takes the GIN index for rare trigrams and the
+#: key's range for common ones). The cost: a case older than the newest 10,000 (ten days of
+#: a team accepting 1,000 a day) is no longer among a PostgreSQL desk's similar cases.
 POSTGRESQL_WINDOW = 10_000
 
 
@@ -61,8 +61,7 @@ def candidates(conn: Connection, grams: Sequence[Gram], limit: int, intent: str 
         sql = (f"SELECT {_prefixed('c')} FROM ({newest}) m JOIN cases c ON c.id = m.id"
                f" WHERE 1 = 1{where} ORDER BY m.score, c.id LIMIT :n")
     else:
-        newest = conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM cases")).scalar_one()
-        args["floor"], args["pattern"] = int(newest) - POSTGRESQL_WINDOW, "(" + "|".join(g for g, _ in grams) + ")"
+        args["floor"], args["pattern"] = last_id(conn) - POSTGRESQL_WINDOW, "(" + "|".join(g for g, _ in grams) + ")"
         for i, (g, w) in enumerate(grams):
             args[f"g{i}"], args[f"w{i}"] = f"%{g}%", float(w)
         weight = " + ".join(f"CASE WHEN c.message ILIKE :g{i} THEN :w{i} ELSE 0 END" for i in range(len(grams)))

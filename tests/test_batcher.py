@@ -7,11 +7,12 @@ from __future__ import annotations
 import random
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 
-from bigramlm.generation import Sampling, encode_prompt, stream
+from bigramlm.generation import Sampling, encode_prompt, generate, stream
 from bigramlm.generation.batcher import DecodeJob, DecodeQueue
 from bigramlm.generation.speculation import DecodeStats, Speculation
 from bigramlm.models.registry import build_model
@@ -39,7 +40,7 @@ def _jobs(tokenizer: CharTokenizer, count: int, sampling: Sampling = SAMPLED, n:
 def _alone(model, tokenizer, job: DecodeJob) -> list[str]:
     texts = [""] * len(job.prompts)
     for index, piece in stream(model, tokenizer, job.prompts, job.max_new_tokens, job.sampling, job.seed, job.stop,
-                               greedy=job.greedy, speculate=None, sources=job.sources):
+                               greedy=job.greedy, speculate=None, sources=job.sources, watches=job.watches):
         texts[index] += piece
     return texts
 
@@ -191,3 +192,38 @@ def test_a_failed_decode_reaches_its_requests_and_the_next_request_is_served(rep
     for index, piece in queue.stream(job):
         texts[index] += piece
     assert texts == _alone(model, tokenizer, job)
+
+
+class _UntilWord:
+    """A row's watch (``generation.text.Watch``): the row is done once its text holds ``word``."""
+
+    def __init__(self, word: str):
+        self.word, self.text = word, ""
+
+    def __call__(self, piece: str) -> bool:
+        self.text += piece
+        return self.word in self.text
+
+
+def _watched(jobs: list[DecodeJob]) -> list[DecodeJob]:
+    """The jobs with a fresh watch on every sampled row (the greedy rows run to their end)."""
+    return [replace(j, max_new_tokens=120, watches=[(lambda piece: False) if g else _UntilWord("the")
+                                                    for g in (j.greedy or [])])
+            for j in jobs]
+
+
+@pytest.mark.parametrize("speculate", [None, Speculation()], ids=["plain", "speculative"])
+def test_a_watch_ends_its_row_early_alike_alone_shared_and_not_streamed(repeating_gpt, speculate) -> None:
+    model, tokenizer = repeating_gpt
+    jobs = _jobs(tokenizer, 6)
+    unwatched = [_alone(model, tokenizer, replace(j, max_new_tokens=120)) for j in jobs]
+    alone = [_alone(model, tokenizer, j) for j in _watched(jobs)]
+    for before, after in zip(unwatched, alone):
+        assert after[0] == before[0]  # the unwatched greedy row runs on
+        for full, ended in zip(before[1:], after[1:]):
+            assert full.startswith(ended) and ("the" not in full or ended.endswith("the"))
+    assert any(len(ended) < len(full) for b, a in zip(unwatched, alone) for full, ended in zip(b, a))
+    assert _together(DecodeQueue(model, tokenizer, speculate), _watched(jobs)) == alone
+    for job, texts in zip(_watched(jobs), alone):
+        assert generate(model, tokenizer, job.prompts, job.max_new_tokens, job.sampling, job.seed, job.stop,
+                        greedy=job.greedy, speculate=speculate, sources=job.sources, watches=job.watches) == texts

@@ -172,6 +172,27 @@ def test_drafts_are_decoded_apart_from_the_suggestions_shown(support_run):
     assert [s["text"] for s in result3["suggestions"]] == [s["text"] for s in result["suggestions"]]  # samples refused too
 
 
+def test_a_draft_that_can_never_be_shown_ends_where_its_fault_is(support_run, monkeypatch):
+    """A draft that loops or writes a word found nowhere is ended there (``DraftWatch``):
+    the same suggestions, each ended draft a refused beginning of the whole one, fewer tokens."""
+    from bigramlm.support import readability
+
+    run, _ = support_run
+    assistant = Assistant.load(run, use_store=False)
+    settings = SuggestSettings(n=3, max_new_tokens=120, seed=5)
+    watched = assistant.suggest("I want a refund for my broken order", settings)
+    monkeypatch.setattr(readability.RunText, "watch", lambda self, message="": lambda piece: False)
+    whole = assistant.suggest("I want a refund for my broken order", settings)
+    assert [s.text for s in watched.suggestions] == [s.text for s in whole.suggestions]
+    full = {d.index: d for d in whole.drafts}
+    ended = [d for d in watched.drafts if len(d.text) < len(full[d.index].text)]
+    assert ended, "no draft was ended early: the bigram's drafts should hold non-words"
+    for d in watched.drafts:
+        assert d.readable == full[d.index].readable and full[d.index].text.startswith(d.text.rstrip())
+    assert all(not d.readable and (d.non_words or d.loops) for d in ended)
+    assert watched.decode.tokens < whole.decode.tokens
+
+
 def test_a_busy_desk_writes_only_the_greedy_draft(support_run):
     run, _ = support_run
     desk = Assistant.load(run, use_store=False, share_decodes=True)

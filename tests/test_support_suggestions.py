@@ -11,7 +11,7 @@ from bigramlm.support.brand import BrandProfile
 from bigramlm.support.choice import check_drafts, choose
 from bigramlm.support.edits import (APPEND, EVERY_INTENT, FORBID, PREPEND, REMOVE, REPLACE, Edit, KnownToRun, Rule, apply,
                                     edits_between, team_rules)
-from bigramlm.support.readability import RunText, Vocabulary, check, loops
+from bigramlm.support.readability import DraftWatch, LoopWatch, RunText, Vocabulary, check, loops, words
 from bigramlm.support.store import AcceptedReply
 
 REPLY = "I understand you want to cancel order {{Order Number}}. Visit {{Website URL}} and choose Cancel."
@@ -27,6 +27,42 @@ def test_non_words_and_loops_are_found_and_real_replies_pass():
     assert loops("about the specific details about the specific details about the specific details")
     assert loops("very very very very sorry") and not loops("very very sorry")
     assert not loops(REPLY + " " + REPLY)  # a reply said twice is not yet a loop
+
+
+WATCHED = [
+    REPLY, REPLY + " " + REPLY, REPLY + "\n\n" + SIGN_OFF,
+    "I understand you want to cancel order {{Order Number}} and order {{Order Number}} and order {{Order Number}} too.",
+    "Visit {{Website URL}} and choose choose choose choose Cancel.",
+    "I understand gathilarating order {{Order Number}} today.",
+    "Please please cancel my purchase, my quuxel broke.",  # the customer's own word
+    "Visit the {{Website  URL\n}} page.",  # no placeholder: braces around a newline are text
+    "cancel my purchase please cancel my purchase please cancel my purchase please",
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_draft_watch_reads_a_growing_draft_as_check_reads_the_whole(seed):
+    """Fed in pieces cut anywhere (inside words and placeholders too), a watch dooms a
+    draft iff ``check`` finds a non-word or a loop in it, and once doomed the text so far
+    already fails ``check`` (so a decode may end the draft there)."""
+    import random
+
+    rng = random.Random(seed)
+    vocabulary = Vocabulary.of([REPLY, SIGN_OFF, "please cancel my purchase, my too today page the"])
+    for text in WATCHED:
+        whole = check(text, vocabulary, "my quuxel broke")
+        watch, fed = DraftWatch(vocabulary, "my quuxel broke"), ""
+        cuts = sorted(rng.sample(range(1, len(text)), k=min(len(text) - 1, rng.randrange(1, 30))))
+        for a, b in zip([0, *cuts], [*cuts, len(text)]):
+            fed += text[a:b]
+            if watch(text[a:b]):
+                early = check(fed, vocabulary, "my quuxel broke")
+                assert early.non_words or early.loops, (text, fed)
+                break
+        else:
+            watch(" ")  # the text's end settles its last word
+        assert watch.doomed == bool(whole.non_words or whole.loops), text
+        assert LoopWatch().add(words(text)) == loops(text)
 
 
 def test_edits_are_found_word_by_word():

@@ -34,7 +34,7 @@ import torch
 from bigramlm.generation.batch import Decode, DecodeBatch, NewRows, Sampling, prompt_contexts
 from bigramlm.generation.checks import check_decode, decode_seed
 from bigramlm.generation.speculation import DecodeStats, Speculation
-from bigramlm.generation.text import TextRow
+from bigramlm.generation.text import TextRow, Watch
 from bigramlm.models.base import LanguageModel
 from bigramlm.tokenization import Tokenizer
 
@@ -54,6 +54,8 @@ class DecodeJob:
     stop: Sequence[str] = ()
     greedy: Sequence[bool] | None = None
     sources: Sequence[Sequence[Sequence[int]]] | None = None
+    #: Per prompt, what may end its row early (``text.Watch``; each row's own, as it keeps state).
+    watches: Sequence[Watch] | None = None
 
 
 _END = object()
@@ -66,7 +68,8 @@ class _Ticket:
         self.job = job
         self.seed = decode_seed(job.seed)
         self.contexts = prompt_contexts(job.prompts, tokenizer.start_id)
-        self.rows = [TextRow(tokenizer, job.stop, frozenset(), streaming=True) for _ in self.contexts]
+        self.rows = [TextRow(tokenizer, job.stop, frozenset(), streaming=True, watch=job.watches[i] if job.watches else None)
+                     for i in range(len(self.contexts))]
         self.out: queue.SimpleQueue = queue.SimpleQueue()
         self.gone = threading.Event()
         self.closed = False

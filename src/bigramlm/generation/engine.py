@@ -30,7 +30,7 @@ from bigramlm.generation.checks import check_decode, decode_seed
 from bigramlm.generation.filters import filter_logits
 from bigramlm.generation.markov import MarkovChainSampler
 from bigramlm.generation.speculation import DecodeStats, Speculation
-from bigramlm.generation.text import IdRow, Row, StopScanner, TextRow, stop_flags
+from bigramlm.generation.text import IdRow, Row, StopScanner, TextRow, Watch, stop_flags
 from bigramlm.models.base import LanguageModel
 from bigramlm.tokenization import Tokenizer
 
@@ -72,7 +72,7 @@ def stream(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Sequenc
            greedy: Sequence[bool] | None = None, rows_per_batch: int = 64, kv_cache: bool = True,
            check: Callable[[], None] | None = None, within_block: bool = True,
            speculate: Speculation | None = Speculation(), sources: Sequence[Sequence[Sequence[int]]] | None = None,
-           stats: DecodeStats | None = None) -> Iterator[tuple[int, str]]:
+           stats: DecodeStats | None = None, watches: Sequence[Watch] | None = None) -> Iterator[tuple[int, str]]:
     """``(row, piece)`` as each prompt's continuation grows; a row's pieces concatenate to
     its text in ``generate`` (cut before its first stop string).
 
@@ -80,9 +80,11 @@ def stream(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Sequenc
     ``within_block=False`` lets a continuation run past the model's block (its window slides).
     ``speculate`` drafts tokens from ``sources[i]`` (token lists row ``i`` is likely to
     repeat) and the row's own text (None: one token per pass); ``stats`` is filled in.
+    ``watches[i]`` may end row ``i`` early (``text.Watch``).
     """
     check_decode(max_new_tokens, rows_per_batch)
-    rows = [TextRow(tokenizer, stop, frozenset(), streaming=True) for _ in prompts]
+    rows = [TextRow(tokenizer, stop, frozenset(), streaming=True, watch=watches[i] if watches else None)
+            for i in range(len(prompts))]
     job = Decode(model, max_new_tokens, sampling, decode_seed(seed), kv_cache, check, within_block, speculate,
                   stats if stats is not None else DecodeStats())
     for _ in _decode(job, prompt_contexts(prompts, tokenizer.start_id), rows, greedy or [False] * len(rows), rows_per_batch,
@@ -97,13 +99,14 @@ def generate(model: LanguageModel, tokenizer: Tokenizer, prompts: Sequence[Seque
              greedy: Sequence[bool] | None = None, rows_per_batch: int = 64, kv_cache: bool = True,
              check: Callable[[], None] | None = None, on_progress: Callable[[int], None] | None = None,
              speculate: Speculation | None = Speculation(), sources: Sequence[Sequence[Sequence[int]]] | None = None,
-             stats: DecodeStats | None = None) -> list[str]:
+             stats: DecodeStats | None = None, watches: Sequence[Watch] | None = None) -> list[str]:
     """The continuation of each prompt (not including it), cut before its first stop
     string; ``greedy[i]`` makes row ``i`` greedy while the others sample. ``speculate``,
-    ``sources`` and ``stats`` as in ``stream``."""
+    ``sources``, ``stats`` and ``watches`` as in ``stream``."""
     check_decode(max_new_tokens, rows_per_batch)
     flags = stop_flags(tokenizer, stop)
-    rows = [TextRow(tokenizer, stop, flags, streaming=False) for _ in prompts]
+    rows = [TextRow(tokenizer, stop, flags, streaming=False, watch=watches[i] if watches else None)
+            for i in range(len(prompts))]
     job = Decode(model, max_new_tokens, sampling, decode_seed(seed), kv_cache, check, True, speculate,
                   stats if stats is not None else DecodeStats())
     for _ in _decode(job, prompt_contexts(prompts, tokenizer.start_id), rows, greedy or [False] * len(rows), rows_per_batch,

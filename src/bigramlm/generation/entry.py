@@ -59,7 +59,7 @@ class Decodes:
             return self.queue.stream(job, check, stats)
         return stream(self.model, self.tokenizer, job.prompts, job.max_new_tokens, job.sampling, job.seed, job.stop,
                       greedy=job.greedy, rows_per_batch=self.rows_per_batch, check=check, speculate=self.speculate,
-                      sources=job.sources, stats=stats)
+                      sources=job.sources, stats=stats, watches=job.watches)
 
     def generate(self, job: DecodeJob, check: Callable[[], None] | None = None, stats: DecodeStats | None = None,
                  on_progress: Callable[[int], None] | None = None) -> list[str]:
@@ -74,7 +74,7 @@ class Decodes:
             return texts
         return generate(self.model, self.tokenizer, job.prompts, job.max_new_tokens, job.sampling, job.seed, job.stop,
                         greedy=job.greedy, rows_per_batch=self.rows_per_batch, check=check, on_progress=on_progress,
-                        speculate=self.speculate, sources=job.sources, stats=stats)
+                        speculate=self.speculate, sources=job.sources, stats=stats, watches=job.watches)
 
 
 #: What a caller of the entry needs besides it: the job, how it samples, drafts and reports.

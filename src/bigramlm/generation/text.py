@@ -7,16 +7,22 @@ streaming servers use). ``StopScanner`` holds back a tail that could still becom
 string, and cuts the text before the first one. Both keep the invariant that the pieces
 they hand out concatenate to exactly the text that decoding all tokens at once, then
 cutting at the first stop string, gives. ``TextRow`` and ``IdRow`` are what one row of the
-decode (``generation.engine``) keeps of its tokens.
+decode (``generation.engine``) keeps of its tokens. A ``Watch`` may end a text row early,
+once what it has written makes it worthless whatever follows (a support draft that
+loops: ``support.readability.DraftWatch``).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from bigramlm.tokenization import Tokenizer
 
 REPLACEMENT = "\ufffd"
+
+#: Fed a row's text piece by piece as it becomes safe to show (the pieces concatenate to
+#: the row's text); True once the row is worthless whatever follows, and the row ends there.
+Watch = Callable[[str], bool]
 
 
 class Detokenizer:
@@ -93,10 +99,13 @@ class StopScanner:
 class TextRow:
     """One row's text and its stop strings. Streamed, it detokenizes every token and
     keeps the piece that is safe to show; otherwise it decodes only after a token whose
-    text could start a stop string (``flagged``), so most steps decode nothing."""
+    text could start a stop string (``flagged``), so most steps decode nothing. A row
+    with a ``watch`` is streamed, and ends once the watch says so (``doomed``)."""
 
-    def __init__(self, tokenizer: Tokenizer, stop: Sequence[str], flagged: frozenset[int], streaming: bool):
-        self.tokenizer, self.stop, self.flagged = tokenizer, stop, flagged
+    def __init__(self, tokenizer: Tokenizer, stop: Sequence[str], flagged: frozenset[int], streaming: bool,
+                 watch: Watch | None = None):
+        streaming = streaming or watch is not None
+        self.tokenizer, self.stop, self.flagged, self.watch = tokenizer, stop, flagged, watch
         self.ids: list[int] = []
         self.cut: str | None = None
         self.detokenizer = Detokenizer(tokenizer) if streaming else None
@@ -104,13 +113,18 @@ class TextRow:
         self.pending = ""
         #: Whether the row's text is whole (``finish`` ran; a second call does nothing).
         self.finished = False
+        #: Whether the watch ended the row.
+        self.doomed = False
 
     def push(self, token: int) -> bool:
-        """Add a token; False once the row has reached a stop string."""
+        """Add a token; False once the row has reached a stop string (or its watch ended it)."""
         self.ids.append(token)
         if self.scanner is not None and self.detokenizer is not None:
-            self.pending += self.scanner.feed(self.detokenizer.add(token))
-            return not self.scanner.done
+            piece = self.scanner.feed(self.detokenizer.add(token))
+            self.pending += piece
+            if self.watch is not None and piece and not self.scanner.done:
+                self.doomed = self.watch(piece)
+            return not self.scanner.done and not self.doomed
         if token in self.flagged:
             self.cut = cut_at_stop(self.tokenizer.decode(self.ids), self.stop)
         return self.cut is None

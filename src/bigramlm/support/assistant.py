@@ -293,14 +293,16 @@ class Assistant:
             return settings
         return replace(settings, drafts=1 if self.decodes.busy() else settings.n)
 
-    @staticmethod
-    def _job(requests: list[ReadMessage], settings: SuggestSettings, sampling: Sampling, stop: Sequence[str]) -> DecodeJob:
+    def _job(self, requests: list[ReadMessage], settings: SuggestSettings, sampling: Sampling, stop: Sequence[str]) -> DecodeJob:
         """The decode of the requests' drafts (``drafts`` rows each, the first greedy); no row
-        for a message out of scope (no intent fits: nothing to write)."""
+        for a message out of scope (no intent fits: nothing to write). A draft ends as soon
+        as it loops or writes a word found nowhere (``readability.DraftWatch``): it could
+        never be shown, and the rest of it cost a busy desk's shared passes."""
         live = [r for r in requests if not r.understanding.out_of_scope]
         k = settings.draft_count
         return DecodeJob([r.prompt for r in live for _ in range(k)], settings.max_new_tokens, sampling, settings.seed,
-                         [*STOP_STRINGS, *stop], _greedy_first(k, len(live)), [r.sources for r in live for _ in range(k)])
+                         [*STOP_STRINGS, *stop], _greedy_first(k, len(live)), [r.sources for r in live for _ in range(k)],
+                         [self.reading.watch(r.text) for r in live for _ in range(k)])
 
     def _answer(self, request: ReadMessage, candidates: Sequence[str], settings: SuggestSettings,
                 stats: DecodeStats) -> AssistResult:

@@ -66,15 +66,90 @@ class Vocabulary:
 
 def loops(text: str) -> bool:
     """Whether ``text`` repeats itself as no reply an agent sends does (see the module docstring)."""
-    w = words(text)
-    for span in range(1, LOOP_SPAN + 1):
-        times = LOOP_TIMES if span > 1 else LOOP_TIMES + 1  # one word: four times in a row
-        for i in range(len(w) - span * times + 1):
-            first = w[i : i + span]
-            if all(w[i + k * span : i + (k + 1) * span] == first for k in range(1, times)):
+    return LoopWatch().add(words(text))
+
+
+class LoopWatch:
+    """The loop rule read word by word: ``add`` says whether the words so far loop. Each
+    new word only ends new spans and one new 6-gram, so a growing draft is checked as it
+    grows at a cost per word, and ``loops`` on a whole text is the same rule."""
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self.grams: Counter[tuple[str, ...]] = Counter()
+        self.looped = False
+
+    def add(self, new: Iterable[str]) -> bool:
+        w = self.words
+        for word in new:
+            if self.looped:
+                break
+            w.append(word)
+            self.looped = self._ends_a_repeat() or self._counts_a_gram()
+        return self.looped
+
+    def _ends_a_repeat(self) -> bool:
+        """Whether the words ending with the newest are a span said ``LOOP_TIMES`` times in a row."""
+        w, end = self.words, len(self.words)
+        for span in range(1, LOOP_SPAN + 1):
+            times = LOOP_TIMES if span > 1 else LOOP_TIMES + 1  # one word: four times in a row
+            start = end - span * times
+            if start < 0:
+                break
+            last = w[end - span : end]
+            if all(w[start + k * span : start + (k + 1) * span] == last for k in range(times - 1)):
                 return True
-    grams = Counter(tuple(w[i : i + LOOP_NGRAM]) for i in range(len(w) - LOOP_NGRAM + 1))
-    return bool(grams) and max(grams.values()) >= LOOP_TIMES
+        return False
+
+    def _counts_a_gram(self) -> bool:
+        if len(self.words) < LOOP_NGRAM:
+            return False
+        gram = tuple(self.words[-LOOP_NGRAM:])
+        self.grams[gram] += 1
+        return self.grams[gram] >= LOOP_TIMES
+
+
+def settled(text: str) -> int:
+    """Where the part of a growing ``text`` whose words can no longer change ends: at its
+    last blank, and before a ``{{`` not yet closed there (a placeholder's name is not words)."""
+    end = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t"))
+    opened = text.rfind("{{", 0, end)
+    if opened > text.rfind("}}", 0, end):
+        end = opened
+    return max(end, 0)
+
+
+class DraftWatch:
+    """Reads a draft as it is decoded and says as soon as it can never be shown: it loops,
+    or it has a word found nowhere in the run or the message (``check``'s first two rules).
+    Both are facts about words already written that no continuation undoes, so the decode
+    can end such a draft there and ``check`` on the shorter text still refuses it (the
+    fluency rule scores the whole draft, so it is left to ``check``). Fed the row's text
+    piece by piece (``generation.text.TextRow``); the words of each settled stretch are
+    read once.
+
+    One difference from ``check`` on the whole draft: the vocabulary may grow while the
+    draft is written (a desk reading its store's texts), and a word unknown when it was
+    written ends the draft even if it is known by the time the draft would have ended."""
+
+    def __init__(self, vocabulary: Vocabulary, message: str = ""):
+        self.vocabulary, self.message_words = vocabulary, set(words(message))
+        self.text = ""
+        self.read = 0  # characters of ``text`` whose words were read
+        self.loops = LoopWatch()
+        self.doomed = False
+
+    def __call__(self, piece: str) -> bool:
+        if self.doomed or not piece:
+            return self.doomed
+        self.text += piece
+        end = settled(self.text)
+        if end > self.read:
+            new = words(self.text[self.read : end])
+            self.read = end
+            known = self.vocabulary.known
+            self.doomed = any(w not in known and w not in self.message_words for w in new) or self.loops.add(new)
+        return self.doomed
 
 
 @dataclass(frozen=True)
@@ -152,6 +227,10 @@ class RunText:
 
     def check(self, text: str, message: str = "") -> Readability:
         return check(text, self.vocabulary, message, self.fluency)
+
+    def watch(self, message: str = "") -> DraftWatch:
+        """A watch for one draft answering ``message`` (the decode ends the draft once it is doomed)."""
+        return DraftWatch(self.vocabulary, message)
 
 
 #: Texts added between two calls of ``add_texts``' ``pause``: about 1 ms of work each (the

@@ -103,7 +103,7 @@ def main() -> int:
                                       "new": timed(lambda g: store.similar(g, args.limit), grams, args.repeats)}
             if args.backend == "postgresql":
                 result["windows"] = {w: windowed(store, w, grams, args) for w in args.windows}
-            if args.backend == "postgresql":
+
                 def old(g: list[tuple[str, float]]) -> Any:
                     with store.db.read() as conn:
                         return before(conn, g, args.limit)

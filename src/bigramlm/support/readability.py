@@ -60,8 +60,11 @@ class Vocabulary:
 
     def unknown(self, text: str, also: str = "") -> list[str]:
         """The words of ``text`` found neither here nor in ``also`` (the customer's message), each once."""
-        extra = set(words(also))
-        return list(dict.fromkeys(w for w in words(text) if w not in self.known and w not in extra))
+        return self.unknown_among(words(text), set(words(also)))
+
+    def unknown_among(self, found: Iterable[str], extra: set[str]) -> list[str]:
+        """The words of ``found`` neither here nor in ``extra``, each once (``unknown`` on words already split)."""
+        return list(dict.fromkeys(w for w in found if w not in self.known and w not in extra))
 
 
 def loops(text: str) -> bool:
@@ -109,14 +112,18 @@ class LoopWatch:
         return self.grams[gram] >= LOOP_TIMES
 
 
-def settled(text: str) -> int:
+def settled(text: str, start: int = 0) -> int:
     """Where the part of a growing ``text`` whose words can no longer change ends: at its
-    last blank, and before a ``{{`` not yet closed there (a placeholder's name is not words)."""
-    end = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t"))
-    opened = text.rfind("{{", 0, end)
-    if opened > text.rfind("}}", 0, end):
+    last blank, and before a ``{{`` not yet closed there (a placeholder's name is not words).
+    Only ``text[start:]`` is searched: the caller's text up to ``start`` was settled before,
+    with no ``{{`` left open (``start`` itself may be one)."""
+    end = max(text.rfind(" ", start), text.rfind("\n", start), text.rfind("\t", start))
+    if end < start:
+        return start
+    opened = text.rfind("{{", start, end)
+    if opened > text.rfind("}}", start, end):
         end = opened
-    return max(end, 0)
+    return end
 
 
 class DraftWatch:
@@ -143,12 +150,11 @@ class DraftWatch:
         if self.doomed or not piece:
             return self.doomed
         self.text += piece
-        end = settled(self.text)
+        end = settled(self.text, self.read)
         if end > self.read:
             new = words(self.text[self.read : end])
             self.read = end
-            known = self.vocabulary.known
-            self.doomed = any(w not in known and w not in self.message_words for w in new) or self.loops.add(new)
+            self.doomed = bool(self.vocabulary.unknown_among(new, self.message_words)) or self.loops.add(new)
         return self.doomed
 
 
